@@ -1,0 +1,184 @@
+#include "shared/base/file_system.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace chiron {
+namespace {
+
+Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
+  std::string msg = what + " '" + path + "': " + std::strerror(err);
+  switch (err) {
+    case ENOENT: return NotFoundError(msg);
+    case EACCES:
+    case EPERM: return PermissionDeniedError(msg + " (check the file's owner and mode)");
+    case ENOSPC:
+    case EDQUOT: return ResourceExhaustedError(msg + " (free disk space and retry)");
+    default: return InternalError(msg);
+  }
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+class PosixFileSystem final : public FileSystem {
+ public:
+  Result<Bytes> ReadFile(const std::string& path, size_t max_size) override {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return ErrnoStatus("cannot open", path, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("cannot stat", path, errno);
+    if (!S_ISREG(st.st_mode)) return InvalidArgumentError("'" + path + "' is not a regular file");
+    if (static_cast<uint64_t>(st.st_size) > max_size) {
+      return ResourceExhaustedError("'" + path + "' is " + std::to_string(st.st_size) +
+                                    " bytes, more than the limit of " +
+                                    std::to_string(max_size));
+    }
+    Bytes out;
+    out.reserve(static_cast<size_t>(st.st_size));
+    uint8_t buf[65536];
+    while (true) {
+      ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("cannot read", path, errno);
+      }
+      if (n == 0) break;
+      if (out.size() + static_cast<size_t>(n) > max_size) {
+        return ResourceExhaustedError("'" + path + "' grew past the limit of " +
+                                      std::to_string(max_size) + " bytes while being read");
+      }
+      out.insert(out.end(), buf, buf + n);
+    }
+    return out;
+  }
+
+  Status WriteFileAtomic(const std::string& path, ByteSpan data, int mode) override {
+    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (fd.get() < 0) return ErrnoStatus("cannot create", tmp, errno);
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return ErrnoStatus("cannot write", tmp, err);
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return ErrnoStatus("cannot fsync", tmp, err);
+    }
+    if (::close(fd.Release()) != 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return ErrnoStatus("cannot close", tmp, err);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return ErrnoStatus("cannot rename into", path, err);
+    }
+    return SyncDirectory(DirName(path));
+  }
+
+  Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus("cannot remove", path, errno);
+    }
+    return Status::Ok();
+  }
+
+  Result<bool> Exists(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) return true;
+    if (errno == ENOENT) return false;
+    return ErrnoStatus("cannot stat", path, errno);
+  }
+
+  Status CreateDirectories(const std::string& path, int mode) override {
+    if (path.empty()) return InvalidArgumentError("empty directory path");
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+      pos = path.find('/', pos + 1);
+      std::string prefix = path.substr(0, pos);
+      if (prefix.empty()) continue;
+      if (::mkdir(prefix.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
+        return ErrnoStatus("cannot create directory", prefix, errno);
+      }
+    }
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("cannot stat", path, errno);
+    if (!S_ISDIR(st.st_mode)) return FailedPreconditionError("'" + path + "' is not a directory");
+    return Status::Ok();
+  }
+
+  Result<std::vector<std::string>> ListDirectory(const std::string& path) override {
+    DIR* dir = ::opendir(path.c_str());
+    if (dir == nullptr) return ErrnoStatus("cannot open directory", path, errno);
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(dir)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    ::closedir(dir);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  Status SyncDirectory(const std::string& path) override {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) return ErrnoStatus("cannot open directory", path, errno);
+    if (::fsync(fd.get()) != 0) return ErrnoStatus("cannot fsync directory", path, errno);
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+FileSystem* FileSystem::Default() {
+  static PosixFileSystem* fs = new PosixFileSystem();
+  return fs;
+}
+
+std::string JoinPath(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  bool a_slash = a.back() == '/';
+  bool b_slash = b.front() == '/';
+  if (a_slash && b_slash) return a + b.substr(1);
+  if (a_slash || b_slash) return a + b;
+  return a + "/" + b;
+}
+
+}  // namespace chiron

@@ -8,15 +8,28 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "shared/base/bytes.h"
 #include "shared/base/secret.h"
 #include "shared/base/status.h"
 
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+
 namespace chiron::crypto {
 
 inline constexpr size_t kStreamNoncePrefixSize = 7;
 inline constexpr uint64_t kStreamMaxChunks = uint64_t{1} << 32;
+// Each sealed chunk is its plaintext plus this many bytes.
+inline constexpr size_t kStreamTagSize = 16;
+// GCM's per-message limit (NIST SP 800-38D): 2^36 - 32 bytes of plaintext per chunk.
+inline constexpr uint64_t kStreamMaxChunkSize = (uint64_t{1} << 36) - 32;
+
+namespace internal {
+struct CipherCtxDeleter {
+  void operator()(EVP_CIPHER_CTX* ctx) const;
+};
+}  // namespace internal
 
 class AeadStreamSealer {
  public:
@@ -30,6 +43,14 @@ class AeadStreamSealer {
   // Seals the next chunk; `last` must be true exactly for the final chunk. Returns
   // ciphertext || 16-byte tag. FailedPrecondition after the last chunk or past kStreamMaxChunks.
   Result<Bytes> SealChunk(ByteSpan plaintext, bool last);
+  // Allocation-free variant: writes ciphertext || tag into `out`, which must be exactly
+  // plaintext.size() + kStreamTagSize bytes (InvalidArgument otherwise). `out` may not overlap
+  // `plaintext` except exactly (in-place sealing of out.first(plaintext.size())).
+  Status SealChunkInto(ByteSpan plaintext, bool last, MutableByteSpan out);
+  // Creates the sealer with a caller-chosen nonce prefix. Only for tests that need
+  // deterministic output: reusing a prefix with the same key destroys confidentiality.
+  static Result<AeadStreamSealer> CreateWithNoncePrefixForTesting(ByteSpan key, ByteSpan stream_aad,
+                                                                 ByteSpan nonce_prefix);
 
  private:
   AeadStreamSealer() = default;
@@ -38,6 +59,9 @@ class AeadStreamSealer {
   Bytes nonce_prefix_;
   uint64_t next_index_ = 0;
   bool finished_ = false;
+  // Keyed once at creation; each chunk only sets a new nonce (no per-chunk key schedule).
+  std::unique_ptr<EVP_CIPHER_CTX, internal::CipherCtxDeleter> ctx_;
+  Bytes aad_;  // label || stream_aad length || stream_aad || index || last (rewritten per chunk)
 };
 
 class AeadStreamOpener {
@@ -46,13 +70,21 @@ class AeadStreamOpener {
 
   // Opens chunk `index` (callers may open chunks in any order, e.g. for random access, but
   // each chunk authenticates its own index and last flag). DataLoss if anything was altered.
+  // InvalidArgument if index >= kStreamMaxChunks; DataLoss for a chunk shorter than the tag.
   Result<SecretBytes> OpenChunk(uint64_t index, ByteSpan sealed_chunk, bool last) const;
+  // Allocation-free variant: writes the plaintext into `out`, which must be exactly
+  // sealed_chunk.size() - kStreamTagSize bytes. On any error `out` is zeroed, so no
+  // unauthenticated plaintext is left behind.
+  Status OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, bool last,
+                       MutableByteSpan out) const;
 
  private:
   AeadStreamOpener() = default;
   SecretBytes key_;
   Bytes stream_aad_;
   Bytes nonce_prefix_;
+  std::unique_ptr<EVP_CIPHER_CTX, internal::CipherCtxDeleter> ctx_;
+  mutable Bytes aad_;  // scratch, as in the sealer
 };
 
 }  // namespace chiron::crypto

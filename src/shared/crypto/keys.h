@@ -69,13 +69,21 @@ class PrivateKey {
   EVP_PKEY* native() const { return key_.get(); }
 
  private:
-  PrivateKey(std::shared_ptr<EVP_PKEY> key, SignatureScheme scheme)
-      : key_(std::move(key)), scheme_(scheme) {}
+  PrivateKey(std::shared_ptr<EVP_PKEY> key, PublicKey public_key, SignatureScheme scheme)
+      : key_(std::move(key)), public_key_(std::move(public_key)), scheme_(scheme) {}
+  // Adopts one reference to `key` and derives the public half.
+  static Result<PrivateKey> Adopt(EVP_PKEY* key);
   std::shared_ptr<EVP_PKEY> key_;
+  PublicKey public_key_;  // a separate, public-only EVP_PKEY
   SignatureScheme scheme_;
 };
 
-// Converts big-endian r, s into a DER ECDSA signature (helper for raw formats).
+// Converts big-endian r, s into a DER ECDSA signature (helper for raw formats). r and s must be
+// non-empty, of equal size, at most 66 bytes each.
 Result<Bytes> EcdsaRawToDer(ByteSpan r, ByteSpan s);
+
+// The size in bytes of r and s (and of a field element) for an ECDSA scheme: 32 or 48; 0 for
+// Ed25519.
+size_t EcdsaScalarSize(SignatureScheme scheme);
 
 }  // namespace chiron::crypto

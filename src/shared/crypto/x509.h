@@ -32,6 +32,11 @@ struct CertificateRequest {
   std::chrono::seconds lifetime = std::chrono::hours(24 * 365);
   std::vector<CertificateExtension> extensions;
   std::vector<std::string> dns_names;  // subjectAltName
+  // basicConstraints: CA:TRUE (with keyUsage keyCertSign + cRLSign) when set, else CA:FALSE
+  // (with keyUsage digitalSignature). Both extensions are marked critical.
+  bool is_ca = false;
+  // For CAs: the pathLenConstraint; unset means no limit.
+  std::optional<int> path_length;
 };
 
 class Certificate {
@@ -46,6 +51,15 @@ class Certificate {
   static Result<Certificate> CreateSelfSigned(const PrivateKey& key,
                                               const CertificateRequest& request);
 
+  // Signed by `issuer_key`, whose certificate is `issuer_cert` (its subject becomes the issuer
+  // name and its subjectKeyIdentifier the authorityKeyIdentifier). Used to build CA chains
+  // (set request.is_ca for intermediates). InvalidArgument if issuer_key does not match
+  // issuer_cert's public key.
+  static Result<Certificate> CreateSigned(const PrivateKey& issuer_key,
+                                          const Certificate& issuer_cert,
+                                          const PublicKey& subject_public_key,
+                                          const CertificateRequest& request);
+
   Result<Bytes> ToDer() const;
   std::string ToPem() const;
 
@@ -54,6 +68,8 @@ class Certificate {
   std::string issuer() const;
   std::chrono::system_clock::time_point not_before() const;
   std::chrono::system_clock::time_point not_after() const;
+  // The serial number as a minimal big-endian unsigned integer (what CRLs list).
+  Bytes serial_number() const;
 
   // The extension with this dotted OID, or NotFound. InvalidArgument if it appears twice.
   Result<CertificateExtension> FindExtension(std::string_view oid) const;
@@ -78,8 +94,20 @@ struct ChainVerifyOptions {
 // Verifies that `leaf` chains through `intermediates` to one of `roots`, using OpenSSL's path
 // validation (signatures, validity at verification_time, CA constraints, CRLs). Errors name the
 // failing certificate and OpenSSL's reason, e.g. "certificate has expired".
+// Any failure is Unauthenticated; InvalidArgument if a CRL cannot be parsed.
 Status VerifyCertificateChain(const Certificate& leaf, const std::vector<Certificate>& intermediates,
                               const std::vector<Certificate>& roots,
                               const ChainVerifyOptions& options);
+
+struct CrlRequest {
+  std::chrono::system_clock::time_point this_update = std::chrono::system_clock::now();
+  std::chrono::seconds lifetime = std::chrono::hours(24 * 30);  // nextUpdate - thisUpdate
+  std::vector<Bytes> revoked_serials;  // as returned by Certificate::serial_number()
+};
+
+// A DER X.509 v2 CRL signed by `issuer_key` for the certificates issued by `issuer_cert`.
+// Chiron verifies CRLs rather than issuing them; this exists for tests and tools.
+Result<Bytes> CreateCrl(const PrivateKey& issuer_key, const Certificate& issuer_cert,
+                        const CrlRequest& request);
 
 }  // namespace chiron::crypto

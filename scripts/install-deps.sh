@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang-14 lld-14 libclang-rt-14-dev clang-format
   # trusted runtime, client and shared code
   libssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libsqlite3-dev libseccomp-dev nlohmann-json3-dev zlib1g-dev libpng-dev
+  libsqlite3-dev libseccomp-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libpng-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # sandboxed worker (the only part that links libtorch) and real data

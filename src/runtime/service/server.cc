@@ -1,0 +1,62 @@
+#include "runtime/service/server.h"
+
+#include "runtime/service/attestation_service.h"
+#include "runtime/service/pending_services.h"
+#include "shared/base/log.h"
+#include "shared/ratls/grpc_credentials.h"
+
+namespace chiron::runtime {
+
+RuntimeServer::~RuntimeServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions& options) {
+  auto platform = tee::CreatePlatform(options.platform);
+  if (!platform.ok()) return platform.status().WithContext("TEE platform");
+  tee::Platform* raw_platform = platform->get();
+  if (raw_platform->insecure()) {
+    LogWarning("tee.insecure",
+               {{"platform", std::string(raw_platform->name())},
+                {"message",
+                 "INSECURE: the sim platform is a software simulation; it protects nothing and "
+                 "its evidence proves nothing. Use it only for development and tests."}});
+  }
+  LogInfo("tee.ready", {{"platform", raw_platform->Describe()}});
+
+  auto identity = ratls::CreateAttestedIdentity(
+      [raw_platform](ByteSpan report_data) { return raw_platform->GetEvidence(report_data); },
+      "chirond");
+  if (!identity.ok()) return identity.status().WithContext("attested TLS identity");
+
+  std::unique_ptr<RuntimeServer> server(
+      new RuntimeServer(std::move(*platform), std::move(*identity)));
+
+  server->services_.push_back(
+      std::make_unique<AttestationService>(server->platform_.get(), server->identity_.spki_der));
+  for (auto& service : MakePendingServices()) server->services_.push_back(std::move(service));
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address,
+                           ratls::AttestedServerCredentials(server->identity_, nullptr),
+                           &server->port_);
+  builder.SetMaxReceiveMessageSize(80 * 1024 * 1024);
+  for (auto& service : server->services_) builder.RegisterService(service.get());
+  server->server_ = builder.BuildAndStart();
+  if (!server->server_ || server->port_ == 0) {
+    return UnavailableError("cannot listen on " + options.listen_address +
+                            " (address in use or not local? pick another --listen)");
+  }
+  LogInfo("server.listening",
+          {{"address", options.listen_address}, {"port", std::to_string(server->port_)},
+           {"tls_key", ratls::PrincipalId(server->identity_.spki_der)}});
+  return server;
+}
+
+void RuntimeServer::Shutdown(std::chrono::milliseconds grace) {
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + grace);
+}
+
+void RuntimeServer::Wait() {
+  if (server_) server_->Wait();
+}
+
+}  // namespace chiron::runtime

@@ -1,0 +1,52 @@
+// RuntimeServer: chirond's service. Creates the TEE platform, a fresh attested TLS identity, and
+// serves the chiron.v1 API over gRPC with mutual TLS 1.3.
+//
+// Thread safety: Start, then Wait from one thread and Shutdown from another (e.g. a signal
+// watcher) is the intended use.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/tee/platform.h"
+#include "shared/base/status.h"
+#include "shared/ratls/ratls.h"
+
+namespace chiron::runtime {
+
+struct ServerOptions {
+  // host:port; port 0 picks a free port (see RuntimeServer::port()).
+  std::string listen_address = "127.0.0.1:7443";
+  tee::PlatformOptions platform;
+};
+
+class RuntimeServer {
+ public:
+  ~RuntimeServer();
+
+  // Fails with a message naming the step (platform, identity, bind) that failed.
+  static Result<std::unique_ptr<RuntimeServer>> Start(const ServerOptions& options);
+
+  int port() const { return port_; }
+  const tee::Platform& platform() const { return *platform_; }
+  const ratls::TlsIdentity& identity() const { return identity_; }
+
+  // Stops accepting calls and waits up to `grace` for running ones.
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  void Wait();
+
+ private:
+  RuntimeServer(std::unique_ptr<tee::Platform> platform, ratls::TlsIdentity identity)
+      : platform_(std::move(platform)), identity_(std::move(identity)) {}
+
+  std::unique_ptr<tee::Platform> platform_;
+  ratls::TlsIdentity identity_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace chiron::runtime

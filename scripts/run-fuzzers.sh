@@ -6,7 +6,7 @@ build=${1:?build directory}
 seconds=${2:-20}
 shopt -s nullglob
 count=0
-for bin in "$build"/fuzz/fuzz_*; do
+for bin in "$build"/bin/fuzz_*; do
   [[ -x $bin && -f $bin ]] || continue
   name=$(basename "$bin")
   work=$(mktemp -d)

@@ -112,6 +112,15 @@ Result<SealedDetached> AesGcmSealDetached(ByteSpan key, ByteSpan iv, ByteSpan aa
   CHIRON_RETURN_IF_ERROR(internal::CheckGcmKey(key));
   CHIRON_RETURN_IF_ERROR(CheckIvAndTag(iv, tag_size));
   CHIRON_RETURN_IF_ERROR(CheckPlaintextSize(plaintext.size()));
+  if (iv.size() > internal::kMaxOpensslGcmIvSize) {
+    SealedDetached out;
+    out.ciphertext.resize(plaintext.size());
+    uint8_t tag[16];
+    CHIRON_RETURN_IF_ERROR(internal::AesGcmLongIv(key, iv, aad, plaintext, /*encrypt=*/true,
+                                                  out.ciphertext.data(), tag));
+    out.tag.assign(tag, tag + tag_size);
+    return out;
+  }
   internal::EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return internal::OpensslStatus(StatusCode::kInternal, "cipher context allocation");
   CHIRON_RETURN_IF_ERROR(InitGcm(ctx.get(), key, iv, /*encrypt=*/true));
@@ -137,6 +146,16 @@ Result<SecretBytes> AesGcmOpenDetached(ByteSpan key, ByteSpan iv, ByteSpan aad,
   CHIRON_RETURN_IF_ERROR(internal::CheckGcmKey(key));
   CHIRON_RETURN_IF_ERROR(CheckIvAndTag(iv, tag.size()));
   CHIRON_RETURN_IF_ERROR(CheckPlaintextSize(ciphertext.size()));
+  if (iv.size() > internal::kMaxOpensslGcmIvSize) {
+    SecretBytes plaintext(ciphertext.size());
+    uint8_t expected[16];
+    CHIRON_RETURN_IF_ERROR(internal::AesGcmLongIv(key, iv, aad, ciphertext, /*encrypt=*/false,
+                                                  plaintext.data(), expected));
+    if (!ConstantTimeEqual(ByteSpan(expected, tag.size()), tag)) {
+      return DataLossError("authentication failed");
+    }
+    return plaintext;
+  }
   internal::EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return internal::OpensslStatus(StatusCode::kInternal, "cipher context allocation");
   CHIRON_RETURN_IF_ERROR(InitGcm(ctx.get(), key, iv, /*encrypt=*/false));

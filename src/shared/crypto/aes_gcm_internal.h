@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include "shared/base/bytes.h"
+#include "shared/base/secret.h"
 #include "shared/base/status.h"
 
 namespace chiron::crypto::internal {
@@ -15,5 +16,12 @@ Status CheckGcmKey(ByteSpan key);
 // EVP_CipherUpdate over inputs of any size; false on failure.
 bool CipherUpdate(EVP_CIPHER_CTX* ctx, const uint8_t* in, size_t size, uint8_t* out);
 bool CipherAad(EVP_CIPHER_CTX* ctx, ByteSpan aad);
+
+// OpenSSL's GCM accepts IVs of at most this many bytes; longer ones use AesGcmLongIv.
+inline constexpr size_t kMaxOpensslGcmIvSize = 128;
+// GCM from its definition for long IVs: en/decrypts `input` into `output` (same size) and
+// writes the full 16-byte tag (computed over the ciphertext). The caller compares tags.
+Status AesGcmLongIv(ByteSpan key, ByteSpan iv, ByteSpan aad, ByteSpan input, bool encrypt,
+                    uint8_t* output, uint8_t tag[16]);
 
 }  // namespace chiron::crypto::internal

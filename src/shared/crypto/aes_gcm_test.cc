@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "shared/crypto/aes_gcm_internal.h"
 #include "shared/crypto/random.h"
 #include "shared/crypto/test_util.h"
 
@@ -70,6 +71,37 @@ TEST(AesGcmTest, ErrorsNameTheProblem) {
   ASSERT_TRUE(sealed.ok());
   EXPECT_EQ(sealed->tag.size(), 8u);
   EXPECT_TRUE(AesGcmOpenDetached(Bytes(16), Bytes(12), {}, {}, sealed->tag).ok());
+}
+
+// The portable path for IVs over 128 bytes must agree with OpenSSL where both apply.
+TEST(AesGcmTest, LongIvPathMatchesOpenssl) {
+  for (size_t key_size : {16u, 24u, 32u}) {
+    for (size_t iv_size : {1u, 12u, 16u, 100u, 128u}) {
+      for (size_t size : {0u, 1u, 16u, 33u, 4096u, 10000u}) {
+        Bytes key = *RandomBytes(key_size), iv = *RandomBytes(iv_size);
+        Bytes aad = *RandomBytes(size % 50), plaintext = *RandomBytes(size);
+        auto expected = AesGcmSealDetached(key, iv, aad, plaintext);
+        ASSERT_TRUE(expected.ok());
+        Bytes ciphertext(size);
+        uint8_t tag[16];
+        ASSERT_TRUE(internal::AesGcmLongIv(key, iv, aad, plaintext, true, ciphertext.data(), tag)
+                        .ok());
+        EXPECT_EQ(ciphertext, expected->ciphertext) << key_size << "/" << iv_size << "/" << size;
+        EXPECT_EQ(Bytes(tag, tag + 16), expected->tag);
+      }
+    }
+  }
+  // Round trip and tamper detection through the public API with a 300-byte IV.
+  Bytes key = *RandomBytes(32), iv = *RandomBytes(300);
+  auto sealed = AesGcmSealDetached(key, iv, AsBytes("a"), AsBytes("long iv"), 12);
+  ASSERT_TRUE(sealed.ok());
+  auto opened = AesGcmOpenDetached(key, iv, AsBytes("a"), sealed->ciphertext, sealed->tag);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(ToString(opened->span()), "long iv");
+  Bytes bad_tag = sealed->tag;
+  bad_tag[0] ^= 1;
+  EXPECT_EQ(AesGcmOpenDetached(key, iv, AsBytes("a"), sealed->ciphertext, bad_tag).status().code(),
+            StatusCode::kDataLoss);
 }
 
 }  // namespace

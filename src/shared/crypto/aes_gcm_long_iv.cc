@@ -96,12 +96,17 @@ Status AesGcmLongIv(ByteSpan key, ByteSpan iv, ByteSpan aad, ByteSpan input, boo
   }
   const Block h = Load(h_bytes);
 
-  // J0 = GHASH(IV || 0-pad || 0^64 || [len(IV)]_64)
-  Ghash iv_hash(h);
-  iv_hash.UpdatePadded(iv);
-  iv_hash.UpdateLengths(0, static_cast<uint64_t>(iv.size()) * 8);
-  uint8_t j0[16];
-  Store(iv_hash.value(), j0);
+  // J0 = IV || 0^31 || 1 for 96-bit IVs, else GHASH(IV || 0-pad || 0^64 || [len(IV)]_64).
+  uint8_t j0[16] = {0};
+  if (iv.size() == 12) {
+    std::memcpy(j0, iv.data(), 12);
+    j0[15] = 1;
+  } else {
+    Ghash iv_hash(h);
+    iv_hash.UpdatePadded(iv);
+    iv_hash.UpdateLengths(0, static_cast<uint64_t>(iv.size()) * 8);
+    Store(iv_hash.value(), j0);
+  }
 
   // Tag input: the ciphertext, which is the input when decrypting (hashed before decryption).
   Ghash tag_hash(h);

@@ -1,0 +1,549 @@
+#include "runtime/sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "runtime/sandbox/channels.h"
+#include "worker/sandbox_policy.h"
+
+namespace chiron::sandbox {
+namespace {
+
+// The id a root runtime maps the worker's uid/gid 0 to: "nobody", which owns nothing.
+constexpr uid_t kUnprivilegedId = 65534;
+
+// Steps of the child between clone and execve, reported through the error pipe.
+enum ChildStep : int {
+  kStepSync = 1,
+  kStepSetgroups,
+  kStepSetresgid,
+  kStepSetresuid,
+  kStepSetsid,
+  kStepMoveDescriptors,
+  kStepCloseDescriptors,
+  kStepRlimit,
+  kStepNoNewPrivs,
+  kStepDumpable,
+  kStepDeathSignal,
+  kStepExec,
+};
+
+const char* ChildStepName(int step) {
+  switch (step) {
+    case kStepSync: return "wait for the uid/gid maps";
+    case kStepSetgroups: return "setgroups";
+    case kStepSetresgid: return "setresgid";
+    case kStepSetresuid: return "setresuid";
+    case kStepSetsid: return "setsid";
+    case kStepMoveDescriptors: return "move the channels to their descriptor numbers";
+    case kStepCloseDescriptors: return "close every other descriptor";
+    case kStepRlimit: return "set resource limits";
+    case kStepNoNewPrivs: return "set no_new_privs";
+    case kStepDumpable: return "clear dumpable";
+    case kStepDeathSignal: return "set the parent-death signal";
+    case kStepExec: return "execve the worker";
+  }
+  return "unknown step";
+}
+
+struct ResourceLimit {
+  int resource;
+  struct rlimit limit;
+};
+
+// Everything the child needs, prepared before the clone (the child may not allocate).
+struct ChildPlan {
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  std::array<int, kWorkerFirstFreeFd> sources{};  // descriptor to install at each number
+  int sync_read_fd = -1;
+  int sync_write_fd = -1;
+  int error_fd = -1;
+  bool drop_groups = false;
+  std::array<ResourceLimit, 7> limits{};
+};
+
+// Runs in the cloned child: async-signal-safe system calls only, on the plan's memory.
+[[noreturn]] void ChildMain(const ChildPlan& plan) {
+  int error_fd = plan.error_fd;
+  auto fail = [&error_fd](int step) {
+    int payload[2] = {step, errno};
+    ssize_t ignored = write(error_fd, payload, sizeof(payload));
+    (void)ignored;
+    _exit(127);
+  };
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail(kStepDeathSignal);
+  close(plan.sync_write_fd);
+  char go = 0;
+  // EOF instead of the byte: the runtime failed to write the maps or died; either way, stop.
+  if (read(plan.sync_read_fd, &go, 1) != 1) fail(kStepSync);
+  // Raw system calls: glibc's wrappers would try to broadcast the change to the parent's threads,
+  // which do not exist in this process.
+  if (plan.drop_groups && syscall(SYS_setgroups, 0, nullptr) != 0) fail(kStepSetgroups);
+  if (syscall(SYS_setresgid, 0, 0, 0) != 0) fail(kStepSetresgid);
+  if (syscall(SYS_setresuid, 0, 0, 0) != 0) fail(kStepSetresuid);
+  if (setsid() < 0) fail(kStepSetsid);
+
+  // Lift every source out of the 0-8 range first so that installing one cannot clobber another.
+  constexpr int kHigh = 64;
+  std::array<int, kWorkerFirstFreeFd> high{};
+  for (int i = 0; i < kWorkerFirstFreeFd; ++i) {
+    high[i] = fcntl(plan.sources[i], F_DUPFD_CLOEXEC, kHigh);
+    if (high[i] < 0) fail(kStepMoveDescriptors);
+  }
+  int moved_error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, kHigh);
+  if (moved_error_fd < 0) fail(kStepMoveDescriptors);
+  error_fd = moved_error_fd;
+  for (int i = 0; i < kWorkerFirstFreeFd; ++i) {
+    if (dup2(high[i], i) != i) fail(kStepMoveDescriptors);  // dup2 clears FD_CLOEXEC
+  }
+  // Everything else goes, except the error pipe (close-on-exec, so it closes at execve).
+  if (syscall(SYS_close_range, kWorkerFirstFreeFd, error_fd - 1, 0) != 0) {
+    fail(kStepCloseDescriptors);
+  }
+  if (syscall(SYS_close_range, error_fd + 1, ~0u, 0) != 0) fail(kStepCloseDescriptors);
+
+  for (const ResourceLimit& limit : plan.limits) {
+    if (syscall(SYS_prlimit64, 0, limit.resource, &limit.limit, nullptr) != 0) fail(kStepRlimit);
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(kStepNoNewPrivs);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail(kStepDumpable);
+  execve(plan.path, plan.argv, plan.envp);
+  fail(kStepExec);
+  _exit(127);
+}
+
+Status WriteProcFile(pid_t pid, const char* name, const std::string& content) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path);
+  if (write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+    return ErrnoStatus("write " + path);
+  }
+  return Status::Ok();
+}
+
+double Seconds(const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; }
+
+int MillisecondsUntil(Deadline deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return 0;
+  return static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
+}
+
+class SandboxedProcessImpl : public SandboxedProcess {
+ public:
+  SandboxedProcessImpl(pid_t pid, UniqueFd pidfd, UniqueFd control, Mapping parameters,
+                       Mapping gradients, Mapping output, const SandboxConfig& config)
+      : pid_(pid),
+        pidfd_(std::move(pidfd)),
+        control_(std::move(control)),
+        parameters_(std::move(parameters)),
+        gradients_(std::move(gradients)),
+        output_(std::move(output)),
+        parameter_count_(config.parameter_count),
+        output_count_(config.output_count),
+        cpu_seconds_limit_(config.limits.cpu_seconds) {}
+
+  ~SandboxedProcessImpl() override {
+    if (!reaped_) {
+      Kill();
+      int status;
+      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
+  pid_t pid() const override { return pid_; }
+  int landlock_abi() const override { return landlock_abi_; }
+  void set_landlock_abi(int abi) { landlock_abi_ = abi; }
+
+  std::span<float> parameters() override {
+    return {static_cast<float*>(parameters_.data()), parameter_count_};
+  }
+
+  Status SendFrame(const WorkerFrame& frame, Deadline deadline) override {
+    const auto bytes = EncodeWorkerFrame(frame);
+    for (;;) {
+      pollfd fds{control_.get(), POLLOUT, 0};
+      int ready = poll(&fds, 1, MillisecondsUntil(deadline));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0) return ErrnoStatus("poll the control channel");
+      if (ready == 0) return DeadlineExceededError("worker did not accept a frame in time");
+      ssize_t n = send(control_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n == static_cast<ssize_t>(bytes.size())) return Status::Ok();
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      return UnavailableError(std::string("worker control channel closed: ") +
+                              (n < 0 ? std::strerror(errno) : "short send"));
+    }
+  }
+
+  Result<WorkerFrame> ReceiveFrame(const WorkerFrameExpectation& expect,
+                                   Deadline deadline) override {
+    for (;;) {
+      pollfd fds[2] = {{control_.get(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}};
+      int ready = poll(fds, 2, MillisecondsUntil(deadline));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0) return ErrnoStatus("poll the control channel");
+      if (ready == 0) {
+        return DeadlineExceededError("no " + std::string(WorkerFrameTypeName(expect.type)) +
+                                     " frame from the worker within the deadline");
+      }
+      if (fds[0].revents != 0) {
+        // Copy first: the frame lands in this stack buffer, never parsed in place.
+        std::array<uint8_t, kWorkerFrameSize> buffer{};
+        iovec iov{buffer.data(), buffer.size()};
+        msghdr message{};
+        message.msg_iov = &iov;
+        message.msg_iovlen = 1;
+        // MSG_TRUNC: the real length of an oversized frame; no control buffer, so descriptors
+        // the worker might try to pass are discarded by the kernel (and flagged MSG_CTRUNC).
+        ssize_t n = recvmsg(control_.get(), &message, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n < 0) return ErrnoStatus("receive from the control channel");
+        if (n == 0) {
+          return UnavailableError("worker closed its control channel (or sent an empty frame)");
+        }
+        if ((message.msg_flags & MSG_TRUNC) != 0 || n != static_cast<ssize_t>(kWorkerFrameSize)) {
+          return InvalidArgumentError("worker frame rejected: size " + std::to_string(n) +
+                                      " bytes, expected exactly " +
+                                      std::to_string(kWorkerFrameSize));
+        }
+        if ((message.msg_flags & MSG_CTRUNC) != 0) {
+          return InvalidArgumentError("worker frame rejected: it carried ancillary data");
+        }
+        return ValidateWorkerFrame(ByteSpan(buffer.data(), buffer.size()), expect);
+      }
+      if (fds[1].revents != 0) return UnavailableError("worker exited before answering");
+    }
+  }
+
+  Result<std::vector<float>> ReadGradients(size_t count, float max_abs) override {
+    if (count > parameter_count_) {
+      return InvalidArgumentError("asked for " + std::to_string(count) +
+                                  " gradients, the arena holds " +
+                                  std::to_string(parameter_count_));
+    }
+    return CopyAndValidate(gradients_, count, max_abs);
+  }
+
+  Result<std::vector<float>> ReadOutput(size_t count, float max_abs) override {
+    if (count > output_count_) {
+      return InvalidArgumentError("asked for " + std::to_string(count) +
+                                  " outputs, the arena holds " + std::to_string(output_count_));
+    }
+    return CopyAndValidate(output_, count, max_abs);
+  }
+
+  void Kill() override {
+    if (reaped_) return;
+    killed_ = true;
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  }
+
+  Result<ExitInfo> Wait(Deadline deadline) override {
+    if (reaped_) return exit_info_;
+    for (;;) {
+      pollfd fds{pidfd_.get(), POLLIN, 0};
+      int ready = poll(&fds, 1, MillisecondsUntil(deadline));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0) return ErrnoStatus("poll the worker's pidfd");
+      if (ready == 0) return DeadlineExceededError("worker still running at the deadline");
+      break;
+    }
+    int status = 0;
+    rusage usage{};
+    pid_t reaped;
+    do {
+      reaped = wait4(pid_, &status, 0, &usage);
+    } while (reaped < 0 && errno == EINTR);
+    if (reaped != pid_) return ErrnoStatus("wait4 for the worker");
+    reaped_ = true;
+    exit_info_ = Classify(status, usage);
+    return exit_info_;
+  }
+
+ private:
+  static Result<std::vector<float>> CopyAndValidate(const Mapping& arena, size_t count,
+                                                    float max_abs) {
+    // Copy, then check: the worker may keep writing the shared pages while we look at them.
+    Bytes copy(count * sizeof(float));
+    std::memcpy(copy.data(), arena.data(), copy.size());
+    return ValidateFloatArena(copy, count, max_abs);
+  }
+
+  ExitInfo Classify(int status, const rusage& usage) const {
+    ExitInfo info;
+    info.cpu_seconds = Seconds(usage.ru_utime) + Seconds(usage.ru_stime);
+    info.max_resident_size = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+    if (WIFEXITED(status)) {
+      info.exit_code = WEXITSTATUS(status);
+      info.category = info.exit_code == kWorkerExitOk ? ExitCategory::kExitedCleanly
+                      : info.exit_code == kWorkerExitOutOfMemory ? ExitCategory::kOutOfMemory
+                                                                 : ExitCategory::kFailed;
+      return info;
+    }
+    info.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (info.signal == SIGSYS) {
+      info.category = ExitCategory::kInvalidSyscall;
+    } else if (info.signal == SIGXCPU) {
+      info.category = ExitCategory::kCpuTimeLimit;
+    } else if (info.signal == SIGKILL && killed_) {
+      info.category = ExitCategory::kKilledByRuntime;
+    } else if (info.signal == SIGKILL && info.cpu_seconds >= 0.9 * cpu_seconds_limit_) {
+      // RLIMIT_CPU with soft == hard: the kernel sends SIGKILL at the limit (a PID-namespace
+      // init ignores SIGXCPU).
+      info.category = ExitCategory::kCpuTimeLimit;
+    } else {
+      info.category = ExitCategory::kCrashed;
+    }
+    return info;
+  }
+
+  pid_t pid_;
+  UniqueFd pidfd_;
+  UniqueFd control_;
+  Mapping parameters_;
+  Mapping gradients_;
+  Mapping output_;
+  size_t parameter_count_;
+  size_t output_count_;
+  double cpu_seconds_limit_;
+  int landlock_abi_ = 0;
+  bool killed_ = false;
+  bool reaped_ = false;
+  ExitInfo exit_info_;
+};
+
+Status ValidateConfig(const SandboxConfig& config) {
+  if (config.worker_path.empty() || config.worker_path[0] != '/') {
+    return InvalidArgumentError("sandbox: worker_path must be absolute");
+  }
+  if (access(config.worker_path.c_str(), X_OK) != 0) {
+    return InvalidArgumentError("sandbox: worker binary " + config.worker_path +
+                                " is not executable: " + std::strerror(errno));
+  }
+  if (config.recipe.empty()) return InvalidArgumentError("sandbox: the recipe is empty");
+  constexpr uint64_t kMaxArenaCount = 1ull << 32;  // 16 GiB of floats
+  if (config.parameter_count == 0 || config.parameter_count > kMaxArenaCount) {
+    return InvalidArgumentError("sandbox: parameter_count must be in [1, 2^32]");
+  }
+  if (config.output_count == 0 || config.output_count > kMaxArenaCount) {
+    return InvalidArgumentError("sandbox: output_count must be in [1, 2^32]");
+  }
+  if (config.limits.address_space_size < (64ull << 20) || config.limits.cpu_seconds == 0 ||
+      config.limits.max_threads == 0) {
+    return InvalidArgumentError(
+        "sandbox: limits need address space >= 64 MiB, cpu_seconds > 0, max_threads > 0");
+  }
+  for (const std::string& entry : config.environment) {
+    if (entry.find('=') == std::string::npos || entry.find('\0') != std::string::npos) {
+      return InvalidArgumentError("sandbox: environment entry without '=': " + entry);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view ExitCategoryName(ExitCategory category) {
+  switch (category) {
+    case ExitCategory::kExitedCleanly: return "exited cleanly";
+    case ExitCategory::kFailed: return "failed";
+    case ExitCategory::kInvalidSyscall: return "invalid syscall (killed by seccomp)";
+    case ExitCategory::kOutOfMemory: return "out of memory";
+    case ExitCategory::kCpuTimeLimit: return "CPU time limit";
+    case ExitCategory::kKilledByRuntime: return "killed by the runtime";
+    case ExitCategory::kCrashed: return "crashed";
+  }
+  return "unknown";
+}
+
+std::string ExitInfo::ToString() const {
+  std::string out(ExitCategoryName(category));
+  if (signal != 0) out += " (signal " + std::to_string(signal) + ")";
+  if (signal == 0 && exit_code >= 0) out += " (exit " + std::to_string(exit_code) + ")";
+  out += ", cpu " + std::to_string(cpu_seconds) + " s";
+  return out;
+}
+
+uint64_t ArenaSize(uint64_t count) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t bytes = std::max<uint64_t>(count * sizeof(float), 1);
+  return (bytes + page - 1) / page * page;
+}
+
+Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxConfig& config) {
+  CHIRON_RETURN_IF_ERROR(ValidateConfig(config));
+
+  // ---- channels (all close-on-exec in this process) ----
+  CHIRON_ASSIGN_OR_RETURN(UniqueFd dataset, CreateSealedMemfd("chiron-dataset", config.dataset));
+  CHIRON_ASSIGN_OR_RETURN(UniqueFd dataset_ro, ReopenReadOnly(dataset.get()));
+  CHIRON_ASSIGN_OR_RETURN(UniqueFd recipe, CreateSealedMemfd("chiron-recipe", config.recipe));
+  CHIRON_ASSIGN_OR_RETURN(UniqueFd recipe_ro, ReopenReadOnly(recipe.get()));
+  CHIRON_ASSIGN_OR_RETURN(
+      ReadOnlyArena parameters,
+      CreateRuntimeWritableArena("chiron-parameters", ArenaSize(config.parameter_count)));
+  CHIRON_ASSIGN_OR_RETURN(
+      WorkerWritableArena gradients,
+      CreateWorkerWritableArena("chiron-gradients", ArenaSize(config.parameter_count)));
+  CHIRON_ASSIGN_OR_RETURN(
+      WorkerWritableArena output,
+      CreateWorkerWritableArena("chiron-output", ArenaSize(config.output_count)));
+  int sockets[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sockets) != 0) {
+    return ErrnoStatus("socketpair for the control channel");
+  }
+  UniqueFd control(sockets[0]);
+  UniqueFd worker_control(sockets[1]);
+  UniqueFd dev_null(open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!dev_null.valid()) return ErrnoStatus("open /dev/null");
+  int sync_pipe[2];
+  if (pipe2(sync_pipe, O_CLOEXEC) != 0) return ErrnoStatus("pipe");
+  UniqueFd sync_read(sync_pipe[0]);
+  UniqueFd sync_write(sync_pipe[1]);
+  int error_pipe[2];
+  if (pipe2(error_pipe, O_CLOEXEC) != 0) return ErrnoStatus("pipe");
+  UniqueFd error_read(error_pipe[0]);
+  UniqueFd error_write(error_pipe[1]);
+
+  // ---- everything the child will touch, prepared now ----
+  std::vector<std::string> argument_storage;
+  argument_storage.push_back("chiron-worker");
+  argument_storage.insert(argument_storage.end(), config.arguments.begin(),
+                          config.arguments.end());
+  std::vector<char*> argv;
+  for (std::string& a : argument_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> environment_storage = config.environment;
+  std::vector<char*> envp;
+  for (std::string& e : environment_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  const bool privileged = geteuid() == 0;
+  const uid_t outside_uid = privileged ? kUnprivilegedId : geteuid();
+  const gid_t outside_gid = privileged ? kUnprivilegedId : getegid();
+
+  ChildPlan plan;
+  plan.path = config.worker_path.c_str();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  plan.sources = {dev_null.get(),         dev_null.get(),    dev_null.get(),
+                  worker_control.get(),   dataset_ro.get(),  parameters.worker_fd.get(),
+                  gradients.worker_fd.get(), output.worker_fd.get(), recipe_ro.get()};
+  plan.sync_read_fd = sync_read.get();
+  plan.sync_write_fd = sync_write.get();
+  plan.error_fd = error_write.get();
+  plan.drop_groups = privileged;
+  const rlim_t cpu = config.limits.cpu_seconds;
+  const rlim_t address_space = config.limits.address_space_size;
+  plan.limits = {{
+      {RLIMIT_CORE, {kFixedWorkerLimits.core_size, kFixedWorkerLimits.core_size}},
+      {RLIMIT_CPU, {cpu, cpu}},
+      {RLIMIT_AS, {address_space, address_space}},
+      {RLIMIT_NOFILE, {kFixedWorkerLimits.open_files, kFixedWorkerLimits.open_files}},
+      {RLIMIT_NPROC, {config.limits.max_threads, config.limits.max_threads}},
+      {RLIMIT_MEMLOCK, {kFixedWorkerLimits.locked_memory, kFixedWorkerLimits.locked_memory}},
+      {RLIMIT_MSGQUEUE, {kFixedWorkerLimits.message_queues, kFixedWorkerLimits.message_queues}},
+  }};
+
+  // ---- the clone: a direct child (exact exit status, rusage) that is PID 1 of its namespace ----
+  int pidfd = -1;
+  const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+                              CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PIDFD |
+                              SIGCHLD;
+  long cloned = syscall(SYS_clone, flags, nullptr, &pidfd, nullptr, 0);
+  if (cloned == 0) ChildMain(plan);
+  if (cloned < 0) {
+    return FailedPreconditionError(std::string("sandbox: clone into new namespaces failed: ") +
+                                   std::strerror(errno) +
+                                   " (are unprivileged user namespaces disabled?)");
+  }
+  const pid_t pid = static_cast<pid_t>(cloned);
+  UniqueFd pidfd_owner(pidfd);
+  auto abandon = [&](Status status) -> Status {
+    syscall(SYS_pidfd_send_signal, pidfd_owner.get(), SIGKILL, nullptr, 0);
+    int ignored;
+    while (waitpid(pid, &ignored, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+  };
+  // The child holds its own copies now.
+  sync_read.reset();
+  error_write.reset();
+  worker_control.reset();
+  dataset_ro.reset();
+  recipe_ro.reset();
+  parameters.worker_fd.reset();
+  gradients.worker_fd.reset();
+  output.worker_fd.reset();
+
+  Status maps = Status::Ok();
+  if (!privileged) maps = WriteProcFile(pid, "setgroups", "deny");
+  if (maps.ok()) maps = WriteProcFile(pid, "uid_map", "0 " + std::to_string(outside_uid) + " 1\n");
+  if (maps.ok()) maps = WriteProcFile(pid, "gid_map", "0 " + std::to_string(outside_gid) + " 1\n");
+  if (!maps.ok()) return abandon(maps.WithContext("sandbox: user namespace maps"));
+  if (write(sync_write.get(), "g", 1) != 1) {
+    return abandon(ErrnoStatus("sandbox: release the child"));
+  }
+  sync_write.reset();
+
+  int payload[2] = {0, 0};
+  ssize_t got;
+  do {
+    got = read(error_read.get(), payload, sizeof(payload));
+  } while (got < 0 && errno == EINTR);
+  if (got != 0) {
+    std::string what = got == static_cast<ssize_t>(sizeof(payload))
+                           ? std::string(ChildStepName(payload[0])) + ": " +
+                                 std::strerror(payload[1])
+                           : "unreadable error report";
+    return abandon(FailedPreconditionError("sandbox: launching the worker failed at " + what));
+  }
+
+  auto process = std::make_unique<SandboxedProcessImpl>(
+      pid, std::move(pidfd_owner), std::move(control), std::move(parameters.runtime_mapping),
+      std::move(gradients.runtime_mapping), std::move(output.runtime_mapping), config);
+
+  // The worker says hello only once its lockdown is complete; until then it is not a worker.
+  WorkerFrameExpectation hello;
+  hello.type = WorkerFrameType::kHello;
+  hello.sequence = 0;
+  hello.policy_fingerprint = SandboxPolicyFingerprint();
+  hello.min_landlock_abi = config.min_landlock_abi;
+  Result<WorkerFrame> frame =
+      process->ReceiveFrame(hello, std::chrono::steady_clock::now() + config.hello_timeout);
+  if (!frame.ok() || frame->type != WorkerFrameType::kHello) {
+    Status cause = frame.ok() ? UnavailableError("worker reported a failure instead of hello")
+                              : frame.status();
+    process->Kill();
+    Result<ExitInfo> exit = process->Wait(std::chrono::steady_clock::now() +
+                                          std::chrono::seconds(10));
+    std::string how = exit.ok() ? exit->ToString() : exit.status().ToString();
+    return Status(cause.code() == StatusCode::kInvalidArgument ? cause.code()
+                                                                : StatusCode::kUnavailable,
+                  "sandbox: worker did not complete its lockdown: " + cause.message() +
+                      " (worker " + how + ")");
+  }
+  process->set_landlock_abi(static_cast<int>(frame->fields[1]));
+  return std::unique_ptr<SandboxedProcess>(std::move(process));
+}
+
+}  // namespace chiron::sandbox

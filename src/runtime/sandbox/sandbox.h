@@ -1,0 +1,141 @@
+// SandboxLauncher: the trusted runtime's half of the worker sandbox (docs/sandbox.md).
+//
+// Start() creates the worker's channels, then launches the worker binary in a fresh cage:
+//
+//   channels   dataset        sealed memfd (no write, grow, shrink or new seal), read-only fd
+//              parameters     memfd the runtime maps read/write; the worker gets an O_RDONLY
+//                             reopen and the memfd carries F_SEAL_FUTURE_WRITE, so the worker
+//                             can never map it writable
+//              gradients      fixed-size memfd (grow/shrink sealed) the worker writes
+//              output         fixed-size memfd (grow/shrink sealed) the worker writes
+//              control        SOCK_SEQPACKET socketpair carrying 64-byte frames
+//              recipe         sealed memfd with the recipe shared object
+//   process    clone() into new user, mount, PID, network, IPC, UTS and cgroup namespaces; the
+//              worker is PID 1 of its PID namespace and a direct child of the runtime; uid/gid
+//              0 inside map to an unprivileged id outside (65534 when the runtime is root, the
+//              runtime's own id otherwise); new session; descriptors 0-2 are /dev/null and every
+//              descriptor but the channels is closed; rlimits (core 0, CPU, address space,
+//              files, threads, locked memory, message queues); no_new_privs; parent-death
+//              SIGKILL; execve with exactly the configured environment.
+//
+// The worker completes the cage itself (worker/lockdown.h: empty root, Landlock, seccomp) before
+// loading any recipe code, and proves it by sending a hello frame; Start() returns only after a
+// valid hello, so a SandboxedProcess always has a locked-down worker at the other end.
+//
+// Between clone and execve the child runs only async-signal-safe system calls on memory prepared
+// before the clone: chirond is multi-threaded (gRPC) and any lock held by another thread at the
+// moment of the clone stays held forever in the child.
+//
+// Caveat: the parent-death signal fires when the *thread* that called Start() exits, not the
+// process. Call Start() from a thread that outlives the worker (a job thread, not a transient
+// RPC thread), or accept that the worker dies with that thread.
+//
+// Thread safety: Start() may be called from several threads at once. A SandboxedProcess is not
+// thread safe: use it from one thread at a time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "shared/base/bytes.h"
+#include "shared/base/status.h"
+#include "shared/worker_protocol.h"
+
+namespace chiron::sandbox {
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+struct SandboxLimits {
+  uint64_t address_space_size = 8ull << 30;  // RLIMIT_AS, bytes (libtorch needs ~3x resident)
+  uint32_t cpu_seconds = 3600;               // RLIMIT_CPU; the kernel SIGKILLs at the limit
+  uint32_t max_threads = 64;                 // RLIMIT_NPROC inside the worker's user namespace
+};
+
+struct SandboxConfig {
+  std::string worker_path;               // absolute path of the worker binary
+  std::vector<std::string> arguments;    // argv[1...] (argv[0] is "chiron-worker")
+  std::vector<std::string> environment;  // the worker's entire environment, "NAME=value"
+  ByteSpan dataset;                      // copied into the sealed dataset memfd
+  ByteSpan recipe;                       // recipe shared object, copied into a sealed memfd
+  uint64_t parameter_count = 0;          // floats in the parameter and gradient arenas
+  uint64_t output_count = 0;             // floats in the output arena
+  SandboxLimits limits;
+  // How long the worker may take to lock itself down and say hello.
+  std::chrono::milliseconds hello_timeout{10000};
+  uint32_t min_landlock_abi = 1;
+};
+
+// How a worker ended, from the runtime's point of view.
+enum class ExitCategory {
+  kExitedCleanly,    // exit status 0
+  kFailed,           // another exit status (see worker_protocol.h kWorkerExit*)
+  kInvalidSyscall,   // killed by seccomp (SIGSYS): the recipe tried something forbidden
+  kOutOfMemory,      // exit kWorkerExitOutOfMemory (an allocation failed under RLIMIT_AS)
+  kCpuTimeLimit,     // killed by RLIMIT_CPU
+  kKilledByRuntime,  // Kill() was called (deadline, shutdown, protocol violation)
+  kCrashed,          // any other signal (SIGSEGV, SIGABRT, ...)
+};
+std::string_view ExitCategoryName(ExitCategory category);
+
+struct ExitInfo {
+  ExitCategory category = ExitCategory::kCrashed;
+  int exit_code = -1;  // when the worker exited
+  int signal = 0;      // when a signal ended it
+  double cpu_seconds = 0;
+  uint64_t max_resident_size = 0;  // bytes
+  std::string ToString() const;
+};
+
+// One running, locked-down worker. Destroying it kills the worker (SIGKILL) and reaps it.
+class SandboxedProcess {
+ public:
+  virtual ~SandboxedProcess() = default;
+
+  virtual pid_t pid() const = 0;
+  // Landlock ABI the worker reported in its hello.
+  virtual int landlock_abi() const = 0;
+
+  // The runtime's writable view of the parameter arena (parameter_count floats). The worker
+  // sees the same pages read-only; write them only while no request is outstanding.
+  virtual std::span<float> parameters() = 0;
+
+  // Sends a request frame. Unavailable if the worker is gone; DeadlineExceeded.
+  virtual Status SendFrame(const WorkerFrame& frame, Deadline deadline) = 0;
+  // Receives one frame, copies it, and validates it against `expect` (ValidateWorkerFrame).
+  // InvalidArgument for a malformed frame (any size but 64 bytes included), Unavailable if the
+  // worker exited or closed its channel, DeadlineExceeded. After any error the caller should
+  // Kill() the worker: its stream can no longer be trusted.
+  virtual Result<WorkerFrame> ReceiveFrame(const WorkerFrameExpectation& expect,
+                                           Deadline deadline) = 0;
+  // Copies `count` gradients out of the shared arena, then validates the copy
+  // (ValidateFloatArena with max_abs).
+  virtual Result<std::vector<float>> ReadGradients(size_t count, float max_abs) = 0;
+  // Same for the output arena.
+  virtual Result<std::vector<float>> ReadOutput(size_t count, float max_abs) = 0;
+
+  // SIGKILL through the pidfd (never hits a recycled pid). Idempotent.
+  virtual void Kill() = 0;
+  // Waits for the worker to end (after Kill() or on its own) and classifies the end.
+  // DeadlineExceeded if it is still running at the deadline (it keeps running).
+  virtual Result<ExitInfo> Wait(Deadline deadline) = 0;
+};
+
+class SandboxLauncher {
+ public:
+  // Errors: InvalidArgument (config), FailedPrecondition (kernel refused a namespace, memfd,
+  // seal...: the message names the step), Unavailable (the worker died or failed its lockdown
+  // before saying hello; the message includes how it ended), DeadlineExceeded (no hello in
+  // hello_timeout), InvalidArgument (a malformed hello).
+  static Result<std::unique_ptr<SandboxedProcess>> Start(const SandboxConfig& config);
+};
+
+// The size, in bytes, of an arena of `count` floats (rounded up to whole pages, at least one).
+uint64_t ArenaSize(uint64_t count);
+
+}  // namespace chiron::sandbox

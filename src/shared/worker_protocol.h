@@ -1,0 +1,129 @@
+// The wire between the trusted runtime (chirond) and the sandboxed worker (chiron-worker).
+//
+// Spec: docs/formats/worker-protocol.md. Summary: the worker inherits exactly these descriptors,
+// at fixed numbers, and nothing else:
+//
+//   fd  channel            worker may           runtime side
+//   0-2 /dev/null          read/write nothing   (never connected to a terminal or a log)
+//   3   control socket     read/write frames    SOCK_SEQPACKET socketpair, one 64-byte frame each
+//   4   dataset memfd      map read-only        sealed: no write, grow, shrink, new seals
+//   5   parameter arena    map read-only        O_RDONLY reopen + F_SEAL_FUTURE_WRITE; the
+//                                               runtime keeps the only writable mapping
+//   6   gradient arena     map read/write       fixed size (grow/shrink sealed)
+//   7   output arena       map read/write       fixed size (grow/shrink sealed)
+//   8   recipe memfd       read once            sealed shared object, copied into the empty root
+//
+// Arenas hold little-endian IEEE-754 binary32 values from offset 0, with no header; their
+// element counts are fixed per worker by the runtime (SandboxConfig) and sent again in frames.
+//
+// Frames are request/response: the runtime sends a request with a fresh sequence number, the
+// worker answers with the matching response type (or kFailed) carrying the same sequence.
+// Everything the worker sends is hostile input: the runtime copies it into its own memory first
+// (a frame is received into a local buffer, an arena is memcpy'd out of the shared mapping) and
+// only then checks it (ValidateWorkerFrame, ValidateFloatArena).
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "shared/base/bytes.h"
+#include "shared/base/status.h"
+
+namespace chiron {
+
+// Descriptor numbers in the worker (see the table above).
+inline constexpr int kWorkerControlFd = 3;
+inline constexpr int kWorkerDatasetFd = 4;
+inline constexpr int kWorkerParameterFd = 5;
+inline constexpr int kWorkerGradientFd = 6;
+inline constexpr int kWorkerOutputFd = 7;
+inline constexpr int kWorkerRecipeFd = 8;
+// The first descriptor number that is never a channel; everything from here up is closed.
+inline constexpr int kWorkerFirstFreeFd = 9;
+
+// Exit codes of the worker's own (trusted) main. Anything else is a recipe failure or an attack.
+inline constexpr int kWorkerExitOk = 0;
+inline constexpr int kWorkerExitLockdownFailed = 70;  // the sandbox could not be completed
+inline constexpr int kWorkerExitOutOfMemory = 71;     // an allocation failed (RLIMIT_AS)
+inline constexpr int kWorkerExitProtocolError = 72;   // the runtime's frame made no sense
+inline constexpr int kWorkerExitRecipeFailed = 73;    // the recipe did not load or threw
+
+inline constexpr uint32_t kWorkerFrameMagic = 0x46574843;  // "CHWF" in little-endian bytes
+inline constexpr uint16_t kWorkerProtocolVersion = 1;
+inline constexpr size_t kWorkerFrameSize = 64;
+inline constexpr size_t kWorkerFrameFieldCount = 6;
+
+enum class WorkerFrameType : uint16_t {
+  // worker → runtime, once, after the lockdown and before any recipe code is loaded.
+  // field[0] = SandboxPolicyFingerprint() of the worker's compiled-in policy,
+  // field[1] = Landlock ABI version the worker enforced.
+  kHello = 1,
+  // runtime → worker: compute gradients of the loss on samples [field[0], field[0] + field[1])
+  // of the dataset at the current parameters; field[2] = gradient count expected.
+  kComputeGradients = 2,
+  // worker → runtime: field[0] = gradient count written to the gradient arena,
+  // field[1] = loss as the bits of an IEEE-754 binary64, field[2] = samples used.
+  kGradientsReady = 3,
+  // runtime → worker: predict samples [field[0], field[0] + field[1]); field[2] = output count.
+  kPredict = 4,
+  // worker → runtime: field[0] = output count written to the output arena.
+  kOutputReady = 5,
+  // worker → runtime, instead of a response: field[0] = WorkerFailure.
+  kFailed = 6,
+  // runtime → worker: exit 0 now.
+  kShutdown = 7,
+};
+
+// Fixed reasons: a worker cannot send free text (it would be a channel out of the sandbox).
+enum class WorkerFailure : uint64_t {
+  kRecipeError = 1,      // the recipe threw or returned an error
+  kOutOfMemory = 2,      // an allocation failed
+  kBadRequest = 3,       // the runtime's request made no sense to the worker
+  kUnsupported = 4,      // the recipe cannot do what was asked (e.g. schema mismatch)
+};
+
+struct WorkerFrame {
+  WorkerFrameType type = WorkerFrameType::kHello;
+  uint64_t sequence = 0;
+  std::array<uint64_t, kWorkerFrameFieldCount> fields{};
+};
+
+// 64 bytes: magic u32 | version u16 | type u16 | sequence u64 | fields u64[6], little endian.
+std::array<uint8_t, kWorkerFrameSize> EncodeWorkerFrame(const WorkerFrame& frame);
+
+// Structural decoding (size, magic, version, known type). Used by both sides; does not check
+// whether the frame is the one expected.
+Result<WorkerFrame> DecodeWorkerFrame(ByteSpan bytes);
+
+// What the runtime expects as the answer to its request.
+struct WorkerFrameExpectation {
+  WorkerFrameType type = WorkerFrameType::kHello;  // kFailed is always accepted as well
+  uint64_t sequence = 0;
+  uint64_t count = 0;            // gradient count (kGradientsReady) or output count (kOutputReady)
+  uint64_t sample_count = 0;     // kGradientsReady: samples requested
+  uint64_t policy_fingerprint = 0;  // kHello
+  uint32_t min_landlock_abi = 1;    // kHello
+  double max_abs_loss = 1e6;        // kGradientsReady
+};
+
+// Checks a frame the worker sent, given as a copy in runtime memory. Errors:
+//   InvalidArgument  malformed (size, magic, version, unknown type, non-zero unused fields,
+//                    non-finite or out-of-range loss, count or sequence other than expected);
+//                    each message names the field and the attack it stops.
+// A well-formed kFailed frame is returned as a value: the caller decides what it means.
+Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpectation& expect);
+
+// Checks `count` binary32 values at the start of `copied` (a copy of an arena): the copy must be
+// large enough, every value finite and |value| <= max_abs. Returns the values. InvalidArgument
+// names the first bad index (NaN/Inf would poison the trusted optimizer; huge values would let a
+// recipe encode data in the magnitude of a parameter update).
+Result<std::vector<float>> ValidateFloatArena(ByteSpan copied, size_t count, float max_abs);
+
+std::string_view WorkerFrameTypeName(WorkerFrameType type);
+
+}  // namespace chiron

@@ -85,7 +85,8 @@ int main() {
   Bytes raw_ciphertext(kBufferSize), raw_plaintext(kBufferSize);
   uint8_t raw_tag[16];
   double raw_seal = BestSeconds([&] { RawGcm(true, key, plaintext, raw_ciphertext, raw_tag); });
-  double raw_open = BestSeconds([&] { RawGcm(false, key, raw_ciphertext, raw_plaintext, raw_tag); });
+  double raw_open =
+      BestSeconds([&] { RawGcm(false, key, raw_ciphertext, raw_plaintext, raw_tag); });
   if (raw_plaintext != plaintext) Die("raw round trip");
 
   // Stream: a new sealer per run (as per upload), output into one preallocated buffer.

@@ -12,7 +12,9 @@
 
 namespace chiron::crypto {
 namespace internal {
-void CipherCtxDeleter::operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+void CipherCtxDeleter::operator()(EVP_CIPHER_CTX* ctx) const {
+  EVP_CIPHER_CTX_free(ctx);
+}
 }  // namespace internal
 
 namespace {
@@ -81,8 +83,9 @@ Result<AeadStreamSealer> AeadStreamSealer::Create(ByteSpan key, ByteSpan stream_
   return CreateWithNoncePrefixForTesting(key, stream_aad, prefix);
 }
 
-Result<AeadStreamSealer> AeadStreamSealer::CreateWithNoncePrefixForTesting(
-    ByteSpan key, ByteSpan stream_aad, ByteSpan nonce_prefix) {
+Result<AeadStreamSealer> AeadStreamSealer::CreateWithNoncePrefixForTesting(ByteSpan key,
+                                                                           ByteSpan stream_aad,
+                                                                           ByteSpan nonce_prefix) {
   CHIRON_RETURN_IF_ERROR(CheckKey(key));
   if (nonce_prefix.size() != kStreamNoncePrefixSize) {
     return InvalidArgumentError("AEAD stream nonce prefix must be 7 bytes, got " +
@@ -208,8 +211,7 @@ Status AeadStreamOpener::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, bo
   if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
       !internal::CipherAad(ctx, aad_) ||
       !internal::CipherUpdate(ctx, sealed_chunk.data(), size, out.data()) ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kStreamTagSize), tag) !=
-          1) {
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kStreamTagSize), tag) != 1) {
     SecureZero(out.data(), out.size());
     return internal::OpensslStatus(StatusCode::kInternal, "AEAD stream chunk decryption failed");
   }

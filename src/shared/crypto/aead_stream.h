@@ -4,7 +4,9 @@
 // final chunks), extension, splicing chunks between streams and a wrong key are all detected.
 // The byte layout is specified in docs/formats/aead-stream.md.
 //
-// Both classes keep the key in SecretBytes and are not thread safe.
+// Both classes keep the key in SecretBytes and are not thread safe: each holds one keyed OpenSSL
+// cipher context that every chunk reuses, so even the const OpenChunk must not be called from
+// two threads at once (use one opener per thread).
 #pragma once
 
 #include <cstdint>
@@ -50,7 +52,7 @@ class AeadStreamSealer {
   // Creates the sealer with a caller-chosen nonce prefix. Only for tests that need
   // deterministic output: reusing a prefix with the same key destroys confidentiality.
   static Result<AeadStreamSealer> CreateWithNoncePrefixForTesting(ByteSpan key, ByteSpan stream_aad,
-                                                                 ByteSpan nonce_prefix);
+                                                                  ByteSpan nonce_prefix);
 
  private:
   AeadStreamSealer() = default;
@@ -75,8 +77,7 @@ class AeadStreamOpener {
   // Allocation-free variant: writes the plaintext into `out`, which must be exactly
   // sealed_chunk.size() - kStreamTagSize bytes. On any error `out` is zeroed, so no
   // unauthenticated plaintext is left behind.
-  Status OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, bool last,
-                       MutableByteSpan out) const;
+  Status OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, bool last, MutableByteSpan out) const;
 
  private:
   AeadStreamOpener() = default;

@@ -109,7 +109,8 @@ TEST_F(AeadStreamTest, SplicingBetweenStreamsIsRejected) {
   auto opener_a = *AeadStreamOpener::Create(key_, aad_, a.nonce_prefix);
   // Different stream_aad: even with a's nonce prefix, b's chunks fail.
   ExpectDataLoss(opener_a.OpenChunk(1, b.chunks[1], false), "chunk from another stream_aad");
-  auto b_aad_a_prefix = *AeadStreamOpener::Create(key_, ToBytes("dataset 43 header"), a.nonce_prefix);
+  auto b_aad_a_prefix =
+      *AeadStreamOpener::Create(key_, ToBytes("dataset 43 header"), a.nonce_prefix);
   ExpectDataLoss(b_aad_a_prefix.OpenChunk(1, b.chunks[1], false), "wrong nonce prefix");
 
   // Same stream_aad, different nonce prefix (two uploads of one dataset).
@@ -135,11 +136,9 @@ TEST_F(AeadStreamTest, SealerEnforcesItsContract) {
   ASSERT_TRUE(sealer.SealChunk(ToBytes("x"), false).ok());
   EXPECT_EQ(sealer.next_index(), 1u);
   Bytes small(3);
-  EXPECT_EQ(sealer.SealChunkInto(ToBytes("x"), false, small).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(sealer.SealChunkInto(ToBytes("x"), false, small).code(), StatusCode::kInvalidArgument);
   ASSERT_TRUE(sealer.SealChunk(ToBytes("y"), true).ok());
-  EXPECT_EQ(sealer.SealChunk(ToBytes("z"), true).status().code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sealer.SealChunk(ToBytes("z"), true).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(AeadStreamSealer::Create(Bytes(16), aad_).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(AeadStreamOpener::Create(key_, aad_, Bytes(6)).status().code(),

@@ -97,8 +97,7 @@ Status CheckPlaintextSize(size_t size) {
 Status InitGcm(EVP_CIPHER_CTX* ctx, ByteSpan key, ByteSpan iv, bool encrypt) {
   if (EVP_CipherInit_ex(ctx, internal::AesGcmCipher(key.size()), nullptr, nullptr, nullptr,
                         encrypt ? 1 : 0) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(iv.size()), nullptr) !=
-          1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(iv.size()), nullptr) != 1 ||
       EVP_CipherInit_ex(ctx, nullptr, nullptr, key.data(), iv.data(), encrypt ? 1 : 0) != 1) {
     return internal::OpensslStatus(StatusCode::kInternal, "AES-GCM initialisation failed");
   }
@@ -141,8 +140,8 @@ Result<SealedDetached> AesGcmSealDetached(ByteSpan key, ByteSpan iv, ByteSpan aa
   return out;
 }
 
-Result<SecretBytes> AesGcmOpenDetached(ByteSpan key, ByteSpan iv, ByteSpan aad,
-                                       ByteSpan ciphertext, ByteSpan tag) {
+Result<SecretBytes> AesGcmOpenDetached(ByteSpan key, ByteSpan iv, ByteSpan aad, ByteSpan ciphertext,
+                                       ByteSpan tag) {
   CHIRON_RETURN_IF_ERROR(internal::CheckGcmKey(key));
   CHIRON_RETURN_IF_ERROR(CheckIvAndTag(iv, tag.size()));
   CHIRON_RETURN_IF_ERROR(CheckPlaintextSize(ciphertext.size()));

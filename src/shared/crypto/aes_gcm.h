@@ -25,8 +25,8 @@ Result<SealedDetached> AesGcmSealDetached(ByteSpan key, ByteSpan iv, ByteSpan aa
                                           ByteSpan plaintext, size_t tag_size = kGcmTagSize);
 // Decrypts and verifies. Any mismatch (key, iv, aad, ciphertext or tag) is DataLoss with the
 // message "authentication failed"; no partial plaintext is ever returned.
-Result<SecretBytes> AesGcmOpenDetached(ByteSpan key, ByteSpan iv, ByteSpan aad,
-                                       ByteSpan ciphertext, ByteSpan tag);
+Result<SecretBytes> AesGcmOpenDetached(ByteSpan key, ByteSpan iv, ByteSpan aad, ByteSpan ciphertext,
+                                       ByteSpan tag);
 
 // AES-256-GCM with a random 12-byte nonce: output is nonce || ciphertext || tag.
 Result<Bytes> AesGcmSeal(ByteSpan key, ByteSpan aad, ByteSpan plaintext);

@@ -59,7 +59,9 @@ class Ghash {
       Absorb(Load(block));
     }
   }
-  void UpdateLengths(uint64_t a_bits_or_zero, uint64_t b_bits) { Absorb(Block{a_bits_or_zero, b_bits}); }
+  void UpdateLengths(uint64_t a_bits_or_zero, uint64_t b_bits) {
+    Absorb(Block{a_bits_or_zero, b_bits});
+  }
   Block value() const { return y_; }
 
  private:
@@ -82,11 +84,14 @@ bool EncryptBlocks(EVP_CIPHER_CTX* ecb, const uint8_t* in, size_t size, uint8_t*
 
 Status AesGcmLongIv(ByteSpan key, ByteSpan iv, ByteSpan aad, ByteSpan input, bool encrypt,
                     uint8_t* output, uint8_t tag[16]) {
-  const char* name = key.size() == 16 ? "AES-128-ECB" : key.size() == 24 ? "AES-192-ECB" : "AES-256-ECB";
+  const char* name = key.size() == 16   ? "AES-128-ECB"
+                     : key.size() == 24 ? "AES-192-ECB"
+                                        : "AES-256-ECB";
   std::unique_ptr<EVP_CIPHER, Deleter<EVP_CIPHER, EVP_CIPHER_free>> cipher(
       EVP_CIPHER_fetch(nullptr, name, nullptr));
   EvpCipherCtxPtr ecb(EVP_CIPHER_CTX_new());
-  if (!cipher || !ecb || EVP_EncryptInit_ex(ecb.get(), cipher.get(), nullptr, key.data(), nullptr) != 1 ||
+  if (!cipher || !ecb ||
+      EVP_EncryptInit_ex(ecb.get(), cipher.get(), nullptr, key.data(), nullptr) != 1 ||
       EVP_CIPHER_CTX_set_padding(ecb.get(), 0) != 1) {
     return OpensslStatus(StatusCode::kInternal, "AES-ECB setup for long-IV GCM failed");
   }

@@ -16,9 +16,9 @@ TEST(AesGcmTest, KnownAnswer) {
   Bytes key = Hex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
   Bytes iv = Hex("cafebabefacedbaddecaf888");
   Bytes aad = Hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-  Bytes plaintext = Hex(
-      "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-      "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+  Bytes plaintext =
+      Hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
   auto sealed = AesGcmSealDetached(key, iv, aad, plaintext);
   ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
   EXPECT_EQ(HexEncode(sealed->ciphertext),
@@ -84,8 +84,8 @@ TEST(AesGcmTest, LongIvPathMatchesOpenssl) {
         ASSERT_TRUE(expected.ok());
         Bytes ciphertext(size);
         uint8_t tag[16];
-        ASSERT_TRUE(internal::AesGcmLongIv(key, iv, aad, plaintext, true, ciphertext.data(), tag)
-                        .ok());
+        ASSERT_TRUE(
+            internal::AesGcmLongIv(key, iv, aad, plaintext, true, ciphertext.data(), tag).ok());
         EXPECT_EQ(ciphertext, expected->ciphertext) << key_size << "/" << iv_size << "/" << size;
         EXPECT_EQ(Bytes(tag, tag + 16), expected->tag);
       }

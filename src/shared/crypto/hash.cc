@@ -74,9 +74,15 @@ Bytes Digest(HashAlgorithm algorithm, ByteSpan data) {
   return out;
 }
 
-Bytes Sha256(ByteSpan data) { return Digest(HashAlgorithm::kSha256, data); }
-Bytes Sha384(ByteSpan data) { return Digest(HashAlgorithm::kSha384, data); }
-Bytes Sha512(ByteSpan data) { return Digest(HashAlgorithm::kSha512, data); }
+Bytes Sha256(ByteSpan data) {
+  return Digest(HashAlgorithm::kSha256, data);
+}
+Bytes Sha384(ByteSpan data) {
+  return Digest(HashAlgorithm::kSha384, data);
+}
+Bytes Sha512(ByteSpan data) {
+  return Digest(HashAlgorithm::kSha512, data);
+}
 
 Result<Bytes> HmacSha256(ByteSpan key, ByteSpan data) {
   static const uint8_t kEmpty = 0;

@@ -132,25 +132,23 @@ Result<PublicKey> PublicKey::FromRaw(SignatureScheme scheme, ByteSpan raw) {
   if (raw.size() != 1 + 2 * field && raw.size() != 1 + field) {
     return InvalidArgumentError(std::string(SignatureSchemeName(scheme)) +
                                 " public key must be a SEC1 point of " +
-                                std::to_string(1 + 2 * field) + " or " +
-                                std::to_string(1 + field) + " bytes, got " +
-                                std::to_string(raw.size()));
+                                std::to_string(1 + 2 * field) + " or " + std::to_string(1 + field) +
+                                " bytes, got " + std::to_string(raw.size()));
   }
   internal::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) {
     return OpensslStatus(StatusCode::kInternal, "EC key context");
   }
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-                                       const_cast<char*>(CurveName(scheme)), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                        const_cast<uint8_t*>(raw.data()), raw.size()),
-      OSSL_PARAM_construct_end()};
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                                          const_cast<char*>(CurveName(scheme)), 0),
+                         OSSL_PARAM_construct_octet_string(
+                             OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(raw.data()), raw.size()),
+                         OSSL_PARAM_construct_end()};
   EVP_PKEY* key = nullptr;
   if (EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params) != 1 || key == nullptr) {
-    return OpensslStatus(StatusCode::kInvalidArgument,
-                         std::string(SignatureSchemeName(scheme)) +
-                             " public key is not a valid point on the curve");
+    return OpensslStatus(
+        StatusCode::kInvalidArgument,
+        std::string(SignatureSchemeName(scheme)) + " public key is not a valid point on the curve");
   }
   return PublicKey(internal::SharePkey(key), scheme);
 }
@@ -180,11 +178,11 @@ Result<Bytes> PublicKey::ToRaw() const {
   BIGNUM* y = nullptr;
   Bytes out(1 + 2 * field);
   out[0] = 0x04;
-  bool ok = EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
-            EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 &&
-            BN_bn2binpad(x, out.data() + 1, static_cast<int>(field)) == static_cast<int>(field) &&
-            BN_bn2binpad(y, out.data() + 1 + field, static_cast<int>(field)) ==
-                static_cast<int>(field);
+  bool ok =
+      EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+      EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 &&
+      BN_bn2binpad(x, out.data() + 1, static_cast<int>(field)) == static_cast<int>(field) &&
+      BN_bn2binpad(y, out.data() + 1 + field, static_cast<int>(field)) == static_cast<int>(field);
   BN_free(x);
   BN_free(y);
   if (!ok) return OpensslStatus(StatusCode::kInternal, "cannot export EC public key");
@@ -199,9 +197,9 @@ Status PublicKey::Verify(ByteSpan message, ByteSpan signature) const {
   }
   // Fail closed: only an explicit 1 is success; 0 and negative values (malformed) fail alike.
   static const uint8_t kEmpty = 0;
-  int rc = EVP_DigestVerify(ctx.get(), signature.empty() ? &kEmpty : signature.data(),
-                            signature.size(), message.empty() ? &kEmpty : message.data(),
-                            message.size());
+  int rc =
+      EVP_DigestVerify(ctx.get(), signature.empty() ? &kEmpty : signature.data(), signature.size(),
+                       message.empty() ? &kEmpty : message.data(), message.size());
   if (rc != 1) return VerificationFailed();
   return Status::Ok();
 }
@@ -244,8 +242,8 @@ Result<PrivateKey> PrivateKey::Generate(SignatureScheme scheme) {
     key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", CurveName(scheme));
   }
   if (key == nullptr) {
-    return OpensslStatus(StatusCode::kInternal, "key generation failed for " +
-                                                    std::string(SignatureSchemeName(scheme)));
+    return OpensslStatus(StatusCode::kInternal,
+                         "key generation failed for " + std::string(SignatureSchemeName(scheme)));
   }
   return Adopt(key);
 }
@@ -269,7 +267,9 @@ Result<PrivateKey> PrivateKey::FromPkcs8Der(ByteSpan der) {
   return Adopt(key);
 }
 
-PublicKey PrivateKey::public_key() const { return public_key_; }
+PublicKey PrivateKey::public_key() const {
+  return public_key_;
+}
 
 Result<SecretBytes> PrivateKey::ToPkcs8Der() const {
   PKCS8_PRIV_KEY_INFO* info = EVP_PKEY2PKCS8(key_.get());
@@ -309,14 +309,16 @@ Result<Bytes> PrivateKey::Sign(ByteSpan message) const {
 
 Result<Bytes> EcdsaRawToDer(ByteSpan r, ByteSpan s) {
   if (r.empty() || r.size() != s.size() || r.size() > 66) {
-    return InvalidArgumentError("ECDSA r and s must be non-empty, equal-sized and at most 66 "
-                                "bytes; got " +
-                                std::to_string(r.size()) + " and " + std::to_string(s.size()));
+    return InvalidArgumentError(
+        "ECDSA r and s must be non-empty, equal-sized and at most 66 "
+        "bytes; got " +
+        std::to_string(r.size()) + " and " + std::to_string(s.size()));
   }
   ECDSA_SIG* sig = ECDSA_SIG_new();
   BIGNUM* bn_r = BN_bin2bn(r.data(), static_cast<int>(r.size()), nullptr);
   BIGNUM* bn_s = BN_bin2bn(s.data(), static_cast<int>(s.size()), nullptr);
-  if (sig == nullptr || bn_r == nullptr || bn_s == nullptr || ECDSA_SIG_set0(sig, bn_r, bn_s) != 1) {
+  if (sig == nullptr || bn_r == nullptr || bn_s == nullptr ||
+      ECDSA_SIG_set0(sig, bn_r, bn_s) != 1) {
     ECDSA_SIG_free(sig);
     BN_free(bn_r);
     BN_free(bn_s);

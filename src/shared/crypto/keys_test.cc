@@ -78,7 +78,8 @@ TEST_P(KeysTest, SpkiAndRawRoundTrip) {
 
   auto raw = public_key.ToRaw();
   ASSERT_TRUE(raw.ok());
-  size_t expected_raw = GetParam() == SignatureScheme::kEd25519 ? 32 : 1 + 2 * EcdsaScalarSize(GetParam());
+  size_t expected_raw =
+      GetParam() == SignatureScheme::kEd25519 ? 32 : 1 + 2 * EcdsaScalarSize(GetParam());
   EXPECT_EQ(raw->size(), expected_raw);
   auto from_raw = PublicKey::FromRaw(GetParam(), *raw);
   ASSERT_TRUE(from_raw.ok()) << from_raw.status().ToString();
@@ -118,8 +119,8 @@ void DerToRaw(const Bytes& der, size_t size, Bytes& r, Bytes& s) {
 }
 
 TEST(EcdsaRawTest, VerifyEcdsaRawAcceptsP1363AndRejectsBadSizes) {
-  for (SignatureScheme scheme : {SignatureScheme::kEcdsaP256Sha256,
-                                 SignatureScheme::kEcdsaP384Sha384}) {
+  for (SignatureScheme scheme :
+       {SignatureScheme::kEcdsaP256Sha256, SignatureScheme::kEcdsaP384Sha384}) {
     auto key = PrivateKey::Generate(scheme);
     ASSERT_TRUE(key.ok());
     Bytes message = ToBytes("quote body");

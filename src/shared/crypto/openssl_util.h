@@ -44,6 +44,8 @@ Status OpensslStatus(StatusCode code, const std::string& context);
 inline constexpr size_t kMaxOpensslChunk = size_t{1} << 30;
 
 // Fails InvalidArgument if `size` does not fit OpenSSL's int/long length parameters.
-inline bool FitsInt(size_t size) { return size <= static_cast<size_t>(INT_MAX); }
+inline bool FitsInt(size_t size) {
+  return size <= static_cast<size_t>(INT_MAX);
+}
 
 }  // namespace chiron::crypto::internal

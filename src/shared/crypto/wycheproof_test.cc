@@ -116,7 +116,9 @@ TEST(WycheproofTest, EcdsaP384Sha384Der) {
   RunSignatureFile("ecdsa_secp384r1_sha384_test.json", SignatureScheme::kEcdsaP384Sha384);
 }
 
-TEST(WycheproofTest, Ed25519) { RunSignatureFile("ed25519_test.json", SignatureScheme::kEd25519); }
+TEST(WycheproofTest, Ed25519) {
+  RunSignatureFile("ed25519_test.json", SignatureScheme::kEd25519);
+}
 
 TEST(WycheproofTest, HkdfSha256) {
   json file = LoadWycheproof("hkdf_sha256_test.json");
@@ -155,10 +157,14 @@ TEST(WycheproofTest, X25519) {
   json file = LoadWycheproof("x25519_test.json");
   ASSERT_FALSE(file.is_null());
   const std::set<std::string> kRejectedFlags = {"ZeroSharedSecret", "LowOrderPublic"};
-  const std::set<std::string> kAcceptedFlags = {"Twist",          "SpecialPublicKey",
-                                                "SmallPublicKey", "NonCanonicalPublic",
-                                                "EdgeCaseShared", "EdgeCaseMultiplication",
-                                                "Ktv",            "Normal"};
+  const std::set<std::string> kAcceptedFlags = {"Twist",
+                                                "SpecialPublicKey",
+                                                "SmallPublicKey",
+                                                "NonCanonicalPublic",
+                                                "EdgeCaseShared",
+                                                "EdgeCaseMultiplication",
+                                                "Ktv",
+                                                "Normal"};
   int run = 0, valid = 0, accepted = 0, rejected = 0;
   for (const json& group : file.at("testGroups")) {
     ASSERT_EQ(group.at("curve"), "curve25519");
@@ -191,9 +197,10 @@ TEST(WycheproofTest, X25519) {
     }
   }
   ExpectAllCasesRun(file, run);
-  std::printf("x25519_test.json: %d cases (%d valid, %d acceptable accepted, %d acceptable "
-              "rejected)\n",
-              run, valid, accepted, rejected);
+  std::printf(
+      "x25519_test.json: %d cases (%d valid, %d acceptable accepted, %d acceptable "
+      "rejected)\n",
+      run, valid, accepted, rejected);
 }
 
 }  // namespace

@@ -36,10 +36,14 @@ using X509CrlPtr = Owned<X509_CRL, X509_CRL_free>;
 using BignumPtr = Owned<BIGNUM, BN_free>;
 using GeneralNamesPtr = Owned<GENERAL_NAMES, GENERAL_NAMES_free>;
 
-void FreeX509Stack(STACK_OF(X509) * stack) { sk_X509_free(stack); }  // does not free elements
+void FreeX509Stack(STACK_OF(X509) * stack) {
+  sk_X509_free(stack);
+}  // does not free elements
 using X509StackPtr = Owned<STACK_OF(X509), FreeX509Stack>;
 
-std::shared_ptr<X509> ShareX509(X509* cert) { return std::shared_ptr<X509>(cert, X509_free); }
+std::shared_ptr<X509> ShareX509(X509* cert) {
+  return std::shared_ptr<X509>(cert, X509_free);
+}
 
 // A digest for signing with `key`: none for Ed25519, SHA-384 for P-384, SHA-256 for P-256.
 const EVP_MD* SigningMd(const PrivateKey& key) {
@@ -107,8 +111,7 @@ Status CheckRequest(const CertificateRequest& request) {
 
 // Builds and signs a certificate. `issuer` is null for a self-signed certificate.
 Result<Certificate> Build(const PrivateKey& signing_key, X509* issuer, EVP_PKEY* subject_key,
-                          const CertificateRequest& request,
-                          Result<Certificate> (*wrap)(X509*)) {
+                          const CertificateRequest& request, Result<Certificate> (*wrap)(X509*)) {
   CHIRON_RETURN_IF_ERROR(CheckRequest(request));
   X509Ptr cert(X509_new());
   if (!cert) return OpensslStatus(StatusCode::kInternal, "X509_new");
@@ -119,10 +122,9 @@ Result<Certificate> Build(const PrivateKey& signing_key, X509* issuer, EVP_PKEY*
   CHIRON_RETURN_IF_ERROR(SetRandomSerial(X509_get_serialNumber(x)));
 
   X509_NAME* subject = X509_get_subject_name(x);
-  if (X509_NAME_add_entry_by_txt(
-          subject, "CN", MBSTRING_UTF8,
-          reinterpret_cast<const unsigned char*>(request.common_name.data()),
-          static_cast<int>(request.common_name.size()), -1, 0) != 1) {
+  if (X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(request.common_name.data()),
+                                 static_cast<int>(request.common_name.size()), -1, 0) != 1) {
     return OpensslStatus(StatusCode::kInvalidArgument,
                          "common name '" + request.common_name + "' is not acceptable");
   }
@@ -201,8 +203,8 @@ Result<Certificate> Build(const PrivateKey& signing_key, X509* issuer, EVP_PKEY*
                                         static_cast<int>(extension.value.size())) != 1) {
       return OpensslStatus(StatusCode::kInternal, "extension value");
     }
-    X509ExtensionPtr ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(),
-                                                      extension.critical ? 1 : 0, value.get()));
+    X509ExtensionPtr ext(
+        X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), extension.critical ? 1 : 0, value.get()));
     if (!ext || X509_add_ext(x, ext.get(), -1) != 1) {
       return OpensslStatus(StatusCode::kInternal, "cannot add extension " + extension.oid);
     }
@@ -229,8 +231,7 @@ Result<Certificate> Certificate::FromDer(ByteSpan der) {
   if (!cert) return OpensslStatus(StatusCode::kInvalidArgument, "malformed certificate DER");
   if (p != der.data() + der.size()) {
     return InvalidArgumentError("certificate DER has " +
-                                std::to_string(der.data() + der.size() - p) +
-                                " trailing byte(s)");
+                                std::to_string(der.data() + der.size() - p) + " trailing byte(s)");
   }
   return Certificate(ShareX509(cert.release()));
 }
@@ -259,7 +260,8 @@ Result<std::vector<Certificate>> Certificate::ChainFromPem(std::string_view pem)
   }
   // The loop ends at the end of the text (no further BEGIN line) or on a malformed block.
   unsigned long error = ERR_peek_last_error();  // NOLINT(runtime/int)
-  bool clean_end = ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE;
+  bool clean_end =
+      ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE;
   if (!clean_end && error != 0) {
     return OpensslStatus(StatusCode::kInvalidArgument,
                          "PEM certificate " + std::to_string(chain.size() + 1) + " is malformed");
@@ -315,16 +317,23 @@ std::string Certificate::ToPem() const {
 Result<PublicKey> Certificate::public_key() const {
   EVP_PKEY* key = X509_get0_pubkey(cert_.get());
   if (key == nullptr) {
-    return OpensslStatus(StatusCode::kInvalidArgument,
-                         "certificate public key cannot be decoded");
+    return OpensslStatus(StatusCode::kInvalidArgument, "certificate public key cannot be decoded");
   }
   return PublicKey::FromNative(key);
 }
 
-std::string Certificate::subject() const { return NameToString(X509_get_subject_name(cert_.get())); }
-std::string Certificate::issuer() const { return NameToString(X509_get_issuer_name(cert_.get())); }
-TimePoint Certificate::not_before() const { return FromAsn1Time(X509_get0_notBefore(cert_.get())); }
-TimePoint Certificate::not_after() const { return FromAsn1Time(X509_get0_notAfter(cert_.get())); }
+std::string Certificate::subject() const {
+  return NameToString(X509_get_subject_name(cert_.get()));
+}
+std::string Certificate::issuer() const {
+  return NameToString(X509_get_issuer_name(cert_.get()));
+}
+TimePoint Certificate::not_before() const {
+  return FromAsn1Time(X509_get0_notBefore(cert_.get()));
+}
+TimePoint Certificate::not_after() const {
+  return FromAsn1Time(X509_get0_notAfter(cert_.get()));
+}
 
 Bytes Certificate::serial_number() const {
   BignumPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert_.get()), nullptr));
@@ -367,8 +376,7 @@ Result<CertificateExtension> Certificate::FindExtension(std::string_view oid) co
 Status Certificate::VerifySignature(const PublicKey& issuer_key) const {
   if (X509_verify(cert_.get(), issuer_key.native()) != 1) {
     ERR_clear_error();
-    return UnauthenticatedError("certificate '" + subject() +
-                                "': signature verification failed");
+    return UnauthenticatedError("certificate '" + subject() + "': signature verification failed");
   }
   return Status::Ok();
 }
@@ -444,8 +452,7 @@ Result<Bytes> CreateCrl(const PrivateKey& issuer_key, const Certificate& issuer_
   AsnTimePtr next_update(ASN1_TIME_set(nullptr, end));
   if (X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
       X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer_cert.native())) != 1 ||
-      !last_update || !next_update ||
-      X509_CRL_set1_lastUpdate(crl.get(), last_update.get()) != 1 ||
+      !last_update || !next_update || X509_CRL_set1_lastUpdate(crl.get(), last_update.get()) != 1 ||
       X509_CRL_set1_nextUpdate(crl.get(), next_update.get()) != 1) {
     return OpensslStatus(StatusCode::kInternal, "cannot fill CRL fields");
   }

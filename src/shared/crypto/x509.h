@@ -22,7 +22,7 @@ namespace chiron::crypto {
 struct CertificateExtension {
   std::string oid;  // dotted form, e.g. "1.3.6.1.4.1.99999.1"
   bool critical = false;
-  Bytes value;      // the extnValue OCTET STRING's contents
+  Bytes value;  // the extnValue OCTET STRING's contents
 };
 
 struct CertificateRequest {
@@ -95,7 +95,12 @@ struct ChainVerifyOptions {
 // validation (signatures, validity at verification_time, CA constraints, CRLs). Errors name the
 // failing certificate and OpenSSL's reason, e.g. "certificate has expired".
 // Any failure is Unauthenticated; InvalidArgument if a CRL cannot be parsed.
-Status VerifyCertificateChain(const Certificate& leaf, const std::vector<Certificate>& intermediates,
+// Each of `roots` is a pinned trust anchor, even if it is not self-signed (a chain may stop at
+// any of them). OpenSSL rejects certificates carrying a critical extension it does not know
+// ("unhandled critical extension"): mark custom extensions non-critical if such certificates
+// must pass this function.
+Status VerifyCertificateChain(const Certificate& leaf,
+                              const std::vector<Certificate>& intermediates,
                               const std::vector<Certificate>& roots,
                               const ChainVerifyOptions& options);
 

@@ -128,8 +128,8 @@ class ChainTest : public ::testing::Test {
     ASSERT_TRUE(root.ok()) << root.status().ToString();
     root_ = *root;
     intermediate_key_ = *PrivateKey::Generate(SignatureScheme::kEcdsaP256Sha256);
-    auto intermediate = Certificate::CreateSigned(*root_key_, *root_, intermediate_key_->public_key(),
-                                                  Request("Test Intermediate CA", true));
+    auto intermediate = Certificate::CreateSigned(
+        *root_key_, *root_, intermediate_key_->public_key(), Request("Test Intermediate CA", true));
     ASSERT_TRUE(intermediate.ok()) << intermediate.status().ToString();
     intermediate_ = *intermediate;
     leaf_key_ = *PrivateKey::Generate(SignatureScheme::kEd25519);
@@ -191,8 +191,8 @@ TEST_F(ChainTest, WrongRootFails) {
 TEST_F(ChainTest, LeafCannotIssue) {
   // A certificate signed by a non-CA leaf must not verify.
   auto sub_key = PrivateKey::Generate(SignatureScheme::kEd25519);
-  auto sub = Certificate::CreateSigned(*leaf_key_, *leaf_, sub_key->public_key(),
-                                       Request("Sub", false));
+  auto sub =
+      Certificate::CreateSigned(*leaf_key_, *leaf_, sub_key->public_key(), Request("Sub", false));
   ASSERT_TRUE(sub.ok());
   EXPECT_EQ(VerifyCertificateChain(*sub, {*leaf_, *intermediate_}, {*root_}, options_).code(),
             StatusCode::kUnauthenticated);
@@ -215,8 +215,7 @@ TEST_F(ChainTest, CrlRevocation) {
   EXPECT_EQ(revoked.code(), StatusCode::kUnauthenticated);
   EXPECT_NE(revoked.message().find("revoked"), std::string::npos) << revoked.message();
 
-  options_.crls_der = {Crl(*root_key_, *root_, {intermediate_->serial_number()}),
-                       intermediate_crl};
+  options_.crls_der = {Crl(*root_key_, *root_, {intermediate_->serial_number()}), intermediate_crl};
   EXPECT_EQ(VerifyCertificateChain(*leaf_, {*intermediate_}, {*root_}, options_).code(),
             StatusCode::kUnauthenticated);
 
@@ -238,7 +237,8 @@ TEST_F(ChainTest, PemChainParses) {
   ASSERT_EQ(chain->size(), 3u);
   EXPECT_EQ((*chain)[1].subject(), "CN=Test Intermediate CA");
   // A damaged middle block is an error, not a silently shorter chain.
-  std::string damaged = leaf_->ToPem() + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+  std::string damaged =
+      leaf_->ToPem() + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
   EXPECT_FALSE(Certificate::ChainFromPem(damaged).ok());
 }
 

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "shared/crypto/test_util.h"
 
 namespace chiron::crypto {
 namespace {
@@ -240,6 +244,69 @@ TEST_F(ChainTest, PemChainParses) {
   std::string damaged =
       leaf_->ToPem() + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
   EXPECT_FALSE(Certificate::ChainFromPem(damaged).ok());
+}
+
+std::string ReadTestdata(const std::string& relative) {
+  std::ifstream in(testing::TestdataDir() + "/" + relative, std::ios::binary);
+  EXPECT_TRUE(in.good()) << "cannot open testdata " << relative;
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Real AMD SEV-SNP chain: VCEK (P-384) <- ASK <- ARK (RSA-PSS), from go-sev-guest's test data.
+TEST(RealChainTest, SevSnpVcekChain) {
+  std::string vcek_der = ReadTestdata("attestation/sev-snp/vcek.testcer");
+  auto vcek = Certificate::FromDer(AsBytes(vcek_der));
+  ASSERT_TRUE(vcek.ok()) << vcek.status().ToString();
+  auto ask_ark = Certificate::ChainFromPem(ReadTestdata("attestation/sev-snp/milan.testcer"));
+  ASSERT_TRUE(ask_ark.ok()) << ask_ark.status().ToString();
+  ASSERT_EQ(ask_ark->size(), 2u);
+  EXPECT_NE(vcek->subject().find("CN=SEV-VCEK"), std::string::npos) << vcek->subject();
+  EXPECT_EQ(vcek->public_key()->scheme(), SignatureScheme::kEcdsaP384Sha384);
+
+  ChainVerifyOptions options;
+  options.verification_time = Clock::from_time_t(1704067200);  // 2024-01-01
+  Status status = VerifyCertificateChain(*vcek, {(*ask_ark)[0]}, {(*ask_ark)[1]}, options);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  options.verification_time = Clock::from_time_t(1893456000);  // 2030: VCEK expired
+  EXPECT_EQ(VerifyCertificateChain(*vcek, {(*ask_ark)[0]}, {(*ask_ark)[1]}, options).code(),
+            StatusCode::kUnauthenticated);
+}
+
+// Real Intel TDX PCK chain, taken from the PEM certification data inside the quote, checked
+// against Intel's root and PCK CRLs at a time when both CRLs were current.
+TEST(RealChainTest, TdxPckChainWithCrls) {
+  std::string quote = ReadTestdata("attestation/tdx/tdx_prod_quote_SPR_E4.dat");
+  size_t begin = quote.find("-----BEGIN CERTIFICATE-----");
+  ASSERT_NE(begin, std::string::npos);
+  auto chain = Certificate::ChainFromPem(std::string_view(quote).substr(begin));
+  ASSERT_TRUE(chain.ok()) << chain.status().ToString();
+  ASSERT_EQ(chain->size(), 3u);  // PCK, PCK Platform CA, Intel SGX Root CA
+  EXPECT_NE((*chain)[2].subject().find("Intel SGX Root CA"), std::string::npos);
+
+  ChainVerifyOptions options;
+  options.verification_time = Clock::from_time_t(1686787200);  // 2023-06-15
+  Status plain = VerifyCertificateChain((*chain)[0], {(*chain)[1]}, {(*chain)[2]}, options);
+  EXPECT_TRUE(plain.ok()) << plain.ToString();
+
+  std::string root_crl = ReadTestdata("attestation/tdx/rootcrl.der");
+  std::string pck_crl = ReadTestdata("attestation/tdx/pckcrl");
+  options.crls_der = {ToBytes(root_crl), ToBytes(pck_crl)};
+  Status with_crls = VerifyCertificateChain((*chain)[0], {(*chain)[1]}, {(*chain)[2]}, options);
+  EXPECT_TRUE(with_crls.ok()) << with_crls.ToString();
+
+  // A stale CRL (past its nextUpdate, 2023-07-08) is refused.
+  options.verification_time = Clock::from_time_t(1690848000);  // 2023-08-01
+  Status stale = VerifyCertificateChain((*chain)[0], {(*chain)[1]}, {(*chain)[2]}, options);
+  EXPECT_EQ(stale.code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(stale.message().find("CRL has expired"), std::string::npos) << stale.message();
+  options.verification_time = Clock::from_time_t(1686787200);
+
+  // The PCK CRL alone does not cover the Platform CA: refused once CRLs are in play.
+  options.crls_der = {ToBytes(pck_crl)};
+  EXPECT_EQ(VerifyCertificateChain((*chain)[0], {(*chain)[1]}, {(*chain)[2]}, options).code(),
+            StatusCode::kUnauthenticated);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "runtime/service/reference_policy.h"
 #include "runtime/service/server.h"
 #include "shared/base/file_system.h"
 #include "shared/base/log.h"
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   std::string sandbox_policy = bin_dir + "/sandbox-policy.json";
   std::string tsm_root = tee::kDefaultTsmReportRoot;
   std::string port_file;
+  std::string sim_policy_file;
   bool sim_debug = false;
   uint32_t sim_svn = 1;
   bool verbose = false;
@@ -60,6 +62,8 @@ int main(int argc, char** argv) {
   app.add_option("--tsm-root", tsm_root, "configfs-tsm report directory (tsm platform)")
       ->capture_default_str();
   app.add_option("--port-file", port_file, "write the port actually bound to this file");
+  app.add_option("--write-sim-policy", sim_policy_file,
+                 "sim only: write the policy that accepts exactly this runtime to this file");
   app.add_flag("--sim-debug", sim_debug, "sim only: mark evidence as coming from a debug TEE");
   app.add_option("--sim-svn", sim_svn, "sim only: security version number in evidence")
       ->capture_default_str();
@@ -97,6 +101,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "chirond: cannot start: %s\n", server.status().message().c_str());
     return 1;
   }
+  if (!sim_policy_file.empty()) {
+    auto policy = runtime::SimReferencePolicy((*server)->platform());
+    Status written =
+        policy.ok() ? FileSystem::Default()->WriteFileAtomic(sim_policy_file,
+                                                             AsBytes(policy->ToJson()), 0644)
+                    : policy.status();
+    if (!written.ok()) {
+      std::fprintf(stderr, "chirond: --write-sim-policy: %s\n", written.message().c_str());
+      return 1;
+    }
+  }
+
   if (!port_file.empty()) {
     std::string port = std::to_string((*server)->port()) + "\n";
     Status written = FileSystem::Default()->WriteFileAtomic(port_file, AsBytes(port), 0644);

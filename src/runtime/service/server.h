@@ -6,6 +6,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/service_type.h>
 
 #include <memory>
 #include <string>
@@ -31,7 +32,7 @@ class RuntimeServer {
   static Result<std::unique_ptr<RuntimeServer>> Start(const ServerOptions& options);
 
   int port() const { return port_; }
-  const tee::Platform& platform() const { return *platform_; }
+  tee::Platform& platform() { return *platform_; }
   const ratls::TlsIdentity& identity() const { return identity_; }
 
   // Stops accepting calls and waits up to `grace` for running ones.

@@ -147,6 +147,7 @@ grpc::ChannelArguments AttestedChannelArguments() {
   args.SetMaxSendMessageSize(80 * 1024 * 1024);
   // One TLS connection per channel: the attestation record describes exactly it.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetSslTargetNameOverride(kServerName);
   return args;
 }
 

@@ -71,6 +71,7 @@ Result<TlsIdentity> CreateAttestedIdentity(const EvidenceProducer& produce_evide
   request.common_name = std::string(common_name);
   request.lifetime = std::chrono::hours(24 * 30);
   request.extensions.push_back({kEvidenceExtensionOid, false, std::move(evidence)});
+  request.dns_names.push_back(kServerName);
   return MakeIdentity(key, std::move(request));
 }
 

@@ -29,6 +29,11 @@ namespace chiron::ratls {
 // registration and cannot collide with anyone else's.
 inline constexpr char kEvidenceExtensionOid[] = "2.25.206920740590993702740307435259093383050";
 
+// The DNS name in every runtime certificate. Clients connect by address but check this name (the
+// gRPC target name override), which keeps TLS host-name checking quiet; trust still comes only
+// from the evidence.
+inline constexpr char kServerName[] = "chirond.chiron.invalid";
+
 // Largest certificate extension accepted (evidence envelopes are bounded well below this).
 inline constexpr size_t kMaxEvidenceExtensionSize = 64 * 1024;
 

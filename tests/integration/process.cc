@@ -1,0 +1,150 @@
+#include "tests/integration/process.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace chiron::testing {
+namespace {
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+std::string ReadFileText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<char*> Argv(const std::vector<std::string>& args) {
+  std::vector<char*> out;
+  for (const auto& a : args) out.push_back(const_cast<char*>(a.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+std::string BinaryPath(const std::string& name) {
+  const char* build = std::getenv("CHIRON_BUILD_DIR");
+  return std::string(build ? build : ".") + "/bin/" + name;
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv) {
+  // Output goes to temporary files so that large outputs cannot dead-lock on pipes.
+  char out_path[] = "/tmp/chiron-cmd-out-XXXXXX";
+  char err_path[] = "/tmp/chiron-cmd-err-XXXXXX";
+  int out_fd = ::mkstemp(out_path);
+  int err_fd = ::mkstemp(err_path);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+  pid_t pid;
+  auto args = Argv(argv);
+  CommandResult result;
+  if (posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) {
+    ADD_FAILURE() << "cannot run " << argv[0];
+  } else {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  ::lseek(out_fd, 0, SEEK_SET);
+  ::lseek(err_fd, 0, SEEK_SET);
+  result.out = ReadAll(out_fd);
+  result.err = ReadAll(err_fd);
+  ::close(out_fd);
+  ::close(err_fd);
+  ::unlink(out_path);
+  ::unlink(err_path);
+  return result;
+}
+
+ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args) {
+  std::ofstream(dir + "/chiron-worker") << "worker under test";
+  std::ofstream(dir + "/sandbox-policy.json") << "{}";
+  std::string port_file = dir + "/port";
+  policy_path_ = dir + "/sim-policy.json";
+  log_path_ = dir + "/chirond.log";
+  std::vector<std::string> argv = {BinaryPath("chirond"),
+                                   "--platform", "sim",
+                                   "--listen", "127.0.0.1:0",
+                                   "--state", dir + "/state",
+                                   "--worker", dir + "/chiron-worker",
+                                   "--sandbox-policy", dir + "/sandbox-policy.json",
+                                   "--port-file", port_file,
+                                   "--write-sim-policy", policy_path_};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
+  auto args = Argv(argv);
+  if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) {
+    ADD_FAILURE() << "cannot start " << argv[0];
+    pid_ = -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(log_fd);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::string text = ReadFileText(port_file);
+    if (!text.empty() && text.back() == '\n') {
+      port_ = std::stoi(text);
+      return;
+    }
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ADD_FAILURE() << "chirond did not start; its log:\n" << ReadFileText(log_path_);
+}
+
+ChirondProcess::~ChirondProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+int ChirondProcess::Terminate() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+}  // namespace chiron::testing

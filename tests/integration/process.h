@@ -1,0 +1,49 @@
+// Helpers for integration tests that drive Chiron's real executables: start chirond as a child
+// process, run CLI commands and capture their output and exit code.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace chiron::testing {
+
+// build/bin, from the CHIRON_BUILD_DIR environment variable that chiron_test sets.
+std::string BinaryPath(const std::string& name);
+
+struct CommandResult {
+  int exit_code = -1;  // -1 if killed by a signal
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs argv to completion (no shell), with stdin closed.
+CommandResult RunCommand(const std::vector<std::string>& argv);
+
+// A chirond child process on the sim platform, listening on a free loopback port.
+class ChirondProcess {
+ public:
+  // Starts chirond with a state dir under `dir`, measured worker/policy files it creates there,
+  // and `extra_args`; waits until it listens (port file) or fails the current test.
+  ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args = {});
+  ~ChirondProcess();  // SIGKILL if still running
+
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // The reference policy chirond wrote (--write-sim-policy).
+  const std::string& policy_path() const { return policy_path_; }
+  const std::string& log_path() const { return log_path_; }
+  pid_t pid() const { return pid_; }
+
+  // SIGTERM, then waits; returns the exit code (or -1 if it did not exit cleanly in time).
+  int Terminate();
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string policy_path_;
+  std::string log_path_;
+};
+
+}  // namespace chiron::testing

@@ -144,8 +144,10 @@ Status ApplySeccomp() {
   constexpr uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS |
                                        CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
                                        CLONE_NEWNET | CLONE_NEWTIME;
-  constexpr uint64_t kWritingOpenFlags =
-      O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | __O_TMPFILE;
+  // O_TMPFILE is 020000000 | O_DIRECTORY; only its own bit is tested (O_DIRECTORY is harmless).
+  constexpr uint64_t kTmpfileBit = 020000000;
+  static_assert((O_TMPFILE & kTmpfileBit) != 0);
+  constexpr uint64_t kWritingOpenFlags = O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | kTmpfileBit;
   const uint64_t self = static_cast<uint64_t>(getpid());
   for (const SyscallRule& rule : WorkerSyscallRules()) {
     const std::string name(rule.name);

@@ -1,0 +1,46 @@
+// The interface between the red-team worker (hostile_worker.cc, trusted-side code paths of a
+// worker) and the hostile recipe (hostile_recipe.cc, the provider's code under test). Tests only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "shared/worker_protocol.h"
+
+namespace chiron::redteam {
+
+// How an attack ended, as the attacking code saw it.
+enum AttackOutcome : int {
+  kBlocked = 1,    // the kernel refused (errno says how)
+  kSucceeded = 2,  // the attack did what it wanted: a sandbox hole
+  kNotRun = 3,
+};
+
+struct AttackReport {
+  int outcome = kNotRun;
+  int error = 0;              // errno when blocked
+  int leaked_size = 0;        // bytes of something read from outside, when succeeded
+  uint8_t leaked[64] = {};
+  bool answered = false;      // the attack already answered the runtime's request itself
+  bool out_of_memory = false; // the worker should exit as out of memory
+};
+
+struct AttackContext {
+  const char* attack = "";
+  const char* arg = "";
+  WorkerFrame request;        // the runtime's request being answered
+  const uint8_t* dataset = nullptr;
+  size_t dataset_size = 0;
+  size_t parameter_arena_size = 0;
+  float* gradients = nullptr;
+  float* output = nullptr;
+};
+
+// Exported by the hostile recipe (extern "C", name kRunSymbol).
+using RunAttackFunction = void (*)(const AttackContext* context, AttackReport* report);
+inline constexpr const char* kRunSymbol = "chiron_redteam_run";
+
+// Output arena layout of a report: [0] outcome, [1] errno, [2] leaked_size, [3...] leaked bytes.
+inline constexpr size_t kReportFloats = 3 + 64;
+
+}  // namespace chiron::redteam

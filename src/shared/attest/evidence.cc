@@ -124,7 +124,7 @@ Result<Evidence> ParseEvidence(ByteSpan serialized) {
 }
 
 Result<Bytes> SimSignedMessage(const SimEvidenceBody& body) {
-  Bytes out(kSimSignatureDomain.begin(), kSimSignatureDomain.end());
+  Bytes out = ToBytes(kSimSignatureDomain);
   out.push_back(0);
   CHIRON_RETURN_IF_ERROR(AppendSimSignedFields(body, out));
   return out;

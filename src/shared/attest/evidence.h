@@ -78,8 +78,9 @@ inline constexpr size_t kSimSignatureSize = 64;  // Ed25519 signature
 inline constexpr size_t kSimBodySize = 2 + 2 + kMeasurementSize + kReportDataSize + 1 + 4 +
                                        kSimRootKeySize + kSimSignatureSize;
 inline constexpr uint8_t kSimFlagDebug = 0x01;
-// Prefix of the signed message; ends with a NUL so no other Chiron signature can collide.
-inline constexpr std::string_view kSimSignatureDomain = "CHIRON-SIM-EVIDENCE-V1";
+// Prefix of the signed message (followed by a NUL so no other Chiron signature can collide).
+// A char array, not a string_view: one object, so begin and end always point into it.
+inline constexpr char kSimSignatureDomain[] = "CHIRON-SIM-EVIDENCE-V1";
 
 struct SimEvidenceBody {
   uint16_t version = kSimBodyVersion;

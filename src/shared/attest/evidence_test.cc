@@ -102,9 +102,11 @@ TEST(EvidenceTest, SimBodyRoundTripAndSignedMessage) {
   // before the signature.
   Result<Bytes> message = SimSignedMessage(*body);
   ASSERT_TRUE(message.ok());
-  ASSERT_EQ(message->size(), kSimSignatureDomain.size() + 1 + kSimBodySize - kSimSignatureSize);
-  EXPECT_EQ(ToString(ByteSpan(*message).first(kSimSignatureDomain.size())), kSimSignatureDomain);
-  EXPECT_EQ((*message)[kSimSignatureDomain.size()], 0);
+  const std::string_view domain = kSimSignatureDomain;
+  ASSERT_EQ(domain, "CHIRON-SIM-EVIDENCE-V1");
+  ASSERT_EQ(message->size(), domain.size() + 1 + kSimBodySize - kSimSignatureSize);
+  EXPECT_EQ(ToString(ByteSpan(*message).first(domain.size())), domain);
+  EXPECT_EQ((*message)[domain.size()], 0);
   EXPECT_TRUE(key->public_key().Verify(*message, body->signature).ok());
 
   Result<Bytes> reserialized = SerializeSimBody(*body);

@@ -42,7 +42,7 @@ void Check(bool condition) {
 }
 
 struct Fixture {
-  Bytes report_data = Bytes(kReportDataSize, 0x52);  // 'R'
+  Bytes report_data = Bytes(kReportDataSize, 0x52);   // 'R'
   Bytes measurement = Bytes(kMeasurementSize, 0x4d);  // 'M'
   Bytes root_public;
   Verifier verifier;
@@ -61,8 +61,7 @@ Fixture* MakeFixture() {
   policy.trusted_sim_roots = {*root_public};
   Result<Verifier> verifier = Verifier::Create(std::move(policy));
   Check(verifier.ok());
-  return new Fixture{Bytes(kReportDataSize, 0x52), measurement, *root_public,
-                     std::move(*verifier)};
+  return new Fixture{Bytes(kReportDataSize, 0x52), measurement, *root_public, std::move(*verifier)};
 }
 
 }  // namespace

@@ -9,8 +9,7 @@
 
 namespace chiron::tee {
 
-Result<Bytes> MeasureComponents(const std::vector<MeasuredComponent>& components,
-                                 FileSystem* fs) {
+Result<Bytes> MeasureComponents(const std::vector<MeasuredComponent>& components, FileSystem* fs) {
   if (fs == nullptr) fs = FileSystem::Default();
   if (components.empty()) {
     return InvalidArgumentError(
@@ -29,8 +28,9 @@ Result<Bytes> MeasureComponents(const std::vector<MeasuredComponent>& components
     sorted.push_back(&c);
   }
   // Sorted by name so that the order of command-line flags does not change the measurement.
-  std::sort(sorted.begin(), sorted.end(),
-            [](const MeasuredComponent* a, const MeasuredComponent* b) { return a->name < b->name; });
+  std::sort(
+      sorted.begin(), sorted.end(),
+      [](const MeasuredComponent* a, const MeasuredComponent* b) { return a->name < b->name; });
 
   crypto::Hasher hasher(crypto::HashAlgorithm::kSha384);
   constexpr std::string_view kDomain = "CHIRON-MEASUREMENT-V1";

@@ -47,9 +47,8 @@ Result<SecretBytes> LoadOrCreateSealingSecret(FileSystem& fs, const std::string&
     SecretBytes secret(*stored);
     SecureZero(stored->data(), stored->size());
     if (secret.size() != kSealingSecretSize) {
-      return DataLossError("sim sealing secret '" + path + "' is " +
-                           std::to_string(secret.size()) + " bytes, not " +
-                           std::to_string(kSealingSecretSize) +
+      return DataLossError("sim sealing secret '" + path + "' is " + std::to_string(secret.size()) +
+                           " bytes, not " + std::to_string(kSealingSecretSize) +
                            "; it is corrupt. Restore it from backup (sealed data cannot be opened "
                            "without it)");
     }
@@ -106,7 +105,8 @@ class SimPlatform final : public Platform {
 
   std::string Describe() const override {
     return "platform=sim INSECURE (software root key; proves nothing about hardware) "
-           "measurement=" + HexEncode(measurement_) + " sim_root_key=" + HexEncode(root_public_) +
+           "measurement=" +
+           HexEncode(measurement_) + " sim_root_key=" + HexEncode(root_public_) +
            " debug=" + (debug_ ? "true" : "false") + " svn=" + std::to_string(svn_);
   }
 
@@ -124,8 +124,9 @@ class SimPlatform final : public Platform {
 Result<std::unique_ptr<Platform>> CreateSimPlatform(const PlatformOptions& options) {
   FileSystem* fs = options.fs != nullptr ? options.fs : FileSystem::Default();
   if (options.state_dir.empty()) {
-    return InvalidArgumentError("sim platform: a state directory is required (it holds the sim "
-                                "root key and sealing secret)");
+    return InvalidArgumentError(
+        "sim platform: a state directory is required (it holds the sim "
+        "root key and sealing secret)");
   }
   CHIRON_ASSIGN_OR_RETURN(Bytes measurement, MeasureComponents(options.measured_components, fs));
   CHIRON_RETURN_IF_ERROR(fs->CreateDirectories(options.state_dir, kStateDirMode)
@@ -136,15 +137,16 @@ Result<std::unique_ptr<Platform>> CreateSimPlatform(const PlatformOptions& optio
   CHIRON_ASSIGN_OR_RETURN(
       SecretBytes sealing_secret,
       LoadOrCreateSealingSecret(*fs, JoinPath(options.state_dir, kSimSealingSecretFile)));
-  auto platform = std::make_unique<SimPlatform>(std::move(root), root_public,
-                                                std::move(sealing_secret), measurement,
-                                                options.sim_debug, options.sim_svn);
+  auto platform =
+      std::make_unique<SimPlatform>(std::move(root), root_public, std::move(sealing_secret),
+                                    measurement, options.sim_debug, options.sim_svn);
   // Loud on purpose: nobody should run the sim platform by accident.
   const std::string line =
       "*** INSECURE: TEE platform 'sim' in use. Evidence is signed by a software key in " +
-      options.state_dir + " and proves nothing about the hardware; never use it for real data. "
-      "sim_root_key=" + HexEncode(root_public) + " measurement=" + HexEncode(measurement) +
-      " ***\n";
+      options.state_dir +
+      " and proves nothing about the hardware; never use it for real data. "
+      "sim_root_key=" +
+      HexEncode(root_public) + " measurement=" + HexEncode(measurement) + " ***\n";
   std::fputs(line.c_str(), stderr);
   return std::unique_ptr<Platform>(std::move(platform));
 }

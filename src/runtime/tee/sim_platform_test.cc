@@ -30,8 +30,8 @@ class SimPlatformTest : public ::testing::Test {
     options_.name = "sim";
     options_.state_dir = dir_ + "/state";
     options_.measured_components = {{"chirond", dir_ + "/chirond"},
-                                     {"chiron-worker", dir_ + "/chiron-worker"},
-                                     {"sandbox-policy", dir_ + "/sandbox.json"}};
+                                    {"chiron-worker", dir_ + "/chiron-worker"},
+                                    {"sandbox-policy", dir_ + "/sandbox.json"}};
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -93,8 +93,7 @@ TEST_F(SimPlatformTest, DebugAndSvnOptionsReachTheEvidence) {
   std::unique_ptr<Platform> platform = Create();
   ASSERT_NE(platform, nullptr);
   Bytes evidence = *platform->GetEvidence(Bytes(64, 1));
-  attest::SimEvidenceBody body =
-      *attest::ParseSimBody(attest::ParseEvidence(evidence)->payload);
+  attest::SimEvidenceBody body = *attest::ParseSimBody(attest::ParseEvidence(evidence)->payload);
   EXPECT_TRUE(body.debug);
   EXPECT_EQ(body.svn, 9u);
 }
@@ -146,10 +145,9 @@ TEST_F(SimPlatformTest, MeasurementCoversEveryComponentAndIgnoresOrder) {
                                           options_.measured_components.rend());
   EXPECT_EQ(*MeasureComponents(reversed), *base);
 
-  const std::pair<const char*, const char*> files[] = {
-      {"chirond", "chirond binary v1"},
-      {"chiron-worker", "launcher binary v1"},
-      {"sandbox.json", "{\"syscalls\": []}"}};
+  const std::pair<const char*, const char*> files[] = {{"chirond", "chirond binary v1"},
+                                                       {"chiron-worker", "launcher binary v1"},
+                                                       {"sandbox.json", "{\"syscalls\": []}"}};
   for (const auto& [name, original] : files) {
     Write(name, "tampered");
     EXPECT_NE(*MeasureComponents(options_.measured_components), *base) << name;
@@ -164,9 +162,9 @@ TEST_F(SimPlatformTest, MeasurementCoversEveryComponentAndIgnoresOrder) {
 
 TEST_F(SimPlatformTest, MeasurementRejectsBadComponentLists) {
   EXPECT_TRUE(Has(MeasureComponents({}).status().message(), "no measured components"));
-  EXPECT_TRUE(Has(MeasureComponents({{"a", dir_ + "/chirond"}, {"a", dir_ + "/chirond"}})
-                      .status().message(),
-                  "'a' appears twice"));
+  EXPECT_TRUE(Has(
+      MeasureComponents({{"a", dir_ + "/chirond"}, {"a", dir_ + "/chirond"}}).status().message(),
+      "'a' appears twice"));
   EXPECT_TRUE(Has(MeasureComponents({{"", dir_ + "/chirond"}}).status().message(), "no name"));
   Result<Bytes> missing = MeasureComponents({{"chirond", dir_ + "/nope"}});
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
@@ -175,15 +173,11 @@ TEST_F(SimPlatformTest, MeasurementRejectsBadComponentLists) {
 
 TEST_F(SimPlatformTest, CorruptStateIsReportedNotReplaced) {
   ASSERT_NE(Create(), nullptr);
-  {
-    std::ofstream(options_.state_dir + "/" + kSimSealingSecretFile, std::ios::trunc) << "short";
-  }
+  { std::ofstream(options_.state_dir + "/" + kSimSealingSecretFile, std::ios::trunc) << "short"; }
   Result<std::unique_ptr<Platform>> p = CreatePlatform(options_);
   EXPECT_EQ(p.status().code(), StatusCode::kDataLoss);
   EXPECT_TRUE(Has(p.status().message(), "corrupt"));
-  {
-    std::ofstream(options_.state_dir + "/" + kSimRootKeyFile, std::ios::trunc) << "garbage";
-  }
+  { std::ofstream(options_.state_dir + "/" + kSimRootKeyFile, std::ios::trunc) << "garbage"; }
   p = CreatePlatform(options_);
   EXPECT_EQ(p.status().code(), StatusCode::kDataLoss);
   EXPECT_TRUE(Has(p.status().message(), "not an Ed25519 PKCS#8 key"));

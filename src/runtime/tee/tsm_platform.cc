@@ -159,12 +159,10 @@ class TsmPlatform final : public Platform {
     CHIRON_ASSIGN_OR_RETURN(uint64_t before, ReadGeneration(entry));
     CHIRON_RETURN_IF_ERROR(files_->WriteAttribute(JoinPath(entry, "inblob"), report_data));
     // Reading outblob makes the kernel ask the TSM for a report over the current inblob.
-    CHIRON_ASSIGN_OR_RETURN(Bytes outblob,
-                            files_->ReadAttribute(JoinPath(entry, "outblob"),
-                                                  attest::kMaxEvidenceSize));
-    CHIRON_ASSIGN_OR_RETURN(Bytes provider_text,
-                            files_->ReadAttribute(JoinPath(entry, "provider"),
-                                                  kMaxProviderFileSize));
+    CHIRON_ASSIGN_OR_RETURN(
+        Bytes outblob, files_->ReadAttribute(JoinPath(entry, "outblob"), attest::kMaxEvidenceSize));
+    CHIRON_ASSIGN_OR_RETURN(Bytes provider_text, files_->ReadAttribute(JoinPath(entry, "provider"),
+                                                                       kMaxProviderFileSize));
     Bytes auxblob;
     Result<Bytes> aux = files_->ReadAttribute(JoinPath(entry, "auxblob"), attest::kMaxEvidenceSize);
     if (aux.ok()) {

@@ -32,8 +32,8 @@ void WriteText(const std::string& path, const std::string& text) {
 class FakeTsmKernel : public TsmFiles {
  public:
   std::string provider = "tdx_guest";
-  std::string auxblob = "";        // empty: no auxblob file at all
-  bool race_on_outblob = false;    // another writer strikes while outblob is read
+  std::string auxblob = "";      // empty: no auxblob file at all
+  bool race_on_outblob = false;  // another writer strikes while outblob is read
   bool fail_mkdir = false;
   int entries_created = 0;
   int entries_removed = 0;
@@ -228,8 +228,7 @@ TEST(PosixTsmFilesTest, ReadsToEofWithLimitAndWritesOnce) {
             StatusCode::kResourceExhausted);
   EXPECT_EQ(files->ReadAttribute(dir + "/auxblob", 10).status().code(), StatusCode::kNotFound);
   // Writes never create attributes: configfs provides them.
-  EXPECT_EQ(files->WriteAttribute(dir + "/inblob", Bytes{1}).code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(files->WriteAttribute(dir + "/inblob", Bytes{1}).code(), StatusCode::kNotFound);
   WriteText(dir + "/inblob", "");
   ASSERT_TRUE(files->WriteAttribute(dir + "/inblob", Bytes{1, 2, 3}).ok());
   EXPECT_EQ(ReadText(dir + "/inblob"), std::string("\x01\x02\x03", 3));

@@ -6,7 +6,9 @@
 namespace chiron::attest {
 namespace {
 
-std::string Num(uint64_t v) { return std::to_string(v); }
+std::string Num(uint64_t v) {
+  return std::to_string(v);
+}
 
 Status CheckSize(ByteSpan field, size_t want, std::string_view what, std::string_view prefix) {
   if (field.size() != want) {
@@ -167,7 +169,8 @@ Result<SimEvidenceBody> ParseSimBody(ByteSpan payload) {
   CHIRON_ASSIGN_OR_RETURN(uint8_t flags, reader.U8("flags"));
   if ((flags & ~kSimFlagDebug) != 0) {
     // Unknown flags may carry meaning a newer producer relies on: refuse rather than ignore.
-    return InvalidArgumentError("sim evidence: unknown flag bits 0x" + HexEncode(ByteSpan(&flags, 1)));
+    return InvalidArgumentError("sim evidence: unknown flag bits 0x" +
+                                HexEncode(ByteSpan(&flags, 1)));
   }
   body.debug = (flags & kSimFlagDebug) != 0;
   CHIRON_ASSIGN_OR_RETURN(body.svn, reader.U32Le("svn"));

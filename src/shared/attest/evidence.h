@@ -75,8 +75,8 @@ Result<Evidence> ParseEvidence(ByteSpan serialized);
 inline constexpr uint16_t kSimBodyVersion = 1;
 inline constexpr size_t kSimRootKeySize = 32;    // Ed25519 public key
 inline constexpr size_t kSimSignatureSize = 64;  // Ed25519 signature
-inline constexpr size_t kSimBodySize = 2 + 2 + kMeasurementSize + kReportDataSize + 1 + 4 +
-                                       kSimRootKeySize + kSimSignatureSize;
+inline constexpr size_t kSimBodySize =
+    2 + 2 + kMeasurementSize + kReportDataSize + 1 + 4 + kSimRootKeySize + kSimSignatureSize;
 inline constexpr uint8_t kSimFlagDebug = 0x01;
 // Prefix of the signed message (followed by a NUL so no other Chiron signature can collide).
 // A char array, not a string_view: one object, so begin and end always point into it.

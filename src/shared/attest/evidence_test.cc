@@ -7,7 +7,9 @@
 namespace chiron::attest {
 namespace {
 
-Bytes Filled(size_t n, uint8_t v) { return Bytes(n, v); }
+Bytes Filled(size_t n, uint8_t v) {
+  return Bytes(n, v);
+}
 
 TEST(EvidenceTest, PlatformNamesRoundTrip) {
   for (PlatformId id : {PlatformId::kSim, PlatformId::kTdx, PlatformId::kSevSnp}) {
@@ -45,8 +47,7 @@ TEST(EvidenceTest, EnvelopeRejectsBadHeaders) {
 
   Bytes version = good;
   version[4] = 7;
-  EXPECT_EQ(message(version),
-            "evidence: unknown format version 7; this verifier reads version 1");
+  EXPECT_EQ(message(version), "evidence: unknown format version 7; this verifier reads version 1");
 
   Bytes platform = good;
   platform[6] = 9;
@@ -149,10 +150,14 @@ TEST(EvidenceTest, CreateSimEvidenceChecksInputs) {
   ASSERT_TRUE(ed.ok() && ec.ok());
   EXPECT_FALSE(CreateSimEvidence(*ec, Filled(48, 0), Filled(64, 0), false, 0).ok());
   EXPECT_NE(CreateSimEvidence(*ed, Filled(47, 0), Filled(64, 0), false, 0)
-                .status().message().find("measurement must be 48 bytes, got 47"),
+                .status()
+                .message()
+                .find("measurement must be 48 bytes, got 47"),
             std::string::npos);
   EXPECT_NE(CreateSimEvidence(*ed, Filled(48, 0), Filled(32, 0), false, 0)
-                .status().message().find("report data must be 64 bytes, got 32"),
+                .status()
+                .message()
+                .find("report data must be 64 bytes, got 32"),
             std::string::npos);
 }
 
@@ -175,8 +180,10 @@ TEST(EvidenceTest, TsmBodyRoundTrip) {
 TEST(EvidenceTest, TsmBodyRejectsMalformed) {
   Bytes good = *SerializeTsmBody({"tdx_guest", Bytes(100, 1), Bytes(10, 2)});
   // The provider must match the envelope's platform: a TDX quote labelled as SNP is refused.
-  EXPECT_NE(ParseTsmBody(PlatformId::kSevSnp, good).status().message().find(
-                "produces tdx evidence but the envelope says sev-snp"),
+  EXPECT_NE(ParseTsmBody(PlatformId::kSevSnp, good)
+                .status()
+                .message()
+                .find("produces tdx evidence but the envelope says sev-snp"),
             std::string::npos);
   // Every truncation fails, with a message, never a crash.
   for (size_t n = 0; n < good.size(); ++n) {

@@ -1,11 +1,10 @@
 #include "shared/attest/policy.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace chiron::attest {
 namespace {
@@ -29,7 +28,8 @@ class Fields {
   }
 
   Result<bool> Bool(const json& v, std::string_view field) const {
-    if (!v.is_boolean()) return Error(field, "must be true or false, e.g. \"" + std::string(field) + "\": false");
+    if (!v.is_boolean())
+      return Error(field, "must be true or false, e.g. \"" + std::string(field) + "\": false");
     return v.get<bool>();
   }
   Result<uint32_t> U32(const json& v, std::string_view field, uint64_t max = UINT32_MAX) const {
@@ -71,9 +71,9 @@ class Fields {
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         std::string list;
         for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-        return TopError("unknown field '" + std::string(where) + key +
-                        "' (a misspelt field would silently loosen the policy); known fields: " +
-                        list);
+        return TopError(
+            "unknown field '" + std::string(where) + key +
+            "' (a misspelt field would silently loosen the policy); known fields: " + list);
       }
     }
     return Status::Ok();
@@ -85,9 +85,10 @@ class Fields {
 
 Status ParseTdx(const json& v, const Fields& f, TdxPolicy& out) {
   if (!v.is_object()) return f.Error("tdx", "must be an object, e.g. \"tdx\": {\"mrtd\": [...]}");
-  CHIRON_RETURN_IF_ERROR(f.RejectUnknown(v, "tdx.", {"mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3",
-                                                     "accepted_tcb_statuses",
-                                                     "min_tcb_evaluation_data_number"}));
+  CHIRON_RETURN_IF_ERROR(
+      f.RejectUnknown(v, "tdx.",
+                      {"mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "accepted_tcb_statuses",
+                       "min_tcb_evaluation_data_number"}));
   if (v.contains("mrtd")) {
     CHIRON_ASSIGN_OR_RETURN(out.mrtd, f.HexList(v["mrtd"], "tdx.mrtd", kMeasurementSize, "MRTD"));
   }
@@ -103,9 +104,9 @@ Status ParseTdx(const json& v, const Fields& f, TdxPolicy& out) {
                             f.Strings(v["accepted_tcb_statuses"], "tdx.accepted_tcb_statuses"));
   }
   if (v.contains("min_tcb_evaluation_data_number")) {
-    CHIRON_ASSIGN_OR_RETURN(out.min_tcb_evaluation_data_number,
-                            f.U32(v["min_tcb_evaluation_data_number"],
-                                  "tdx.min_tcb_evaluation_data_number"));
+    CHIRON_ASSIGN_OR_RETURN(
+        out.min_tcb_evaluation_data_number,
+        f.U32(v["min_tcb_evaluation_data_number"], "tdx.min_tcb_evaluation_data_number"));
   }
   return Status::Ok();
 }
@@ -114,9 +115,9 @@ Status ParseSevSnp(const json& v, const Fields& f, SevSnpPolicy& out) {
   if (!v.is_object()) {
     return f.Error("sev_snp", "must be an object, e.g. \"sev_snp\": {\"measurement\": [...]}");
   }
-  CHIRON_RETURN_IF_ERROR(f.RejectUnknown(v, "sev_snp.", {"measurement", "min_bootloader_svn",
-                                                         "min_tee_svn", "min_snp_svn",
-                                                         "min_microcode_svn"}));
+  CHIRON_RETURN_IF_ERROR(f.RejectUnknown(
+      v, "sev_snp.",
+      {"measurement", "min_bootloader_svn", "min_tee_svn", "min_snp_svn", "min_microcode_svn"}));
   if (v.contains("measurement")) {
     CHIRON_ASSIGN_OR_RETURN(out.measurement, f.HexList(v["measurement"], "sev_snp.measurement",
                                                        kMeasurementSize, "SNP measurement"));
@@ -135,9 +136,10 @@ Status ParseSevSnp(const json& v, const Fields& f, SevSnpPolicy& out) {
 
 Status ParseDocument(const json& doc, const Fields& f, Policy& policy) {
   if (!doc.is_object()) return f.TopError("the top level must be a JSON object { ... }");
-  CHIRON_RETURN_IF_ERROR(f.RejectUnknown(
-      doc, "", {"version", "comment", "allowed_platforms", "allowed_measurements", "allow_debug",
-                "min_svn", "trusted_sim_roots", "tdx", "sev_snp"}));
+  CHIRON_RETURN_IF_ERROR(
+      f.RejectUnknown(doc, "",
+                      {"version", "comment", "allowed_platforms", "allowed_measurements",
+                       "allow_debug", "min_svn", "trusted_sim_roots", "tdx", "sev_snp"}));
   if (!doc.contains("version")) {
     return f.Error("version", "is missing: start the file with \"version\": 1");
   }
@@ -163,15 +165,15 @@ Status ParseDocument(const json& doc, const Fields& f, Policy& policy) {
   if (doc.contains("allowed_measurements")) {
     const json& m = doc["allowed_measurements"];
     if (m.is_array()) {
-      CHIRON_ASSIGN_OR_RETURN(policy.allowed_measurements["*"],
-                              f.HexList(m, "allowed_measurements", kMeasurementSize,
-                                        "48-byte measurement"));
+      CHIRON_ASSIGN_OR_RETURN(
+          policy.allowed_measurements["*"],
+          f.HexList(m, "allowed_measurements", kMeasurementSize, "48-byte measurement"));
     } else if (m.is_object()) {
       for (const auto& [key, list] : m.items()) {
         if (key != "*" && !PlatformIdFromName(key).ok()) {
-          return f.Error("allowed_measurements",
-                         "has key '" + key + "': use a platform name (\"sim\", \"tdx\", "
-                         "\"sev-snp\") or \"*\" for every platform");
+          return f.Error("allowed_measurements", "has key '" + key +
+                                                     "': use a platform name (\"sim\", \"tdx\", "
+                                                     "\"sev-snp\") or \"*\" for every platform");
         }
         CHIRON_ASSIGN_OR_RETURN(policy.allowed_measurements[key],
                                 f.HexList(list, "allowed_measurements." + key, kMeasurementSize,
@@ -352,8 +354,9 @@ Status Policy::Validate() const {
     }
   }
   if (seen.count(PlatformId::kSim) && trusted_sim_roots.empty()) {
-    return bad("'sim' is in allowed_platforms but trusted_sim_roots is empty; list the sim root "
-               "key chirond prints at startup (INSECURE: for testing only)");
+    return bad(
+        "'sim' is in allowed_platforms but trusted_sim_roots is empty; list the sim root "
+        "key chirond prints at startup (INSECURE: for testing only)");
   }
   return Status::Ok();
 }

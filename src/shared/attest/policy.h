@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "shared/attest/evidence.h"
 #include "shared/base/bytes.h"
 #include "shared/base/file_system.h"
 #include "shared/base/status.h"
-#include "shared/attest/evidence.h"
 
 namespace chiron::attest {
 
@@ -75,8 +75,7 @@ struct Policy {
   static Result<Policy> FromJson(std::string_view text, std::string_view source = "<inline>");
   // Reads and parses a policy file (at most kMaxPolicyFileSize). A ".toml" path is rejected with
   // a message asking for JSON.
-  static Result<Policy> LoadFile(const std::string& path,
-                                 FileSystem* fs = FileSystem::Default());
+  static Result<Policy> LoadFile(const std::string& path, FileSystem* fs = FileSystem::Default());
   // Serializes to the JSON format FromJson reads (round-trips).
   std::string ToJson() const;
 

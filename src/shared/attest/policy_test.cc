@@ -18,14 +18,18 @@ std::string SimPolicyJson() {
     "version": 1,
     "comment": "test policy",
     "allowed_platforms": ["sim", "tdx"],
-    "allowed_measurements": {"sim": [")" + kM1 + R"("], "*": [")" + kM2 + R"("]},
+    "allowed_measurements": {"sim": [")" +
+         kM1 + R"("], "*": [")" + kM2 + R"("]},
     "allow_debug": true,
     "min_svn": 3,
-    "trusted_sim_roots": [")" + kRoot + R"("],
-    "tdx": {"mrtd": [")" + kM1 + R"("], "rtmr2": [")" + kM2 + R"("],
+    "trusted_sim_roots": [")" +
+         kRoot + R"("],
+    "tdx": {"mrtd": [")" +
+         kM1 + R"("], "rtmr2": [")" + kM2 + R"("],
             "accepted_tcb_statuses": ["UpToDate", "SWHardeningNeeded"],
             "min_tcb_evaluation_data_number": 17},
-    "sev_snp": {"measurement": [")" + kM2 + R"("], "min_snp_svn": 8, "min_microcode_svn": 209}
+    "sev_snp": {"measurement": [")" +
+         kM2 + R"("], "min_snp_svn": 8, "min_microcode_svn": 209}
   })";
 }
 
@@ -80,7 +84,8 @@ TEST(PolicyTest, ToJsonRoundTrips) {
 
 TEST(PolicyTest, GlobalMeasurementListAndDefaults) {
   Result<Policy> p = Policy::FromJson(R"({"version": 1, "allowed_platforms": ["tdx"],
-                                          "allowed_measurements": [")" + kM1 + R"("]})");
+                                          "allowed_measurements": [")" +
+                                      kM1 + R"("]})");
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_FALSE(p->allow_debug);  // default: no debug
   EXPECT_EQ(p->min_svn, 0u);
@@ -92,11 +97,11 @@ TEST(PolicyTest, RejectsWithActionableMessages) {
   EXPECT_TRUE(Has(ErrorOf("{"), "not valid JSON"));
   EXPECT_TRUE(Has(ErrorOf("[1]"), "top level must be a JSON object"));
   EXPECT_TRUE(Has(ErrorOf(R"({"allowed_platforms": []})"), "'version' is missing"));
-  EXPECT_TRUE(Has(ErrorOf(R"({"version": 2, "allowed_platforms": []})"),
-                  "this build reads version 1"));
+  EXPECT_TRUE(
+      Has(ErrorOf(R"({"version": 2, "allowed_platforms": []})"), "this build reads version 1"));
   EXPECT_TRUE(Has(ErrorOf(R"({"version": 1})"), "'allowed_platforms' is missing"));
-  EXPECT_TRUE(Has(ErrorOf(R"({"version": 1, "allowed_platforms": ["sgx"]})"),
-                  "unknown platform 'sgx'"));
+  EXPECT_TRUE(
+      Has(ErrorOf(R"({"version": 1, "allowed_platforms": ["sgx"]})"), "unknown platform 'sgx'"));
   // A typo must not silently drop a constraint.
   std::string typo = ErrorOf(R"({"version": 1, "allowed_platforms": [], "min_sv": 4})");
   EXPECT_TRUE(Has(typo, "unknown field 'min_sv'")) << typo;
@@ -130,13 +135,16 @@ TEST(PolicyTest, RejectsWithActionableMessages) {
 TEST(PolicyTest, RejectsPoliciesThatCanNeverAccept) {
   // sim allowed without any trusted root: say what to add.
   std::string no_root = ErrorOf(R"({"version": 1, "allowed_platforms": ["sim"],
-                                    "allowed_measurements": [")" + kM1 + R"("]})");
+                                    "allowed_measurements": [")" +
+                                kM1 + R"("]})");
   EXPECT_TRUE(Has(no_root, "trusted_sim_roots is empty")) << no_root;
   // A platform allowed with no measurement for it.
   std::string no_measurement = ErrorOf(R"({"version": 1, "allowed_platforms": ["tdx"],
-      "allowed_measurements": {"sev-snp": [")" + kM1 + R"("]}})");
-  EXPECT_TRUE(Has(no_measurement, "platform 'tdx' is allowed but allowed_measurements lists no "
-                                  "measurement for it"))
+      "allowed_measurements": {"sev-snp": [")" +
+                                       kM1 + R"("]}})");
+  EXPECT_TRUE(Has(no_measurement,
+                  "platform 'tdx' is allowed but allowed_measurements lists no "
+                  "measurement for it"))
       << no_measurement;
 }
 

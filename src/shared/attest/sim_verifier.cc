@@ -18,10 +18,9 @@ class SimPlatformVerifier final : public PlatformVerifier {
 
     // Trust before crypto: a key nobody listed is rejected without further work. Stops an
     // attacker who signs evidence with a key of their own.
-    const bool listed = std::any_of(
-        policy.trusted_sim_roots.begin(), policy.trusted_sim_roots.end(), [&](const Bytes& k) {
-          return ConstantTimeEqual(k, body.root_public_key);
-        });
+    const bool listed =
+        std::any_of(policy.trusted_sim_roots.begin(), policy.trusted_sim_roots.end(),
+                    [&](const Bytes& k) { return ConstantTimeEqual(k, body.root_public_key); });
     if (!listed) {
       return PermissionDeniedError("policy: sim root key " + HexEncode(body.root_public_key) +
                                    " is not in trusted_sim_roots");

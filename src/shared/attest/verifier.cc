@@ -26,8 +26,7 @@ Result<Verifier> Verifier::Create(Policy policy,
   return verifier;
 }
 
-Result<Claims> Verifier::Verify(ByteSpan serialized_evidence,
-                                ByteSpan expected_report_data) const {
+Result<Claims> Verifier::Verify(ByteSpan serialized_evidence, ByteSpan expected_report_data) const {
   // Fail closed: `result` is an error until the very last check has passed.
   Result<Claims> result = InternalError("verifier: verification did not complete");
   if (policy_ == nullptr) return result;
@@ -95,8 +94,8 @@ Result<Claims> Verifier::Verify(ByteSpan serialized_evidence,
   });
   if (!measurement_ok) {
     return PermissionDeniedError("policy: measurement " + HexEncode(claims.measurement) +
-                                 " is not in allowed_measurements for platform '" +
-                                 platform_name + "'");
+                                 " is not in allowed_measurements for platform '" + platform_name +
+                                 "'");
   }
 
   result = std::move(claims);

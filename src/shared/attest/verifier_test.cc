@@ -92,7 +92,7 @@ TEST_F(VerifierTest, EachFieldFlipIsRejectedByItsOwnCheck) {
   EXPECT_TRUE(Has(flipped_message(4), "unknown format version 0"));
   EXPECT_TRUE(Has(flipped_message(6), "evidence: unknown platform id 0"));
   EXPECT_TRUE(Has(flipped_message(8), "unexpected trailing bytes"));  // size 217 -> 216
-  EXPECT_TRUE(Has(flipped_message(8, 0x02), "truncated"));           // size 217 -> 219
+  EXPECT_TRUE(Has(flipped_message(8, 0x02), "truncated"));            // size 217 -> 219
   EXPECT_TRUE(Has(flipped_message(body + 0), "unknown body version"));
   EXPECT_TRUE(Has(flipped_message(body + 2), "body names platform"));
   // measurement, report data, debug flag, svn: caught by the signature (a forged debug=false
@@ -293,8 +293,8 @@ TEST_F(VerifierTest, ExtensionPointDispatchesByPlatform) {
   list.push_back(std::make_unique<FakeTdxVerifier>(Bytes(48, 7)));
   Result<Verifier> v = Verifier::Create(policy, std::move(list));
   ASSERT_TRUE(v.ok());
-  Bytes evidence = *SerializeEvidence(
-      {PlatformId::kTdx, *SerializeTsmBody({"tdx_guest", report_data_, {}})});
+  Bytes evidence =
+      *SerializeEvidence({PlatformId::kTdx, *SerializeTsmBody({"tdx_guest", report_data_, {}})});
   Result<Claims> claims = v->Verify(evidence, report_data_);
   ASSERT_TRUE(claims.ok()) << claims.status().ToString();
   EXPECT_EQ(claims->platform, "tdx");

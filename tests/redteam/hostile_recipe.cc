@@ -205,6 +205,31 @@ AttackReport StartThread() {
   return value == 7 ? Succeeded() : Blocked();
 }
 
+void* SleepForever(void*) {
+  for (;;) sleep(1000);
+  return nullptr;
+}
+
+// Threads until refused: RLIMIT_NPROC (per user namespace) must stop it well before 1000.
+AttackReport ThreadBomb() {
+  for (int i = 0; i < 1000; ++i) {
+    pthread_t thread;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setstacksize(&attributes, 64 << 10);
+    int rc = pthread_create(&thread, &attributes, SleepForever, nullptr);
+    pthread_attr_destroy(&attributes);
+    if (rc != 0) {
+      errno = rc;
+      AttackReport report = Blocked();
+      report.leaked_size = 1;
+      report.leaked[0] = static_cast<uint8_t>(std::min(i, 255));
+      return report;
+    }
+  }
+  return Succeeded();
+}
+
 AttackReport ExhaustMemory() {
   std::vector<char*> blocks;
   try {
@@ -336,6 +361,7 @@ AttackReport Run(const AttackContext* context, const std::string& attack, const 
   if (attack == "send-fd") return SendDescriptor();
   if (attack == "thread") return StartThread();
   if (attack == "probe-fds") return ProbeDescriptors();
+  if (attack == "thread-bomb") return ThreadBomb();
   if (attack == "exhaust-memory") return ExhaustMemory();
   if (attack == "spin") {
     volatile uint64_t counter = 0;

@@ -559,6 +559,14 @@ TEST_F(RedTeamTest, ThreadsStillWorkAndAbortIsACrash) {
   ASSERT_TRUE(threads.seen.ok()) << threads.seen.status().ToString();
   EXPECT_EQ(threads.seen->outcome, kSucceeded);
   EXPECT_EQ(threads.exit.category, ExitCategory::kExitedCleanly);
+  // A thread bomb stops at RLIMIT_NPROC (max_threads 16 here, the main thread included).
+  Reported bomb = RunReporting({"thread-bomb"});
+  ASSERT_TRUE(bomb.seen.ok()) << bomb.seen.status().ToString();
+  EXPECT_EQ(bomb.seen->outcome, kBlocked);
+  EXPECT_EQ(bomb.seen->error, EAGAIN);
+  ASSERT_EQ(bomb.seen->leaked.size(), 1u);
+  EXPECT_LE(static_cast<uint8_t>(bomb.seen->leaked[0]), 16);
+  EXPECT_EQ(bomb.exit.category, ExitCategory::kExitedCleanly);
   ExitInfo exit = RunFatal({"abort"});
   EXPECT_EQ(exit.category, ExitCategory::kCrashed) << exit.ToString();
 }

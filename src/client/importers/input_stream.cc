@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "shared/base/secret.h"
+
 namespace chiron::importers {
 namespace {
 
@@ -60,6 +62,7 @@ class SniffedStream : public InputStream {
 
   ~SniffedStream() override {
     if (inflating_) inflateEnd(&zs_);
+    SecureZero(buffer_.data(), buffer_.size());  // plain input is owner data too
   }
 
   Status Init() {
@@ -91,7 +94,18 @@ class SniffedStream : public InputStream {
       consumed_ += count;
       return count;
     }
-    return Inflate(out);
+    // Inflate in large blocks: zlib's fast path needs room for a whole match, and importers
+    // often ask for one small record at a time.
+    if (decoded_pos_ == decoded_fill_) {
+      if (out.size() >= decoded_.size()) return Inflate(out);
+      CHIRON_ASSIGN_OR_RETURN(decoded_fill_, Inflate(decoded_.mutable_span()));
+      decoded_pos_ = 0;
+      if (decoded_fill_ == 0) return size_t{0};
+    }
+    size_t count = std::min(out.size(), decoded_fill_ - decoded_pos_);
+    std::memcpy(out.data(), decoded_.data() + decoded_pos_, count);
+    decoded_pos_ += count;
+    return count;
   }
   const std::string& name() const override { return raw_->name(); }
 
@@ -145,6 +159,10 @@ class SniffedStream : public InputStream {
   bool inflating_ = false;
   bool raw_eof_ = false;
   bool member_ended_ = false;
+  // Decompressed bytes not yet returned: owner data, so zeroed on release.
+  SecretBytes decoded_{kBufferSize};
+  size_t decoded_pos_ = 0;
+  size_t decoded_fill_ = 0;
 };
 
 }  // namespace

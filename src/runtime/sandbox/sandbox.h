@@ -30,6 +30,9 @@
 // process. Call Start() from a thread that outlives the worker (a job thread, not a transient
 // RPC thread), or accept that the worker dies with that thread.
 //
+// Precondition: the process must not ignore SIGCHLD nor reap children it did not start
+// (waitpid(-1)): the worker is a direct child and Wait() reaps it with wait4.
+//
 // Thread safety: Start() may be called from several threads at once. A SandboxedProcess is not
 // thread safe: use it from one thread at a time.
 #pragma once

@@ -2,6 +2,8 @@
 //
 // Exit codes (docs/cli.md): 0 success; 1 usage error; 2 verification failed (attestation,
 // evidence, policy); 3 the server could not be reached; 4 any other error.
+#include <time.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
@@ -10,6 +12,7 @@
 
 #include "client/cli/claims_output.h"
 #include "client/connection.h"
+#include "client/evidence_file.h"
 #include "shared/attest/policy.h"
 #include "shared/attest/verifier.h"
 #include "shared/base/file_system.h"
@@ -23,7 +26,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitVerificationFailed = 2;
 constexpr int kExitUnreachable = 3;
 constexpr int kExitError = 4;
-constexpr size_t kMaxEvidenceFile = 1 << 20;
 
 int Fail(const Status& status) {
   std::fprintf(stderr, "chiron: %s\n", status.message().c_str());
@@ -108,36 +110,57 @@ struct EvidenceVerifyArgs {
   std::string file;
   std::string policy;
   std::string report_data_hex;
+  std::string collateral;
+  std::string at;
   bool json = false;
 };
 
-int RunEvidenceVerify(const EvidenceVerifyArgs& args) {
-  auto verifier = LoadVerifier(args.policy);
-  if (!verifier.ok()) return Fail(verifier.status());
-  auto content = FileSystem::Default()->ReadFile(args.file, kMaxEvidenceFile);
-  if (!content.ok()) return Fail(content.status());
+// "2023-07-01" or "2023-07-01T12:00:00Z" (UTC).
+Result<std::chrono::system_clock::time_point> ParseTime(const std::string& text) {
+  struct tm tm = {};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (end == nullptr || *end != '\0') {
+    tm = {};
+    end = strptime(text.c_str(), "%Y-%m-%d", &tm);
+  }
+  if (end == nullptr || *end != '\0') {
+    return InvalidArgumentError("--at '" + text +
+                                "' is not a UTC time like 2023-07-01 or 2023-07-01T12:00:00Z");
+  }
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
 
-  Bytes evidence;
-  Bytes expected;
-  if (!content->empty() && (*content)[0] == '{') {
-    auto transcript = AttestationTranscript::FromJson(ToString(*content));
-    if (!transcript.ok()) return FailVerification(transcript.status().WithContext(args.file));
-    evidence = transcript->evidence;
-    expected = transcript->ExpectedReportData();
-  } else {
-    if (args.report_data_hex.empty()) {
-      return Fail(InvalidArgumentError(
-          args.file + " is raw evidence: pass --report-data HEX (the 64 bytes it must bind), "
-                      "or verify a transcript saved by `chiron attest --save`"));
-    }
+int RunEvidenceVerify(const EvidenceVerifyArgs& args) {
+  auto policy = attest::Policy::LoadFile(args.policy);
+  if (!policy.ok()) return Fail(policy.status());
+  EvidenceFileOptions options;
+  options.collateral_dir = args.collateral;
+  if (!args.report_data_hex.empty()) {
     auto decoded = HexDecode(args.report_data_hex);
     if (!decoded.ok()) return Fail(decoded.status().WithContext("--report-data"));
-    evidence = std::move(*content);
-    expected = std::move(*decoded);
+    options.report_data = std::move(*decoded);
   }
-  auto claims = (*verifier)->Verify(evidence, expected);
-  if (!claims.ok()) return FailVerification(claims.status());
-  PrintClaims(*claims, args.json);
+  if (!args.at.empty()) {
+    auto time = ParseTime(args.at);
+    if (!time.ok()) return Fail(time.status());
+    options.verification_time = *time;
+  }
+  auto verified = VerifyEvidenceFile(args.file, std::move(*policy), options);
+  if (!verified.ok()) {
+    if (verified.status().code() == StatusCode::kInvalidArgument &&
+        verified.status().message().find("pass --") != std::string::npos) {
+      return Fail(verified.status());
+    }
+    return FailVerification(verified.status());
+  }
+  if (!verified->report_data_checked) {
+    verified->claims.warnings.push_back(
+        "report data was not checked against an expected value: pass --report-data HEX to "
+        "require that this evidence binds your key or nonce");
+  }
+  std::fprintf(stderr, "chiron: %s verified\n",
+               std::string(EvidenceFileKindName(verified->kind)).c_str());
+  PrintClaims(verified->claims, args.json);
   return kExitOk;
 }
 
@@ -167,14 +190,22 @@ int main(int argc, char** argv) {
   auto* evidence_cmd = app.add_subcommand("evidence", "Work with saved evidence");
   evidence_cmd->require_subcommand(1);
   auto* verify_cmd = evidence_cmd->add_subcommand(
-      "verify", "Verify saved evidence (a transcript from `attest --save`, or raw evidence)");
+      "verify",
+      "Verify saved evidence: a transcript from `attest --save`, Chiron evidence, or a raw "
+      "Intel TDX quote / AMD SEV-SNP report with its collateral");
   verify_cmd->footer(
       "Examples:\n  chiron evidence verify ev.json --policy policy.json\n"
-      "  chiron evidence verify raw.bin --policy policy.json --report-data 00ab...");
+      "  chiron evidence verify raw.bin --policy policy.json --report-data 00ab...\n"
+      "  chiron evidence verify quote.dat --policy tdx.json --collateral intel/ --at 2023-07-01");
   verify_cmd->add_option("FILE", verify.file, "evidence file")->required();
   verify_cmd->add_option("--policy", verify.policy, "attestation policy (JSON)")->required();
   verify_cmd->add_option("--report-data", verify.report_data_hex,
                          "hex of the 64 bytes raw evidence must bind");
+  verify_cmd->add_option("--collateral", verify.collateral,
+                         "directory with TDX (Intel PCS) or SEV-SNP (VCEK, ASK/ARK) collateral");
+  verify_cmd->add_option("--at", verify.at,
+                         "verification time, UTC (default: now); certificates and CRLs are "
+                         "judged at this time");
   verify_cmd->add_flag("--json", verify.json, "print claims as JSON");
 
   CLI11_PARSE(app, argc, argv);

@@ -1,5 +1,6 @@
 #include "client/cli/claims_output.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace chiron::client {
@@ -8,17 +9,18 @@ std::string ClaimsToText(const attest::Claims& claims) {
   std::string out;
   for (const auto& warning : claims.warnings) out += "WARNING: " + warning + "\n";
   out += "verified: yes\n";
-  out += "platform:      " + claims.platform + (claims.simulated ? " (SIMULATED, INSECURE)" : "") +
-         "\n";
-  out += "measurement:   " + HexEncode(claims.measurement) + "\n";
-  out += "report data:   " + HexEncode(claims.report_data) + "\n";
-  out += "debug:         " + std::string(claims.debug ? "yes" : "no") + "\n";
-  out += "security ver.: " + std::to_string(claims.svn) + "\n";
-  for (const auto& [key, value] : claims.details) {
+  auto line = [&out](const std::string& key, const std::string& value) {
     std::string label = key + ":";
-    if (label.size() < 15) label.resize(15, ' ');
+    label.resize(std::max<size_t>(label.size() + 1, 16), ' ');
     out += label + value + "\n";
-  }
+  };
+  line("platform", claims.platform + (claims.simulated ? " (SIMULATED, INSECURE)" : ""));
+  line("measurement", HexEncode(claims.measurement));
+  line("report data", HexEncode(claims.report_data));
+  line("debug", claims.debug ? "yes" : "no");
+  line("security ver.", std::to_string(claims.svn));
+  if (!claims.details.empty()) out += "details:\n";
+  for (const auto& [key, value] : claims.details) line("  " + key, value);
   return out;
 }
 

@@ -1,0 +1,43 @@
+// Offline verification of a saved evidence file, whatever produced it:
+//  - a transcript saved by `chiron attest --save` (JSON): report data recomputed from its nonce
+//    and the two TLS keys it records;
+//  - a Chiron evidence envelope (docs/formats/evidence.md): report data given by the caller;
+//  - a raw Intel TDX quote (version 4) or a raw AMD SEV-SNP attestation report, as a TDX or
+//    SEV-SNP guest's configfs-tsm outblob holds it, verified with collateral from a directory
+//    (Intel PCS responses and CRLs; AMD VCEK and ASK/ARK) at an explicit verification time.
+// Every kind goes through the one attest::Verifier and its policy.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "shared/attest/claims.h"
+#include "shared/attest/policy.h"
+#include "shared/base/status.h"
+
+namespace chiron::client {
+
+enum class EvidenceFileKind { kTranscript, kEnvelope, kTdxQuote, kSnpReport };
+
+struct EvidenceFileOptions {
+  // 64 bytes the evidence must bind. Required for envelopes; optional for raw quotes/reports,
+  // whose own report data is then reported but not checked against anything.
+  std::optional<Bytes> report_data;
+  std::string collateral_dir;  // raw TDX / SEV-SNP only
+  std::chrono::system_clock::time_point verification_time = std::chrono::system_clock::now();
+};
+
+struct VerifiedEvidenceFile {
+  EvidenceFileKind kind;
+  attest::Claims claims;
+  bool report_data_checked = false;
+};
+
+// Errors name the failed check (from the verifier) or say which input is missing.
+Result<VerifiedEvidenceFile> VerifyEvidenceFile(const std::string& path, attest::Policy policy,
+                                                const EvidenceFileOptions& options);
+
+std::string_view EvidenceFileKindName(EvidenceFileKind kind);
+
+}  // namespace chiron::client

@@ -1,13 +1,14 @@
 // The red-team worker: the real worker start-up path (Lockdown, hello, LoadRecipeAfterLockdown,
 // channels at their fixed numbers) with the hostile recipe in place of a provider's model.
 //
-//   hostile_worker [--attack=NAME] [--arg=ARG] [--no-lockdown]
+//   hostile_worker [--attack=NAME] [--arg=ARG] [--no-lockdown] [--thread-before-lockdown]
 //
 // After the lockdown it answers the runtime's requests. With --attack, the first request runs the
 // hostile recipe's attack NAME; the report goes to the output arena (redteam_abi.h) unless the
 // attack answered the request itself (frame and arena attacks). --no-lockdown skips Lockdown()
 // (the launcher's cage still applies): a control that shows what each layer stops. Tests only.
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,6 +43,11 @@ void Send(const WorkerFrame& frame) {
   }
 }
 
+void* Idle(void*) {
+  for (;;) sleep(1000);
+  return nullptr;
+}
+
 int Main(int argc, char** argv) {
   std::string attack = "none";
   std::string arg;
@@ -51,6 +57,12 @@ int Main(int argc, char** argv) {
     if (a.rfind("--attack=", 0) == 0) attack = a.substr(9);
     else if (a.rfind("--arg=", 0) == 0) arg = a.substr(6);
     else if (a == "--no-lockdown") lock = false;
+    else if (a == "--thread-before-lockdown") {
+      // A worker (or a library it loaded) that started a thread too early: Landlock would
+      // confine only the calling thread, so Lockdown() must refuse.
+      pthread_t thread;
+      if (pthread_create(&thread, nullptr, Idle, nullptr) != 0) return kWorkerExitProtocolError;
+    }
     else return kWorkerExitProtocolError;
   }
 

@@ -582,6 +582,14 @@ TEST_F(RedTeamTest, LaunchFailuresAreCleanErrors) {
   EXPECT_EQ(result.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(result.status().message().find("exit 72"), std::string::npos)
       << result.status().message();
+  // A worker that is already multi-threaded must refuse to lock down (Landlock would confine one
+  // thread only) and never load the recipe.
+  config = ConfigFor(Attack{});
+  config.arguments.push_back("--thread-before-lockdown");
+  result = SandboxLauncher::Start(config);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("exit 70"), std::string::npos)
+      << result.status().message();
   config = ConfigFor(Attack{});
   config.recipe = ByteSpan();
   EXPECT_EQ(SandboxLauncher::Start(config).status().code(), StatusCode::kInvalidArgument);

@@ -49,6 +49,15 @@ class AeadStreamSealer {
   // plaintext.size() + kStreamTagSize bytes (InvalidArgument otherwise). `out` may not overlap
   // `plaintext` except exactly (in-place sealing of out.first(plaintext.size())).
   Status SealChunkInto(ByteSpan plaintext, bool last, MutableByteSpan out);
+  // Re-creates the sealer of an interrupted stream (a resumed upload) with the nonce prefix that
+  // stream's header already carries. Safe only when the plaintext sealed again is identical to the
+  // first run's, chunk for chunk: then every (nonce, plaintext) pair repeats and so does the
+  // ciphertext. Sealing different plaintext under a reused prefix destroys confidentiality, so
+  // callers must prove the input unchanged first.
+  static Result<AeadStreamSealer> CreateToReseal(ByteSpan key, ByteSpan stream_aad,
+                                                 ByteSpan nonce_prefix) {
+    return CreateWithNoncePrefixForTesting(key, stream_aad, nonce_prefix);
+  }
   // Creates the sealer with a caller-chosen nonce prefix. Only for tests that need
   // deterministic output: reusing a prefix with the same key destroys confidentiality.
   static Result<AeadStreamSealer> CreateWithNoncePrefixForTesting(ByteSpan key, ByteSpan stream_aad,

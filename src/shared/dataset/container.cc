@@ -54,7 +54,9 @@ Result<DatasetId> NewDatasetId() {
   return id;
 }
 
-std::string DatasetIdHex(const DatasetId& id) { return HexEncode(id); }
+std::string DatasetIdHex(const DatasetId& id) {
+  return HexEncode(id);
+}
 
 uint64_t ContainerHeader::chunk_count() const {
   return (schema.sample_count + samples_per_chunk - 1) / samples_per_chunk;
@@ -74,8 +76,8 @@ uint64_t ContainerHeader::sealed_chunk_size(uint64_t index) const {
 }
 
 uint64_t ContainerHeader::chunk_offset(uint64_t index) const {
-  return header_size() + index * (uint64_t{samples_per_chunk} * schema.record_size() +
-                                  kChunkTagSize);
+  return header_size() +
+         index * (uint64_t{samples_per_chunk} * schema.record_size() + kChunkTagSize);
 }
 
 uint64_t ContainerHeader::container_size() const {
@@ -99,10 +101,9 @@ Result<size_t> PeekHeaderSize(ByteSpan prefix) {
   }
   CHIRON_ASSIGN_OR_RETURN(uint32_t header_size, reader.U32Le("header size"));
   if (header_size < kHeaderPrefixSize + kTrailerSize || header_size > kMaxHeaderSize) {
-    return InvalidArgumentError("dataset header size " + std::to_string(header_size) +
-                                " is outside the allowed range " +
-                                std::to_string(kHeaderPrefixSize + kTrailerSize) + ".." +
-                                std::to_string(kMaxHeaderSize));
+    return InvalidArgumentError(
+        "dataset header size " + std::to_string(header_size) + " is outside the allowed range " +
+        std::to_string(kHeaderPrefixSize + kTrailerSize) + ".." + std::to_string(kMaxHeaderSize));
   }
   return static_cast<size_t>(header_size);
 }
@@ -142,10 +143,9 @@ Result<ContainerHeader> ParseContainerHeader(ByteSpan data) {
   }
   if (uint64_t{header.samples_per_chunk} * header.schema.record_size() > kMaxChunkPlaintextSize &&
       header.samples_per_chunk > 1) {
-    return InvalidArgumentError("dataset header: chunks of " +
-                                std::to_string(header.samples_per_chunk) +
-                                " records exceed the chunk limit of " +
-                                std::to_string(kMaxChunkPlaintextSize) + " bytes");
+    return InvalidArgumentError(
+        "dataset header: chunks of " + std::to_string(header.samples_per_chunk) +
+        " records exceed the chunk limit of " + std::to_string(kMaxChunkPlaintextSize) + " bytes");
   }
   ByteSpan trailer = ByteSpan(header.encoded).subspan(header.body_size);
   header.nonce_prefix.assign(trailer.begin(), trailer.begin() + crypto::kStreamNoncePrefixSize);
@@ -198,8 +198,12 @@ Result<std::unique_ptr<DatasetWriter>> DatasetWriter::Create(ByteSpan key,
   for (int i = 0; i < 4; ++i) body[10 + i] = static_cast<uint8_t>(header_size >> (8 * i));
   header.body_size = body.size();
 
-  CHIRON_ASSIGN_OR_RETURN(crypto::AeadStreamSealer sealer,
-                          crypto::AeadStreamSealer::Create(keys.chunk_key.span(), body));
+  CHIRON_ASSIGN_OR_RETURN(
+      crypto::AeadStreamSealer sealer,
+      options.reseal_nonce_prefix.empty()
+          ? crypto::AeadStreamSealer::Create(keys.chunk_key.span(), body)
+          : crypto::AeadStreamSealer::CreateToReseal(keys.chunk_key.span(), body,
+                                                     options.reseal_nonce_prefix));
   header.nonce_prefix = sealer.nonce_prefix();
   Bytes mac_input = body;
   Append(mac_input, header.nonce_prefix);
@@ -251,8 +255,7 @@ Status DatasetWriter::Add(uint32_t label, ByteSpan sample) {
   bool last = chunk_index_ + 1 == header_.chunk_count();
   // Seal in place: the buffer has room for the tag, and afterwards holds only ciphertext.
   MutableByteSpan sealed(chunk_.data(), chunk_fill_ + kChunkTagSize);
-  Status sealed_status =
-      sealer_.SealChunkInto(ByteSpan(chunk_.data(), chunk_fill_), last, sealed);
+  Status sealed_status = sealer_.SealChunkInto(ByteSpan(chunk_.data(), chunk_fill_), last, sealed);
   if (!sealed_status.ok()) {
     SecureZero(chunk_.data(), chunk_fill_);
     return Fail(sealed_status.WithContext("sealing dataset chunk"));
@@ -302,9 +305,8 @@ Result<DatasetReader> DatasetReader::Open(ByteSpan key, ByteSpan header_bytes) {
                          ": header authentication failed; the header was altered");
   }
   CHIRON_ASSIGN_OR_RETURN(crypto::AeadStreamOpener opener,
-                          crypto::AeadStreamOpener::Create(keys.chunk_key.span(),
-                                                           header.stream_aad(),
-                                                           header.nonce_prefix));
+                          crypto::AeadStreamOpener::Create(
+                              keys.chunk_key.span(), header.stream_aad(), header.nonce_prefix));
   return DatasetReader(std::move(header), std::move(opener));
 }
 
@@ -315,7 +317,8 @@ Result<SecretBytes> DatasetReader::OpenChunk(uint64_t index, ByteSpan sealed_chu
                          std::to_string(index) + " is past the last chunk (" +
                          std::to_string(count) + " chunks); the container was extended");
   }
-  std::string where = "dataset " + DatasetIdHex(header_.dataset_id) + ": " + ChunkName(index, count);
+  std::string where =
+      "dataset " + DatasetIdHex(header_.dataset_id) + ": " + ChunkName(index, count);
   if (sealed_chunk.size() != header_.sealed_chunk_size(index)) {
     return DataLossError(where + " has " + std::to_string(sealed_chunk.size()) +
                          " bytes but must have " +
@@ -352,8 +355,8 @@ Result<SecretBytes> DatasetReader::OpenNextChunk(ByteSpan sealed_chunk) {
 
 Status DatasetReader::Finish() const {
   if (next_chunk_ != header_.chunk_count()) {
-    return DataLossError("dataset " + DatasetIdHex(header_.dataset_id) + " is truncated: " +
-                         std::to_string(next_chunk_) + " of " +
+    return DataLossError("dataset " + DatasetIdHex(header_.dataset_id) +
+                         " is truncated: " + std::to_string(next_chunk_) + " of " +
                          std::to_string(header_.chunk_count()) + " chunks were received");
   }
   return Status::Ok();
@@ -374,8 +377,8 @@ Status ReadContainer(ByteSpan key, ByteSpan container,
   CHIRON_ASSIGN_OR_RETURN(size_t header_size, PeekHeaderSize(container));
   if (container.size() < header_size) {
     return DataLossError("dataset container is truncated inside its header (" +
-                         std::to_string(container.size()) + " of " +
-                         std::to_string(header_size) + " bytes)");
+                         std::to_string(container.size()) + " of " + std::to_string(header_size) +
+                         " bytes)");
   }
   CHIRON_ASSIGN_OR_RETURN(DatasetReader reader,
                           DatasetReader::Open(key, container.first(header_size)));
@@ -385,10 +388,10 @@ Status ReadContainer(ByteSpan key, ByteSpan container,
   for (uint64_t index = 0; index < count; ++index) {
     uint64_t size = header.sealed_chunk_size(index);
     if (container.size() - offset < size) {
-      return DataLossError("dataset " + DatasetIdHex(header.dataset_id) + " is truncated: " +
-                           ChunkName(index, count) + " needs " + std::to_string(size) +
-                           " bytes but only " + std::to_string(container.size() - offset) +
-                           " remain");
+      return DataLossError("dataset " + DatasetIdHex(header.dataset_id) +
+                           " is truncated: " + ChunkName(index, count) + " needs " +
+                           std::to_string(size) + " bytes but only " +
+                           std::to_string(container.size() - offset) + " remain");
     }
     CHIRON_ASSIGN_OR_RETURN(SecretBytes plaintext,
                             reader.OpenNextChunk(container.subspan(offset, size)));

@@ -60,13 +60,13 @@ std::string DatasetIdHex(const DatasetId& id);
 struct ContainerHeader {
   uint16_t version = kContainerVersion;
   DatasetId dataset_id{};
-  Bytes key_check;             // kKeyCheckSize bytes
+  Bytes key_check;  // kKeyCheckSize bytes
   uint32_t samples_per_chunk = 0;
   DatasetSchema schema;
-  Bytes nonce_prefix;          // crypto::kStreamNoncePrefixSize bytes
-  Bytes tag;                   // kHeaderTagSize bytes
-  Bytes encoded;               // the exact header bytes
-  size_t body_size = 0;        // encoded[0, body_size) is the chunks' stream AAD
+  Bytes nonce_prefix;    // crypto::kStreamNoncePrefixSize bytes
+  Bytes tag;             // kHeaderTagSize bytes
+  Bytes encoded;         // the exact header bytes
+  size_t body_size = 0;  // encoded[0, body_size) is the chunks' stream AAD
 
   ByteSpan stream_aad() const { return ByteSpan(encoded).first(body_size); }
   size_t header_size() const { return encoded.size(); }
@@ -106,6 +106,11 @@ struct DatasetWriterOptions {
   // Plaintext bytes per chunk to aim for; rounded down to whole records (at least one record).
   // Must be in 1..kMaxChunkPlaintextSize.
   uint64_t target_chunk_size = kDefaultChunkTargetSize;
+  // Empty: a fresh random nonce prefix. Set only to re-create, for a resumed upload, the exact
+  // container an interrupted run began (same key, id, schema, chunk size and unchanged input);
+  // sealing different samples under a reused prefix destroys confidentiality
+  // (crypto::AeadStreamSealer::CreateToReseal).
+  Bytes reseal_nonce_prefix;
 };
 
 // Encrypts samples as they stream in. Holds at most one chunk of plaintext, in memory that is

@@ -2,11 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include "shared/crypto/random.h"
-
 #include <random>
 #include <string>
 #include <vector>
+
+#include "shared/crypto/random.h"
 
 namespace chiron::dataset {
 namespace {
@@ -351,6 +351,50 @@ TEST_F(ContainerTest, TruncatedHeaderAndWrongSizedChunksAreRejected) {
   Bytes shorter = written_.chunks[0];
   shorter.pop_back();
   ExpectError(reader->OpenChunk(0, shorter).status(), StatusCode::kDataLoss, "must have");
+}
+
+// A resumed upload re-creates the interrupted container from unchanged input: with the header's
+// nonce prefix the writer reproduces every byte, so chunks sent before and after the break fit
+// together; a fresh writer (no prefix) does not.
+TEST(DatasetWriterTest, ResealWithTheHeadersNoncePrefixReproducesTheContainer) {
+  Bytes key = KeyFromSeed(7);
+  DatasetId id = IdFromSeed(8);
+  DatasetSchema schema = SmallSchema();
+  auto samples = MakeSamples(schema, 9);
+  Written first = Write(key, id, schema, samples);
+  auto header = ParseContainerHeader(first.header);
+  ASSERT_TRUE(header.ok()) << header.status().ToString();
+
+  Written again;
+  DatasetWriterOptions options;
+  options.target_chunk_size = 40;
+  options.reseal_nonce_prefix = header->nonce_prefix;
+  auto writer = DatasetWriter::Create(
+      key, id, schema,
+      [&](const ContainerPiece& piece) {
+        if (piece.kind == ContainerPiece::Kind::kHeader) {
+          again.header.assign(piece.bytes.begin(), piece.bytes.end());
+        } else {
+          again.chunks.emplace_back(piece.bytes.begin(), piece.bytes.end());
+        }
+        return Status::Ok();
+      },
+      options);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  for (const Sample& sample : samples) ASSERT_TRUE((*writer)->Add(sample.label, sample.data).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  EXPECT_EQ(again.header, first.header);
+  EXPECT_EQ(again.chunks, first.chunks);
+
+  Written fresh = Write(key, id, schema, samples);
+  EXPECT_NE(fresh.header, first.header);
+
+  options.reseal_nonce_prefix = Bytes(3, 0);
+  auto bad = DatasetWriter::Create(key, id, schema, [](const ContainerPiece&) {
+    return Status::Ok();
+  }, options);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("nonce prefix"), std::string::npos);
 }
 
 TEST(DatasetWriterTest, RejectsMisuseWithClearErrors) {

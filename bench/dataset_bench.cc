@@ -66,15 +66,15 @@ uint64_t GunzipDiscard(const std::string& path) {
 }
 
 void Report(const char* name, double seconds, double megabytes, double images) {
-  std::printf("  %-34s %7.3f s  %8.1f MB/s  %10.0f images/s\n", name, seconds,
-              megabytes / seconds, images / seconds);
+  std::printf("  %-34s %7.3f s  %8.1f MB/s  %10.0f images/s\n", name, seconds, megabytes / seconds,
+              images / seconds);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string images = argc > 1 ? argv[1]
-                                : "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+  std::string images =
+      argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
   std::string labels = argc > 2 ? argv[2] : importers::DefaultIdxLabelsPath(images);
 
   auto key = crypto::RandomBytes(dataset::kDatasetKeySize);
@@ -85,44 +85,45 @@ int main(int argc, char** argv) {
   uint64_t decompressed = 0, samples = 0, sample_bytes = 0, container_bytes = 0;
   Bytes container;
   for (int rep = 0; rep < kRepetitions; ++rep) {
-    baseline.push_back(Seconds([&] { decompressed = GunzipDiscard(images) + GunzipDiscard(labels); }));
+    baseline.push_back(
+        Seconds([&] { decompressed = GunzipDiscard(images) + GunzipDiscard(labels); }));
 
     bool keep = rep == 0;  // keep one container to time the reader
     import.push_back(Seconds([&] {
       auto source = importers::OpenIdxFiles(images, labels, {});
-      if (!source.ok()) Die(source.status().ToString());
-      auto stats = importers::EncryptSource(
-          **source, *key, *id, [&](const dataset::ContainerPiece& piece) {
-            if (keep) Append(container, piece.bytes);
-            return Status::Ok();
-          });
-      if (!stats.ok()) Die(stats.status().ToString());
-      samples = stats->samples;
-      sample_bytes = stats->samples * (*source)->schema().sample_size();
-      container_bytes = stats->container_bytes;
-    }));
+    if (!source.ok()) Die(source.status().ToString());
+    auto stats =
+        importers::EncryptSource(**source, *key, *id, [&](const dataset::ContainerPiece& piece) {
+          if (keep) Append(container, piece.bytes);
+          return Status::Ok();
+        });
+    if (!stats.ok()) Die(stats.status().ToString());
+    samples = stats->samples;
+    sample_bytes = stats->samples * (*source)->schema().sample_size();
+    container_bytes = stats->container_bytes;
+  }));
 
-    open.push_back(Seconds([&] {
-      uint64_t records = 0;
-      Status status = dataset::ReadContainer(*key, container, [&](const dataset::Record&) {
-        ++records;
-        return Status::Ok();
-      });
-      if (!status.ok() || records != samples) Die("reading back: " + status.ToString());
-    }));
-  }
+  open.push_back(Seconds([&] {
+    uint64_t records = 0;
+    Status status = dataset::ReadContainer(*key, container, [&](const dataset::Record&) {
+      ++records;
+      return Status::Ok();
+    });
+    if (!status.ok() || records != samples) Die("reading back: " + status.ToString());
+  }));
+}
 
-  double base = Median(baseline), imp = Median(import), rd = Median(open);
-  double megabytes = static_cast<double>(sample_bytes) / 1e6;
-  std::printf("dataset_bench: %s\n", images.c_str());
-  std::printf("  %llu images, %.1f MB of pixels (%.1f MB decompressed incl. headers and labels), "
-              "container %.1f MB; median of %d, thread CPU time\n",
-              static_cast<unsigned long long>(samples), megabytes,
-              static_cast<double>(decompressed) / 1e6,
-              static_cast<double>(container_bytes) / 1e6, kRepetitions);
-  Report("gzip decompress only (baseline)", base, megabytes, static_cast<double>(samples));
-  Report("import + encrypt (IdxSource+writer)", imp, megabytes, static_cast<double>(samples));
-  Report("verify + decrypt container", rd, megabytes, static_cast<double>(samples));
-  std::printf("  ratio import+encrypt / decompress-only: %.2fx\n", imp / base);
-  return 0;
+double base = Median(baseline), imp = Median(import), rd = Median(open);
+double megabytes = static_cast<double>(sample_bytes) / 1e6;
+std::printf("dataset_bench: %s\n", images.c_str());
+std::printf(
+    "  %llu images, %.1f MB of pixels (%.1f MB decompressed incl. headers and labels), "
+    "container %.1f MB; median of %d, thread CPU time\n",
+    static_cast<unsigned long long>(samples), megabytes, static_cast<double>(decompressed) / 1e6,
+    static_cast<double>(container_bytes) / 1e6, kRepetitions);
+Report("gzip decompress only (baseline)", base, megabytes, static_cast<double>(samples));
+Report("import + encrypt (IdxSource+writer)", imp, megabytes, static_cast<double>(samples));
+Report("verify + decrypt container", rd, megabytes, static_cast<double>(samples));
+std::printf("  ratio import+encrypt / decompress-only: %.2fx\n", imp / base);
+return 0;
 }

@@ -30,8 +30,9 @@ class CifarSource : public SampleSource {
         record_ = 0;
       }
       if (record_ < batch.size / kCifarRecordSize) break;
-      CHIRON_RETURN_IF_ERROR(ExpectEnd(*stream_, "grew during the import (more records than "
-                                                 "its size showed)"));
+      CHIRON_RETURN_IF_ERROR(ExpectEnd(*stream_,
+                                       "grew during the import (more records than "
+                                       "its size showed)"));
       stream_.reset();
       ++batch_;
     }
@@ -95,9 +96,8 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
 }  // namespace
 
 const std::vector<std::string>& Cifar10ClassNames() {
-  static const std::vector<std::string> kNames = {"airplane", "automobile", "bird",  "cat",
-                                                  "deer",     "dog",        "frog",  "horse",
-                                                  "ship",     "truck"};
+  static const std::vector<std::string> kNames = {
+      "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
   return kNames;
 }
 
@@ -107,7 +107,8 @@ Result<std::unique_ptr<SampleSource>> OpenCifarSource(std::vector<CifarBatch> ba
   uint64_t count = 0;
   for (const CifarBatch& batch : batches) {
     if (batch.size == 0) {
-      return InvalidArgumentError(batch.name + ": empty file; a CIFAR-10 batch holds 3073-byte "
+      return InvalidArgumentError(batch.name +
+                                  ": empty file; a CIFAR-10 batch holds 3073-byte "
                                   "records");
     }
     if (batch.size % kCifarRecordSize != 0) {
@@ -117,7 +118,8 @@ Result<std::unique_ptr<SampleSource>> OpenCifarSource(std::vector<CifarBatch> ba
                              : "";
       return InvalidArgumentError(batch.name + ": " + std::to_string(batch.size) +
                                   " bytes is not a whole number of 3073-byte CIFAR-10 records: "
-                                  "record " + std::to_string(whole) + " is truncated (it has " +
+                                  "record " +
+                                  std::to_string(whole) + " is truncated (it has " +
                                   std::to_string(batch.size % kCifarRecordSize) +
                                   " of 3073 bytes)" + hint);
     }
@@ -163,7 +165,8 @@ Result<std::unique_ptr<SampleSource>> OpenCifarPath(const std::string& path,
     directory = fs::path(path).parent_path().string();
   }
   if (class_names.empty()) {
-    std::string meta = (fs::path(directory.empty() ? "." : directory) / "batches.meta.txt").string();
+    std::string meta =
+        (fs::path(directory.empty() ? "." : directory) / "batches.meta.txt").string();
     if (fs::exists(meta, ec)) {
       CHIRON_ASSIGN_OR_RETURN(class_names, ReadMetaNames(meta));
     }

@@ -67,8 +67,9 @@ TEST(CifarTest, TruncatedRecord) {
   batch.resize(2 * kCifarRecordSize + 100);
   std::string path = dir.Write("data_batch_1.bin", batch);
   ExpectError(OpenCifarPath(path, {}).status(),
-              path + ": 6246 bytes is not a whole number of 3073-byte CIFAR-10 records: record 2 "
-                     "is truncated (it has 100 of 3073 bytes)");
+              path +
+                  ": 6246 bytes is not a whole number of 3073-byte CIFAR-10 records: record 2 "
+                  "is truncated (it has 100 of 3073 bytes)");
   ExpectError(OpenCifarPath(dir.Write("empty.bin", Bytes{}), {}).status(), "empty file");
   Bytes cifar100(3074 * 3, 0);
   ExpectError(OpenCifarPath(dir.Write("c100.bin", cifar100), {}).status(), "CIFAR-100");
@@ -87,15 +88,16 @@ TEST(CifarTest, LabelOutOfRange) {
 TEST(CifarTest, FromMemoryAndShrinkingFile) {
   Bytes batch = Batch({1, 2});
   std::vector<CifarBatch> batches = {
-      {"mem", batch.size(), [&]() { return Result<std::unique_ptr<InputStream>>(
-                                        MemoryStream(batch, "mem")); }}};
+      {"mem", batch.size(),
+       [&]() { return Result<std::unique_ptr<InputStream>>(MemoryStream(batch, "mem")); }}};
   auto source = OpenCifarSource(batches, {});
   ASSERT_TRUE(source.ok());
   EXPECT_TRUE(PullAll(**source).error.ok());
   // The declared size says 2 records but the stream holds 1.5.
   Bytes short_batch(batch.begin(), batch.begin() + kCifarRecordSize + 50);
-  batches = {{"mem", batch.size(), [&]() { return Result<std::unique_ptr<InputStream>>(
-                                               MemoryStream(short_batch, "mem")); }}};
+  batches = {{"mem", batch.size(), [&]() {
+                return Result<std::unique_ptr<InputStream>>(MemoryStream(short_batch, "mem"));
+              }}};
   source = OpenCifarSource(batches, {});
   ASSERT_TRUE(source.ok());
   ExpectError(PullAll(**source).error, "mem: record 1 is truncated");

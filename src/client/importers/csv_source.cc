@@ -34,7 +34,8 @@ class LineReader {
       any = true;
       const uint8_t* start = buffer_.data() + pos_;
       const void* newline = std::memchr(start, '\n', fill_ - pos_);
-      size_t take = newline != nullptr ? static_cast<const uint8_t*>(newline) - start : fill_ - pos_;
+      size_t take =
+          newline != nullptr ? static_cast<const uint8_t*>(newline) - start : fill_ - pos_;
       if (line.size() + take > kMaxCsvLineSize) {
         return InvalidArgumentError(name() + ":" + std::to_string(line_number_ + 1) +
                                     ": line is longer than " + std::to_string(kMaxCsvLineSize) +
@@ -68,7 +69,9 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-bool IsBlank(std::string_view line) { return Trim(line).empty(); }
+bool IsBlank(std::string_view line) {
+  return Trim(line).empty();
+}
 
 // Splits one line into trimmed, unquoted fields. `where` is "file:line".
 Status SplitFields(std::string_view line, const std::string& where,
@@ -175,7 +178,8 @@ Result<CsvLayout> ParseHeader(LineReader& reader, const std::string& label_colum
                                 "); name the label column explicitly");
   }
   if (layout.columns.size() < 2) {
-    return InvalidArgumentError(where + ": the header has only the label column; a CSV dataset "
+    return InvalidArgumentError(where +
+                                ": the header has only the label column; a CSV dataset "
                                 "needs at least one feature column");
   }
   return layout;

@@ -92,7 +92,8 @@ void ExpectError(const Status& status, const std::string& needle) {
 TEST_F(CsvTest, NonNumericFeature) {
   ExpectError(OpenAndPull("a,b,label\n1,2,x\n3,abc,y\n"),
               Path() + ":3:2 (column 'b'): 'abc' is not a number");
-  ExpectError(OpenAndPull("a,b,label\n1,2x,x\n"), Path() + ":2:2 (column 'b'): '2x' is not a number");
+  ExpectError(OpenAndPull("a,b,label\n1,2x,x\n"),
+              Path() + ":2:2 (column 'b'): '2x' is not a number");
   ExpectError(OpenAndPull("a,label\nnan,x\n"), "'nan' is not a finite number");
   ExpectError(OpenAndPull("a,label\ninf,x\n"), "'inf' is not a finite number");
   ExpectError(OpenAndPull("a,label\n1e999,x\n"), "out of float32 range");

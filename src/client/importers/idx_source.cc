@@ -41,8 +41,8 @@ Result<IdxHeader> ReadIdxHeader(InputStream& stream, std::string_view role, size
     return InvalidArgumentError(name + ": truncated IDX header: the file has only " +
                                 std::to_string(got) + " byte(s)");
   }
-  uint32_t magic_value = uint32_t{magic[0]} << 24 | uint32_t{magic[1]} << 16 |
-                         uint32_t{magic[2]} << 8 | magic[3];
+  uint32_t magic_value =
+      uint32_t{magic[0]} << 24 | uint32_t{magic[1]} << 16 | uint32_t{magic[2]} << 8 | magic[3];
   if (magic[0] != 0 || magic[1] != 0) {
     return InvalidArgumentError(name + ": not an IDX file (bad magic " + Hex32(magic_value) +
                                 "; an IDX file starts with two zero bytes, a type byte and a "
@@ -71,8 +71,8 @@ Result<IdxHeader> ReadIdxHeader(InputStream& stream, std::string_view role, size
       return InvalidArgumentError(name + ": truncated IDX header: dimension " + std::to_string(i) +
                                   " is cut short");
     }
-    header.dims.push_back(uint32_t{dim[0]} << 24 | uint32_t{dim[1]} << 16 |
-                          uint32_t{dim[2]} << 8 | dim[3]);
+    header.dims.push_back(uint32_t{dim[0]} << 24 | uint32_t{dim[1]} << 16 | uint32_t{dim[2]} << 8 |
+                          dim[3]);
   }
   if (header.dims[0] == 0) {
     return InvalidArgumentError(name + ": the IDX " + std::string(role) + " file holds no items");
@@ -91,12 +91,12 @@ class IdxSource : public SampleSource {
   Result<bool> Next(MutableByteSpan sample, uint32_t& label) override {
     uint64_t count = schema_.sample_count;
     if (index_ == count) {
-      CHIRON_RETURN_IF_ERROR(ExpectEnd(*images_, "has extra bytes after the " +
-                                                     std::to_string(count) +
-                                                     " images its header declares"));
-      CHIRON_RETURN_IF_ERROR(ExpectEnd(*labels_, "has extra bytes after the " +
-                                                     std::to_string(count) +
-                                                     " labels its header declares"));
+      CHIRON_RETURN_IF_ERROR(ExpectEnd(
+          *images_,
+          "has extra bytes after the " + std::to_string(count) + " images its header declares"));
+      CHIRON_RETURN_IF_ERROR(ExpectEnd(
+          *labels_,
+          "has extra bytes after the " + std::to_string(count) + " labels its header declares"));
       ++index_;
       return false;
     }
@@ -106,16 +106,17 @@ class IdxSource : public SampleSource {
     }
     CHIRON_ASSIGN_OR_RETURN(size_t got, ReadFull(*images_, sample));
     if (got != sample.size()) {
-      return InvalidArgumentError(images_->name() + ": truncated: image " +
-                                  std::to_string(index_) + " of " + std::to_string(count) +
-                                  " has only " + std::to_string(got) + " of " +
-                                  std::to_string(sample.size()) + " bytes");
+      return InvalidArgumentError(images_->name() + ": truncated: image " + std::to_string(index_) +
+                                  " of " + std::to_string(count) + " has only " +
+                                  std::to_string(got) + " of " + std::to_string(sample.size()) +
+                                  " bytes");
     }
     uint8_t byte;
     CHIRON_ASSIGN_OR_RETURN(size_t label_got, ReadFull(*labels_, MutableByteSpan(&byte, 1)));
     if (label_got != 1) {
       return InvalidArgumentError(labels_->name() + ": truncated at label " +
-                                  std::to_string(index_) + " (did the file change during the "
+                                  std::to_string(index_) +
+                                  " (did the file change during the "
                                   "import?)");
     }
     if (byte >= schema_.class_count()) {
@@ -145,8 +146,8 @@ bool ContainsFashion(const std::string& path) {
 }  // namespace
 
 const std::vector<std::string>& FashionMnistClassNames() {
-  static const std::vector<std::string> kNames = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                  "Coat",        "Sandal",  "Shirt",    "Sneaker",
+  static const std::vector<std::string> kNames = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                  "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                                   "Bag",         "Ankle boot"};
   return kNames;
 }
@@ -176,9 +177,8 @@ Result<std::unique_ptr<SampleSource>> OpenIdxSource(StreamFactory images_factory
   CHIRON_ASSIGN_OR_RETURN(IdxHeader label_header, ReadIdxHeader(*labels, "labels", 1, 1));
   uint64_t count = image_header.dims[0];
   if (label_header.dims[0] != count) {
-    return InvalidArgumentError(images->name() + " has " + std::to_string(count) +
-                                " images but " + labels->name() + " has " +
-                                std::to_string(label_header.dims[0]) +
+    return InvalidArgumentError(images->name() + " has " + std::to_string(count) + " images but " +
+                                labels->name() + " has " + std::to_string(label_header.dims[0]) +
                                 " labels; use the labels file of the same split");
   }
   uint32_t max_label = 0;
@@ -190,9 +190,8 @@ Result<std::unique_ptr<SampleSource>> OpenIdxSource(StreamFactory images_factory
     for (size_t i = 0; i < got; ++i) {
       if (!class_names.empty() && block[i] >= class_names.size()) {
         return InvalidArgumentError(labels->name() + ": record " + std::to_string(seen + i) +
-                                    ": label " + std::to_string(block[i]) +
-                                    " is not below the " + std::to_string(class_names.size()) +
-                                    " class names given");
+                                    ": label " + std::to_string(block[i]) + " is not below the " +
+                                    std::to_string(class_names.size()) + " class names given");
       }
       max_label = std::max<uint32_t>(max_label, block[i]);
     }

@@ -29,7 +29,8 @@ Bytes GunzipFile(const std::string& path) {
   Bytes out;
   uint8_t buffer[65536];
   int got;
-  while ((got = gzread(file, buffer, sizeof(buffer))) > 0) out.insert(out.end(), buffer, buffer + got);
+  while ((got = gzread(file, buffer, sizeof(buffer))) > 0)
+    out.insert(out.end(), buffer, buffer + got);
   gzclose(file);
   return out;
 }
@@ -126,8 +127,8 @@ TEST(FashionMnistRoundTripTest, EncryptsAndDecryptsTheTestSplitExactly) {
     uint32_t label = 0;
     auto more = (*again)->Next(expected, label);
     if (!more.ok() || !*more) return InternalError("re-import ended early");
-    if (record.label != label || !std::equal(expected.begin(), expected.end(),
-                                             record.sample.begin(), record.sample.end())) {
+    if (record.label != label ||
+        !std::equal(expected.begin(), expected.end(), record.sample.begin(), record.sample.end())) {
       return InternalError("record " + std::to_string(n) + " differs");
     }
     ++n;
@@ -207,7 +208,8 @@ void ExpectError(const Status& status, std::string_view needle) {
 TEST_F(IdxFilesTest, BadMagic) {
   Bytes bad = images_;
   bad[0] = 0x50;  // e.g. a PNG or text file
-  ExpectError(OpenAndPull(bad, labels_), "x-images-idx3-ubyte: not an IDX file (bad magic 0x50000803");
+  ExpectError(OpenAndPull(bad, labels_),
+              "x-images-idx3-ubyte: not an IDX file (bad magic 0x50000803");
   bad = images_;
   bad[2] = 0x0D;
   ExpectError(OpenAndPull(bad, labels_), "element type 0x0d (float32) is not supported");
@@ -217,8 +219,7 @@ TEST_F(IdxFilesTest, BadMagic) {
 }
 
 TEST_F(IdxFilesTest, CountMismatch) {
-  ExpectError(OpenAndPull(images_, IdxBytes({4}, Bytes{0, 1, 2, 0})),
-              "has 5 images but");
+  ExpectError(OpenAndPull(images_, IdxBytes({4}, Bytes{0, 1, 2, 0})), "has 5 images but");
   ExpectError(OpenAndPull(images_, IdxBytes({4}, Bytes{0, 1, 2, 0})), "has 4 labels");
 }
 

@@ -141,10 +141,9 @@ class SniffedStream : public InputStream {
         // No progress possible without more input; loop to read more (or report truncation).
         if (zs_.avail_in != 0) return InternalError(name() + ": zlib made no progress");
       } else if (rc != Z_OK) {
-        return InvalidArgumentError(name() + ": corrupt gzip data (" +
-                                    (zs_.msg != nullptr ? std::string(zs_.msg) : "zlib error " +
-                                     std::to_string(rc)) +
-                                    ")");
+        return InvalidArgumentError(
+            name() + ": corrupt gzip data (" +
+            (zs_.msg != nullptr ? std::string(zs_.msg) : "zlib error " + std::to_string(rc)) + ")");
       }
     }
     return produced;
@@ -188,8 +187,7 @@ Result<std::unique_ptr<InputStream>> MaybeDecompress(std::unique_ptr<InputStream
   // Fill at least the two magic bytes (a read may return fewer than asked).
   size_t filled = 0;
   while (filled < 2) {
-    CHIRON_ASSIGN_OR_RETURN(size_t got,
-                            raw->Read(MutableByteSpan(buffer).subspan(filled)));
+    CHIRON_ASSIGN_OR_RETURN(size_t got, raw->Read(MutableByteSpan(buffer).subspan(filled)));
     if (got == 0) break;
     filled += got;
   }

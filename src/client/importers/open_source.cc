@@ -76,12 +76,9 @@ Result<std::unique_ptr<SampleSource>> OpenSource(const std::string& path,
     CHIRON_ASSIGN_OR_RETURN(format, DetectFormat(path));
   }
   switch (format) {
-    case ImportFormat::kIdx:
-      return OpenIdxFiles(path, options.labels_path, options.class_names);
-    case ImportFormat::kCsv:
-      return OpenCsvFile(path, options.label_column, options.class_names);
-    case ImportFormat::kCifar:
-      return OpenCifarPath(path, options.class_names);
+    case ImportFormat::kIdx: return OpenIdxFiles(path, options.labels_path, options.class_names);
+    case ImportFormat::kCsv: return OpenCsvFile(path, options.label_column, options.class_names);
+    case ImportFormat::kCifar: return OpenCifarPath(path, options.class_names);
     case ImportFormat::kPngFolder:
       if (!options.class_names.empty()) {
         return InvalidArgumentError(
@@ -89,8 +86,7 @@ Result<std::unique_ptr<SampleSource>> OpenSource(const std::string& path,
             "sub-folder names");
       }
       return OpenPngFolder(path);
-    case ImportFormat::kAuto:
-      break;
+    case ImportFormat::kAuto: break;
   }
   return InternalError("format detection returned auto");
 }

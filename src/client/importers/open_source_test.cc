@@ -1,11 +1,10 @@
-#include "client/importers/sample_source.h"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "client/importers/cifar_source.h"
 #include "client/importers/encrypt.h"
+#include "client/importers/sample_source.h"
 #include "client/importers/test_files.h"
 #include "shared/dataset/container.h"
 
@@ -62,8 +61,8 @@ TEST(EncryptSourceTest, CsvRoundTripsThroughTheContainer) {
   TempDir dir;
   std::string text = "f1,f2,label\n";
   for (int i = 0; i < 500; ++i) {
-    text += std::to_string(i) + "," + std::to_string(i * 0.5) + "," + (i % 3 ? "odd" : "even") +
-            "\n";
+    text +=
+        std::to_string(i) + "," + std::to_string(i * 0.5) + "," + (i % 3 ? "odd" : "even") + "\n";
   }
   ImportOptions options;
   auto source = OpenSource(dir.Write("t.csv", text), options);
@@ -75,11 +74,14 @@ TEST(EncryptSourceTest, CsvRoundTripsThroughTheContainer) {
   size_t pieces = 0;
   dataset::DatasetWriterOptions writer_options;
   writer_options.target_chunk_size = 1000;  // 111 records of 9 bytes per chunk
-  auto stats = EncryptSource(**source, key, id, [&](const dataset::ContainerPiece& piece) {
-    ++pieces;
-    Append(container, piece.bytes);
-    return Status::Ok();
-  }, writer_options);
+  auto stats = EncryptSource(
+      **source, key, id,
+      [&](const dataset::ContainerPiece& piece) {
+        ++pieces;
+        Append(container, piece.bytes);
+        return Status::Ok();
+      },
+      writer_options);
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->samples, 500u);
   EXPECT_EQ(stats->chunks, 5u);

@@ -37,7 +37,8 @@ Status BeginRead(PngImage& image, ByteSpan file, const std::string& name) {
   static constexpr uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (file.size() < sizeof(kSignature) ||
       std::memcmp(file.data(), kSignature, sizeof(kSignature)) != 0) {
-    return InvalidArgumentError(name + ": not a PNG file (it does not start with the PNG "
+    return InvalidArgumentError(name +
+                                ": not a PNG file (it does not start with the PNG "
                                 "signature)");
   }
   if (png_image_begin_read_from_memory(image.get(), file.data(), file.size()) == 0) {
@@ -46,7 +47,9 @@ Status BeginRead(PngImage& image, ByteSpan file, const std::string& name) {
   return Status::Ok();
 }
 
-bool IsHidden(const std::string& name) { return !name.empty() && name[0] == '.'; }
+bool IsHidden(const std::string& name) {
+  return !name.empty() && name[0] == '.';
+}
 
 bool HasPngExtension(const std::string& name) {
   if (name.size() < 4) return false;
@@ -93,10 +96,9 @@ class PngFolderSource : public SampleSource {
     auto info = ReadPngInfo(*bytes, file.path);
     if (!info.ok()) return info.status();
     if (!(*info == info_)) {
-      return InvalidArgumentError(file.path + ": image is " + info->Describe() +
-                                  " but the first image " + first_path_ + " is " +
-                                  info_.Describe() +
-                                  "; all images must have the same size and colour type");
+      return InvalidArgumentError(
+          file.path + ": image is " + info->Describe() + " but the first image " + first_path_ +
+          " is " + info_.Describe() + "; all images must have the same size and colour type");
     }
     CHIRON_RETURN_IF_ERROR(DecodePng(*bytes, file.path, info_, sample));
     // The file's bytes are plaintext data too.
@@ -175,7 +177,8 @@ Status DecodePng(ByteSpan file, const std::string& name, const PngInfo& expected
 Result<std::unique_ptr<SampleSource>> OpenPngFolder(const std::string& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
-    return NotFoundError(root + ": not a directory; a PNG dataset is a folder with one "
+    return NotFoundError(root +
+                         ": not a directory; a PNG dataset is a folder with one "
                          "sub-folder of .png files per class");
   }
   CHIRON_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListVisible(root));
@@ -184,7 +187,8 @@ Result<std::unique_ptr<SampleSource>> OpenPngFolder(const std::string& root) {
   for (const std::string& entry : entries) {
     std::string dir = JoinPath(root, entry);
     if (!fs::is_directory(dir, ec)) {
-      return InvalidArgumentError(dir + ": only class sub-folders may be in the root of a PNG "
+      return InvalidArgumentError(dir +
+                                  ": only class sub-folders may be in the root of a PNG "
                                   "dataset; move or remove this file");
     }
     CHIRON_ASSIGN_OR_RETURN(std::vector<std::string> names, ListVisible(dir));
@@ -192,19 +196,22 @@ Result<std::unique_ptr<SampleSource>> OpenPngFolder(const std::string& root) {
     for (const std::string& name : names) {
       std::string path = JoinPath(dir, name);
       if (!fs::is_regular_file(path, ec) || !HasPngExtension(name)) {
-        return InvalidArgumentError(path + ": not a .png file; a class folder may hold only "
+        return InvalidArgumentError(path +
+                                    ": not a .png file; a class folder may hold only "
                                     ".png images");
       }
       files.push_back({path, static_cast<uint32_t>(class_names.size())});
     }
     if (files.size() == before) {
-      return InvalidArgumentError(dir + ": class folder has no .png images; add some or remove "
+      return InvalidArgumentError(dir +
+                                  ": class folder has no .png images; add some or remove "
                                   "the folder");
     }
     class_names.push_back(entry);
   }
   if (class_names.empty()) {
-    return InvalidArgumentError(root + ": no class sub-folders; a PNG dataset is a folder with "
+    return InvalidArgumentError(root +
+                                ": no class sub-folders; a PNG dataset is a folder with "
                                 "one sub-folder of .png files per class");
   }
   // The first image fixes the size and colour type of all.

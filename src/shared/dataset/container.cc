@@ -198,12 +198,11 @@ Result<std::unique_ptr<DatasetWriter>> DatasetWriter::Create(ByteSpan key,
   for (int i = 0; i < 4; ++i) body[10 + i] = static_cast<uint8_t>(header_size >> (8 * i));
   header.body_size = body.size();
 
-  CHIRON_ASSIGN_OR_RETURN(
-      crypto::AeadStreamSealer sealer,
-      options.reseal_nonce_prefix.empty()
-          ? crypto::AeadStreamSealer::Create(keys.chunk_key.span(), body)
-          : crypto::AeadStreamSealer::CreateToReseal(keys.chunk_key.span(), body,
-                                                     options.reseal_nonce_prefix));
+  CHIRON_ASSIGN_OR_RETURN(crypto::AeadStreamSealer sealer,
+                          options.reseal_nonce_prefix.empty()
+                              ? crypto::AeadStreamSealer::Create(keys.chunk_key.span(), body)
+                              : crypto::AeadStreamSealer::CreateToReseal(
+                                    keys.chunk_key.span(), body, options.reseal_nonce_prefix));
   header.nonce_prefix = sealer.nonce_prefix();
   Bytes mac_input = body;
   Append(mac_input, header.nonce_prefix);

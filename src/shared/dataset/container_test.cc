@@ -390,9 +390,8 @@ TEST(DatasetWriterTest, ResealWithTheHeadersNoncePrefixReproducesTheContainer) {
   EXPECT_NE(fresh.header, first.header);
 
   options.reseal_nonce_prefix = Bytes(3, 0);
-  auto bad = DatasetWriter::Create(key, id, schema, [](const ContainerPiece&) {
-    return Status::Ok();
-  }, options);
+  auto bad = DatasetWriter::Create(
+      key, id, schema, [](const ContainerPiece&) { return Status::Ok(); }, options);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("nonce prefix"), std::string::npos);
 }

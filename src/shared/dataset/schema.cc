@@ -7,27 +7,27 @@ namespace chiron::dataset {
 
 std::string_view ElementTypeName(ElementType type) {
   switch (type) {
-    case ElementType::kUint8:
-      return "uint8";
-    case ElementType::kFloat32:
-      return "float32";
+    case ElementType::kUint8: return "uint8";
+    case ElementType::kFloat32: return "float32";
   }
   return "unknown";
 }
 
-size_t ElementSize(ElementType type) { return type == ElementType::kFloat32 ? 4 : 1; }
+size_t ElementSize(ElementType type) {
+  return type == ElementType::kFloat32 ? 4 : 1;
+}
 
 std::string_view LabelTypeName(LabelType type) {
   switch (type) {
-    case LabelType::kUint8:
-      return "u8";
-    case LabelType::kUint16:
-      return "u16";
+    case LabelType::kUint8: return "u8";
+    case LabelType::kUint16: return "u16";
   }
   return "unknown";
 }
 
-size_t LabelSize(LabelType type) { return type == LabelType::kUint16 ? 2 : 1; }
+size_t LabelSize(LabelType type) {
+  return type == LabelType::kUint16 ? 2 : 1;
+}
 
 LabelType LabelTypeFor(size_t class_count) {
   return class_count <= 256 ? LabelType::kUint8 : LabelType::kUint16;
@@ -45,9 +45,9 @@ std::string DatasetSchema::Describe() const {
     if (i > 0) out += "x";
     out += std::to_string(shape[i]);
   }
-  out += " " + std::string(ElementTypeName(element_type)) + ", " +
-         std::to_string(class_count()) + " classes (" + std::string(LabelTypeName(label_type)) +
-         " labels), " + std::to_string(sample_count) + " samples";
+  out += " " + std::string(ElementTypeName(element_type)) + ", " + std::to_string(class_count()) +
+         " classes (" + std::string(LabelTypeName(label_type)) + " labels), " +
+         std::to_string(sample_count) + " samples";
   return out;
 }
 

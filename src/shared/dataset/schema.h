@@ -37,7 +37,7 @@ enum class LabelType : uint8_t {
 inline constexpr size_t kMaxRank = 4;
 inline constexpr uint64_t kMaxSampleSize = uint64_t{16} << 20;  // bytes of one sample
 inline constexpr size_t kMaxClasses = 65536;
-inline constexpr size_t kMaxClassNameSize = 255;                  // bytes of UTF-8
+inline constexpr size_t kMaxClassNameSize = 255;  // bytes of UTF-8
 inline constexpr uint64_t kMaxSampleCount = uint64_t{1} << 32;
 
 std::string_view ElementTypeName(ElementType type);  // "uint8", "float32"

@@ -89,9 +89,9 @@ Result<AuditRecord> DecodeAuditRecord(ByteSpan data);
 // Verifies one principal's chain, in the order given.
 //
 // `records` must be consecutive. They start either at sequence 1 (anchored by the all-zero
-// previous hash), or right after `previously_seen` (anchored by its hash), or anywhere at or
-// before previously_seen.sequence + 1 as long as they include the previously seen sequence
-// number (whose hash must then match).
+// previous hash; if a head was seen before, the chain must reach it and match its hash), or at
+// previously_seen.sequence + 1 (anchored by its hash: incremental verification). Any other start
+// is refused, so a server cannot hide the first records of a requested range.
 //
 // `expected_principal`, if not empty, must be every record's principal_id (a server cannot slip
 // another principal's record into a chain).
@@ -104,8 +104,7 @@ Result<AuditRecord> DecodeAuditRecord(ByteSpan data);
 //   "audit chain ends at record 4 but record 6 was seen before (the log was truncated or rolled
 //    back)"
 //   "audit record 6: hash differs from the one seen before (the history was rewritten)"
-// FailedPrecondition if the records start after sequence 1 and no previously seen head anchors
-// them ("fetch from sequence 1").
+// FailedPrecondition if the records start anywhere else ("fetch from sequence 1").
 Status VerifyAuditChain(const std::vector<AuditRecord>& records,
                         std::optional<AuditHead> previously_seen,
                         std::string_view expected_principal = {});

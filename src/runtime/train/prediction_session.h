@@ -1,0 +1,68 @@
+// PredictionSession: black-box predictions from a trained model (docs/training.md).
+//
+// Keeps one sandboxed chiron-worker alive with the recipe loaded and the model's parameters and
+// buffers in its (read-only for the worker) parameter arena. Predict() writes the inputs into the
+// input arena, takes back exactly count × output_size floats from the output arena, copies and
+// validates them (finite, bounded). ApplyOutputPolicy turns a row of logits into what the owner
+// may see (top-k classes with probabilities rounded to a few decimals).
+//
+// If the worker fails, the session is dead: failure() says how and every later call fails; start
+// a new session.
+//
+// Thread safety: one thread at a time. Create it on a long-lived thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/train/trained_model.h"
+#include "runtime/train/worker_settings.h"
+#include "shared/base/bytes.h"
+#include "shared/base/status.h"
+#include "shared/dataset/schema.h"
+
+namespace chiron::train {
+
+struct PredictionOptions {
+  WorkerSettings worker;
+  uint32_t max_batch = 256;       // samples per Predict call
+  float max_abs_output = 1e6f;    // beyond it: numerical error
+  uint64_t seed = 0;              // model construction in the worker (values are overwritten)
+};
+
+class PredictionSession {
+ public:
+  virtual ~PredictionSession() = default;
+
+  // `schema` is the training dataset's (sample_count is ignored). The model must have the
+  // layout the recipe builds for it (InvalidArgument otherwise).
+  static Result<std::unique_ptr<PredictionSession>> Start(ByteSpan recipe,
+                                                          const dataset::DatasetSchema& schema,
+                                                          const TrainedModel& model,
+                                                          const PredictionOptions& options,
+                                                          FailureCategory* failure = nullptr);
+
+  // `inputs` holds `count` samples of schema.sample_size() bytes (count in [1, max_batch]).
+  // Returns count × output_size() validated logits, sample after sample.
+  virtual Result<std::vector<float>> Predict(ByteSpan inputs, size_t count) = 0;
+
+  virtual uint64_t output_size() const = 0;
+  virtual FailureCategory failure() const = 0;
+};
+
+// What the owner sees of one prediction.
+struct OutputPolicy {
+  uint32_t top_k = 0;    // 0: every class; otherwise the k most probable (ties: lower index)
+  int decimals = 4;      // probabilities rounded to this many decimals; < 0: no rounding
+};
+struct ClassScore {
+  uint32_t class_index = 0;
+  double probability = 0;
+  friend bool operator==(const ClassScore&, const ClassScore&) = default;
+};
+// softmax(logits) → sorted by probability (descending) → top_k → rounded.
+std::vector<ClassScore> ApplyOutputPolicy(std::span<const float> logits,
+                                          const OutputPolicy& policy);
+
+}  // namespace chiron::train

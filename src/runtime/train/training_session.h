@@ -1,0 +1,121 @@
+// TrainingSession: confined training, with the trusted runtime in charge (docs/training.md).
+//
+// The runtime (chirond; this library never links libtorch) owns the parameters, the buffers
+// (batch-norm statistics...) and the optimizer; it picks every batch with the seeded Shuffler and
+// applies every update. A sandboxed chiron-worker running the provider's recipe only computes
+// gradients on the batches it is given:
+//
+//   per step   runtime writes params || buffers into the parameter arena and the batch's samples
+//              and labels into the input arena → worker: compute-gradients → runtime copies the
+//              gradients and the updated buffers out, validates them (counts, NaN/Inf, ranges),
+//              then runs its own optimizer step (train::Optimizer, PyTorch-exact);
+//   per epoch  the held-out validation split is predicted by the worker (unlabelled inputs only)
+//              and scored by the runtime (train::MetricsAccumulator): loss, accuracy, per-class
+//              accuracy, confusion matrix. These metrics are for the data owner only.
+//
+// The validation split is chosen by the runtime from the seed and never reaches the worker with
+// its labels, so a recipe cannot train on it to inflate the owner's metrics.
+//
+// Checkpoints: at the end of every epoch (and every `checkpoint_every_steps` steps if set) the
+// session serialises parameters, buffers, optimizer state, epoch/step and the batch position to
+// bytes and hands them to the checkpoint callback; the caller seals and stores them. A new
+// session given those bytes (Restore) continues exactly where the old one stopped: the same
+// batches, the same updates, bit for bit, for any recipe whose training step is deterministic
+// (no dropout; libtorch's CPU kernels are deterministic at a fixed thread count).
+//
+// Failure: if the worker dies, hangs, breaks the protocol or returns non-finite or out-of-range
+// numbers, Run() kills it and returns an error; failure() gives the FailureCategory. No text from
+// the worker is ever part of an error.
+//
+// Thread safety: a session is used from one thread; Run() blocks. Start sessions from a
+// long-lived thread (see SandboxedProcess: the worker dies with the thread that started it).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "runtime/train/metrics.h"
+#include "runtime/train/trained_model.h"
+#include "runtime/train/worker_settings.h"
+#include "shared/base/bytes.h"
+#include "shared/base/status.h"
+#include "shared/dataset/schema.h"
+
+namespace chiron::train {
+
+// The decrypted training data: schema.sample_count records of schema.record_size() bytes each,
+// label then sample, as in the dataset container's chunks (docs/formats/dataset.md). Borrowed:
+// it must outlive Create() only (the session copies what it needs).
+struct TrainingData {
+  dataset::DatasetSchema schema;
+  ByteSpan records;
+};
+
+struct TrainingOptions {
+  // Hyper-parameters: normally the recipe's declarations (DescribeRecipe), always passed through
+  // SanitizeTrainingConfig by Create().
+  TrainingConfig config;
+  double validation_fraction = 0.1;  // [0, 0.5]; at least one training sample must remain
+  uint64_t seed = 0;                 // validation split, batch order, model initialisation
+  uint64_t checkpoint_every_steps = 0;  // 0: only at the end of each epoch
+  uint32_t prediction_batch = 256;      // validation samples per predict request
+  WorkerSettings worker;
+  // Bounds on what the worker hands back; beyond them is a numerical error.
+  float max_abs_gradient = 1e6f;
+  float max_abs_buffer = 1e9f;
+  float max_abs_output = 1e6f;
+};
+
+struct EpochMetrics {
+  uint32_t epoch = 0;         // epochs completed (1-based once the first epoch is done)
+  uint64_t step = 0;          // optimizer steps completed
+  uint64_t samples_seen = 0;  // training samples processed since the start of the job
+  double train_loss = 0;      // mean loss of this epoch's batches, weighted by batch size
+  bool has_validation = false;
+  ClassificationReport validation;  // owner only
+};
+
+struct TrainingResult {
+  TrainedModel model;
+  std::vector<EpochMetrics> epochs;  // those run by this session (after a Restore, the rest)
+};
+
+class TrainingSession {
+ public:
+  // Progress of a finished epoch (for the Jobs service): owner-only metrics included, so the
+  // caller decides who sees what.
+  using ProgressCallback = std::function<void(const EpochMetrics&)>;
+  // A checkpoint to seal and store. An error from the callback stops training with that error.
+  using CheckpointCallback = std::function<Status(ByteSpan checkpoint, const EpochMetrics&)>;
+
+  virtual ~TrainingSession() = default;
+
+  // Validates the data and options, splits off the validation set, starts the worker and loads
+  // the recipe in it (FailureCategory kRecipeRejected if it refuses the schema). Errors:
+  // InvalidArgument (data, options, hyper-parameters), and those of the worker start.
+  static Result<std::unique_ptr<TrainingSession>> Create(const TrainingData& data,
+                                                         ByteSpan recipe,
+                                                         const TrainingOptions& options,
+                                                         FailureCategory* failure = nullptr);
+
+  // Continues from a checkpoint written by a session with the same data, recipe, seed and
+  // hyper-parameters. InvalidArgument if the bytes do not parse or do not match (sizes, the
+  // data and configuration fingerprint). Call before Run().
+  virtual Status Restore(ByteSpan checkpoint) = 0;
+
+  // Trains the remaining epochs. On error, failure() says how.
+  virtual Result<TrainingResult> Run(const ProgressCallback& progress = {},
+                                     const CheckpointCallback& checkpoint = {}) = 0;
+
+  virtual FailureCategory failure() const = 0;
+  // The layout the worker reported (untrusted, but checked against the arenas).
+  virtual uint64_t parameter_count() const = 0;
+  virtual uint64_t buffer_count() const = 0;
+  virtual const TrainingConfig& config() const = 0;  // after SanitizeTrainingConfig
+  virtual uint64_t training_sample_count() const = 0;
+  virtual uint64_t validation_sample_count() const = 0;
+};
+
+}  // namespace chiron::train

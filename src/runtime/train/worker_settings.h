@@ -1,0 +1,85 @@
+// What the trusted runtime needs to run a sandboxed chiron-worker for a job, and how a job ends
+// when the worker fails. Shared by TrainingSession and PredictionSession (docs/training.md).
+//
+// Part of chirond: no libtorch. Thread safety: plain values.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chiron/recipe_types.h"
+#include "runtime/sandbox/sandbox.h"
+#include "shared/base/status.h"
+#include "shared/dataset/schema.h"
+
+namespace chiron::train {
+
+// How a session ended when it did not succeed. A fixed list chosen by the runtime from what it
+// observed: the worker can never send text, so nothing derived from the data can ride on an
+// error. Safe to show to the provider.
+enum class FailureCategory : uint8_t {
+  kNone = 0,
+  kRecipeRejected = 1,    // the recipe did not load, refused the schema or declared unusable
+                          // settings (before any training data reached it)
+  kCrashed = 2,           // the worker died by a signal or exited abnormally, or the recipe threw
+  kSandboxViolation = 3,  // killed by seccomp: the recipe tried a forbidden system call
+  kOutOfMemory = 4,       // an allocation failed under the memory limit
+  kTimeLimit = 5,         // CPU-time limit or a per-request wall-clock deadline
+  kInvalidOutput = 6,     // a malformed frame, a wrong count or sequence, a protocol violation
+  kNumericalError = 7,    // NaN, infinite or out-of-range loss, gradient, buffer or output
+  kInternal = 8,          // the runtime itself failed (launch, kernel refused a channel...)
+};
+std::string_view FailureCategoryName(FailureCategory category);
+
+// Everything about the worker process that the runtime, not the recipe, decides.
+struct WorkerSettings {
+  std::string worker_path;              // absolute path of chiron-worker
+  int threads = 2;                      // libtorch intra-op threads in the worker
+  sandbox::SandboxLimits limits;        // address space, CPU seconds, threads
+  std::chrono::milliseconds start_timeout{30000};    // hello + loading the recipe
+  std::chrono::milliseconds request_timeout{60000};  // one batch or one prediction
+  // Added to the worker's fixed environment (e.g. "LD_LIBRARY_PATH=..." to select OpenBLAS).
+  // Never derived from the job.
+  std::vector<std::string> extra_environment;
+  uint64_t max_arena_count = 64ull << 20;  // parameters + buffers (floats); sparse until used
+  uint32_t max_output_size = 65536;        // outputs per sample
+};
+
+// The worker's environment: DNNL_JIT_PROFILE=0 (oneDNN would otherwise dlopen a profiler on its
+// first kernel), OMP_WAIT_POLICY=passive and settings.extra_environment.
+std::vector<std::string> WorkerEnvironment(const WorkerSettings& settings);
+
+// The recipe's view of a dataset schema (shape, element type, classes).
+Result<DatasetSchema> RecipeSchemaFor(const dataset::DatasetSchema& schema);
+
+// What a recipe declares, as read back through a sandboxed worker (untrusted values).
+struct RecipeDescription {
+  TrainingConfig training;
+  ResourceBudget budget;
+  uint64_t parameter_count = 0;  // floats in the flat parameter array (with alignment padding)
+  uint64_t buffer_count = 0;     // floats of buffers (batch-norm statistics...)
+  uint64_t output_size = 0;      // outputs per sample (must equal the class count)
+};
+
+// Starts a worker with no data, loads the recipe for `schema` and reads its declarations and
+// layout. Errors carry a FailureCategory via DescribeRecipeFailure-style messages; on error
+// *failure (if non-null) says how the worker failed.
+Result<RecipeDescription> DescribeRecipe(ByteSpan recipe, const dataset::DatasetSchema& schema,
+                                         const WorkerSettings& settings,
+                                         FailureCategory* failure = nullptr);
+
+// Sane ranges for the recipe's untrusted hyper-parameters.
+inline constexpr uint32_t kMaxEpochs = 1000;
+inline constexpr uint32_t kMaxBatchSize = 4096;
+inline constexpr double kMaxLearningRate = 10.0;
+
+// The runtime's copy of a recipe's declared TrainingConfig: epochs clamped to [1, kMaxEpochs],
+// batch size to [1, kMaxBatchSize], learning rate to (0, kMaxLearningRate]; then every field is
+// validated (train::ValidateTrainingConfig). InvalidArgument for NaN/Inf anywhere, an unknown
+// optimizer or schedule kind, or a value no clamp makes sense of (negative weight decay...).
+Result<TrainingConfig> SanitizeTrainingConfig(const TrainingConfig& declared);
+
+}  // namespace chiron::train

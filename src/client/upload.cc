@@ -1,0 +1,410 @@
+#include "client/upload.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "chiron/v1/datasets.grpc.pb.h"
+#include "client/importers/encrypt.h"
+#include "shared/base/file_system.h"
+#include "shared/crypto/hash.h"
+#include "shared/crypto/random.h"
+
+namespace chiron::client {
+namespace {
+
+constexpr char kStateFormat[] = "chiron-upload-state-v1";
+
+// What a resumed run needs to re-create the interrupted container exactly.
+struct ResumeState {
+  std::string name;
+  dataset::DatasetId dataset_id{};
+  SecretBytes key;
+  Bytes header;
+  std::string fingerprint;
+  uint64_t target_chunk_size = 0;
+};
+
+Status SaveState(const std::string& path, const ResumeState& state) {
+  nlohmann::json j;
+  j["format"] = kStateFormat;
+  j["name"] = state.name;
+  j["dataset_id"] = dataset::DatasetIdHex(state.dataset_id);
+  j["data_key"] = HexEncode(state.key.span());
+  j["header"] = HexEncode(state.header);
+  j["fingerprint"] = state.fingerprint;
+  j["target_chunk_size"] = state.target_chunk_size;
+  std::string text = j.dump(2) + "\n";
+  Status status = FileSystem::Default()->WriteFileAtomic(path, AsBytes(text), 0600);
+  SecureZero(text.data(), text.size());
+  return status;
+}
+
+Result<std::optional<ResumeState>> LoadState(const std::string& path) {
+  if (path.empty()) return std::optional<ResumeState>();
+  CHIRON_ASSIGN_OR_RETURN(bool exists, FileSystem::Default()->Exists(path));
+  if (!exists) return std::optional<ResumeState>();
+  CHIRON_ASSIGN_OR_RETURN(Bytes text, FileSystem::Default()->ReadFile(path, 4 << 20));
+  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  SecureZero(text.data(), text.size());
+  auto malformed = [&](const std::string& what) {
+    return InvalidArgumentError("upload resume state " + path + ": " + what +
+                                "; remove the file to start the upload afresh");
+  };
+  if (j.is_discarded() || !j.is_object() || j.value("format", "") != kStateFormat) {
+    return malformed("not a " + std::string(kStateFormat) + " file");
+  }
+  ResumeState state;
+  state.name = j.value("name", "");
+  state.fingerprint = j.value("fingerprint", "");
+  state.target_chunk_size = j.value("target_chunk_size", uint64_t{0});
+  auto id = HexDecode(j.value("dataset_id", ""));
+  auto key = HexDecode(j.value("data_key", ""));
+  auto header = HexDecode(j.value("header", ""));
+  if (!id.ok() || id->size() != dataset::kDatasetIdSize) return malformed("bad dataset_id");
+  if (!key.ok() || key->size() != dataset::kDatasetKeySize) return malformed("bad data_key");
+  if (!header.ok() || header->empty()) return malformed("bad header");
+  std::copy(id->begin(), id->end(), state.dataset_id.begin());
+  state.key = SecretBytes(*key);
+  SecureZero(key->data(), key->size());
+  state.header = std::move(*header);
+  return std::optional<ResumeState>(std::move(state));
+}
+
+void RemoveState(const std::string& path) {
+  if (!path.empty()) FileSystem::Default()->RemoveFile(path).IgnoreError();
+}
+
+// Serialises progress callbacks from the writing thread and the ack-reading thread.
+class ProgressReporter {
+ public:
+  explicit ProgressReporter(std::function<void(const UploadProgress&)> callback)
+      : callback_(std::move(callback)) {}
+
+  template <typename F>
+  void Update(F&& change) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    change(progress_);
+    if (callback_) callback_(progress_);
+  }
+  UploadProgress Snapshot() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return progress_;
+  }
+
+ private:
+  std::mutex mutex_;
+  UploadProgress progress_;
+  std::function<void(const UploadProgress&)> callback_;
+};
+
+// One upload run: the writer's sink drives BeginUpload and the chunk stream.
+class UploadRun {
+ public:
+  UploadRun(Connection& connection, const UploadRequest& request, ResumeState state,
+            bool resuming)
+      : connection_(connection),
+        request_(request),
+        state_(std::move(state)),
+        resuming_(resuming),
+        stub_(v1::Datasets::NewStub(connection.channel())),
+        progress_(request.on_progress) {}
+
+  ~UploadRun() { CloseStream().IgnoreError(); }
+
+  Status Sink(const dataset::ContainerPiece& piece) {
+    if (piece.kind == dataset::ContainerPiece::Kind::kHeader) return OnHeader(piece.bytes);
+    return OnChunk(piece);
+  }
+
+  // Ends the stream after the last chunk and reports how it went.
+  Status Finish() {
+    CHIRON_RETURN_IF_ERROR(CloseStream());
+    UploadProgress final = progress_.Snapshot();
+    if (final.chunks_acknowledged != header_.chunk_count()) {
+      return InternalError("the server acknowledged " + std::to_string(final.chunks_acknowledged) +
+                           " of " + std::to_string(header_.chunk_count()) +
+                           " chunks and closed the stream without an error; run the same "
+                           "command again to resume");
+    }
+    return Status::Ok();
+  }
+
+  const dataset::ContainerHeader& header() const { return header_; }
+  const std::string& dataset_id() const { return dataset_id_; }
+  uint64_t next_chunk() const { return next_chunk_; }
+  bool already_complete() const { return already_complete_; }
+  uint64_t acknowledged() { return progress_.Snapshot().chunks_acknowledged; }
+
+ private:
+  Status OnHeader(ByteSpan header_bytes) {
+    CHIRON_ASSIGN_OR_RETURN(header_, dataset::ParseContainerHeader(header_bytes));
+    if (resuming_) {
+      // Identical input re-creates an identical header (schema, counts, chunking, nonce prefix).
+      if (!ConstantTimeEqual(header_bytes, state_.header)) {
+        return FailedPreconditionError(
+            "the input of the interrupted upload '" + request_.name +
+            "' no longer produces the same dataset (schema, sample count or chunking changed); "
+            "run `chiron dataset delete " + request_.name + "` and upload it again");
+      }
+    } else {
+      state_.header.assign(header_bytes.begin(), header_bytes.end());
+      // Saved before the server hears of the dataset, so any interruption from here on resumes.
+      if (!request_.state_path.empty()) {
+        CHIRON_RETURN_IF_ERROR(SaveState(request_.state_path, state_));
+        wrote_state_ = true;
+      }
+    }
+    progress_.Update([&](UploadProgress& p) {
+      p.chunks_total = header_.chunk_count();
+      p.bytes_total = header_.container_size();
+    });
+
+    v1::BeginUploadRequest begin;
+    begin.set_name(request_.name);
+    begin.set_container_header(ToString(header_bytes));
+    begin.mutable_data_key()->assign(reinterpret_cast<const char*>(state_.key.data()),
+                                     state_.key.size());
+    v1::BeginUploadResponse response;
+    auto context = connection_.NewContext();
+    grpc::Status status = stub_->BeginUpload(context.get(), begin, &response);
+    // The request held the key: wipe it.
+    std::string* key_field = begin.mutable_data_key();
+    SecureZero(key_field->data(), key_field->size());
+    if (!status.ok()) {
+      if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS && resuming_ &&
+          CompletedEarlier()) {
+        already_complete_ = true;
+        return Status(StatusCode::kCancelled, "already complete");
+      }
+      return FromGrpc(status, "BeginUpload");
+    }
+    if (response.dataset_id() != dataset::DatasetIdHex(header_.dataset_id)) {
+      return DataLossError("the server answered dataset id " + response.dataset_id() +
+                           " for a container with id " + dataset::DatasetIdHex(header_.dataset_id) +
+                           "; it is not behaving as a Chiron runtime must");
+    }
+    dataset_id_ = response.dataset_id();
+    next_chunk_ = response.next_chunk_index();
+    if (next_chunk_ >= header_.chunk_count()) {
+      return DataLossError("the server asks to resume at chunk " + std::to_string(next_chunk_) +
+                           " of a dataset with " + std::to_string(header_.chunk_count()) +
+                           " chunks");
+    }
+    progress_.Update([&](UploadProgress& p) {
+      p.chunks_acknowledged = next_chunk_;
+      p.resumed_from = next_chunk_;
+      p.bytes_acknowledged = header_.chunk_offset(next_chunk_);
+    });
+    // A stream has no deadline: it lasts as long as the upload.
+    stream_context_ = std::make_unique<grpc::ClientContext>();
+    stream_ = stub_->Upload(stream_context_.get());
+    reader_ = std::thread([this] { ReadAcks(); });
+    return Status::Ok();
+  }
+
+  // An earlier run may have completed the upload and died before removing its state.
+  bool CompletedEarlier() {
+    v1::ListDatasetsRequest request;
+    v1::ListDatasetsResponse response;
+    auto context = connection_.NewContext();
+    if (!stub_->List(context.get(), request, &response).ok()) return false;
+    for (const v1::DatasetInfo& info : response.datasets()) {
+      if (info.name() == request_.name && info.complete() &&
+          info.dataset_id() == dataset::DatasetIdHex(state_.dataset_id)) {
+        dataset_id_ = info.dataset_id();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  Status OnChunk(const dataset::ContainerPiece& piece) {
+    if (piece.chunk_index < next_chunk_) return Status::Ok();  // durable from an earlier run
+    v1::UploadChunk chunk;
+    chunk.set_dataset_id(dataset_id_);
+    chunk.set_index(piece.chunk_index);
+    chunk.set_last(piece.last);
+    chunk.set_sealed(ToString(piece.bytes));
+    if (!stream_->Write(chunk)) return Interrupted();
+    progress_.Update([&](UploadProgress& p) { ++p.chunks_sent; });
+    return Status::Ok();
+  }
+
+  void ReadAcks() {
+    v1::UploadAck ack;
+    while (stream_->Read(&ack)) {
+      uint64_t through = ack.acknowledged_through();
+      progress_.Update([&](UploadProgress& p) {
+        // A server can only move forward, and only over chunks it was sent.
+        if (through > p.chunks_acknowledged && through <= p.resumed_from + p.chunks_sent) {
+          p.chunks_acknowledged = through;
+          p.bytes_acknowledged = through == header_.chunk_count()
+                                     ? header_.container_size()
+                                     : header_.chunk_offset(through);
+        }
+      });
+    }
+  }
+
+  Status Interrupted() {
+    Status closed = CloseStream();
+    if (!closed.ok() && closed.code() != StatusCode::kUnavailable &&
+        closed.code() != StatusCode::kCancelled && closed.code() != StatusCode::kDeadlineExceeded) {
+      return closed;  // the server refused a chunk: its message says why
+    }
+    uint64_t acked = acknowledged();
+    return UnavailableError("upload of '" + request_.name + "' was interrupted after " +
+                            std::to_string(acked) + " of " +
+                            std::to_string(header_.chunk_count()) +
+                            " chunks were stored (" + closed.message() +
+                            "); run the same command again to resume from chunk " +
+                            std::to_string(acked));
+  }
+
+  Status CloseStream() {
+    if (!stream_) return closed_status_;
+    stream_->WritesDone();
+    if (reader_.joinable()) reader_.join();
+    closed_status_ = FromGrpc(stream_->Finish(), "Upload");
+    stream_.reset();
+    return closed_status_;
+  }
+
+ public:
+  bool wrote_state() const { return wrote_state_; }
+
+ private:
+  Connection& connection_;
+  const UploadRequest& request_;
+  ResumeState state_;
+  bool resuming_;
+  std::unique_ptr<v1::Datasets::Stub> stub_;
+  ProgressReporter progress_;
+  dataset::ContainerHeader header_;
+  std::string dataset_id_;
+  uint64_t next_chunk_ = 0;
+  bool already_complete_ = false;
+  bool wrote_state_ = false;
+  std::unique_ptr<grpc::ClientContext> stream_context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::UploadChunk, v1::UploadAck>> stream_;
+  std::thread reader_;
+  Status closed_status_;
+};
+
+bool Transient(const Status& status) {
+  return status.code() == StatusCode::kUnavailable ||
+         status.code() == StatusCode::kDeadlineExceeded ||
+         status.code() == StatusCode::kCancelled;
+}
+
+}  // namespace
+
+Result<UploadOutcome> UploadDataset(Connection& connection, const UploadRequest& request) {
+  if (!request.open_source) return InvalidArgumentError("UploadDataset needs an input");
+  CHIRON_ASSIGN_OR_RETURN(std::optional<ResumeState> saved, LoadState(request.state_path));
+  bool resuming = saved.has_value();
+  ResumeState state;
+  if (resuming) {
+    state = std::move(*saved);
+    if (state.name != request.name) {
+      return FailedPreconditionError("resume state " + request.state_path + " belongs to '" +
+                                     state.name + "', not '" + request.name +
+                                     "'; remove the file");
+    }
+    if (state.fingerprint != request.source_fingerprint) {
+      return FailedPreconditionError(
+          "the input of the interrupted upload '" + request.name +
+          "' changed since it began (files differ in size or modification time), so it cannot "
+          "be resumed; run `chiron dataset delete " + request.name + "` and upload again");
+    }
+  } else {
+    CHIRON_ASSIGN_OR_RETURN(state.dataset_id, dataset::NewDatasetId());
+    CHIRON_ASSIGN_OR_RETURN(state.key, crypto::RandomSecret(dataset::kDatasetKeySize));
+    state.name = request.name;
+    state.fingerprint = request.source_fingerprint;
+    state.target_chunk_size = request.target_chunk_size;
+  }
+
+  CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<importers::SampleSource> source, request.open_source());
+  dataset::DatasetWriterOptions options;
+  options.target_chunk_size = resuming ? state.target_chunk_size : request.target_chunk_size;
+  SecretBytes key = state.key.Clone();
+  dataset::DatasetId dataset_id = state.dataset_id;
+  if (resuming) {
+    CHIRON_ASSIGN_OR_RETURN(dataset::ContainerHeader saved_header,
+                            dataset::ParseContainerHeader(state.header));
+    options.reseal_nonce_prefix = saved_header.nonce_prefix;
+  }
+
+  UploadRun run(connection, request, std::move(state), resuming);
+  auto stats = importers::EncryptSource(
+      *source, key.span(), dataset_id,
+      [&run](const dataset::ContainerPiece& piece) { return run.Sink(piece); }, options);
+  if (run.already_complete()) {
+    RemoveState(request.state_path);
+    UploadOutcome outcome;
+    outcome.dataset_id = run.dataset_id();
+    outcome.already_complete = true;
+    outcome.resumed = true;
+    outcome.chunks = run.header().chunk_count();
+    outcome.container_size = run.header().container_size();
+    return outcome;
+  }
+  Status finished = stats.ok() ? run.Finish() : stats.status();
+  if (!finished.ok()) {
+    // Keep the state for a transient failure (resume later) and whenever the server already
+    // stored chunks; a refusal before anything was stored leaves nothing to resume.
+    if (!Transient(finished) && run.wrote_state() && run.dataset_id().empty()) {
+      RemoveState(request.state_path);
+    }
+    return finished;
+  }
+  RemoveState(request.state_path);
+  UploadOutcome outcome;
+  outcome.dataset_id = run.dataset_id();
+  outcome.chunks = run.header().chunk_count();
+  outcome.container_size = run.header().container_size();
+  outcome.samples = stats->samples;
+  outcome.resumed = resuming;
+  outcome.resumed_from = run.next_chunk();
+  return outcome;
+}
+
+Result<std::string> FingerprintInputs(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  std::string listing;
+  auto describe = [&listing](const fs::path& path, const std::string& label) -> Status {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) {
+      return NotFoundError("input " + path.string() + " does not exist");
+    }
+    listing += label + "\t" + (S_ISDIR(st.st_mode) ? "d" : "f") + "\t" +
+               std::to_string(S_ISDIR(st.st_mode) ? 0 : st.st_size) + "\t" +
+               std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
+               "\n";
+    return Status::Ok();
+  };
+  for (const std::string& path : paths) {
+    CHIRON_RETURN_IF_ERROR(describe(path, path));
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) continue;
+    std::vector<fs::path> entries;
+    for (auto it = fs::recursive_directory_iterator(path, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      entries.push_back(it->path());
+    }
+    if (ec) return InvalidArgumentError("cannot list " + path + ": " + ec.message());
+    std::sort(entries.begin(), entries.end());
+    for (const fs::path& entry : entries) {
+      CHIRON_RETURN_IF_ERROR(describe(entry, fs::relative(entry, path).string()));
+    }
+  }
+  return HexEncode(crypto::Sha256(AsBytes(listing)));
+}
+
+}  // namespace chiron::client

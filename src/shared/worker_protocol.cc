@@ -24,7 +24,7 @@ void PutU64(uint8_t* p, uint64_t v) {
 
 bool IsKnownType(uint16_t type) {
   return type >= static_cast<uint16_t>(WorkerFrameType::kHello) &&
-         type <= static_cast<uint16_t>(WorkerFrameType::kShutdown);
+         type <= static_cast<uint16_t>(WorkerFrameType::kDescription);
 }
 
 // Number of leading fields each worker → runtime frame type uses; the rest must be zero so that
@@ -33,11 +33,15 @@ size_t UsedFields(WorkerFrameType type) {
   switch (type) {
     case WorkerFrameType::kHello: return 2;
     case WorkerFrameType::kComputeGradients: return 3;
-    case WorkerFrameType::kGradientsReady: return 3;
-    case WorkerFrameType::kPredict: return 3;
+    case WorkerFrameType::kGradientsReady: return 4;
+    case WorkerFrameType::kPredict: return 2;
     case WorkerFrameType::kOutputReady: return 1;
     case WorkerFrameType::kFailed: return 1;
     case WorkerFrameType::kShutdown: return 0;
+    case WorkerFrameType::kConfigure: return 5;
+    case WorkerFrameType::kConfigured: return 3;
+    case WorkerFrameType::kDescribe: return 1;
+    case WorkerFrameType::kDescription: return 6;
   }
   return 0;
 }
@@ -57,6 +61,10 @@ std::string_view WorkerFrameTypeName(WorkerFrameType type) {
     case WorkerFrameType::kOutputReady: return "output-ready";
     case WorkerFrameType::kFailed: return "failed";
     case WorkerFrameType::kShutdown: return "shutdown";
+    case WorkerFrameType::kConfigure: return "configure";
+    case WorkerFrameType::kConfigured: return "configured";
+    case WorkerFrameType::kDescribe: return "describe";
+    case WorkerFrameType::kDescription: return "description";
   }
   return "unknown";
 }
@@ -141,8 +149,32 @@ Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpect
         return Reject("sample count " + std::to_string(frame.fields[2]) + ", expected " +
                       std::to_string(expect.sample_count));
       }
+      if (frame.fields[3] != expect.buffer_count) {
+        return Reject("buffer count " + std::to_string(frame.fields[3]) + ", expected " +
+                      std::to_string(expect.buffer_count));
+      }
       break;
     }
+    case WorkerFrameType::kConfigured:
+      // The layout sizes every later copy the runtime makes: it must fit the arenas it made.
+      if (frame.fields[0] == 0 || frame.fields[0] > expect.max_arena_count ||
+          frame.fields[1] > expect.max_arena_count - frame.fields[0]) {
+        return Reject("configured layout of " + std::to_string(frame.fields[0]) +
+                      " parameters and " + std::to_string(frame.fields[1]) +
+                      " buffers does not fit the arena of " +
+                      std::to_string(expect.max_arena_count) + " floats");
+      }
+      if (frame.fields[2] == 0 || frame.fields[2] > expect.max_output_size) {
+        return Reject("output size " + std::to_string(frame.fields[2]) + ", expected 1.." +
+                      std::to_string(expect.max_output_size));
+      }
+      break;
+    case WorkerFrameType::kDescription:
+      if (frame.fields[0] != expect.page) {
+        return Reject("description page " + std::to_string(frame.fields[0]) + ", expected " +
+                      std::to_string(expect.page));
+      }
+      break;
     case WorkerFrameType::kOutputReady:
       if (frame.fields[0] != expect.count) {
         return Reject("output count " + std::to_string(frame.fields[0]) + ", expected " +
@@ -151,13 +183,15 @@ Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpect
       break;
     case WorkerFrameType::kFailed:
       if (frame.fields[0] < static_cast<uint64_t>(WorkerFailure::kRecipeError) ||
-          frame.fields[0] > static_cast<uint64_t>(WorkerFailure::kUnsupported)) {
+          frame.fields[0] > static_cast<uint64_t>(WorkerFailure::kNumericalError)) {
         return Reject("unknown failure reason " + std::to_string(frame.fields[0]));
       }
       break;
     case WorkerFrameType::kComputeGradients:
     case WorkerFrameType::kPredict:
     case WorkerFrameType::kShutdown:
+    case WorkerFrameType::kConfigure:
+    case WorkerFrameType::kDescribe:
       // Requests travel runtime → worker only; a worker sending one is confused or hostile.
       return Reject(name + " is a runtime request, not a worker response");
   }
@@ -183,6 +217,133 @@ Result<std::vector<float>> ValidateFloatArena(ByteSpan copied, size_t count, flo
     }
   }
   return values;
+}
+
+namespace {
+
+constexpr uint64_t kMaxDimension = (1ull << 31) - 1;
+
+uint64_t Bits(double d) { return std::bit_cast<uint64_t>(d); }
+double Double(uint64_t bits) { return std::bit_cast<double>(bits); }
+
+}  // namespace
+
+Result<WorkerFrame> EncodeConfigureFrame(const WorkerJobConfig& config, uint64_t sequence) {
+  const DatasetSchema& schema = config.schema;
+  if (schema.input_shape.empty() || schema.input_shape.size() > 4) {
+    return InvalidArgumentError("configure: input rank must be 1..4");
+  }
+  for (int64_t d : schema.input_shape) {
+    if (d < 1 || static_cast<uint64_t>(d) > kMaxDimension) {
+      return InvalidArgumentError("configure: input dimension out of range");
+    }
+  }
+  if (schema.element_type != ElementType::kU8 && schema.element_type != ElementType::kF32) {
+    return InvalidArgumentError("configure: unknown element type");
+  }
+  if (schema.class_count < 1 || schema.class_count > 65536) {
+    return InvalidArgumentError("configure: class count must be in [1, 65536]");
+  }
+  if (config.threads < 1 || config.threads > 256) {
+    return InvalidArgumentError("configure: threads must be in [1, 256]");
+  }
+  if (config.max_batch < 1 || config.max_batch > 65536) {
+    return InvalidArgumentError("configure: max_batch must be in [1, 65536]");
+  }
+  uint64_t dims[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < schema.input_shape.size(); ++i) {
+    dims[i] = static_cast<uint64_t>(schema.input_shape[i]);
+  }
+  WorkerFrame frame;
+  frame.type = WorkerFrameType::kConfigure;
+  frame.sequence = sequence;
+  frame.fields = {static_cast<uint64_t>(schema.element_type) |
+                      (static_cast<uint64_t>(schema.input_shape.size()) << 8) |
+                      (static_cast<uint64_t>(config.threads) << 16),
+                  static_cast<uint64_t>(schema.class_count) |
+                      (static_cast<uint64_t>(config.max_batch) << 32),
+                  dims[0] | (dims[1] << 32),
+                  dims[2] | (dims[3] << 32),
+                  config.seed,
+                  0};
+  return frame;
+}
+
+Result<WorkerJobConfig> DecodeConfigureFrame(const WorkerFrame& frame) {
+  if (frame.type != WorkerFrameType::kConfigure || frame.fields[5] != 0) {
+    return InvalidArgumentError("configure: not a configure frame");
+  }
+  const uint64_t head = frame.fields[0];
+  const uint64_t element = head & 0xff, rank = (head >> 8) & 0xff, threads = head >> 16;
+  WorkerJobConfig config;
+  if (element != static_cast<uint64_t>(ElementType::kU8) &&
+      element != static_cast<uint64_t>(ElementType::kF32)) {
+    return InvalidArgumentError("configure: unknown element type");
+  }
+  config.schema.element_type = static_cast<ElementType>(element);
+  if (rank < 1 || rank > 4) return InvalidArgumentError("configure: input rank must be 1..4");
+  if (threads < 1 || threads > 256) return InvalidArgumentError("configure: threads out of range");
+  config.threads = static_cast<uint32_t>(threads);
+  const uint64_t classes = frame.fields[1] & 0xffffffffu, max_batch = frame.fields[1] >> 32;
+  if (classes < 1 || classes > 65536) return InvalidArgumentError("configure: class count");
+  if (max_batch < 1 || max_batch > 65536) return InvalidArgumentError("configure: max_batch");
+  config.schema.class_count = static_cast<int64_t>(classes);
+  config.max_batch = static_cast<uint32_t>(max_batch);
+  const uint64_t dims[4] = {frame.fields[2] & 0xffffffffu, frame.fields[2] >> 32,
+                            frame.fields[3] & 0xffffffffu, frame.fields[3] >> 32};
+  for (uint64_t i = 0; i < 4; ++i) {
+    if (i < rank && (dims[i] < 1 || dims[i] > kMaxDimension)) {
+      return InvalidArgumentError("configure: input dimension out of range");
+    }
+    if (i >= rank && dims[i] != 0) return InvalidArgumentError("configure: dimension past rank");
+    if (i < rank) config.schema.input_shape.push_back(static_cast<int64_t>(dims[i]));
+  }
+  config.seed = frame.fields[4];
+  return config;
+}
+
+RecipeDeclarationValues PackRecipeDeclarations(const TrainingConfig& training,
+                                               const ResourceBudget& budget) {
+  const OptimizerConfig& o = training.optimizer;
+  const ScheduleConfig& s = training.schedule;
+  return {static_cast<uint64_t>(o.kind), Bits(o.learning_rate), Bits(o.weight_decay),
+          Bits(o.momentum), Bits(o.dampening),
+          o.nesterov ? 1u : 0u, Bits(o.beta1), Bits(o.beta2), Bits(o.epsilon),
+          static_cast<uint64_t>(s.kind),
+          s.warmup_steps, s.step_epochs, Bits(s.gamma), Bits(s.min_learning_rate),
+          training.epochs,
+          training.batch_size, budget.max_memory_size, budget.max_training_seconds, 0, 0};
+}
+
+Status UnpackRecipeDeclarations(const RecipeDeclarationValues& v, TrainingConfig& training,
+                                ResourceBudget& budget) {
+  auto fits = [](uint64_t value, uint64_t max) { return value <= max; };
+  if (!fits(v[0], 255) || !fits(v[5], 1) || !fits(v[9], 255) || !fits(v[10], UINT32_MAX) ||
+      !fits(v[11], UINT32_MAX) || !fits(v[14], UINT32_MAX) || !fits(v[15], UINT32_MAX) ||
+      v[18] != 0 || v[19] != 0) {
+    return InvalidArgumentError("recipe declarations: a value does not fit its field");
+  }
+  TrainingConfig t;
+  t.optimizer.kind = static_cast<OptimizerKind>(v[0]);
+  t.optimizer.learning_rate = Double(v[1]);
+  t.optimizer.weight_decay = Double(v[2]);
+  t.optimizer.momentum = Double(v[3]);
+  t.optimizer.dampening = Double(v[4]);
+  t.optimizer.nesterov = v[5] != 0;
+  t.optimizer.beta1 = Double(v[6]);
+  t.optimizer.beta2 = Double(v[7]);
+  t.optimizer.epsilon = Double(v[8]);
+  t.schedule.kind = static_cast<ScheduleKind>(v[9]);
+  t.schedule.warmup_steps = static_cast<uint32_t>(v[10]);
+  t.schedule.step_epochs = static_cast<uint32_t>(v[11]);
+  t.schedule.gamma = Double(v[12]);
+  t.schedule.min_learning_rate = Double(v[13]);
+  t.epochs = static_cast<uint32_t>(v[14]);
+  t.batch_size = static_cast<uint32_t>(v[15]);
+  training = t;
+  budget.max_memory_size = v[16];
+  budget.max_training_seconds = v[17];
+  return Status::Ok();
 }
 
 }  // namespace chiron

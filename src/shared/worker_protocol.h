@@ -6,15 +6,21 @@
 //   fd  channel            worker may           runtime side
 //   0-2 /dev/null          read/write nothing   (never connected to a terminal or a log)
 //   3   control socket     read/write frames    SOCK_SEQPACKET socketpair, one 64-byte frame each
-//   4   dataset memfd      map read-only        sealed: no write, grow, shrink, new seals
+//   4   input arena        map read-only        O_RDONLY reopen + F_SEAL_FUTURE_WRITE; the
+//                                               runtime writes each batch's samples and labels
 //   5   parameter arena    map read-only        O_RDONLY reopen + F_SEAL_FUTURE_WRITE; the
 //                                               runtime keeps the only writable mapping
 //   6   gradient arena     map read/write       fixed size (grow/shrink sealed)
 //   7   output arena       map read/write       fixed size (grow/shrink sealed)
 //   8   recipe memfd       read once            sealed shared object, copied into the empty root
 //
-// Arenas hold little-endian IEEE-754 binary32 values from offset 0, with no header; their
-// element counts are fixed per worker by the runtime (SandboxConfig) and sent again in frames.
+// The parameter, gradient and output arenas hold little-endian IEEE-754 binary32 values from
+// offset 0, with no header; their capacities are fixed per worker by the runtime (SandboxConfig)
+// and the counts in use are sent in every frame. The parameter arena holds the model's parameters
+// followed by its buffers (batch-norm statistics...); the gradient arena holds the gradients
+// followed by the buffers after the training-mode forward. The input arena holds one batch:
+// `count` samples back to back from offset 0, then (training only) `count` u16 labels from
+// InputLabelOffset(count, sample_size).
 //
 // Frames are request/response: the runtime sends a request with a fresh sequence number, the
 // worker answers with the matching response type (or kFailed) carrying the same sequence.
@@ -31,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chiron/recipe_types.h"
 #include "shared/base/bytes.h"
 #include "shared/base/status.h"
 
@@ -38,7 +45,7 @@ namespace chiron {
 
 // Descriptor numbers in the worker (see the table above).
 inline constexpr int kWorkerControlFd = 3;
-inline constexpr int kWorkerDatasetFd = 4;
+inline constexpr int kWorkerInputFd = 4;
 inline constexpr int kWorkerParameterFd = 5;
 inline constexpr int kWorkerGradientFd = 6;
 inline constexpr int kWorkerOutputFd = 7;
@@ -54,22 +61,26 @@ inline constexpr int kWorkerExitProtocolError = 72;   // the runtime's frame mad
 inline constexpr int kWorkerExitRecipeFailed = 73;    // the recipe did not load or threw
 
 inline constexpr uint32_t kWorkerFrameMagic = 0x46574843;  // "CHWF" in little-endian bytes
-inline constexpr uint16_t kWorkerProtocolVersion = 1;
+inline constexpr uint16_t kWorkerProtocolVersion = 2;
 inline constexpr size_t kWorkerFrameSize = 64;
 inline constexpr size_t kWorkerFrameFieldCount = 6;
 
 enum class WorkerFrameType : uint16_t {
-  // worker → runtime, once, after the lockdown and before any recipe code is loaded.
+  // worker → runtime, once, after the lockdown and before any recipe code is loaded; sequence 0.
   // field[0] = SandboxPolicyFingerprint() of the worker's compiled-in policy,
   // field[1] = Landlock ABI version the worker enforced.
   kHello = 1,
-  // runtime → worker: compute gradients of the loss on samples [field[0], field[0] + field[1])
-  // of the dataset at the current parameters; field[2] = gradient count expected.
+  // runtime → worker: compute gradients of the loss on the batch in the input arena at the
+  // parameters and buffers in the parameter arena. field[0] = sample count, field[1] = parameter
+  // count, field[2] = buffer count (both as announced in `configured`).
   kComputeGradients = 2,
-  // worker → runtime: field[0] = gradient count written to the gradient arena,
-  // field[1] = loss as the bits of an IEEE-754 binary64, field[2] = samples used.
+  // worker → runtime: field[0] = parameter (gradient) count written, field[1] = loss as the bits
+  // of an IEEE-754 binary64, field[2] = samples used, field[3] = buffer count written after the
+  // gradients.
   kGradientsReady = 3,
-  // runtime → worker: predict samples [field[0], field[0] + field[1]); field[2] = output count.
+  // runtime → worker: predict the samples in the input arena (no labels) at the parameters and
+  // buffers in the parameter arena. field[0] = sample count, field[1] = output count
+  // (sample count × output size).
   kPredict = 4,
   // worker → runtime: field[0] = output count written to the output arena.
   kOutputReady = 5,
@@ -77,6 +88,17 @@ enum class WorkerFrameType : uint16_t {
   kFailed = 6,
   // runtime → worker: exit 0 now.
   kShutdown = 7,
+  // runtime → worker, once, right after the hello: the dataset schema and engine options
+  // (EncodeConfigureFrame). Only now does the worker load the recipe.
+  kConfigure = 8,
+  // worker → runtime: field[0] = parameter count, field[1] = buffer count, field[2] = output
+  // size per sample of the model the recipe built.
+  kConfigured = 9,
+  // runtime → worker: send page field[0] of the recipe's declarations.
+  kDescribe = 10,
+  // worker → runtime: field[0] = page, field[1..5] = declaration values
+  // (PackRecipeDeclarations; untrusted, the runtime validates them before any use).
+  kDescription = 11,
 };
 
 // Fixed reasons: a worker cannot send free text (it would be a channel out of the sandbox).
@@ -85,6 +107,7 @@ enum class WorkerFailure : uint64_t {
   kOutOfMemory = 2,      // an allocation failed
   kBadRequest = 3,       // the runtime's request made no sense to the worker
   kUnsupported = 4,      // the recipe cannot do what was asked (e.g. schema mismatch)
+  kNumericalError = 5,   // the loss or the gradients were NaN or infinite
 };
 
 struct WorkerFrame {
@@ -104,11 +127,15 @@ Result<WorkerFrame> DecodeWorkerFrame(ByteSpan bytes);
 struct WorkerFrameExpectation {
   WorkerFrameType type = WorkerFrameType::kHello;  // kFailed is always accepted as well
   uint64_t sequence = 0;
-  uint64_t count = 0;            // gradient count (kGradientsReady) or output count (kOutputReady)
+  uint64_t count = 0;            // parameter count (kGradientsReady) or output count (kOutputReady)
   uint64_t sample_count = 0;     // kGradientsReady: samples requested
+  uint64_t buffer_count = 0;     // kGradientsReady: buffers requested
   uint64_t policy_fingerprint = 0;  // kHello
   uint32_t min_landlock_abi = 1;    // kHello
   double max_abs_loss = 1e6;        // kGradientsReady
+  uint64_t max_arena_count = 0;     // kConfigured: parameters + buffers must fit the arena
+  uint64_t max_output_size = 0;     // kConfigured: outputs per sample in [1, max_output_size]
+  uint64_t page = 0;                // kDescription
 };
 
 // Checks a frame the worker sent, given as a copy in runtime memory. Errors:
@@ -125,5 +152,46 @@ Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpect
 Result<std::vector<float>> ValidateFloatArena(ByteSpan copied, size_t count, float max_abs);
 
 std::string_view WorkerFrameTypeName(WorkerFrameType type);
+
+// ---- The input arena -------------------------------------------------------------------------
+// A batch of `count` samples of `sample_size` bytes each starts at offset 0; its u16 labels start
+// at the next multiple of 64 bytes.
+constexpr uint64_t InputLabelOffset(uint64_t count, uint64_t sample_size) {
+  return (count * sample_size + 63) / 64 * 64;
+}
+// Bytes an input arena needs for batches of up to `max_batch` samples.
+constexpr uint64_t InputArenaBytes(uint64_t max_batch, uint64_t sample_size) {
+  return InputLabelOffset(max_batch, sample_size) + max_batch * sizeof(uint16_t);
+}
+
+// ---- The configure frame ---------------------------------------------------------------------
+// What the worker needs to build the model. Limits: rank 1..4, every dimension in [1, 2^31),
+// class_count in [1, 65536], threads in [1, 256], max_batch in [1, 65536].
+struct WorkerJobConfig {
+  DatasetSchema schema;   // the recipe's view of the dataset (shape, element type, classes)
+  uint32_t threads = 1;   // libtorch intra-op threads
+  uint64_t seed = 0;      // libtorch's generator, before the model is built
+  uint32_t max_batch = 1; // largest batch the runtime will send
+};
+// Layout: field[0] = element type | rank << 8 | threads << 16, field[1] = class_count |
+// max_batch << 32, field[2] = dim0 | dim1 << 32, field[3] = dim2 | dim3 << 32, field[4] = seed.
+// InvalidArgument if `config` breaks a limit.
+Result<WorkerFrame> EncodeConfigureFrame(const WorkerJobConfig& config, uint64_t sequence);
+// The worker's side: InvalidArgument if the frame is not a configure frame within the limits.
+Result<WorkerJobConfig> DecodeConfigureFrame(const WorkerFrame& frame);
+
+// ---- Recipe declarations ---------------------------------------------------------------------
+// The recipe's TrainingConfig and ResourceBudget travel as kDescriptionPages description frames
+// of five u64 values each (doubles as their binary64 bits), in a fixed order (see
+// docs/formats/worker-protocol.md).
+inline constexpr size_t kDescriptionPages = 4;
+inline constexpr size_t kDescriptionValuesPerPage = 5;
+using RecipeDeclarationValues = std::array<uint64_t, kDescriptionPages * kDescriptionValuesPerPage>;
+RecipeDeclarationValues PackRecipeDeclarations(const TrainingConfig& training,
+                                               const ResourceBudget& budget);
+// Structural decoding only (enum values and integer widths); InvalidArgument otherwise. The
+// values remain untrusted: the runtime clamps and validates them before use.
+Status UnpackRecipeDeclarations(const RecipeDeclarationValues& values, TrainingConfig& training,
+                                ResourceBudget& budget);
 
 }  // namespace chiron

@@ -21,7 +21,7 @@ WorkerFrame GradientsReady(uint64_t sequence, uint64_t count, double loss, uint6
   WorkerFrame frame;
   frame.type = WorkerFrameType::kGradientsReady;
   frame.sequence = sequence;
-  frame.fields = {count, DoubleBits(loss), samples, 0, 0, 0};
+  frame.fields = {count, DoubleBits(loss), samples, 3, 0, 0};
   return frame;
 }
 
@@ -31,6 +31,7 @@ WorkerFrameExpectation ExpectGradients() {
   expect.sequence = 7;
   expect.count = 100;
   expect.sample_count = 32;
+  expect.buffer_count = 3;
   return expect;
 }
 
@@ -47,7 +48,7 @@ TEST(WorkerProtocolTest, EncodesTheDocumentedLayout) {
   auto bytes = EncodeWorkerFrame(frame);
   ASSERT_EQ(bytes.size(), 64u);
   EXPECT_EQ(std::string(bytes.begin(), bytes.begin() + 4), "CHWF");
-  EXPECT_EQ(bytes[4], 1);  // version
+  EXPECT_EQ(bytes[4], 2);  // version
   EXPECT_EQ(bytes[5], 0);
   EXPECT_EQ(bytes[6], 4);  // kPredict
   EXPECT_EQ(bytes[8], 0x08);
@@ -86,7 +87,7 @@ TEST(WorkerProtocolTest, RejectsBadHeaderFields) {
     return ValidateWorkerFrame(ByteSpan(copy.data(), copy.size()), ExpectGradients());
   };
   EXPECT_NE(corrupt(0, 'X').status().message().find("magic"), std::string::npos);
-  EXPECT_NE(corrupt(4, 2).status().message().find("version"), std::string::npos);
+  EXPECT_NE(corrupt(4, 1).status().message().find("version"), std::string::npos);
   EXPECT_NE(corrupt(6, 99).status().message().find("unknown frame type"), std::string::npos);
   EXPECT_NE(corrupt(6, 0).status().message().find("unknown frame type"), std::string::npos);
 }
@@ -173,6 +174,114 @@ TEST(WorkerProtocolTest, FloatArenaRejectsNanInfAndOutOfRange) {
     ASSERT_FALSE(result.ok());
     EXPECT_NE(result.status().message().find("value 2"), std::string::npos);
   }
+}
+
+TEST(WorkerProtocolTest, GradientsReadyMustEchoTheBufferCount) {
+  WorkerFrame frame = GradientsReady(7, 100, 2.5, 32);
+  frame.fields[3] = 4;
+  auto result = RoundTrip(frame, ExpectGradients());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("buffer count"), std::string::npos);
+}
+
+TEST(WorkerProtocolTest, ConfigureFrameRoundTripsAndRejectsOutOfRange) {
+  WorkerJobConfig config;
+  config.schema.input_shape = {3, 32, 32};
+  config.schema.element_type = ElementType::kF32;
+  config.schema.class_count = 65536;
+  config.threads = 2;
+  config.seed = 0xfeedfacecafebeefULL;
+  config.max_batch = 512;
+  auto frame = EncodeConfigureFrame(config, 1);
+  ASSERT_TRUE(frame.ok()) << frame.status().ToString();
+  auto bytes = EncodeWorkerFrame(*frame);
+  auto decoded = DecodeWorkerFrame(ByteSpan(bytes.data(), bytes.size()));
+  ASSERT_TRUE(decoded.ok());
+  auto back = DecodeConfigureFrame(*decoded);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->schema.input_shape, config.schema.input_shape);
+  EXPECT_EQ(back->schema.element_type, ElementType::kF32);
+  EXPECT_EQ(back->schema.class_count, 65536);
+  EXPECT_EQ(back->threads, 2u);
+  EXPECT_EQ(back->seed, config.seed);
+  EXPECT_EQ(back->max_batch, 512u);
+
+  WorkerJobConfig bad = config;
+  bad.schema.input_shape = {1, 2, 3, 4, 5};
+  EXPECT_FALSE(EncodeConfigureFrame(bad, 1).ok());
+  bad = config;
+  bad.schema.class_count = 0;
+  EXPECT_FALSE(EncodeConfigureFrame(bad, 1).ok());
+  bad = config;
+  bad.threads = 0;
+  EXPECT_FALSE(EncodeConfigureFrame(bad, 1).ok());
+  // The worker refuses a frame with a dimension past the rank or a zero dimension.
+  WorkerFrame corrupt = *frame;
+  corrupt.fields[3] |= 7ull << 32;
+  EXPECT_FALSE(DecodeConfigureFrame(corrupt).ok());
+  corrupt = *frame;
+  corrupt.fields[2] &= ~0xffffffffull;
+  EXPECT_FALSE(DecodeConfigureFrame(corrupt).ok());
+}
+
+TEST(WorkerProtocolTest, ConfiguredLayoutMustFitTheArenas) {
+  WorkerFrameExpectation expect;
+  expect.type = WorkerFrameType::kConfigured;
+  expect.sequence = 1;
+  expect.max_arena_count = 1000;
+  expect.max_output_size = 10;
+  WorkerFrame frame;
+  frame.type = WorkerFrameType::kConfigured;
+  frame.sequence = 1;
+  frame.fields = {900, 100, 10, 0, 0, 0};
+  EXPECT_TRUE(RoundTrip(frame, expect).ok());
+  frame.fields = {900, 101, 10, 0, 0, 0};  // one float past the arena
+  EXPECT_FALSE(RoundTrip(frame, expect).ok());
+  frame.fields = {0, 0, 10, 0, 0, 0};  // no parameters
+  EXPECT_FALSE(RoundTrip(frame, expect).ok());
+  frame.fields = {10, ~0ull, 10, 0, 0, 0};  // overflow of parameters + buffers
+  EXPECT_FALSE(RoundTrip(frame, expect).ok());
+  frame.fields = {10, 0, 11, 0, 0, 0};  // output size
+  EXPECT_FALSE(RoundTrip(frame, expect).ok());
+}
+
+TEST(WorkerProtocolTest, RecipeDeclarationsRoundTripExactly) {
+  TrainingConfig training;
+  training.optimizer.kind = OptimizerKind::kAdamW;
+  training.optimizer.learning_rate = 0.1 / 3;
+  training.optimizer.weight_decay = 1e-4;
+  training.optimizer.beta2 = 0.98;
+  training.schedule.kind = ScheduleKind::kCosine;
+  training.schedule.warmup_steps = 17;
+  training.schedule.min_learning_rate = 1e-7;
+  training.epochs = 12;
+  training.batch_size = 128;
+  ResourceBudget budget{1ull << 30, 3600};
+  RecipeDeclarationValues values = PackRecipeDeclarations(training, budget);
+  TrainingConfig t;
+  ResourceBudget b;
+  ASSERT_TRUE(UnpackRecipeDeclarations(values, t, b).ok());
+  EXPECT_EQ(t.optimizer.kind, OptimizerKind::kAdamW);
+  EXPECT_EQ(t.optimizer.learning_rate, training.optimizer.learning_rate);
+  EXPECT_EQ(t.optimizer.beta2, 0.98);
+  EXPECT_EQ(t.schedule.kind, ScheduleKind::kCosine);
+  EXPECT_EQ(t.schedule.warmup_steps, 17u);
+  EXPECT_EQ(t.schedule.min_learning_rate, 1e-7);
+  EXPECT_EQ(t.epochs, 12u);
+  EXPECT_EQ(t.batch_size, 128u);
+  EXPECT_EQ(b.max_memory_size, 1ull << 30);
+  EXPECT_EQ(b.max_training_seconds, 3600u);
+  values[14] = 1ull << 40;  // epochs wider than u32
+  EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
+  values = PackRecipeDeclarations(training, budget);
+  values[19] = 1;  // reserved
+  EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
+}
+
+TEST(WorkerProtocolTest, InputArenaLabelsStartOnACacheLine) {
+  EXPECT_EQ(InputLabelOffset(3, 7), 64u);
+  EXPECT_EQ(InputLabelOffset(64, 784), 64u * 784);
+  EXPECT_EQ(InputArenaBytes(3, 7), 64u + 6);
 }
 
 TEST(SandboxPolicyTest, TextListsEveryRuleAndFingerprintIsStable) {

@@ -89,7 +89,7 @@ std::string BuildPolicyText() {
           " memlock=" + std::to_string(kFixedWorkerLimits.locked_memory) +
           " msgqueue=" + std::to_string(kFixedWorkerLimits.message_queues) + "\n";
   text += "channels: control=" + std::to_string(kWorkerControlFd) +
-          " dataset=" + std::to_string(kWorkerDatasetFd) +
+          " inputs=" + std::to_string(kWorkerInputFd) +
           " parameters=" + std::to_string(kWorkerParameterFd) +
           " gradients=" + std::to_string(kWorkerGradientFd) +
           " output=" + std::to_string(kWorkerOutputFd) +

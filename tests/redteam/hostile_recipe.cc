@@ -156,7 +156,7 @@ AttackReport WriteParameterDescriptor() {
 
 AttackReport MapDatasetWritable(const AttackContext* context) {
   void* p = mmap(nullptr, std::max<size_t>(context->dataset_size, 1), PROT_READ | PROT_WRITE,
-                 MAP_SHARED, kWorkerDatasetFd, 0);
+                 MAP_SHARED, kWorkerInputFd, 0);
   if (p == MAP_FAILED) return Blocked();
   static_cast<uint8_t*>(p)[0] ^= 0xff;
   return Succeeded();
@@ -180,7 +180,7 @@ AttackReport SendDescriptor() {
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;
   header->cmsg_len = CMSG_LEN(sizeof(int));
-  int fd = kWorkerDatasetFd;
+  int fd = kWorkerInputFd;
   std::memcpy(CMSG_DATA(header), &fd, sizeof(fd));
   if (sendmsg(kWorkerControlFd, &message, 0) < 0) return Blocked();
   AttackReport report = Succeeded();
@@ -261,11 +261,12 @@ AttackReport Answer(const AttackContext* context, const std::string& attack) {
     double loss = 1.0;
     if (attack == "nan-loss") loss = std::numeric_limits<double>::quiet_NaN();
     std::memcpy(&reply.fields[1], &loss, sizeof(loss));
-    reply.fields[0] = request.fields[2];
-    reply.fields[2] = request.fields[1];
+    reply.fields[0] = request.fields[1];
+    reply.fields[2] = request.fields[0];
+    reply.fields[3] = request.fields[2];
   } else {
     reply.type = WorkerFrameType::kOutputReady;
-    reply.fields[0] = request.fields[2];
+    reply.fields[0] = request.fields[1];
   }
   if (attack == "wrong-sequence") reply.sequence += 1;
   if (attack == "nonzero-padding") reply.fields[5] = 0x5345435245543132ULL;  // "SECRET12"

@@ -93,7 +93,7 @@ int Main(int argc, char** argv) {
   if (run == nullptr) return kWorkerExitRecipeFailed;
 
   size_t dataset_size, parameter_size, gradient_size, output_size;
-  auto* dataset = static_cast<const uint8_t*>(MapChannel(kWorkerDatasetFd, PROT_READ, &dataset_size));
+  auto* dataset = static_cast<const uint8_t*>(MapChannel(kWorkerInputFd, PROT_READ, &dataset_size));
   auto* parameters =
       static_cast<const float*>(MapChannel(kWorkerParameterFd, PROT_READ, &parameter_size));
   auto* gradients = static_cast<float*>(
@@ -109,7 +109,7 @@ int Main(int argc, char** argv) {
     Result<WorkerFrame> request = DecodeWorkerFrame(ByteSpan(buffer, n < 0 ? 0 : n));
     if (!request.ok()) return kWorkerExitProtocolError;
     if (request->type == WorkerFrameType::kShutdown) return kWorkerExitOk;
-    const uint64_t count = request->fields[2];
+    const uint64_t count = request->fields[1];  // gradient or output count (protocol v2)
     AttackReport report;
     if (!attacked) {
       attacked = true;
@@ -140,7 +140,8 @@ int Main(int argc, char** argv) {
       const double loss = 1.5;
       std::memcpy(&reply.fields[1], &loss, sizeof(loss));
       reply.fields[0] = count;
-      reply.fields[2] = request->fields[1];
+      reply.fields[2] = request->fields[0];
+      reply.fields[3] = request->fields[2];
     } else if (request->type == WorkerFrameType::kPredict) {
       if (count * sizeof(float) > output_size || count < kReportFloats) {
         return kWorkerExitProtocolError;

@@ -37,6 +37,7 @@ using redteam::kSucceeded;
 
 constexpr uint64_t kParameterCount = 256;
 constexpr uint64_t kOutputCount = 128;
+constexpr uint64_t kInputSize = 4096;
 static_assert(kOutputCount >= kReportFloats);
 
 Deadline In(int milliseconds) {
@@ -77,7 +78,7 @@ SandboxConfig ConfigFor(const Attack& attack) {
   config.arguments = {"--attack=" + attack.name, "--arg=" + attack.arg};
   if (!attack.lockdown) config.arguments.push_back("--no-lockdown");
   config.environment = attack.environment;
-  config.dataset = Dataset();
+  config.input_size = kInputSize;
   config.recipe = RecipeBytes();
   config.parameter_count = kParameterCount;
   config.output_count = kOutputCount;
@@ -87,12 +88,15 @@ SandboxConfig ConfigFor(const Attack& attack) {
   return config;
 }
 
+// Starts a worker and writes the secret rows into its input arena (the batch it will see).
 std::unique_ptr<SandboxedProcess> MustStart(const SandboxConfig& config) {
   auto process = SandboxLauncher::Start(config);
   if (!process.ok()) {
     ADD_FAILURE() << "Start failed: " << process.status().ToString();
     return nullptr;
   }
+  std::span<uint8_t> inputs = (*process)->inputs();
+  std::memcpy(inputs.data(), Dataset().data(), std::min(inputs.size(), Dataset().size()));
   return std::move(process).value();
 }
 
@@ -100,7 +104,7 @@ WorkerFrame Request(WorkerFrameType type, uint64_t sequence, uint64_t samples, u
   WorkerFrame frame;
   frame.type = type;
   frame.sequence = sequence;
-  frame.fields = {0, samples, count, 0, 0, 0};
+  frame.fields = {samples, count, 0, 0, 0, 0};
   return frame;
 }
 

@@ -139,6 +139,13 @@ Status WriteProcFile(pid_t pid, const char* name, const std::string& content) {
   return Status::Ok();
 }
 
+// `size` rounded up to whole pages, at least one page.
+uint64_t PageRound(uint64_t size) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t bytes = std::max<uint64_t>(size, 1);
+  return (bytes + page - 1) / page * page;
+}
+
 double Seconds(const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; }
 
 int MillisecondsUntil(Deadline deadline) {
@@ -150,16 +157,19 @@ int MillisecondsUntil(Deadline deadline) {
 
 class SandboxedProcessImpl : public SandboxedProcess {
  public:
-  SandboxedProcessImpl(pid_t pid, UniqueFd pidfd, UniqueFd control, Mapping parameters,
-                       Mapping gradients, Mapping output, const SandboxConfig& config)
+  SandboxedProcessImpl(pid_t pid, UniqueFd pidfd, UniqueFd control, Mapping inputs,
+                       Mapping parameters, Mapping gradients, Mapping output,
+                       const SandboxConfig& config)
       : pid_(pid),
         pidfd_(std::move(pidfd)),
         control_(std::move(control)),
+        inputs_(std::move(inputs)),
         parameters_(std::move(parameters)),
         gradients_(std::move(gradients)),
         output_(std::move(output)),
         parameter_count_(config.parameter_count),
         output_count_(config.output_count),
+        input_size_(config.input_size),
         cpu_seconds_limit_(config.limits.cpu_seconds) {}
 
   ~SandboxedProcessImpl() override {
@@ -177,6 +187,9 @@ class SandboxedProcessImpl : public SandboxedProcess {
 
   std::span<float> parameters() override {
     return {static_cast<float*>(parameters_.data()), parameter_count_};
+  }
+  std::span<uint8_t> inputs() override {
+    return {static_cast<uint8_t*>(inputs_.data()), input_size_};
   }
 
   Status SendFrame(const WorkerFrame& frame, Deadline deadline) override {
@@ -320,11 +333,13 @@ class SandboxedProcessImpl : public SandboxedProcess {
   pid_t pid_;
   UniqueFd pidfd_;
   UniqueFd control_;
+  Mapping inputs_;
   Mapping parameters_;
   Mapping gradients_;
   Mapping output_;
   size_t parameter_count_;
   size_t output_count_;
+  size_t input_size_;
   double cpu_seconds_limit_;
   int landlock_abi_ = 0;
   bool killed_ = false;
@@ -341,6 +356,9 @@ Status ValidateConfig(const SandboxConfig& config) {
                                 " is not executable: " + std::strerror(errno));
   }
   if (config.recipe.empty()) return InvalidArgumentError("sandbox: the recipe is empty");
+  if (config.input_size == 0 || config.input_size > (1ull << 36)) {
+    return InvalidArgumentError("sandbox: input_size must be in [1, 64 GiB]");
+  }
   constexpr uint64_t kMaxArenaCount = 1ull << 32;  // 16 GiB of floats
   if (config.parameter_count == 0 || config.parameter_count > kMaxArenaCount) {
     return InvalidArgumentError("sandbox: parameter_count must be in [1, 2^32]");
@@ -384,18 +402,14 @@ std::string ExitInfo::ToString() const {
   return out;
 }
 
-uint64_t ArenaSize(uint64_t count) {
-  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  const uint64_t bytes = std::max<uint64_t>(count * sizeof(float), 1);
-  return (bytes + page - 1) / page * page;
-}
+uint64_t ArenaSize(uint64_t count) { return PageRound(count * sizeof(float)); }
 
 Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxConfig& config) {
   CHIRON_RETURN_IF_ERROR(ValidateConfig(config));
 
   // ---- channels (all close-on-exec in this process) ----
-  CHIRON_ASSIGN_OR_RETURN(UniqueFd dataset, CreateSealedMemfd("chiron-dataset", config.dataset));
-  CHIRON_ASSIGN_OR_RETURN(UniqueFd dataset_ro, ReopenReadOnly(dataset.get()));
+  CHIRON_ASSIGN_OR_RETURN(ReadOnlyArena inputs,
+                          CreateRuntimeWritableArena("chiron-inputs", PageRound(config.input_size)));
   CHIRON_ASSIGN_OR_RETURN(UniqueFd recipe, CreateSealedMemfd("chiron-recipe", config.recipe));
   CHIRON_ASSIGN_OR_RETURN(UniqueFd recipe_ro, ReopenReadOnly(recipe.get()));
   CHIRON_ASSIGN_OR_RETURN(
@@ -446,7 +460,7 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxCo
   plan.argv = argv.data();
   plan.envp = envp.data();
   plan.sources = {dev_null.get(),         dev_null.get(),    dev_null.get(),
-                  worker_control.get(),   dataset_ro.get(),  parameters.worker_fd.get(),
+                  worker_control.get(),   inputs.worker_fd.get(), parameters.worker_fd.get(),
                   gradients.worker_fd.get(), output.worker_fd.get(), recipe_ro.get()};
   plan.sync_read_fd = sync_read.get();
   plan.sync_write_fd = sync_write.get();
@@ -489,7 +503,7 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxCo
   sync_read.reset();
   error_write.reset();
   worker_control.reset();
-  dataset_ro.reset();
+  inputs.worker_fd.reset();
   recipe_ro.reset();
   parameters.worker_fd.reset();
   gradients.worker_fd.reset();
@@ -519,7 +533,8 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxCo
   }
 
   auto process = std::make_unique<SandboxedProcessImpl>(
-      pid, std::move(pidfd_owner), std::move(control), std::move(parameters.runtime_mapping),
+      pid, std::move(pidfd_owner), std::move(control), std::move(inputs.runtime_mapping),
+      std::move(parameters.runtime_mapping),
       std::move(gradients.runtime_mapping), std::move(output.runtime_mapping), config);
 
   // The worker says hello only once its lockdown is complete; until then it is not a worker.

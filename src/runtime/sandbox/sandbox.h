@@ -2,10 +2,10 @@
 //
 // Start() creates the worker's channels, then launches the worker binary in a fresh cage:
 //
-//   channels   dataset        sealed memfd (no write, grow, shrink or new seal), read-only fd
-//              parameters     memfd the runtime maps read/write; the worker gets an O_RDONLY
-//                             reopen and the memfd carries F_SEAL_FUTURE_WRITE, so the worker
-//                             can never map it writable
+//   channels   inputs         memfd the runtime maps read/write (one batch at a time); the
+//                             worker gets an O_RDONLY reopen and the memfd carries
+//                             F_SEAL_FUTURE_WRITE, so the worker can never map it writable
+//              parameters     the same construction (parameters, then buffers)
 //              gradients      fixed-size memfd (grow/shrink sealed) the worker writes
 //              output         fixed-size memfd (grow/shrink sealed) the worker writes
 //              control        SOCK_SEQPACKET socketpair carrying 64-byte frames
@@ -64,10 +64,11 @@ struct SandboxConfig {
   std::string worker_path;               // absolute path of the worker binary
   std::vector<std::string> arguments;    // argv[1...] (argv[0] is "chiron-worker")
   std::vector<std::string> environment;  // the worker's entire environment, "NAME=value"
-  ByteSpan dataset;                      // copied into the sealed dataset memfd
+  uint64_t input_size = 0;               // bytes of the input arena (batches), >= 1
   ByteSpan recipe;                       // recipe shared object, copied into a sealed memfd
   uint64_t parameter_count = 0;          // floats in the parameter and gradient arenas
   uint64_t output_count = 0;             // floats in the output arena
+  // Arenas are memfds: pages cost memory only once touched, so capacities may be generous.
   SandboxLimits limits;
   // How long the worker may take to lock itself down and say hello.
   std::chrono::milliseconds hello_timeout{10000};
@@ -107,6 +108,8 @@ class SandboxedProcess {
   // The runtime's writable view of the parameter arena (parameter_count floats). The worker
   // sees the same pages read-only; write them only while no request is outstanding.
   virtual std::span<float> parameters() = 0;
+  // Likewise for the input arena (input_size bytes).
+  virtual std::span<uint8_t> inputs() = 0;
 
   // Sends a request frame. Unavailable if the worker is gone; DeadlineExceeded.
   virtual Status SendFrame(const WorkerFrame& frame, Deadline deadline) = 0;

@@ -1,0 +1,63 @@
+// FaultInjectingFileSystem: a FileSystem wrapper for tests that injects the failures a real disk
+// produces (test-only library chiron_store_testing; never linked into chirond).
+//
+//  - Disk full: SetSpaceLeft(n) lets WriteFileAtomic store n more bytes in total; a write that
+//    does not fit leaves a partial temporary file beside the target (as an ENOSPC in the middle
+//    of write(2) would, had the cleanup not run) and fails with ResourceExhausted, mentioning
+//    "No space left on device". SetSpaceLeft(std::nullopt) frees the disk again.
+//  - A chosen failure: FailWrite(n, status) makes the n-th WriteFileAtomic from now fail with
+//    `status` before touching the disk.
+//  - Crash points: SetHook(hook) calls hook(path, phase, call_number) inside WriteFileAtomic at
+//    each WritePhase, so a test can SIGKILL the process at an exact step.
+//
+// Thread safety: safe for concurrent use.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shared/base/file_system.h"
+
+namespace chiron::store {
+
+enum class WritePhase {
+  kBefore,          // nothing written yet
+  kPartialTemp,     // a partial temporary file exists beside the target
+  kAfterRename,     // the new contents are durable under the target name
+};
+
+class FaultInjectingFileSystem final : public FileSystem {
+ public:
+  using Hook = std::function<void(const std::string& path, WritePhase phase, int call_number)>;
+
+  explicit FaultInjectingFileSystem(FileSystem* base) : base_(base) {}
+
+  void SetSpaceLeft(std::optional<uint64_t> bytes);
+  void FailWrite(int nth_from_now, Status status);
+  void SetHook(Hook hook);
+  // WriteFileAtomic calls so far (including failed ones).
+  int write_calls() const;
+
+  Result<Bytes> ReadFile(const std::string& path, size_t max_size) override;
+  Status WriteFileAtomic(const std::string& path, ByteSpan data, int mode) override;
+  Status RemoveFile(const std::string& path) override;
+  Result<bool> Exists(const std::string& path) override;
+  Status CreateDirectories(const std::string& path, int mode) override;
+  Result<std::vector<std::string>> ListDirectory(const std::string& path) override;
+  Status SyncDirectory(const std::string& path) override;
+
+ private:
+  FileSystem* const base_;
+  mutable std::mutex mu_;
+  std::optional<uint64_t> space_left_;
+  int write_calls_ = 0;
+  int fail_at_call_ = 0;
+  Status fail_status_;
+  Hook hook_;
+};
+
+}  // namespace chiron::store

@@ -181,7 +181,7 @@ class Store {
   //  - index >  acknowledged_through: FailedPrecondition "dataset X expects chunk N next, got M;
   //    resume from chunk N".
   // ResourceExhausted on disk full (from the FileSystem), with nothing changed: retry later.
-  // FailedPrecondition if the dataset is already complete and index is past its end.
+  // OutOfRange if index is not below the header's chunk count; NotFound for an unknown dataset.
   virtual Result<UploadProgress> AppendChunk(const std::string& dataset_id, uint64_t index,
                                              bool last, ByteSpan chunk) = 0;
 

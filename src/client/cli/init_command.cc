@@ -1,5 +1,6 @@
 // `chiron init`, `chiron register`, `chiron whoami`: the principal's identity.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -54,6 +55,10 @@ int RunInit(const GlobalOptions& global, const InitArgs& args) {
   if (!parsed.ok()) return Fail(parsed.status());
   settings.role = *parsed;
   settings.display_name = args.name;
+  if (settings.display_name.empty()) {
+    const char* user = std::getenv("USER");
+    settings.display_name = user != nullptr && *user != '\0' ? user : role;
+  }
   settings.server = global.server;
   if (!global.policy.empty()) {
     std::error_code ec;
@@ -146,7 +151,7 @@ void AddInitCommands(CLI::App& app, GlobalOptions& global, CommandAction& action
                    global.operator_mode ? "owner or provider (default: provider)"
                                         : "owner or provider (default: owner)")
       ->check(CLI::IsMember({"owner", "provider"}));
-  init_cmd->add_option("--name", init->name, "display name (printable, at most 64 characters)");
+  init_cmd->add_option("--name", init->name, "display name (printable, at most 64 characters; default $USER)");
   init_cmd->add_flag("--force", init->force,
                      "replace an existing profile's key (the old principal becomes unreachable)");
   init_cmd->add_flag("--offline", init->offline, "create the profile without registering");

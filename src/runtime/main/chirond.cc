@@ -20,6 +20,28 @@
 
 namespace {
 
+// "16G", "512M", "1048576": bytes with an optional K/M/G/T suffix (powers of 1024).
+bool ParseByteSize(const std::string& text, uint64_t& out) {
+  if (text.empty()) return false;
+  size_t used = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &used);
+  } catch (...) {
+    return false;
+  }
+  std::string suffix = text.substr(used);
+  int shift = 0;
+  if (suffix == "K" || suffix == "KiB") shift = 10;
+  else if (suffix == "M" || suffix == "MiB") shift = 20;
+  else if (suffix == "G" || suffix == "GiB") shift = 30;
+  else if (suffix == "T" || suffix == "TiB") shift = 40;
+  else if (!suffix.empty()) return false;
+  if (value > (~0ULL >> shift)) return false;
+  out = static_cast<uint64_t>(value) << shift;
+  return out > 0;
+}
+
 std::string SelfDirectory() {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -42,6 +64,8 @@ int main(int argc, char** argv) {
   bool sim_debug = false;
   uint32_t sim_svn = 1;
   bool verbose = false;
+  std::string quota = "16G";
+  uint64_t max_datasets = chiron::store::StoreLimits{}.max_datasets_per_owner;
 
   CLI::App app{
       "chirond: the trusted Chiron runtime. Serves the chiron.v1 API over attested, mutual TLS 1.3.",
@@ -67,6 +91,13 @@ int main(int argc, char** argv) {
   app.add_flag("--sim-debug", sim_debug, "sim only: mark evidence as coming from a debug TEE");
   app.add_option("--sim-svn", sim_svn, "sim only: security version number in evidence")
       ->capture_default_str();
+  app.add_option("--quota", quota,
+                 "bytes each owner may store (datasets count at their full size from the start "
+                 "of their upload); suffix K, M, G or T")
+      ->capture_default_str();
+  app.add_option("--max-datasets", max_datasets, "datasets each owner may keep")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "log debug events");
   CLI11_PARSE(app, argc, argv);
   if (verbose) SetMinLogLevel(LogLevel::kDebug);
@@ -79,6 +110,14 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   runtime::ServerOptions options;
+  if (!ParseByteSize(quota, options.store_limits.max_bytes_per_owner)) {
+    std::fprintf(stderr,
+                 "chirond: --quota '%s' is not a size: use bytes with an optional K, M, G or T "
+                 "suffix, e.g. --quota 16G\n",
+                 quota.c_str());
+    return 1;
+  }
+  options.store_limits.max_datasets_per_owner = max_datasets;
   options.listen_address = listen;
   options.platform.name = platform;
   options.platform.state_dir = state_dir;

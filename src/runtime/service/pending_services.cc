@@ -69,14 +69,16 @@ class PendingAudit final : public v1::Audit::Service {
 
 }  // namespace
 
-std::vector<std::unique_ptr<grpc::Service>> MakePendingServices() {
+std::vector<std::unique_ptr<grpc::Service>> MakePendingServices(bool include_data_path) {
   std::vector<std::unique_ptr<grpc::Service>> services;
-  services.push_back(std::make_unique<PendingPrincipals>());
-  services.push_back(std::make_unique<PendingDatasets>());
+  if (include_data_path) {
+    services.push_back(std::make_unique<PendingPrincipals>());
+    services.push_back(std::make_unique<PendingDatasets>());
+    services.push_back(std::make_unique<PendingAudit>());
+  }
   services.push_back(std::make_unique<PendingRecipes>());
   services.push_back(std::make_unique<PendingJobs>());
   services.push_back(std::make_unique<PendingModels>());
-  services.push_back(std::make_unique<PendingAudit>());
   return services;
 }
 

@@ -12,7 +12,9 @@
 namespace chiron::runtime {
 
 // The pending services, to be registered on a grpc::ServerBuilder (which does not take
-// ownership: keep the vector alive as long as the server).
-std::vector<std::unique_ptr<grpc::Service>> MakePendingServices();
+// ownership: keep the vector alive as long as the server). The data path (Principals, Datasets,
+// Audit) is implemented by chirond whenever it has a sealed store; `include_data_path` adds
+// pending stand-ins for it, for a platform that cannot seal (no store, e.g. tsm today).
+std::vector<std::unique_ptr<grpc::Service>> MakePendingServices(bool include_data_path);
 
 }  // namespace chiron::runtime

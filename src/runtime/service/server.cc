@@ -1,7 +1,11 @@
 #include "runtime/service/server.h"
 
 #include "runtime/service/attestation_service.h"
+#include "runtime/service/audit_service.h"
+#include "runtime/service/datasets_service.h"
 #include "runtime/service/pending_services.h"
+#include "runtime/service/principals_service.h"
+#include "shared/base/file_system.h"
 #include "shared/base/log.h"
 #include "shared/ratls/grpc_credentials.h"
 
@@ -32,7 +36,34 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
 
   server->services_.push_back(
       std::make_unique<AttestationService>(server->platform_.get(), server->identity_.spki_der));
-  for (auto& service : MakePendingServices()) server->services_.push_back(std::move(service));
+
+  // The sealed store, under a key only this measured runtime on this platform can derive.
+  auto sealing_key = raw_platform->DeriveSealingKey("store");
+  if (sealing_key.ok()) {
+    std::string store_dir = JoinPath(options.platform.state_dir, "store");
+    auto store = store::Store::Open(store_dir, std::move(*sealing_key), FileSystem::Default(),
+                                    options.store_limits);
+    if (!store.ok()) return store.status().WithContext("sealed store " + store_dir);
+    server->store_ = std::move(*store);
+    server->authorizer_ = std::make_unique<Authorizer>(server->store_.get());
+    server->services_.push_back(
+        std::make_unique<PrincipalsService>(server->store_.get(), server->authorizer_.get()));
+    server->services_.push_back(
+        std::make_unique<DatasetsService>(server->store_.get(), server->authorizer_.get()));
+    server->services_.push_back(
+        std::make_unique<AuditService>(server->store_.get(), server->authorizer_.get()));
+    LogInfo("store.open", {{"dir", store_dir}});
+  } else if (sealing_key.status().code() == StatusCode::kUnimplemented) {
+    LogWarning("store.unavailable",
+               {{"reason", sealing_key.status().message()},
+                {"message", "no sealing key on this platform: datasets, principals and audit "
+                            "answer UNIMPLEMENTED"}});
+  } else {
+    return sealing_key.status().WithContext("store sealing key");
+  }
+  for (auto& service : MakePendingServices(/*include_data_path=*/server->store_ == nullptr)) {
+    server->services_.push_back(std::move(service));
+  }
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address,

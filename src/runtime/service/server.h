@@ -1,5 +1,6 @@
-// RuntimeServer: chirond's service. Creates the TEE platform, a fresh attested TLS identity, and
-// serves the chiron.v1 API over gRPC with mutual TLS 1.3.
+// RuntimeServer: chirond's service. Creates the TEE platform, a fresh attested TLS identity, opens
+// the sealed store in the state directory, and serves the chiron.v1 API over gRPC with mutual TLS
+// 1.3, authorising every call by the caller's principal and role (authz.h).
 //
 // Thread safety: Start, then Wait from one thread and Shutdown from another (e.g. a signal
 // watcher) is the intended use.
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/service/authz.h"
+#include "runtime/store/store.h"
 #include "runtime/tee/platform.h"
 #include "shared/base/status.h"
 #include "shared/ratls/ratls.h"
@@ -22,6 +25,9 @@ struct ServerOptions {
   // host:port; port 0 picks a free port (see RuntimeServer::port()).
   std::string listen_address = "127.0.0.1:7443";
   tee::PlatformOptions platform;
+  // The sealed store lives in <platform.state_dir>/store, sealed with the platform's "store"
+  // sealing key. Quotas per owner come from here (chirond --quota, --max-datasets).
+  store::StoreLimits store_limits;
 };
 
 class RuntimeServer {
@@ -34,6 +40,9 @@ class RuntimeServer {
   int port() const { return port_; }
   tee::Platform& platform() { return *platform_; }
   const ratls::TlsIdentity& identity() const { return identity_; }
+  // The sealed store; null on a platform that cannot derive a sealing key (the data-path
+  // services then answer UNIMPLEMENTED).
+  store::Store* store() { return store_.get(); }
 
   // Stops accepting calls and waits up to `grace` for running ones.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
@@ -45,6 +54,8 @@ class RuntimeServer {
 
   std::unique_ptr<tee::Platform> platform_;
   ratls::TlsIdentity identity_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Authorizer> authorizer_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

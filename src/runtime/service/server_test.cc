@@ -15,7 +15,7 @@
 #include <fstream>
 
 #include "chiron/v1/attestation.grpc.pb.h"
-#include "chiron/v1/datasets.grpc.pb.h"
+#include "chiron/v1/recipes.grpc.pb.h"
 #include "client/connection.h"
 #include "runtime/service/reference_policy.h"
 #include "shared/attest/evidence.h"
@@ -234,13 +234,13 @@ TEST_F(ServerTest, GetEvidenceRejectsBadNonceSizes) {
 TEST_F(ServerTest, PendingCallsAnswerUnimplementedWithTheirName) {
   auto connection = ConnectTo(server_->port(), VerifierFor(policy_));
   ASSERT_TRUE(connection.ok());
-  auto stub = v1::Datasets::NewStub((*connection)->channel());
-  v1::ListDatasetsRequest request;
-  v1::ListDatasetsResponse response;
+  auto stub = v1::Recipes::NewStub((*connection)->channel());
+  v1::ListRecipesRequest request;
+  v1::ListRecipesResponse response;
   auto context = (*connection)->NewContext();
   grpc::Status status = stub->List(context.get(), request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(status.error_message().find("Datasets.List"), std::string::npos);
+  EXPECT_NE(status.error_message().find("Recipes.List"), std::string::npos);
 }
 
 TEST_F(ServerTest, SwappedWorkerChangesMeasurementAndOldPolicyRejects) {

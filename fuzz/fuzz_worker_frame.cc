@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   // The first byte picks what the runtime expected, so every response type is reached.
   WorkerFrameExpectation expect;
-  expect.type = static_cast<WorkerFrameType>(1 + data[0] % 11);
+  expect.type = static_cast<WorkerFrameType>(1 + data[0] % 13);
   expect.sequence = data[0] >> 3;
   expect.count = 16;
   expect.sample_count = 4;

@@ -24,7 +24,7 @@ void PutU64(uint8_t* p, uint64_t v) {
 
 bool IsKnownType(uint16_t type) {
   return type >= static_cast<uint16_t>(WorkerFrameType::kHello) &&
-         type <= static_cast<uint16_t>(WorkerFrameType::kDescription);
+         type <= static_cast<uint16_t>(WorkerFrameType::kParametersReady);
 }
 
 // Number of leading fields each worker → runtime frame type uses; the rest must be zero so that
@@ -42,6 +42,8 @@ size_t UsedFields(WorkerFrameType type) {
     case WorkerFrameType::kConfigured: return 3;
     case WorkerFrameType::kDescribe: return 1;
     case WorkerFrameType::kDescription: return 6;
+    case WorkerFrameType::kInitialParameters: return 2;
+    case WorkerFrameType::kParametersReady: return 2;
   }
   return 0;
 }
@@ -65,6 +67,8 @@ std::string_view WorkerFrameTypeName(WorkerFrameType type) {
     case WorkerFrameType::kConfigured: return "configured";
     case WorkerFrameType::kDescribe: return "describe";
     case WorkerFrameType::kDescription: return "description";
+    case WorkerFrameType::kInitialParameters: return "initial-parameters";
+    case WorkerFrameType::kParametersReady: return "parameters-ready";
   }
   return "unknown";
 }
@@ -169,6 +173,13 @@ Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpect
                       std::to_string(expect.max_output_size));
       }
       break;
+    case WorkerFrameType::kParametersReady:
+      if (frame.fields[0] != expect.count || frame.fields[1] != expect.buffer_count) {
+        return Reject("parameters-ready counts " + std::to_string(frame.fields[0]) + "/" +
+                      std::to_string(frame.fields[1]) + ", expected " +
+                      std::to_string(expect.count) + "/" + std::to_string(expect.buffer_count));
+      }
+      break;
     case WorkerFrameType::kDescription:
       if (frame.fields[0] != expect.page) {
         return Reject("description page " + std::to_string(frame.fields[0]) + ", expected " +
@@ -192,6 +203,7 @@ Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpect
     case WorkerFrameType::kShutdown:
     case WorkerFrameType::kConfigure:
     case WorkerFrameType::kDescribe:
+    case WorkerFrameType::kInitialParameters:
       // Requests travel runtime → worker only; a worker sending one is confused or hostile.
       return Reject(name + " is a runtime request, not a worker response");
   }

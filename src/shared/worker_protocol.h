@@ -99,6 +99,11 @@ enum class WorkerFrameType : uint16_t {
   // worker → runtime: field[0] = page, field[1..5] = declaration values
   // (PackRecipeDeclarations; untrusted, the runtime validates them before any use).
   kDescription = 11,
+  // runtime → worker: write the recipe's freshly initialised parameters, then its buffers, into
+  // the gradient arena. field[0] = parameter count, field[1] = buffer count.
+  kInitialParameters = 12,
+  // worker → runtime: field[0] = parameter count, field[1] = buffer count written.
+  kParametersReady = 13,
 };
 
 // Fixed reasons: a worker cannot send free text (it would be a channel out of the sandbox).

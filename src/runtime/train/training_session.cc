@@ -1,0 +1,358 @@
+#include "runtime/train/training_session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/train/optimizer.h"
+#include "runtime/train/schedule.h"
+#include "runtime/train/shuffler.h"
+#include "runtime/train/worker_client.h"
+
+namespace chiron::train {
+namespace {
+
+constexpr char kCheckpointMagic[8] = {'C', 'H', 'C', 'K', 'P', 'T', '0', '1'};
+// Separates the validation split's permutation from the batch order's.
+constexpr uint64_t kValidationSeedTweak = 0x76616c6964617465ULL;  // "validate"
+
+uint64_t Fnv1a(uint64_t hash, ByteSpan bytes) {
+  for (uint8_t b : bytes) {
+    hash ^= b;
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+uint64_t Fnv1aU64(uint64_t hash, uint64_t v) {
+  uint8_t bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(v >> (8 * i));
+  return Fnv1a(hash, ByteSpan(bytes, 8));
+}
+
+// Samples and labels of one split, copied out of the records (trusted memory).
+struct Split {
+  std::vector<uint8_t> samples;  // count × sample_size
+  std::vector<uint16_t> labels;
+  uint64_t count = 0;
+};
+
+class TrainingSessionImpl final : public TrainingSession {
+ public:
+  TrainingSessionImpl(const TrainingOptions& options, TrainingConfig config, uint64_t class_count,
+                      uint64_t sample_size, Split train, Split validation, uint64_t fingerprint,
+                      std::unique_ptr<WorkerClient> worker)
+      : options_(options),
+        config_(config),
+        class_count_(class_count),
+        sample_size_(sample_size),
+        train_(std::move(train)),
+        validation_(std::move(validation)),
+        fingerprint_(fingerprint),
+        worker_(std::move(worker)) {}
+
+  Status Init() {
+    CHIRON_ASSIGN_OR_RETURN(Shuffler shuffler, Shuffler::Create(options_.seed, train_.count,
+                                                                config_.batch_size, false));
+    shuffler_ = std::make_unique<Shuffler>(shuffler);
+    const uint64_t steps_per_epoch = shuffler_->batches_per_epoch();
+    CHIRON_ASSIGN_OR_RETURN(LearningRateSchedule schedule,
+                            LearningRateSchedule::Create(config_.schedule,
+                                                         config_.optimizer.learning_rate,
+                                                         steps_per_epoch,
+                                                         steps_per_epoch * config_.epochs));
+    schedule_ = std::make_unique<LearningRateSchedule>(schedule);
+    CHIRON_ASSIGN_OR_RETURN(optimizer_,
+                            Optimizer::Create(config_.optimizer, worker_->parameter_count()));
+    return worker_->InitialParameters(model_.parameters, model_.buffers,
+                                      std::max(options_.max_abs_gradient, 1e6f));
+  }
+
+  Status Restore(ByteSpan checkpoint) override {
+    ByteReader reader(checkpoint);
+    CHIRON_ASSIGN_OR_RETURN(ByteSpan magic, reader.Take(8, "checkpoint magic"));
+    if (std::memcmp(magic.data(), kCheckpointMagic, 8) != 0) {
+      return InvalidArgumentError("checkpoint: bad magic (not a Chiron training checkpoint)");
+    }
+    CHIRON_ASSIGN_OR_RETURN(uint64_t fingerprint, reader.U64Le("fingerprint"));
+    if (fingerprint != fingerprint_) {
+      return InvalidArgumentError(
+          "checkpoint: written for other data, recipe, seed or hyper-parameters");
+    }
+    CHIRON_ASSIGN_OR_RETURN(uint32_t epoch, reader.U32Le("epoch"));
+    CHIRON_ASSIGN_OR_RETURN(uint64_t batch, reader.U64Le("batch"));
+    CHIRON_ASSIGN_OR_RETURN(uint64_t step, reader.U64Le("step"));
+    CHIRON_ASSIGN_OR_RETURN(uint64_t samples_seen, reader.U64Le("samples seen"));
+    CHIRON_ASSIGN_OR_RETURN(uint64_t loss_bits, reader.U64Le("epoch loss"));
+    CHIRON_ASSIGN_OR_RETURN(uint64_t loss_samples, reader.U64Le("epoch loss samples"));
+    CHIRON_ASSIGN_OR_RETURN(TrainedModel model, DecodeTrainedModel(reader));
+    CHIRON_ASSIGN_OR_RETURN(uint64_t state_size, reader.U64Le("optimizer state size"));
+    if (state_size != reader.remaining()) {
+      return InvalidArgumentError("checkpoint: optimizer state size disagrees with the bytes");
+    }
+    CHIRON_ASSIGN_OR_RETURN(ByteSpan state, reader.Take(state_size, "optimizer state"));
+    if (model.parameters.size() != worker_->parameter_count() ||
+        model.buffers.size() != worker_->buffer_count()) {
+      return InvalidArgumentError("checkpoint: model layout differs from the recipe's");
+    }
+    if (epoch > config_.epochs || batch >= shuffler_->batches_per_epoch() ||
+        (epoch == config_.epochs && batch != 0)) {
+      return InvalidArgumentError("checkpoint: position beyond the end of training");
+    }
+    CHIRON_RETURN_IF_ERROR(optimizer_->LoadState(state));
+    if (optimizer_->step_count() != step) {
+      return InvalidArgumentError("checkpoint: optimizer step disagrees with the position");
+    }
+    model_ = std::move(model);
+    epoch_ = epoch;
+    batch_ = batch;
+    step_ = step;
+    samples_seen_ = samples_seen;
+    std::memcpy(&epoch_loss_sum_, &loss_bits, sizeof(loss_bits));
+    epoch_loss_samples_ = loss_samples;
+    return Status::Ok();
+  }
+
+  Result<TrainingResult> Run(const ProgressCallback& progress,
+                             const CheckpointCallback& checkpoint) override {
+    TrainingResult result;
+    std::vector<float> grads;
+    for (; epoch_ < config_.epochs; ++epoch_) {
+      const std::vector<std::vector<uint32_t>> batches = shuffler_->EpochBatches(epoch_);
+      for (; batch_ < batches.size(); ++batch_) {
+        CHIRON_RETURN_IF_ERROR(Step(batches[batch_], grads));
+        if (options_.checkpoint_every_steps != 0 && checkpoint &&
+            step_ % options_.checkpoint_every_steps == 0 && batch_ + 1 < batches.size()) {
+          EpochMetrics partial = Current();
+          ++batch_;  // the checkpoint resumes after this batch
+          Bytes bytes = Checkpoint();
+          --batch_;
+          CHIRON_RETURN_IF_ERROR(checkpoint(bytes, partial));
+        }
+      }
+      EpochMetrics metrics = Current();
+      metrics.epoch = epoch_ + 1;
+      if (validation_.count > 0) {
+        CHIRON_ASSIGN_OR_RETURN(metrics.validation, Evaluate());
+        metrics.has_validation = true;
+      }
+      batch_ = 0;
+      epoch_loss_sum_ = 0;
+      epoch_loss_samples_ = 0;
+      if (progress) progress(metrics);
+      result.epochs.push_back(metrics);
+      if (checkpoint) {
+        ++epoch_;
+        Bytes bytes = Checkpoint();
+        --epoch_;
+        CHIRON_RETURN_IF_ERROR(checkpoint(bytes, metrics));
+      }
+    }
+    result.model = model_;
+    return result;
+  }
+
+  FailureCategory failure() const override { return worker_->failure(); }
+  uint64_t parameter_count() const override { return worker_->parameter_count(); }
+  uint64_t buffer_count() const override { return worker_->buffer_count(); }
+  const TrainingConfig& config() const override { return config_; }
+  uint64_t training_sample_count() const override { return train_.count; }
+  uint64_t validation_sample_count() const override { return validation_.count; }
+
+ private:
+  // One optimizer step: the runtime writes the state and the batch, the worker computes, the
+  // runtime checks and updates.
+  Status Step(const std::vector<uint32_t>& batch, std::vector<float>& grads) {
+    WriteState();
+    const uint64_t n = batch.size();
+    std::span<uint8_t> in = worker_->inputs();
+    const uint64_t label_offset = InputLabelOffset(n, sample_size_);
+    for (uint64_t i = 0; i < n; ++i) {
+      std::memcpy(in.data() + i * sample_size_, train_.samples.data() + batch[i] * sample_size_,
+                  sample_size_);
+      std::memcpy(in.data() + label_offset + i * sizeof(uint16_t), &train_.labels[batch[i]],
+                  sizeof(uint16_t));
+    }
+    double loss = 0;
+    std::vector<float> buffers;
+    CHIRON_RETURN_IF_ERROR(worker_->ComputeGradients(n, grads, buffers, &loss,
+                                                     options_.max_abs_gradient,
+                                                     options_.max_abs_buffer));
+    CHIRON_RETURN_IF_ERROR(
+        optimizer_->Step(model_.parameters, grads, schedule_->LearningRate(step_)));
+    model_.buffers = std::move(buffers);
+    ++step_;
+    samples_seen_ += n;
+    epoch_loss_sum_ += loss * static_cast<double>(n);
+    epoch_loss_samples_ += n;
+    return Status::Ok();
+  }
+
+  void WriteState() {
+    std::span<float> state = worker_->state();
+    std::memcpy(state.data(), model_.parameters.data(), model_.parameters.size() * sizeof(float));
+    std::memcpy(state.data() + model_.parameters.size(), model_.buffers.data(),
+                model_.buffers.size() * sizeof(float));
+  }
+
+  // The validation split, predicted by the worker from unlabelled inputs, scored here.
+  Result<ClassificationReport> Evaluate() {
+    WriteState();
+    CHIRON_ASSIGN_OR_RETURN(MetricsAccumulator metrics,
+                            MetricsAccumulator::Create(static_cast<int64_t>(class_count_)));
+    std::vector<int64_t> labels;
+    for (uint64_t at = 0; at < validation_.count; at += options_.prediction_batch) {
+      const uint64_t n = std::min<uint64_t>(options_.prediction_batch, validation_.count - at);
+      std::memcpy(worker_->inputs().data(), validation_.samples.data() + at * sample_size_,
+                  n * sample_size_);
+      CHIRON_ASSIGN_OR_RETURN(std::vector<float> logits,
+                              worker_->Predict(n, options_.max_abs_output));
+      labels.assign(validation_.labels.begin() + static_cast<ptrdiff_t>(at),
+                    validation_.labels.begin() + static_cast<ptrdiff_t>(at + n));
+      CHIRON_RETURN_IF_ERROR(metrics.Add(logits, labels));
+    }
+    return metrics.Report();
+  }
+
+  EpochMetrics Current() const {
+    EpochMetrics m;
+    m.epoch = epoch_;
+    m.step = step_;
+    m.samples_seen = samples_seen_;
+    m.train_loss = epoch_loss_samples_ == 0
+                       ? 0
+                       : epoch_loss_sum_ / static_cast<double>(epoch_loss_samples_);
+    return m;
+  }
+
+  // Position (epoch_, batch_) = the next batch to run.
+  Bytes Checkpoint() const {
+    Bytes out;
+    Append(out, ByteSpan(reinterpret_cast<const uint8_t*>(kCheckpointMagic), 8));
+    AppendU64Le(out, fingerprint_);
+    AppendU32Le(out, epoch_);
+    AppendU64Le(out, batch_);
+    AppendU64Le(out, step_);
+    AppendU64Le(out, samples_seen_);
+    uint64_t loss_bits;
+    std::memcpy(&loss_bits, &epoch_loss_sum_, sizeof(loss_bits));
+    AppendU64Le(out, loss_bits);
+    AppendU64Le(out, epoch_loss_samples_);
+    EncodeTrainedModel(model_, out);
+    const Bytes state = optimizer_->SaveState();
+    AppendU64Le(out, state.size());
+    Append(out, state);
+    return out;
+  }
+
+  TrainingOptions options_;
+  TrainingConfig config_;
+  uint64_t class_count_;
+  uint64_t sample_size_;
+  Split train_;
+  Split validation_;
+  uint64_t fingerprint_;
+  std::unique_ptr<WorkerClient> worker_;
+  std::unique_ptr<Shuffler> shuffler_;
+  std::unique_ptr<LearningRateSchedule> schedule_;
+  std::unique_ptr<Optimizer> optimizer_;
+  TrainedModel model_;
+  uint32_t epoch_ = 0;
+  uint64_t batch_ = 0;
+  uint64_t step_ = 0;
+  uint64_t samples_seen_ = 0;
+  double epoch_loss_sum_ = 0;
+  uint64_t epoch_loss_samples_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingData& data,
+                                                                 ByteSpan recipe,
+                                                                 const TrainingOptions& options,
+                                                                 FailureCategory* failure) {
+  if (failure != nullptr) *failure = FailureCategory::kInternal;
+  CHIRON_RETURN_IF_ERROR(data.schema.Validate());
+  const uint64_t count = data.schema.sample_count;
+  const uint64_t record_size = data.schema.record_size();
+  const uint64_t sample_size = data.schema.sample_size();
+  if (count >= (1ull << 32) || data.records.size() / record_size != count ||
+      data.records.size() % record_size != 0) {
+    return InvalidArgumentError("training data: " + std::to_string(data.records.size()) +
+                                " bytes are not " + std::to_string(count) + " records of " +
+                                std::to_string(record_size) + " bytes");
+  }
+  if (!(options.validation_fraction >= 0 && options.validation_fraction <= 0.5)) {
+    return InvalidArgumentError("validation fraction must be in [0, 0.5]");
+  }
+  if (options.prediction_batch < 1 || options.prediction_batch > 65536) {
+    return InvalidArgumentError("prediction batch must be in [1, 65536]");
+  }
+  CHIRON_ASSIGN_OR_RETURN(TrainingConfig config, SanitizeTrainingConfig(options.config));
+  const uint64_t validation_count =
+      static_cast<uint64_t>(std::floor(options.validation_fraction * static_cast<double>(count)));
+  if (validation_count >= count) {
+    return InvalidArgumentError("no training samples left after the validation split");
+  }
+
+  // The split: a seeded permutation; the first validation_count indices are held out. Both
+  // splits keep the records' original order.
+  CHIRON_ASSIGN_OR_RETURN(Shuffler splitter,
+                          Shuffler::Create(options.seed ^ kValidationSeedTweak, count, 1, false));
+  std::vector<uint32_t> order = splitter.EpochOrder(0);
+  std::vector<bool> held_out(count, false);
+  for (uint64_t i = 0; i < validation_count; ++i) held_out[order[i]] = true;
+  const size_t label_size = dataset::LabelSize(data.schema.label_type);
+  Split train, validation;
+  train.samples.reserve((count - validation_count) * sample_size);
+  validation.samples.reserve(validation_count * sample_size);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint8_t* record = data.records.data() + i * record_size;
+    const uint16_t label =
+        label_size == 1 ? record[0] : static_cast<uint16_t>(record[0] | (record[1] << 8));
+    if (label >= data.schema.class_count()) {
+      return InvalidArgumentError("training data: record " + std::to_string(i) +
+                                  " has a label outside the schema's classes");
+    }
+    Split& split = held_out[i] ? validation : train;
+    split.samples.insert(split.samples.end(), record + label_size, record + record_size);
+    split.labels.push_back(label);
+    ++split.count;
+  }
+
+  uint64_t fingerprint = 0xcbf29ce484222325ULL;
+  fingerprint = Fnv1a(fingerprint, data.records);
+  fingerprint = Fnv1a(fingerprint, recipe);
+  fingerprint = Fnv1aU64(fingerprint, options.seed);
+  uint64_t fraction_bits;
+  std::memcpy(&fraction_bits, &options.validation_fraction, sizeof(fraction_bits));
+  fingerprint = Fnv1aU64(fingerprint, fraction_bits);
+  for (uint64_t v : PackRecipeDeclarations(config, ResourceBudget{})) {
+    fingerprint = Fnv1aU64(fingerprint, v);
+  }
+
+  WorkerClientOptions worker_options;
+  CHIRON_ASSIGN_OR_RETURN(worker_options.schema, RecipeSchemaFor(data.schema));
+  worker_options.seed = options.seed;
+  worker_options.max_batch = std::max(config.batch_size, options.prediction_batch);
+  CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<WorkerClient> worker,
+                          WorkerClient::Start(recipe, worker_options, options.worker, failure));
+  if (worker->output_size() != data.schema.class_count()) {
+    if (failure != nullptr) *failure = FailureCategory::kRecipeRejected;
+    return InvalidArgumentError("recipe's model has " + std::to_string(worker->output_size()) +
+                                " outputs per sample, the dataset " +
+                                std::to_string(data.schema.class_count()) + " classes");
+  }
+  auto session = std::make_unique<TrainingSessionImpl>(
+      options, config, data.schema.class_count(), sample_size, std::move(train),
+      std::move(validation), fingerprint, std::move(worker));
+  if (Status s = session->Init(); !s.ok()) {
+    if (failure != nullptr) *failure = session->failure() == FailureCategory::kNone
+                                           ? FailureCategory::kInternal
+                                           : session->failure();
+    return s;
+  }
+  if (failure != nullptr) *failure = FailureCategory::kNone;
+  return std::unique_ptr<TrainingSession>(std::move(session));
+}
+
+}  // namespace chiron::train

@@ -1,0 +1,288 @@
+#include "runtime/train/worker_client.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "worker/sandbox_policy.h"
+
+namespace chiron::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How the worker's own end maps onto the categories (the exit status is the kernel's word, not
+// the worker's, except for the exit codes of the worker's trusted main).
+FailureCategory CategoryForExit(const sandbox::ExitInfo& exit, FailureCategory fallback) {
+  switch (exit.category) {
+    case sandbox::ExitCategory::kInvalidSyscall: return FailureCategory::kSandboxViolation;
+    case sandbox::ExitCategory::kOutOfMemory: return FailureCategory::kOutOfMemory;
+    case sandbox::ExitCategory::kCpuTimeLimit: return FailureCategory::kTimeLimit;
+    case sandbox::ExitCategory::kCrashed: return FailureCategory::kCrashed;
+    case sandbox::ExitCategory::kFailed:
+      return exit.exit_code == kWorkerExitRecipeFailed && fallback == FailureCategory::kCrashed
+                 ? FailureCategory::kCrashed
+                 : fallback;
+    case sandbox::ExitCategory::kExitedCleanly:
+    case sandbox::ExitCategory::kKilledByRuntime: return fallback;
+  }
+  return fallback;
+}
+
+FailureCategory CategoryForReason(uint64_t reason) {
+  switch (static_cast<WorkerFailure>(reason)) {
+    case WorkerFailure::kOutOfMemory: return FailureCategory::kOutOfMemory;
+    case WorkerFailure::kNumericalError: return FailureCategory::kNumericalError;
+    case WorkerFailure::kUnsupported: return FailureCategory::kRecipeRejected;
+    case WorkerFailure::kBadRequest: return FailureCategory::kInvalidOutput;
+    case WorkerFailure::kRecipeError: return FailureCategory::kCrashed;
+  }
+  return FailureCategory::kInvalidOutput;
+}
+
+// Copy, then check: `copy` is already runtime memory. Beyond the bound is a numerical error
+// (NaN/Inf would poison the optimizer; huge values would let a recipe write data into the
+// magnitude of an update).
+Status CheckRange(std::span<const float> values, float max_abs, const char* what) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!(std::fabs(values[i]) <= max_abs)) {
+      return InvalidArgumentError(std::string(what) + " " + std::to_string(i) +
+                                  " is NaN, infinite or beyond +-" + std::to_string(max_abs));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
+                                                          const WorkerClientOptions& options,
+                                                          const WorkerSettings& settings,
+                                                          FailureCategory* failure) {
+  if (failure != nullptr) *failure = FailureCategory::kInternal;
+  const int64_t elements = options.schema.SampleElementCount();
+  if (elements <= 0) return InvalidArgumentError("worker: empty input shape");
+  const uint64_t sample_size =
+      static_cast<uint64_t>(elements) * ElementSize(options.schema.element_type);
+  if (settings.threads < 1 || settings.threads > 256) {
+    return InvalidArgumentError("worker: threads must be in [1, 256]");
+  }
+  WorkerJobConfig job;
+  job.schema = options.schema;
+  job.threads = static_cast<uint32_t>(settings.threads);
+  job.seed = options.seed;
+  job.max_batch = options.max_batch;
+  CHIRON_ASSIGN_OR_RETURN(WorkerFrame configure, EncodeConfigureFrame(job, 1));
+
+  sandbox::SandboxConfig config;
+  config.worker_path = settings.worker_path;
+  config.environment = WorkerEnvironment(settings);
+  config.input_size = InputArenaBytes(options.max_batch, sample_size);
+  config.recipe = recipe;
+  config.parameter_count = settings.max_arena_count;
+  config.output_count = static_cast<uint64_t>(options.max_batch) * settings.max_output_size;
+  config.limits = settings.limits;
+  config.hello_timeout = settings.start_timeout;
+  CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<sandbox::SandboxedProcess> process,
+                          sandbox::SandboxLauncher::Start(config));
+  std::unique_ptr<WorkerClient> client(new WorkerClient(std::move(process), settings, sample_size));
+
+  WorkerFrameExpectation expect;
+  expect.type = WorkerFrameType::kConfigured;
+  expect.sequence = 1;
+  expect.max_arena_count = settings.max_arena_count;
+  expect.max_output_size = settings.max_output_size;
+  Result<WorkerFrame> configured = client->Exchange(configure, expect);
+  if (!configured.ok()) {
+    // A worker that dies or refuses while loading the recipe has seen no data yet.
+    if (client->failure_ == FailureCategory::kCrashed) client->failure_ = FailureCategory::kRecipeRejected;
+    if (failure != nullptr) *failure = client->failure_;
+    return configured.status();
+  }
+  client->parameter_count_ = configured->fields[0];
+  client->buffer_count_ = configured->fields[1];
+  client->output_size_ = configured->fields[2];
+  if (failure != nullptr) *failure = FailureCategory::kNone;
+  return client;
+}
+
+WorkerClient::~WorkerClient() { Shutdown(); }
+
+void WorkerClient::Shutdown() {
+  if (process_ == nullptr) return;
+  WorkerFrame bye;
+  bye.type = WorkerFrameType::kShutdown;
+  bye.sequence = ++sequence_;
+  if (failure_ == FailureCategory::kNone &&
+      process_->SendFrame(bye, Clock::now() + std::chrono::seconds(2)).ok() &&
+      process_->Wait(Clock::now() + std::chrono::seconds(5)).ok()) {
+    process_.reset();
+    return;
+  }
+  process_->Kill();
+  process_->Wait(Clock::now() + std::chrono::seconds(10)).status().IgnoreError();
+  process_.reset();
+}
+
+Status WorkerClient::Fail(FailureCategory category, const Status& cause) {
+  if (failure_ != FailureCategory::kNone) return failure_status_;
+  if (process_ != nullptr) {
+    process_->Kill();
+    Result<sandbox::ExitInfo> exit = process_->Wait(Clock::now() + std::chrono::seconds(10));
+    if (exit.ok()) {
+      category = CategoryForExit(*exit, category);
+      exit_description_ = exit->ToString();
+    }
+  }
+  failure_ = category;
+  // The message is the runtime's own (frame validation, deadline, category): no worker text.
+  failure_status_ = Status(cause.code() == StatusCode::kOk ? StatusCode::kInternal : cause.code(),
+                           "worker failed (" + std::string(FailureCategoryName(category)) +
+                               "): " + cause.message());
+  return failure_status_;
+}
+
+Result<WorkerFrame> WorkerClient::Exchange(const WorkerFrame& request,
+                                           const WorkerFrameExpectation& expect) {
+  if (failure_ != FailureCategory::kNone) return failure_status_;
+  if (process_ == nullptr) return FailedPreconditionError("worker: already shut down");
+  const auto timeout = request.type == WorkerFrameType::kConfigure ? settings_.start_timeout
+                                                                    : settings_.request_timeout;
+  const auto deadline = Clock::now() + timeout;
+  if (Status sent = process_->SendFrame(request, deadline); !sent.ok()) {
+    return Fail(sent.code() == StatusCode::kDeadlineExceeded ? FailureCategory::kTimeLimit
+                                                              : FailureCategory::kCrashed,
+                sent);
+  }
+  Result<WorkerFrame> frame = process_->ReceiveFrame(expect, deadline);
+  if (!frame.ok()) {
+    const StatusCode code = frame.status().code();
+    return Fail(code == StatusCode::kDeadlineExceeded  ? FailureCategory::kTimeLimit
+                : code == StatusCode::kInvalidArgument ? FailureCategory::kInvalidOutput
+                                                       : FailureCategory::kCrashed,
+                frame.status());
+  }
+  if (frame->type == WorkerFrameType::kFailed) {
+    return Fail(CategoryForReason(frame->fields[0]),
+                UnknownError(std::string(WorkerFrameTypeName(request.type)) + " refused"));
+  }
+  return frame;
+}
+
+Status WorkerClient::Describe(TrainingConfig& training, ResourceBudget& budget) {
+  RecipeDeclarationValues values{};
+  for (uint64_t page = 0; page < kDescriptionPages; ++page) {
+    WorkerFrame request;
+    request.type = WorkerFrameType::kDescribe;
+    request.sequence = ++sequence_;
+    request.fields[0] = page;
+    WorkerFrameExpectation expect;
+    expect.type = WorkerFrameType::kDescription;
+    expect.sequence = request.sequence;
+    expect.page = page;
+    CHIRON_ASSIGN_OR_RETURN(WorkerFrame frame, Exchange(request, expect));
+    for (size_t i = 0; i < kDescriptionValuesPerPage; ++i) {
+      values[page * kDescriptionValuesPerPage + i] = frame.fields[1 + i];
+    }
+  }
+  if (Status s = UnpackRecipeDeclarations(values, training, budget); !s.ok()) {
+    return Fail(FailureCategory::kRecipeRejected, s);
+  }
+  return Status::Ok();
+}
+
+std::span<float> WorkerClient::state() {
+  return process_->parameters().first(parameter_count_ + buffer_count_);
+}
+
+std::span<uint8_t> WorkerClient::inputs() { return process_->inputs(); }
+
+Status WorkerClient::InitialParameters(std::vector<float>& params, std::vector<float>& buffers,
+                                       float max_abs) {
+  WorkerFrame request;
+  request.type = WorkerFrameType::kInitialParameters;
+  request.sequence = ++sequence_;
+  request.fields[0] = parameter_count_;
+  request.fields[1] = buffer_count_;
+  WorkerFrameExpectation expect;
+  expect.type = WorkerFrameType::kParametersReady;
+  expect.sequence = request.sequence;
+  expect.count = parameter_count_;
+  expect.buffer_count = buffer_count_;
+  CHIRON_RETURN_IF_ERROR(Exchange(request, expect).status());
+  Result<std::vector<float>> copy = process_->ReadGradients(
+      parameter_count_ + buffer_count_, std::numeric_limits<float>::max());
+  if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
+  if (Status s = CheckRange(*copy, max_abs, "initial value"); !s.ok()) {
+    return Fail(FailureCategory::kNumericalError, s);
+  }
+  params.assign(copy->begin(), copy->begin() + static_cast<ptrdiff_t>(parameter_count_));
+  buffers.assign(copy->begin() + static_cast<ptrdiff_t>(parameter_count_), copy->end());
+  return Status::Ok();
+}
+
+Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
+                                      std::vector<float>& buffers, double* loss,
+                                      float max_abs_gradient, float max_abs_buffer) {
+  WorkerFrame request;
+  request.type = WorkerFrameType::kComputeGradients;
+  request.sequence = ++sequence_;
+  request.fields[0] = count;
+  request.fields[1] = parameter_count_;
+  request.fields[2] = buffer_count_;
+  WorkerFrameExpectation expect;
+  expect.type = WorkerFrameType::kGradientsReady;
+  expect.sequence = request.sequence;
+  expect.count = parameter_count_;
+  expect.sample_count = count;
+  expect.buffer_count = buffer_count_;
+  Result<WorkerFrame> frame = Exchange(request, expect);
+  if (!frame.ok()) {
+    // ValidateWorkerFrame rejects a non-finite or huge loss as a malformed frame; it is a
+    // numerical failure of the recipe, not garbage, so say so.
+    if (failure_ == FailureCategory::kInvalidOutput &&
+        frame.status().message().find("loss is not finite") != std::string::npos) {
+      failure_ = FailureCategory::kNumericalError;
+      failure_status_ = Status(failure_status_.code(), "worker failed (numerical error): " +
+                                                           frame.status().message());
+      return failure_status_;
+    }
+    return frame.status();
+  }
+  std::memcpy(loss, &frame->fields[1], sizeof(*loss));
+  Result<std::vector<float>> copy = process_->ReadGradients(
+      parameter_count_ + buffer_count_, std::numeric_limits<float>::max());
+  if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
+  const std::span<const float> all(*copy);
+  if (Status s = CheckRange(all.first(parameter_count_), max_abs_gradient, "gradient"); !s.ok()) {
+    return Fail(FailureCategory::kNumericalError, s);
+  }
+  if (Status s = CheckRange(all.subspan(parameter_count_), max_abs_buffer, "buffer"); !s.ok()) {
+    return Fail(FailureCategory::kNumericalError, s);
+  }
+  grads.assign(all.begin(), all.begin() + static_cast<ptrdiff_t>(parameter_count_));
+  buffers.assign(all.begin() + static_cast<ptrdiff_t>(parameter_count_), all.end());
+  return Status::Ok();
+}
+
+Result<std::vector<float>> WorkerClient::Predict(uint64_t count, float max_abs_output) {
+  WorkerFrame request;
+  request.type = WorkerFrameType::kPredict;
+  request.sequence = ++sequence_;
+  request.fields[0] = count;
+  request.fields[1] = count * output_size_;
+  WorkerFrameExpectation expect;
+  expect.type = WorkerFrameType::kOutputReady;
+  expect.sequence = request.sequence;
+  expect.count = count * output_size_;
+  CHIRON_RETURN_IF_ERROR(Exchange(request, expect).status());
+  Result<std::vector<float>> copy =
+      process_->ReadOutput(count * output_size_, std::numeric_limits<float>::max());
+  if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
+  if (Status s = CheckRange(*copy, max_abs_output, "output"); !s.ok()) {
+    return Fail(FailureCategory::kNumericalError, s);
+  }
+  return copy;
+}
+
+}  // namespace chiron::train

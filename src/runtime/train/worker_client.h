@@ -1,0 +1,88 @@
+// WorkerClient: the runtime's typed view of one sandboxed chiron-worker (internal to
+// src/runtime/train). It owns the SandboxedProcess, speaks the worker protocol (v2) with a
+// deadline on every request, copies then validates everything the worker hands back, and turns
+// every way a worker can fail into a FailureCategory. After the first failure the worker is
+// killed and every call fails with the same category.
+//
+// Thread safety: one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/sandbox/sandbox.h"
+#include "runtime/train/worker_settings.h"
+#include "shared/base/status.h"
+
+namespace chiron::train {
+
+struct WorkerClientOptions {
+  DatasetSchema schema;     // the recipe's view
+  uint64_t seed = 0;        // libtorch's generator before the model is built
+  uint32_t max_batch = 1;   // largest batch of any request
+};
+
+class WorkerClient {
+ public:
+  // Launches the worker, sends the configure frame and waits for the configured layout.
+  static Result<std::unique_ptr<WorkerClient>> Start(ByteSpan recipe,
+                                                     const WorkerClientOptions& options,
+                                                     const WorkerSettings& settings,
+                                                     FailureCategory* failure);
+  ~WorkerClient();
+
+  uint64_t parameter_count() const { return parameter_count_; }
+  uint64_t buffer_count() const { return buffer_count_; }
+  uint64_t output_size() const { return output_size_; }
+  uint64_t sample_size() const { return sample_size_; }
+  FailureCategory failure() const { return failure_; }
+  // How the worker process ended (kernel's view: signal or exit code, CPU time), for the
+  // operator's log only: the exit code is chosen by code in the worker, so never show it to
+  // the provider.
+  const std::string& exit_description() const { return exit_description_; }
+
+  // The recipe's declarations (untrusted; see SanitizeTrainingConfig).
+  Status Describe(TrainingConfig& training, ResourceBudget& budget);
+  // The recipe's initial parameters and buffers, validated (finite, |x| <= max_abs).
+  Status InitialParameters(std::vector<float>& params, std::vector<float>& buffers, float max_abs);
+
+  // Where the caller writes parameters || buffers before a request.
+  std::span<float> state();
+  // Where the caller writes a batch (samples from offset 0, u16 labels at InputLabelOffset).
+  std::span<uint8_t> inputs();
+
+  // Gradients of the batch of `count` samples in the input arena. On success grads (parameter
+  // count) and buffers (buffer count) hold validated copies and *loss the loss.
+  Status ComputeGradients(uint64_t count, std::vector<float>& grads, std::vector<float>& buffers,
+                          double* loss, float max_abs_gradient, float max_abs_buffer);
+  // count × output_size validated outputs for the `count` samples in the input arena.
+  Result<std::vector<float>> Predict(uint64_t count, float max_abs_output);
+
+  // Asks the worker to exit and reaps it (kills it if it does not).
+  void Shutdown();
+
+ private:
+  WorkerClient(std::unique_ptr<sandbox::SandboxedProcess> process, const WorkerSettings& settings,
+               uint64_t sample_size)
+      : process_(std::move(process)), settings_(settings), sample_size_(sample_size) {}
+
+  Result<WorkerFrame> Exchange(const WorkerFrame& request, const WorkerFrameExpectation& expect);
+  // Kills the worker, refines `category` from how it ended, and returns an error naming it.
+  Status Fail(FailureCategory category, const Status& cause);
+
+  std::unique_ptr<sandbox::SandboxedProcess> process_;
+  WorkerSettings settings_;
+  uint64_t sample_size_ = 0;
+  uint64_t parameter_count_ = 0;
+  uint64_t buffer_count_ = 0;
+  uint64_t output_size_ = 0;
+  uint64_t sequence_ = 1;
+  FailureCategory failure_ = FailureCategory::kNone;
+  Status failure_status_ = Status::Ok();
+  std::string exit_description_;
+};
+
+}  // namespace chiron::train

@@ -1,0 +1,98 @@
+#include "runtime/train/worker_settings.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/train/optimizer.h"
+#include "runtime/train/worker_client.h"
+
+namespace chiron::train {
+
+std::string_view FailureCategoryName(FailureCategory category) {
+  switch (category) {
+    case FailureCategory::kNone: return "none";
+    case FailureCategory::kRecipeRejected: return "recipe rejected";
+    case FailureCategory::kCrashed: return "crashed";
+    case FailureCategory::kSandboxViolation: return "sandbox violation";
+    case FailureCategory::kOutOfMemory: return "out of memory";
+    case FailureCategory::kTimeLimit: return "time limit";
+    case FailureCategory::kInvalidOutput: return "invalid output";
+    case FailureCategory::kNumericalError: return "numerical error";
+    case FailureCategory::kInternal: return "internal error";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> WorkerEnvironment(const WorkerSettings& settings) {
+  std::vector<std::string> environment = {"DNNL_JIT_PROFILE=0", "OMP_WAIT_POLICY=passive"};
+  environment.insert(environment.end(), settings.extra_environment.begin(),
+                     settings.extra_environment.end());
+  return environment;
+}
+
+Result<DatasetSchema> RecipeSchemaFor(const dataset::DatasetSchema& schema) {
+  DatasetSchema out;
+  if (schema.shape.empty() || schema.shape.size() > 4) {
+    return InvalidArgumentError("schema: rank must be 1..4");
+  }
+  for (uint32_t d : schema.shape) {
+    if (d == 0) return InvalidArgumentError("schema: a dimension is 0");
+    out.input_shape.push_back(d);
+  }
+  switch (schema.element_type) {
+    case dataset::ElementType::kUint8: out.element_type = ElementType::kU8; break;
+    case dataset::ElementType::kFloat32: out.element_type = ElementType::kF32; break;
+    default: return InvalidArgumentError("schema: unknown element type");
+  }
+  if (schema.class_count() < 1 || schema.class_count() > 65536) {
+    return InvalidArgumentError("schema: class count must be in [1, 65536]");
+  }
+  out.class_count = static_cast<int64_t>(schema.class_count());
+  return out;
+}
+
+Result<TrainingConfig> SanitizeTrainingConfig(const TrainingConfig& declared) {
+  TrainingConfig config = declared;
+  const OptimizerConfig& o = declared.optimizer;
+  for (double v : {o.learning_rate, o.weight_decay, o.momentum, o.dampening, o.beta1, o.beta2,
+                   o.epsilon, declared.schedule.gamma, declared.schedule.min_learning_rate}) {
+    if (!std::isfinite(v)) {
+      return InvalidArgumentError("recipe hyper-parameters: a value is NaN or infinite");
+    }
+  }
+  config.epochs = std::clamp<uint32_t>(declared.epochs, 1, kMaxEpochs);
+  config.batch_size = std::clamp<uint32_t>(declared.batch_size, 1, kMaxBatchSize);
+  if (!(o.learning_rate > 0)) {
+    return InvalidArgumentError("recipe hyper-parameters: learning rate must be positive");
+  }
+  config.optimizer.learning_rate = std::min(o.learning_rate, kMaxLearningRate);
+  config.schedule.min_learning_rate =
+      std::min(declared.schedule.min_learning_rate, config.optimizer.learning_rate);
+  CHIRON_RETURN_IF_ERROR(ValidateTrainingConfig(config));
+  return config;
+}
+
+Result<RecipeDescription> DescribeRecipe(ByteSpan recipe, const dataset::DatasetSchema& schema,
+                                         const WorkerSettings& settings,
+                                         FailureCategory* failure) {
+  if (failure != nullptr) *failure = FailureCategory::kInternal;
+  WorkerClientOptions options;
+  CHIRON_ASSIGN_OR_RETURN(options.schema, RecipeSchemaFor(schema));
+  options.max_batch = 1;
+  CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<WorkerClient> worker,
+                          WorkerClient::Start(recipe, options, settings, failure));
+  RecipeDescription description;
+  Status described = worker->Describe(description.training, description.budget);
+  if (!described.ok()) {
+    if (failure != nullptr) *failure = worker->failure();
+    return described;
+  }
+  description.parameter_count = worker->parameter_count();
+  description.buffer_count = worker->buffer_count();
+  description.output_size = worker->output_size();
+  worker->Shutdown();
+  if (failure != nullptr) *failure = FailureCategory::kNone;
+  return description;
+}
+
+}  // namespace chiron::train

@@ -144,7 +144,7 @@ class Recipe {
         CHIRON_RECIPE_CXX11_ABI_,                                                              \
         TORCH_VERSION,                                                                         \
         #ClassName,                                                                            \
-        []() -> ::chiron::Recipe* { return new (std::nothrow) ClassName(); },                 \
+        []() -> ::chiron::Recipe* { return new (std::nothrow) ClassName(); },                  \
         [](::chiron::Recipe* recipe) { delete recipe; },                                       \
     };                                                                                         \
     return &kEntry;                                                                            \

@@ -25,7 +25,9 @@ enum class ElementType : uint8_t {
 };
 
 // Size in bytes of one element.
-constexpr size_t ElementSize(ElementType type) { return type == ElementType::kU8 ? 1 : 4; }
+constexpr size_t ElementSize(ElementType type) {
+  return type == ElementType::kU8 ? 1 : 4;
+}
 
 // The shape of the data a model is built for. Every sample has `input_shape` (no batch dimension,
 // e.g. {1, 28, 28} for Fashion-MNIST, {3, 32, 32} for CIFAR-style images, {20} for a table row)
@@ -79,8 +81,8 @@ enum class ScheduleKind : uint8_t {
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::kConstant;
   uint32_t warmup_steps = 0;
-  uint32_t step_epochs = 1;  // kStep: epochs between decays
-  double gamma = 0.1;        // kStep: decay factor
+  uint32_t step_epochs = 1;        // kStep: epochs between decays
+  double gamma = 0.1;              // kStep: decay factor
   double min_learning_rate = 0.0;  // kCosine: final rate
 };
 
@@ -94,7 +96,7 @@ struct TrainingConfig {
 // What the recipe expects to need. The runtime enforces its own limits in the sandbox and refuses
 // a job whose budget exceeds them; 0 means "the runtime's default".
 struct ResourceBudget {
-  uint64_t max_memory_size = 0;    // resident bytes of the worker
+  uint64_t max_memory_size = 0;       // resident bytes of the worker
   uint64_t max_training_seconds = 0;  // wall-clock seconds for the whole training job
 };
 

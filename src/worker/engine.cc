@@ -3,7 +3,6 @@
 
 #include <dlfcn.h>
 #include <sys/stat.h>
-
 #include <torch/torch.h>
 
 #include <cmath>
@@ -44,6 +43,12 @@ Status CheckSize(const char* what, size_t got, size_t want) {
                               " elements, the layout needs " + std::to_string(want));
 }
 
+// Slot offsets are multiples of kTensorAlignment bytes (see engine.h).
+size_t AlignUp(size_t count) {
+  constexpr size_t kFloats = kTensorAlignment / sizeof(float);
+  return (count + kFloats - 1) / kFloats * kFloats;
+}
+
 torch::Dtype TorchType(ElementType type) {
   return type == ElementType::kU8 ? torch::kUInt8 : torch::kFloat32;
 }
@@ -78,8 +83,8 @@ class TorchEngine final : public Engine {
     if (model_ == nullptr) {
       return InvalidArgumentError("recipe '" + recipe_name_ + "' cannot build a model for input " +
                                   ShapeString(schema_.input_shape) + " with " +
-                                  std::to_string(schema_.class_count) + " classes: " +
-                                  (error.empty() ? "no reason given" : error));
+                                  std::to_string(schema_.class_count) +
+                                  " classes: " + (error.empty() ? "no reason given" : error));
     }
     CHIRON_RETURN_IF_ERROR(CollectLayout());
     return ProbeForward();
@@ -94,7 +99,8 @@ class TorchEngine final : public Engine {
 
   Status InitialParameters(std::span<float> params_out,
                            std::span<float> buffers_out) const override {
-    CHIRON_RETURN_IF_ERROR(CheckSize("parameter array", params_out.size(), layout_.parameter_count));
+    CHIRON_RETURN_IF_ERROR(
+        CheckSize("parameter array", params_out.size(), layout_.parameter_count));
     CHIRON_RETURN_IF_ERROR(CheckSize("buffer array", buffers_out.size(), layout_.buffer_count));
     std::copy(initial_params_.begin(), initial_params_.end(), params_out.begin());
     std::copy(initial_buffers_.begin(), initial_buffers_.end(), buffers_out.begin());
@@ -106,8 +112,10 @@ class TorchEngine final : public Engine {
                           std::span<float> buffers_out, float* loss_out) override {
     CHIRON_RETURN_IF_ERROR(CheckSize("parameter array", params.size(), layout_.parameter_count));
     CHIRON_RETURN_IF_ERROR(CheckSize("gradient array", grads_out.size(), layout_.parameter_count));
-    CHIRON_RETURN_IF_ERROR(CheckSize("input buffer array", buffers_in.size(), layout_.buffer_count));
-    CHIRON_RETURN_IF_ERROR(CheckSize("output buffer array", buffers_out.size(), layout_.buffer_count));
+    CHIRON_RETURN_IF_ERROR(
+        CheckSize("input buffer array", buffers_in.size(), layout_.buffer_count));
+    CHIRON_RETURN_IF_ERROR(
+        CheckSize("output buffer array", buffers_out.size(), layout_.buffer_count));
     if (loss_out == nullptr) return InvalidArgumentError("ComputeGradients: loss_out is null");
     CHIRON_RETURN_IF_ERROR(CheckInputs(batch.inputs, batch.count));
     std::vector<int64_t> labels;
@@ -125,7 +133,8 @@ class TorchEngine final : public Engine {
             torch::from_blob(grads_out.data() + slot.offset, slot.shape, torch::kFloat32);
       }
       model_->train();
-      torch::Tensor input = recipe_->TransformInput(InputTensor(batch.inputs, batch.count), schema_);
+      torch::Tensor input =
+          recipe_->TransformInput(InputTensor(batch.inputs, batch.count), schema_);
       torch::Tensor logits = model_->forward(input);
       CHIRON_RETURN_IF_ERROR(CheckLogits(logits, batch.count));
       torch::Tensor label_tensor =
@@ -199,16 +208,20 @@ class TorchEngine final : public Engine {
                              "' is the same tensor as '" + it->second +
                              "' (shared weights are not supported)");
       }
+      offset = AlignUp(offset);
       TensorSlot slot{item.key(), p.sizes().vec(), static_cast<size_t>(p.numel()), offset};
       offset += slot.count;
       layout_.parameters.push_back(std::move(slot));
       params_.push_back(p);
       torch::Tensor values = p.detach().contiguous();
+      initial_params_.resize(layout_.parameters.back().offset, 0.0f);
       initial_params_.insert(initial_params_.end(), values.data_ptr<float>(),
                              values.data_ptr<float>() + values.numel());
     }
-    layout_.parameter_count = offset;
-    if (offset == 0) return InternalError("recipe '" + recipe_name_ + "': the model has no parameters");
+    layout_.parameter_count = AlignUp(offset);
+    initial_params_.resize(layout_.parameter_count, 0.0f);
+    if (offset == 0)
+      return InternalError("recipe '" + recipe_name_ + "': the model has no parameters");
 
     offset = 0;
     for (const auto& item : model_->named_buffers(/*recurse=*/true)) {
@@ -217,15 +230,18 @@ class TorchEngine final : public Engine {
         return InternalError("recipe '" + recipe_name_ + "': buffer '" + item.key() +
                              "' must be a dense real CPU tensor");
       }
+      offset = AlignUp(offset);
       TensorSlot slot{item.key(), b.sizes().vec(), static_cast<size_t>(b.numel()), offset};
       offset += slot.count;
       layout_.buffers.push_back(std::move(slot));
       buffers_.push_back(b);
       torch::Tensor values = b.detach().to(torch::kFloat32).contiguous();
+      initial_buffers_.resize(layout_.buffers.back().offset, 0.0f);
       initial_buffers_.insert(initial_buffers_.end(), values.data_ptr<float>(),
                               values.data_ptr<float>() + values.numel());
     }
-    layout_.buffer_count = offset;
+    layout_.buffer_count = AlignUp(offset);
+    initial_buffers_.resize(layout_.buffer_count, 0.0f);
     return Status::Ok();
   }
 
@@ -262,8 +278,8 @@ class TorchEngine final : public Engine {
       return InvalidArgumentError("batch of " + std::to_string(count) + " samples exceeds the " +
                                   std::to_string(options_.max_batch) + " the engine accepts");
     }
-    const size_t sample_size = static_cast<size_t>(schema_.SampleElementCount()) *
-                               ElementSize(schema_.element_type);
+    const size_t sample_size =
+        static_cast<size_t>(schema_.SampleElementCount()) * ElementSize(schema_.element_type);
     if (inputs.size() != count * sample_size) {
       return InvalidArgumentError("input holds " + std::to_string(inputs.size()) + " bytes, " +
                                   std::to_string(count) + " samples of " +
@@ -274,7 +290,7 @@ class TorchEngine final : public Engine {
   }
 
   Status DecodeLabels(const BatchView& batch, std::vector<int64_t>& labels) const {
-    const size_t width = batch.label_type == LabelType::kI64 ? 8
+    const size_t width = batch.label_type == LabelType::kI64   ? 8
                          : batch.label_type == LabelType::kU16 ? 2
                                                                : 0;
     if (width == 0) return InvalidArgumentError("unknown label type");
@@ -403,14 +419,18 @@ Result<std::unique_ptr<Engine>> Engine::Load(const std::string& recipe_path,
   }
   // The handle is never closed: libtorch objects created by the recipe's code may outlive any
   // single engine, and unloading code they point into would be a use-after-free.
-  auto entry_fn = reinterpret_cast<ChironRecipeEntryV1>(::dlsym(handle, CHIRON_RECIPE_ENTRY_SYMBOL));
+  auto entry_fn =
+      reinterpret_cast<ChironRecipeEntryV1>(::dlsym(handle, CHIRON_RECIPE_ENTRY_SYMBOL));
   if (entry_fn == nullptr) {
-    return InvalidArgumentError("'" + recipe_path + "' is not a Chiron recipe: it does not export " +
+    return InvalidArgumentError("'" + recipe_path +
+                                "' is not a Chiron recipe: it does not export " +
                                 CHIRON_RECIPE_ENTRY_SYMBOL + " (use CHIRON_RECIPE(ClassName))");
   }
   const ChironRecipeV1* entry = entry_fn();
-  if (entry == nullptr) return InvalidArgumentError("recipe '" + recipe_path + "': null entry record");
-  if (entry->abi_version != CHIRON_RECIPE_ABI_VERSION || entry->record_size != sizeof(ChironRecipeV1)) {
+  if (entry == nullptr)
+    return InvalidArgumentError("recipe '" + recipe_path + "': null entry record");
+  if (entry->abi_version != CHIRON_RECIPE_ABI_VERSION ||
+      entry->record_size != sizeof(ChironRecipeV1)) {
     return FailedPreconditionError("recipe '" + recipe_path + "' was built for recipe ABI " +
                                    std::to_string(entry->abi_version) + "; this worker speaks " +
                                    std::to_string(CHIRON_RECIPE_ABI_VERSION) +

@@ -13,7 +13,11 @@
 //
 // Flat layout: ParameterLayout lists every trainable tensor (in the module's registration order)
 // with its offset in one float array, and every buffer likewise in a second float array. Integer
-// buffers (BatchNorm's num_batches_tracked) are carried as floats (exact up to 2^24).
+// buffers (BatchNorm's num_batches_tracked) are carried as floats (exact up to 2^24). Each slot
+// starts at a multiple of kTensorAlignment bytes; the floats between slots are padding (zero in
+// InitialParameters, zero gradient, ignored otherwise). The engine computes directly on the
+// caller's arrays, so allocate them kTensorAlignment-aligned (shared memory and AlignedFloats
+// are): BLAS and oneDNN kernels run measurably slower on misaligned weights.
 //
 // This header includes no libtorch header (the implementation is behind a pimpl in engine.cc):
 // keep it that way, every file including it would otherwise pay libtorch's ~15 s compile cost.
@@ -26,6 +30,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,8 +40,25 @@
 
 namespace chiron::worker {
 
+inline constexpr size_t kTensorAlignment = 64;  // bytes: one cache line, one AVX-512 vector
+
+// A float array aligned for the engine (parameters, gradients, buffers, logits).
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT: rebinding
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(kTensorAlignment)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(kTensorAlignment)); }
+  friend bool operator==(const AlignedAllocator&, const AlignedAllocator&) { return true; }
+};
+using AlignedFloats = std::vector<float, AlignedAllocator<float>>;
+
 struct TensorSlot {
-  std::string name;            // dotted module path, e.g. "conv1.weight", "layer1.0.bn1.running_mean"
+  std::string name;  // dotted module path, e.g. "conv1.weight", "layer1.0.bn1.running_mean"
   std::vector<int64_t> shape;  // empty for a scalar
   size_t count = 0;            // elements (product of shape)
   size_t offset = 0;           // index of the first element in the flat array
@@ -62,8 +84,8 @@ struct BatchView {
 };
 
 struct EngineOptions {
-  int threads = 1;        // libtorch intra-op threads (NOTES.md: the default here is 1)
-  uint64_t seed = 0;      // seeds libtorch's generator before the recipe builds its model
+  int threads = 1;           // libtorch intra-op threads (NOTES.md: the default here is 1)
+  uint64_t seed = 0;         // seeds libtorch's generator before the recipe builds its model
   size_t max_batch = 65536;  // larger batches are refused (InvalidArgument)
 };
 
@@ -100,10 +122,9 @@ class Engine {
   // InvalidArgument on wrong sizes, a label outside [0, class_count) or an empty batch;
   // Internal if the recipe's forward or loss fails (shape errors and the like) or yields a
   // non-finite loss.
-  virtual Status ComputeGradients(std::span<const float> params,
-                                  std::span<const float> buffers_in, const BatchView& batch,
-                                  std::span<float> grads_out, std::span<float> buffers_out,
-                                  float* loss_out) = 0;
+  virtual Status ComputeGradients(std::span<const float> params, std::span<const float> buffers_in,
+                                  const BatchView& batch, std::span<float> grads_out,
+                                  std::span<float> buffers_out, float* loss_out) = 0;
 
   // Eval-mode forward without autograd: logits_out ← count × output_size() logits.
   virtual Status Predict(std::span<const float> params, std::span<const float> buffers,

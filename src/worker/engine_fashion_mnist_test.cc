@@ -1,6 +1,8 @@
 // Real data: the LeNet recipe trained for one short epoch on a slice of Fashion-MNIST in Chiron's
 // shape (trusted shuffler picks batches, engine computes gradients, trusted optimizer applies
 // them, trusted metrics score the predictions). No libtorch include: only the engine's flat API.
+#include "worker/engine_fashion_mnist.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -10,7 +12,6 @@
 #include "runtime/train/optimizer.h"
 #include "runtime/train/shuffler.h"
 #include "worker/engine.h"
-#include "worker/engine_fashion_mnist.h"
 
 namespace chiron::worker {
 namespace {
@@ -36,7 +37,7 @@ TEST(EngineFashionMnistTest, LeNetLearnsFromASlice) {
   const TrainingConfig config = e.training_config();
   ASSERT_TRUE(train::ValidateTrainingConfig(config).ok());
 
-  std::vector<float> params(e.layout().parameter_count), buffers(e.layout().buffer_count);
+  AlignedFloats params(e.layout().parameter_count), buffers(e.layout().buffer_count);
   ASSERT_TRUE(e.InitialParameters(params, buffers).ok());
   auto optimizer = train::Optimizer::Create(config.optimizer, params.size());
   ASSERT_TRUE(optimizer.ok());
@@ -46,7 +47,7 @@ TEST(EngineFashionMnistTest, LeNetLearnsFromASlice) {
   const size_t image_size = 784;
   std::vector<uint8_t> batch_pixels;
   std::vector<int64_t> batch_labels;
-  std::vector<float> grads(params.size());
+  AlignedFloats grads(params.size());
   double first_losses = 0, last_losses = 0;
   const auto batches = shuffler->EpochBatches(0);
   const auto start = std::chrono::steady_clock::now();
@@ -78,22 +79,23 @@ TEST(EngineFashionMnistTest, LeNetLearnsFromASlice) {
   std::vector<float> logits(chunk * 10);
   for (size_t at = 0; at < test_set->count; at += chunk) {
     const size_t n = std::min(chunk, test_set->count - at);
-    ASSERT_TRUE(e.Predict(params, buffers,
-                          std::span<const uint8_t>(test_set->pixels).subspan(at * image_size,
-                                                                             n * image_size),
-                          n, std::span<float>(logits).first(n * 10))
-                    .ok());
+    ASSERT_TRUE(
+        e.Predict(
+             params, buffers,
+             std::span<const uint8_t>(test_set->pixels).subspan(at * image_size, n * image_size), n,
+             std::span<float>(logits).first(n * 10))
+            .ok());
     ASSERT_TRUE(metrics
                     ->Add(std::span<const float>(logits).first(n * 10),
                           std::span<const int64_t>(test_set->labels).subspan(at, n))
                     .ok());
   }
   const train::ClassificationReport report = metrics->Report();
-  std::printf("LeNet, %zu training images, 1 epoch: %.0f img/s, loss %.3f -> %.3f, "
-              "test accuracy %.3f (%llu images), test loss %.3f\n",
-              train_set->count, train_set->count / seconds, first_losses, last_losses,
-              report.accuracy, static_cast<unsigned long long>(report.example_count),
-              report.mean_loss);
+  std::printf(
+      "LeNet, %zu training images, 1 epoch: %.0f img/s, loss %.3f -> %.3f, "
+      "test accuracy %.3f (%llu images), test loss %.3f\n",
+      train_set->count, train_set->count / seconds, first_losses, last_losses, report.accuracy,
+      static_cast<unsigned long long>(report.example_count), report.mean_loss);
   EXPECT_LT(last_losses, 0.6 * first_losses);
   EXPECT_GT(report.accuracy, 0.70);
   EXPECT_EQ(report.example_count, test_set->count);

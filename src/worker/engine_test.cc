@@ -92,7 +92,15 @@ TEST(EngineTest, MlpLayoutAndDeclarations) {
   EXPECT_EQ(layout.parameters[1].name, "fc1.bias");
   EXPECT_EQ(layout.parameters[1].offset, 256u * 784);
   EXPECT_EQ(layout.parameters[3].name, "fc2.bias");
-  EXPECT_EQ(layout.parameter_count, 784u * 256 + 256 + 256 * 10 + 10);
+  // Slots start on 64-byte boundaries; the total is padded likewise.
+  size_t used = 0;
+  for (const auto& slot : layout.parameters) {
+    EXPECT_EQ(slot.offset % (kTensorAlignment / sizeof(float)), 0u) << slot.name;
+    used += slot.count;
+  }
+  EXPECT_EQ(used, 784u * 256 + 256 + 256 * 10 + 10);
+  EXPECT_EQ(layout.parameters[3].offset, 784u * 256 + 256 + 256 * 10);
+  EXPECT_EQ(layout.parameter_count, 203536u);  // 203530 rounded up to 16 floats
   EXPECT_EQ(layout.buffer_count, 0u);
   EXPECT_EQ(engine->recipe_name(), "mlp");
   EXPECT_EQ(engine->output_size(), 10);
@@ -136,12 +144,15 @@ TEST(EngineTest, MlpGradientsMatchPlainAutograd) {
   auto flat = torch::from_blob(m.params.data(), {static_cast<int64_t>(m.params.size())});
   const auto& slots = engine->layout().parameters;
   auto view = [&](int i) {
-    return flat.narrow(0, slots[i].offset, slots[i].count).view(slots[i].shape).clone()
+    return flat.narrow(0, slots[i].offset, slots[i].count)
+        .view(slots[i].shape)
+        .clone()
         .requires_grad_(true);
   };
   torch::Tensor w1 = view(0), b1 = view(1), w2 = view(2), b2 = view(3);
   torch::Tensor x = torch::from_blob(pixels.data(), {static_cast<int64_t>(n), 784}, torch::kUInt8)
-                        .to(torch::kFloat32) / 255.0;
+                        .to(torch::kFloat32) /
+                    255.0;
   torch::Tensor y = torch::from_blob(labels.data(), {static_cast<int64_t>(n)}, torch::kInt64);
   torch::Tensor logits = torch::linear(torch::relu(torch::linear(x, w1, b1)), w2, b2);
   torch::Tensor ref_loss = torch::nn::functional::cross_entropy(logits, y);
@@ -155,6 +166,9 @@ TEST(EngineTest, MlpGradientsMatchPlainAutograd) {
     worst = std::max(worst, (ours - ref_grads[i]).abs().max().item<double>());
   }
   EXPECT_LT(worst, 1e-6);
+  // The padding after the last slot gets a zero gradient.
+  for (size_t i = slots[3].offset + slots[3].count; i < grads.size(); ++i)
+    EXPECT_EQ(grads[i], 0.0f);
 
   // u16 labels give the same result.
   std::vector<float> grads16(m.params.size());
@@ -352,15 +366,15 @@ TEST(EngineTest, ComputeGradientsRefusesBadBatches) {
   std::vector<float> x(8, 0.5f), grads(m.params.size()), none;
   float loss = 0;
   std::vector<int64_t> out_of_range = {0, 3};
-  Status s = engine->ComputeGradients(m.params, none,
-                                      {Bytes(x), Bytes(out_of_range), LabelType::kI64, 2}, grads,
-                                      none, &loss);
+  Status s = engine->ComputeGradients(
+      m.params, none, {Bytes(x), Bytes(out_of_range), LabelType::kI64, 2}, grads, none, &loss);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("outside [0, 3)"), std::string::npos);
   std::vector<int64_t> negative = {-1, 0};
   EXPECT_FALSE(engine
-                   ->ComputeGradients(m.params, none, {Bytes(x), Bytes(negative), LabelType::kI64, 2},
-                                      grads, none, &loss)
+                   ->ComputeGradients(m.params, none,
+                                      {Bytes(x), Bytes(negative), LabelType::kI64, 2}, grads, none,
+                                      &loss)
                    .ok());
   std::vector<int64_t> labels = {0, 1};
   EXPECT_FALSE(engine

@@ -46,9 +46,9 @@ std::vector<Case> Cases() {
       c.beta1 = 0.85;
       c.beta2 = 0.995;
       c.epsilon = 1e-7;
-      cases.push_back({kind == OptimizerKind::kAdam ? (wd ? "adam_wd" : "adam")
-                                                    : (wd ? "adamw_wd" : "adamw"),
-                       c});
+      cases.push_back(
+          {kind == OptimizerKind::kAdam ? (wd ? "adam_wd" : "adam") : (wd ? "adamw_wd" : "adamw"),
+           c});
     }
   }
   return cases;

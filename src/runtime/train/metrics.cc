@@ -24,8 +24,8 @@ Status MetricsAccumulator::Add(std::span<const float> logits, std::span<const in
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || labels[i] >= class_count_) {
       return InvalidArgumentError("metrics: label " + std::to_string(labels[i]) + " of example " +
-                                  std::to_string(i) + " is outside [0, " +
-                                  std::to_string(classes) + ")");
+                                  std::to_string(i) + " is outside [0, " + std::to_string(classes) +
+                                  ")");
     }
   }
   for (float v : logits) {

@@ -43,8 +43,7 @@ class MetricsAccumulator {
 
  private:
   explicit MetricsAccumulator(int64_t class_count)
-      : class_count_(class_count),
-        confusion_(static_cast<size_t>(class_count * class_count), 0) {}
+      : class_count_(class_count), confusion_(static_cast<size_t>(class_count * class_count), 0) {}
 
   int64_t class_count_;
   uint64_t example_count_ = 0;

@@ -12,10 +12,10 @@ TEST(MetricsTest, AccuracyConfusionAndLoss) {
   auto m = MetricsAccumulator::Create(3);
   ASSERT_TRUE(m.ok());
   std::vector<float> logits = {
-      2, 0, 0,   // label 0, predicted 0
-      0, 3, 1,   // label 1, predicted 1
-      0, 0, 4,   // label 1, predicted 2
-      1, 1, 0,   // label 2, tie 0/1 -> predicted 0 (lowest index, as torch.argmax)
+      2, 0, 0,  // label 0, predicted 0
+      0, 3, 1,  // label 1, predicted 1
+      0, 0, 4,  // label 1, predicted 2
+      1, 1, 0,  // label 2, tie 0/1 -> predicted 0 (lowest index, as torch.argmax)
   };
   std::vector<int64_t> labels = {0, 1, 1, 2};
   ASSERT_TRUE(m->Add(logits, labels).ok());

@@ -13,7 +13,8 @@
 //    (add/add_ with an alpha);
 //  - the hot loops are cloned for x86-64-v4 (AVX-512) and v3 (AVX2+FMA), so std::fma becomes one
 //    instruction and the loops vectorise like ATen's.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
 #define CHIRON_VECTOR_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -26,7 +27,9 @@ namespace {
 constexpr char kStateMagic[8] = {'C', 'H', 'O', 'P', 'T', 'S', 'T', '1'};
 constexpr uint32_t kStateVersion = 1;
 
-bool FiniteIn(double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; }
+bool FiniteIn(double v, double lo, double hi) {
+  return std::isfinite(v) && v >= lo && v <= hi;
+}
 
 Status FieldError(const char* field, double value, const char* range) {
   return InvalidArgumentError(std::string("optimizer config: ") + field + " = " +
@@ -80,9 +83,9 @@ void SgdLoop(float* __restrict p, const float* __restrict g, float* __restrict b
 //   AdamW: p = p * (1 - lr * wd)                          p.mul_(1 - lr * wd)
 //   Adam:  g = g + wd * p                                 grad.add(p, wd)            fma
 //   m = m * b1 + (1 - b1) * g                             exp_avg.mul_(b1).add_(g, 1 - b1)
-//   v = v * b2 + ((1 - b2) * g) * g                       exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
-//   denom = sqrt(v) / sqrt(bc2) + eps                     (v.sqrt() / sqrt(bc2)).add_(eps)
-//   p = p + ((-lr / bc1) * m) / denom                     p.addcdiv_(m, denom, -lr / bc1)
+//   v = v * b2 + ((1 - b2) * g) * g                       exp_avg_sq.mul_(b2).addcmul_(g, g, 1 -
+//   b2) denom = sqrt(v) / sqrt(bc2) + eps                     (v.sqrt() / sqrt(bc2)).add_(eps) p =
+//   p + ((-lr / bc1) * m) / denom                     p.addcdiv_(m, denom, -lr / bc1)
 struct AdamScalars {
   float decoupled_decay_factor;  // 1 - lr * wd (AdamW)
   float weight_decay;            // Adam (L2 in the gradient)
@@ -112,7 +115,9 @@ void AdamLoop(float* __restrict p, const float* __restrict g_in, float* __restri
   }
 }
 
-void AppendF64(Bytes& out, double v) { AppendU64Le(out, std::bit_cast<uint64_t>(v)); }
+void AppendF64(Bytes& out, double v) {
+  AppendU64Le(out, std::bit_cast<uint64_t>(v));
+}
 
 // Optimizer with `buffer_count` per-parameter float buffers (SGD: momentum; Adam: m, v).
 class FlatOptimizer final : public Optimizer {
@@ -131,8 +136,8 @@ class FlatOptimizer final : public Optimizer {
                                   std::to_string(grads.size()));
     }
     if (!std::isfinite(learning_rate) || learning_rate < 0) {
-      return InvalidArgumentError("optimizer step: learning rate " +
-                                  std::to_string(learning_rate) + " is not a finite value >= 0");
+      return InvalidArgumentError("optimizer step: learning rate " + std::to_string(learning_rate) +
+                                  " is not a finite value >= 0");
     }
     // A NaN or infinite gradient would silently destroy every parameter it touches.
     if (!AllFinite(grads.data(), grads.size())) {
@@ -241,8 +246,8 @@ class FlatOptimizer final : public Optimizer {
     auto buffer_count = r.U32Le("buffer count");
     if (!buffer_count.ok()) return bad(buffer_count.status());
     if (*buffer_count != buffers_.size()) {
-      return DataLossError("optimizer state: " + std::to_string(*buffer_count) +
-                           " buffers where " + std::to_string(buffers_.size()) + " belong");
+      return DataLossError("optimizer state: " + std::to_string(*buffer_count) + " buffers where " +
+                           std::to_string(buffers_.size()) + " belong");
     }
     std::vector<std::vector<float>> buffers(buffers_.size());
     for (std::vector<float>& buffer : buffers) {
@@ -302,8 +307,10 @@ Status ValidateOptimizerConfig(const OptimizerConfig& c) {
                                 std::to_string(static_cast<int>(c.kind)) +
                                 " (SGD = 1, Adam = 2, AdamW = 3)");
   }
-  if (!FiniteIn(c.learning_rate, 0, 1e3)) return FieldError("learning_rate", c.learning_rate, "[0, 1000]");
-  if (!FiniteIn(c.weight_decay, 0, 1e3)) return FieldError("weight_decay", c.weight_decay, "[0, 1000]");
+  if (!FiniteIn(c.learning_rate, 0, 1e3))
+    return FieldError("learning_rate", c.learning_rate, "[0, 1000]");
+  if (!FiniteIn(c.weight_decay, 0, 1e3))
+    return FieldError("weight_decay", c.weight_decay, "[0, 1000]");
   if (c.kind == OptimizerKind::kSgd) {
     if (!FiniteIn(c.momentum, 0, 1)) return FieldError("momentum", c.momentum, "[0, 1]");
     if (!FiniteIn(c.dampening, 0, 1)) return FieldError("dampening", c.dampening, "[0, 1]");
@@ -314,7 +321,8 @@ Status ValidateOptimizerConfig(const OptimizerConfig& c) {
   } else {
     if (!FiniteIn(c.beta1, 0, 1) || c.beta1 >= 1) return FieldError("beta1", c.beta1, "[0, 1)");
     if (!FiniteIn(c.beta2, 0, 1) || c.beta2 >= 1) return FieldError("beta2", c.beta2, "[0, 1)");
-    if (!FiniteIn(c.epsilon, 0, 1) || c.epsilon <= 0) return FieldError("epsilon", c.epsilon, "(0, 1]");
+    if (!FiniteIn(c.epsilon, 0, 1) || c.epsilon <= 0)
+      return FieldError("epsilon", c.epsilon, "(0, 1]");
   }
   return Status::Ok();
 }

@@ -87,9 +87,9 @@ TEST(OptimizerTest, RefusesNonFiniteGradientsAndLeavesParametersUnchanged) {
   auto opt = Optimizer::Create(Sgd(0.1, 0.9), 4);
   ASSERT_TRUE(opt.ok());
   std::vector<float> p = {1, 2, 3, 4};
-  for (float poison : {std::numeric_limits<float>::quiet_NaN(),
-                       std::numeric_limits<float>::infinity(),
-                       -std::numeric_limits<float>::infinity()}) {
+  for (float poison :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+        -std::numeric_limits<float>::infinity()}) {
     std::vector<float> g = {0.1f, 0.1f, poison, 0.1f};
     Status s = (*opt)->Step(p, g, 0.1);
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);

@@ -23,8 +23,7 @@ Result<LearningRateSchedule> LearningRateSchedule::Create(const ScheduleConfig& 
                " must be shorter than the run (" + std::to_string(total_steps) + " steps)");
   }
   switch (config.kind) {
-    case ScheduleKind::kConstant:
-      break;
+    case ScheduleKind::kConstant: break;
     case ScheduleKind::kStep:
       if (config.step_epochs == 0) return bad("step_epochs must be >= 1");
       if (!std::isfinite(config.gamma) || config.gamma <= 0 || config.gamma > 1) {
@@ -61,8 +60,7 @@ double LearningRateSchedule::LearningRate(uint64_t step) const {
       return min + (base_ - min) * (1 + std::cos(std::numbers::pi * t / span)) / 2;
     }
     case ScheduleKind::kConstant:
-    default:
-      return base_;
+    default: return base_;
   }
 }
 

@@ -1,5 +1,6 @@
 // Learning-rate schedules (trusted): constant, step decay and cosine annealing, each with an
-// optional linear warm-up. The formulas are those of include/chiron/recipe_types.h's ScheduleConfig:
+// optional linear warm-up. The formulas are those of include/chiron/recipe_types.h's
+// ScheduleConfig:
 //
 //   warm-up   step s < W:     lr = base * (s + 1) / W
 //   constant  :               lr = base
@@ -34,7 +35,10 @@ class LearningRateSchedule {
  private:
   LearningRateSchedule(const ScheduleConfig& config, double base, uint64_t steps_per_epoch,
                        uint64_t total_steps)
-      : config_(config), base_(base), steps_per_epoch_(steps_per_epoch), total_steps_(total_steps) {}
+      : config_(config),
+        base_(base),
+        steps_per_epoch_(steps_per_epoch),
+        total_steps_(total_steps) {}
 
   ScheduleConfig config_;
   double base_;

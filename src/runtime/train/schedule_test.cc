@@ -42,8 +42,7 @@ TEST(ScheduleTest, CosineMatchesClosedFormAfterWarmup) {
   EXPECT_DOUBLE_EQ(s->LearningRate(4), 0.05);
   EXPECT_DOUBLE_EQ(s->LearningRate(10), 0.1);
   EXPECT_NEAR(s->LearningRate(60), 0.001 + 0.099 * 0.5, 1e-15);
-  EXPECT_NEAR(s->LearningRate(35), 0.001 + 0.099 * (1 + std::cos(std::numbers::pi / 4)) / 2,
-              1e-15);
+  EXPECT_NEAR(s->LearningRate(35), 0.001 + 0.099 * (1 + std::cos(std::numbers::pi / 4)) / 2, 1e-15);
   EXPECT_DOUBLE_EQ(s->LearningRate(110), 0.001);
   EXPECT_DOUBLE_EQ(s->LearningRate(5000), 0.001);
 }

@@ -37,7 +37,10 @@ class Shuffler {
 
  private:
   Shuffler(uint64_t seed, uint64_t example_count, uint32_t batch_size, bool drop_last)
-      : seed_(seed), example_count_(example_count), batch_size_(batch_size), drop_last_(drop_last) {}
+      : seed_(seed),
+        example_count_(example_count),
+        batch_size_(batch_size),
+        drop_last_(drop_last) {}
 
   uint64_t seed_;
   uint64_t example_count_;

@@ -8,7 +8,8 @@ namespace {
 class LeNet : public chiron::RecipeModel {
  public:
   LeNet(int64_t channels, int64_t height, int64_t width, int64_t classes)
-      : conv1_(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, 20, 5)))),
+      : conv1_(
+            register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, 20, 5)))),
         conv2_(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(20, 50, 5)))),
         fc1_(register_module("fc1", torch::nn::Linear(50 * Pooled(height) * Pooled(width), 500))),
         fc2_(register_module("fc2", torch::nn::Linear(500, classes))),

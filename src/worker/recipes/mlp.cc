@@ -12,9 +12,7 @@ class Mlp : public chiron::RecipeModel {
       : fc1_(register_module("fc1", torch::nn::Linear(inputs, hidden))),
         fc2_(register_module("fc2", torch::nn::Linear(hidden, classes))) {}
 
-  torch::Tensor forward(torch::Tensor x) override {
-    return fc2_(torch::relu(fc1_(x.flatten(1))));
-  }
+  torch::Tensor forward(torch::Tensor x) override { return fc2_(torch::relu(fc1_(x.flatten(1)))); }
 
  private:
   torch::nn::Linear fc1_;

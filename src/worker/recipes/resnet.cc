@@ -21,10 +21,9 @@ class BasicBlockImpl : public torch::nn::Module {
     if (stride != 1 || in != out) {
       shortcut_ = register_module(
           "shortcut",
-          torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1)
-                                                      .stride(stride)
-                                                      .bias(false)),
-                                torch::nn::BatchNorm2d(out)));
+          torch::nn::Sequential(
+              torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)),
+              torch::nn::BatchNorm2d(out)));
     }
   }
 

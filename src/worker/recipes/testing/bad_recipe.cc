@@ -14,5 +14,7 @@ extern "C" __attribute__((visibility("default"))) const ChironRecipeV1* chiron_r
   return &kEntry;
 }
 #else
-extern "C" __attribute__((visibility("default"))) int not_a_recipe() { return 42; }
+extern "C" __attribute__((visibility("default"))) int not_a_recipe() {
+  return 42;
+}
 #endif

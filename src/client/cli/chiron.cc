@@ -4,7 +4,8 @@
 // Each noun registers its own subcommands (cli_common.h); this file only wires the global
 // options and runs the chosen action. Exit codes (docs/cli.md): 0 success; 1 usage error;
 // 2 verification failed (attestation, evidence, audit chain, tampering); 3 the server could not
-// be reached or the connection broke; 4 any other error; 5 refused by the server (role).
+// be reached or the connection broke; 4 any other error; 5 refused by the server (role);
+// 6 a training job failed or was cancelled.
 #include <CLI/CLI.hpp>
 #include <string>
 
@@ -20,7 +21,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{global.operator_mode
                    ? "chiron-operator: the provider's tool for a Chiron runtime (register, "
-                     "attest, audit; recipes follow)."
+                     "attest, register recipes, job facts, audit)."
                    : "chiron: train models on your data inside an attested Chiron runtime, "
                      "without anyone else seeing the data.",
                global.program};
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.footer(
       "Exit codes: 0 ok, 1 usage, 2 verification failed, 3 server unreachable, 4 error, "
-      "5 refused by the server.\n\nExample:\n  " +
+      "5 refused by the server, 6 training job failed or cancelled.\n\nExample:\n  " +
       global.program + " init --name alice --server 127.0.0.1:7443 --policy policy.json\n  " +
       global.program + " attest");
   app.add_option("--profile", global.profile_dir,
@@ -45,6 +46,13 @@ int main(int argc, char** argv) {
   AddInitCommands(app, global, action);
   AddAttestCommands(app, global, action);
   if (!global.operator_mode) AddDatasetCommands(app, global, action);
+  AddRecipeCommands(app, global, action);
+  if (!global.operator_mode) {
+    AddTrainCommands(app, global, action);
+    AddModelCommands(app, global, action);
+    AddPredictCommands(app, global, action);
+  }
+  AddJobCommands(app, global, action);  // owners: list/watch/cancel; providers: facts
   AddAuditCommands(app, global, action);
 
   CLI11_PARSE(app, argc, argv);

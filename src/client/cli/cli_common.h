@@ -26,6 +26,7 @@ inline constexpr int kExitVerificationFailed = 2;  // attestation, evidence, aud
 inline constexpr int kExitUnreachable = 3;         // server unreachable or connection lost
 inline constexpr int kExitError = 4;               // anything else
 inline constexpr int kExitRefused = 5;             // the server refused: wrong role / not registered
+inline constexpr int kExitJobFailed = 6;           // a training job ended failed or cancelled
 
 struct GlobalOptions {
   bool operator_mode = false;  // invoked as chiron-operator: provider defaults
@@ -92,5 +93,10 @@ void AddInitCommands(CLI::App& app, GlobalOptions& global, CommandAction& action
 void AddAttestCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
 void AddDatasetCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
 void AddAuditCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
+void AddRecipeCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
+void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
+void AddJobCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
+void AddModelCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
+void AddPredictCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
 
 }  // namespace chiron::client

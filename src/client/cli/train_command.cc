@@ -1,0 +1,117 @@
+// `chiron train`: start a confined training job on one of your datasets and follow it live.
+#include <cstdio>
+#include <iostream>
+
+#include "chiron/v1/jobs.grpc.pb.h"
+#include "client/cli/cli_common.h"
+#include "client/cli/job_view.h"
+
+namespace chiron::client {
+namespace {
+
+struct TrainArgs {
+  std::string dataset;
+  std::string recipe;
+  std::string model;
+  uint32_t epochs = 0;
+  double validation = 0.1;
+  uint64_t seed = 0;
+  bool detach = false;
+  bool json = false;
+};
+
+int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
+  auto session = OpenSession(global);
+  if (!session.ok()) return Fail(session.status());
+  // Starting a job loads the recipe in a sandbox to read its declarations: allow for that.
+  auto connection = ConnectSession(*session, std::chrono::seconds(120));
+  if (!connection.ok()) return FailConnect(connection.status());
+
+  v1::StartTrainingRequest request;
+  request.set_dataset_name(args.dataset);
+  request.set_recipe_id(args.recipe);
+  request.set_model_name(args.model);
+  request.set_validation_fraction(args.validation);
+  request.set_epochs(args.epochs);
+  request.set_seed(args.seed);
+  v1::OwnerJobView started;
+  auto context = (*connection)->NewContext();
+  Status status = FromGrpc(v1::Jobs::NewStub((*connection)->channel())
+                               ->StartTraining(context.get(), request, &started),
+                           "Jobs.StartTraining");
+  if (!status.ok()) {
+    int code = Fail(status);
+    if (status.code() == StatusCode::kNotFound) {
+      std::fprintf(stderr,
+                   "%s: `%s dataset list` shows your datasets and `%s recipe list` the recipes "
+                   "(pass a recipe's name or id)\n",
+                   global.program.c_str(), global.program.c_str(), global.program.c_str());
+    } else if (status.code() == StatusCode::kAlreadyExists) {
+      std::fprintf(stderr, "%s: choose another --model name, or `%s model delete %s` first\n",
+                   global.program.c_str(), global.program.c_str(), args.model.c_str());
+    }
+    return code;
+  }
+  if (!args.json) {
+    std::printf("started job %s: model '%s' from dataset '%s' with recipe %s, %u epochs, "
+                "%.0f%% held out for validation\n",
+                started.job_id().c_str(), args.model.c_str(), args.dataset.c_str(),
+                started.recipe_id().substr(0, 16).c_str(), started.epochs_total(),
+                args.validation * 100);
+    std::fflush(stdout);
+  }
+  if (args.detach) {
+    if (args.json) {
+      std::cout << OwnerJobViewJson(started, {}).dump(2) << "\n";
+    } else {
+      std::printf("detached: `%s job watch %s` follows it, `%s job list` shows every job\n",
+                  global.program.c_str(), started.job_id().c_str(), global.program.c_str());
+    }
+    return kExitOk;
+  }
+  if (!args.json) {
+    std::printf("training in the sandbox; Ctrl-C stops watching (the job keeps running)\n");
+    std::fflush(stdout);
+  }
+  WatchOptions watch;
+  watch.program = global.program;
+  watch.print_epochs = !args.json;
+  auto finished = WatchJob(**connection, started, watch);
+  if (!finished.ok()) return Fail(finished.status());
+  return ReportFinishedJob(**connection, *finished, args.json, global.program);
+}
+
+}  // namespace
+
+void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& action) {
+  auto args = std::make_shared<TrainArgs>();
+  auto* train_cmd = app.add_subcommand(
+      "train", "Train a model on one of your datasets with a recipe, inside the sandbox");
+  train_cmd->footer(
+      "The runtime holds out --validation of the dataset, trains for --epochs (default: the "
+      "recipe's), and shows each finished epoch; at the end it prints the validation accuracy, "
+      "the per-class accuracy and the confusion matrix. The provider sees only the job's coarse "
+      "facts (docs/provider-facts.md), never your data or metrics. Exit code 6 if the job "
+      "failed or was cancelled.\n\nExamples:\n"
+      "  chiron train --dataset fmnist-train --recipe lenet --model fmnist-lenet --epochs 2\n"
+      "  chiron train --dataset fmnist-train --recipe mlp --model quick --detach");
+  train_cmd->add_option("--dataset", args->dataset, "your dataset's name (chiron dataset list)")
+      ->required();
+  train_cmd->add_option("--recipe", args->recipe, "recipe name or id (chiron recipe list)")
+      ->required();
+  train_cmd->add_option("--model", args->model, "name for the trained model")->required();
+  train_cmd->add_option("--epochs", args->epochs, "epochs to train (default: the recipe's)")
+      ->check(CLI::Range(1u, 1000u));
+  train_cmd->add_option("--validation", args->validation,
+                        "fraction of the dataset held out for validation, in (0, 0.5)")
+      ->check(CLI::Range(0.001, 0.499))
+      ->capture_default_str();
+  train_cmd->add_option("--seed", args->seed, "seed for the shuffling and initialisation");
+  train_cmd->add_flag("--detach", args->detach, "start the job and return at once");
+  train_cmd->add_flag("--json", args->json, "print the finished job as JSON (no progress lines)");
+  train_cmd->callback([&global, &action, args] {
+    action = [&global, args] { return RunTrain(global, *args); };
+  });
+}
+
+}  // namespace chiron::client

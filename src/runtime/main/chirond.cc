@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
   std::string bin_dir = SelfDirectory();
   std::string worker = bin_dir + "/chiron-worker";
   std::string sandbox_policy = bin_dir + "/sandbox-policy.json";
+  std::string recipes_dir = bin_dir + "/../recipes";
+  uint64_t query_budget = 100000;
+  int worker_threads = 2;
   std::string tsm_root = tee::kDefaultTsmReportRoot;
   std::string port_file;
   std::string sim_policy_file;
@@ -82,6 +85,14 @@ int main(int argc, char** argv) {
   app.add_option("--worker", worker, "the sandboxed worker executable (measured)")
       ->capture_default_str();
   app.add_option("--sandbox-policy", sandbox_policy, "the sandbox policy file (measured)")
+      ->capture_default_str();
+  app.add_option("--recipes-dir", recipes_dir,
+                 "built-in recipes (chiron_recipe_NAME.so), registered at start")
+      ->capture_default_str();
+  app.add_option("--query-budget", query_budget, "predictions each model may answer")
+      ->capture_default_str();
+  app.add_option("--worker-threads", worker_threads, "libtorch threads per sandboxed worker")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--tsm-root", tsm_root, "configfs-tsm report directory (tsm platform)")
       ->capture_default_str();
@@ -119,6 +130,14 @@ int main(int argc, char** argv) {
   }
   options.store_limits.max_datasets_per_owner = max_datasets;
   options.listen_address = listen;
+  jobs::JobManagerOptions jobs;
+  std::error_code ec;
+  auto absolute_worker = std::filesystem::absolute(worker, ec);
+  jobs.worker.worker_path = ec ? worker : absolute_worker.string();
+  jobs.worker.threads = worker_threads;
+  jobs.recipes_dir = recipes_dir;
+  jobs.query_budget = query_budget;
+  options.jobs = jobs;
   options.platform.name = platform;
   options.platform.state_dir = state_dir;
   options.platform.tsm_root = tsm_root;

@@ -69,16 +69,19 @@ class PendingAudit final : public v1::Audit::Service {
 
 }  // namespace
 
-std::vector<std::unique_ptr<grpc::Service>> MakePendingServices(bool include_data_path) {
+std::vector<std::unique_ptr<grpc::Service>> MakePendingServices(bool include_data_path,
+                                                                bool include_training) {
   std::vector<std::unique_ptr<grpc::Service>> services;
   if (include_data_path) {
     services.push_back(std::make_unique<PendingPrincipals>());
     services.push_back(std::make_unique<PendingDatasets>());
     services.push_back(std::make_unique<PendingAudit>());
   }
-  services.push_back(std::make_unique<PendingRecipes>());
-  services.push_back(std::make_unique<PendingJobs>());
-  services.push_back(std::make_unique<PendingModels>());
+  if (include_training) {
+    services.push_back(std::make_unique<PendingRecipes>());
+    services.push_back(std::make_unique<PendingJobs>());
+    services.push_back(std::make_unique<PendingModels>());
+  }
   return services;
 }
 

@@ -15,6 +15,8 @@ namespace chiron::runtime {
 // ownership: keep the vector alive as long as the server). The data path (Principals, Datasets,
 // Audit) is implemented by chirond whenever it has a sealed store; `include_data_path` adds
 // pending stand-ins for it, for a platform that cannot seal (no store, e.g. tsm today).
-std::vector<std::unique_ptr<grpc::Service>> MakePendingServices(bool include_data_path);
+// `include_training` adds stand-ins for Recipes, Jobs and Models (chirond without a worker).
+std::vector<std::unique_ptr<grpc::Service>> MakePendingServices(bool include_data_path,
+                                                                bool include_training = true);
 
 }  // namespace chiron::runtime

@@ -5,6 +5,7 @@
 #include "runtime/service/datasets_service.h"
 #include "runtime/service/pending_services.h"
 #include "runtime/service/principals_service.h"
+#include "runtime/service/training_services.h"
 #include "shared/base/file_system.h"
 #include "shared/base/log.h"
 #include "shared/ratls/grpc_credentials.h"
@@ -53,6 +54,16 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
     server->services_.push_back(
         std::make_unique<AuditService>(server->store_.get(), server->authorizer_.get()));
     LogInfo("store.open", {{"dir", store_dir}});
+    if (options.jobs) {
+      server->jobs_ = std::make_unique<jobs::JobManager>(server->store_.get(), *options.jobs);
+      CHIRON_RETURN_IF_ERROR(server->jobs_->Start().WithContext("training jobs"));
+      server->services_.push_back(
+          std::make_unique<RecipesService>(server->jobs_.get(), server->authorizer_.get()));
+      server->services_.push_back(
+          std::make_unique<JobsService>(server->jobs_.get(), server->authorizer_.get()));
+      server->services_.push_back(
+          std::make_unique<ModelsService>(server->jobs_.get(), server->authorizer_.get()));
+    }
   } else if (sealing_key.status().code() == StatusCode::kUnimplemented) {
     LogWarning("store.unavailable",
                {{"reason", sealing_key.status().message()},
@@ -61,7 +72,8 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
   } else {
     return sealing_key.status().WithContext("store sealing key");
   }
-  for (auto& service : MakePendingServices(/*include_data_path=*/server->store_ == nullptr)) {
+  for (auto& service : MakePendingServices(/*include_data_path=*/server->store_ == nullptr,
+                                           /*include_training=*/server->jobs_ == nullptr)) {
     server->services_.push_back(std::move(service));
   }
 
@@ -84,6 +96,7 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
 
 void RuntimeServer::Shutdown(std::chrono::milliseconds grace) {
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + grace);
+  if (jobs_) jobs_->Stop();
 }
 
 void RuntimeServer::Wait() {

@@ -10,6 +10,7 @@
 #include <grpcpp/impl/codegen/service_type.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "runtime/store/store.h"
 #include "runtime/tee/platform.h"
 #include "shared/base/status.h"
+#include "runtime/jobs/job_manager.h"
 #include "shared/ratls/ratls.h"
 
 namespace chiron::runtime {
@@ -28,6 +30,9 @@ struct ServerOptions {
   // The sealed store lives in <platform.state_dir>/store, sealed with the platform's "store"
   // sealing key. Quotas per owner come from here (chirond --quota, --max-datasets).
   store::StoreLimits store_limits;
+  // Confined training and predictions (Recipes, Jobs, Models). Unset: those services answer
+  // UNIMPLEMENTED (e.g. a build without chiron-worker). Needs the store.
+  std::optional<jobs::JobManagerOptions> jobs;
 };
 
 class RuntimeServer {
@@ -56,6 +61,7 @@ class RuntimeServer {
   ratls::TlsIdentity identity_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<jobs::JobManager> jobs_;  // destroyed before the store it uses
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -1,0 +1,138 @@
+// JobManager: recipes, training jobs and models inside the trusted runtime (docs/training.md).
+//
+// Recipes are stored sealed (store::BlobKind::kRecipe, id = hex SHA-256 of the shared object:
+// the public commitment owners see); chirond's built-in recipes belong to kBuiltinPrincipal.
+// A training job runs on the manager's training thread: the owner's dataset is decrypted inside
+// the runtime, the recipe's declarations are read through a sandboxed worker, and a
+// train::TrainingSession trains with the runtime owning parameters and optimizer. Progress,
+// owner-only metrics and the job's state are kept in the job's sealed record after every epoch;
+// checkpoints are sealed in the store, so a chirond restarted mid-job resumes from the last one.
+// A finished job leaves a model (sealed parameters and buffers) that only its owner can query,
+// through Predict (top-k, rounded probabilities, a query budget) or Evaluate (aggregate metrics
+// on one of the owner's labelled datasets); nobody can download it.
+//
+// Authorisation by role happens in the services; the manager scopes every lookup to the calling
+// principal (an owner's jobs and models, a provider's recipes' jobs): another principal's object
+// is reported as not found.
+//
+// Thread safety: all methods are safe to call concurrently. Sandboxed workers are started only on
+// the manager's own long-lived threads (a worker dies with the thread that started it).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/jobs/records.h"
+#include "runtime/store/store.h"
+#include "runtime/train/metrics.h"
+#include "runtime/train/prediction_session.h"
+#include "runtime/train/worker_settings.h"
+
+namespace chiron::jobs {
+
+struct JobManagerOptions {
+  train::WorkerSettings worker;
+  // Built-in recipes: every chiron_recipe_<name>.so in this directory is registered as <name>.
+  std::string recipes_dir;
+  uint64_t query_budget = 100000;        // predictions per model
+  uint64_t checkpoint_every_steps = 200;  // also the granularity of cancellation
+  uint64_t max_recipe_size = uint64_t{64} << 20;
+  uint32_t max_predict_batch = 256;
+};
+
+struct StartTrainingArgs {
+  std::string dataset_name;
+  std::string recipe;  // recipe id (hex) or name (newest registration of that name)
+  std::string model_name;
+  double validation_fraction = 0.1;
+  uint32_t epochs = 0;  // 0: the recipe's
+  uint64_t seed = 0;
+};
+
+struct PredictOutput {
+  std::vector<std::vector<train::ClassScore>> predictions;
+  uint64_t queries_used = 0;
+  uint64_t query_budget = 0;
+};
+
+class JobManager {
+ public:
+  JobManager(store::Store* store, JobManagerOptions options);
+  ~JobManager();  // Stop()
+  JobManager(const JobManager&) = delete;
+  JobManager& operator=(const JobManager&) = delete;
+
+  // Registers the built-in recipes, re-queues jobs a previous run left queued or running (they
+  // resume from their last checkpoint) and starts the threads.
+  Status Start();
+  // Stops the threads; a running job's worker is killed and the job stays "running" in the
+  // store, to be resumed by the next Start().
+  void Stop();
+
+  Result<RecipeRecord> RegisterRecipe(const std::string& provider_id, const std::string& name,
+                                      const std::string& version, const std::string& description,
+                                      ByteSpan shared_object);
+  Result<std::vector<RecipeRecord>> ListRecipes();
+
+  Result<JobRecord> StartTraining(const std::string& owner_id, const StartTrainingArgs& args);
+  Result<JobRecord> GetJob(const std::string& owner_id, const std::string& job_id);
+  Result<std::vector<JobRecord>> ListOwnerJobs(const std::string& owner_id);
+  // Jobs that run recipes registered by `provider_id`.
+  Result<std::vector<JobRecord>> ListProviderJobs(const std::string& provider_id);
+  Result<JobRecord> CancelJob(const std::string& owner_id, const std::string& job_id);
+  // Blocks until the job's record is newer than *version (0: return at once) or `deadline`;
+  // sets *version to the returned record's version.
+  Result<JobRecord> WaitForJob(const std::string& owner_id, const std::string& job_id,
+                               uint64_t* version, std::chrono::steady_clock::time_point deadline);
+
+  Result<std::vector<ModelRecord>> ListModels(const std::string& owner_id);
+  Status DeleteModel(const std::string& owner_id, const std::string& name);
+  Result<PredictOutput> Predict(const std::string& owner_id, const std::string& model_name,
+                                const std::vector<std::string>& samples, uint32_t top_k);
+  Result<train::ClassificationReport> Evaluate(const std::string& owner_id,
+                                               const std::string& model_name,
+                                               const std::string& dataset_name);
+
+ private:
+  Status RegisterBuiltins();
+  Result<RecipeRecord> FindRecipe(const std::string& id_or_name);
+  Result<JobRecord> LoadJob(const std::string& job_id);
+  Status SaveJob(const JobRecord& record, const std::optional<store::AuditEvent>& audit = {});
+  Result<ModelRecord> LoadModel(const std::string& owner_id, const std::string& name);
+  void TrainingLoop();
+  void RunJob(const std::string& job_id);
+  void PredictionLoop();
+  // Runs `task` on the prediction thread and waits for it.
+  Status OnPredictionThread(const std::function<Status()>& task);
+  Result<train::PredictionSession*> SessionFor(const ModelRecord& model);
+
+  store::Store* store_;
+  JobManagerOptions options_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;  // job versions, queue, stop
+  std::map<std::string, uint64_t> versions_;
+  std::deque<std::string> queue_;
+  bool stopping_ = false;
+  std::thread training_thread_;
+
+  std::mutex prediction_mutex_;
+  std::condition_variable prediction_cv_;
+  std::deque<std::function<void()>> prediction_tasks_;
+  bool prediction_stopping_ = false;
+  std::thread prediction_thread_;
+  // Used only on the prediction thread: the most recently used model's live worker.
+  std::string session_model_id_;
+  uint64_t session_generation_ = 0;
+  std::unique_ptr<train::PredictionSession> session_;
+};
+
+}  // namespace chiron::jobs

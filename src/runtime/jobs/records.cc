@@ -1,0 +1,182 @@
+#include "runtime/jobs/records.h"
+
+#include <nlohmann/json.hpp>
+
+namespace chiron::jobs {
+namespace {
+
+using nlohmann::json;
+
+Bytes Dump(const json& j) { return ToBytes(j.dump()); }
+
+Result<json> Parse(ByteSpan bytes, std::string_view what) {
+  json j = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return DataLossError(std::string(what) + " record is not a JSON object");
+  }
+  return j;
+}
+
+// Runs `fill` and turns nlohmann's type errors into DataLoss.
+template <typename T, typename F>
+Result<T> Decode(ByteSpan bytes, std::string_view what, F fill) {
+  CHIRON_ASSIGN_OR_RETURN(json j, Parse(bytes, what));
+  T out;
+  try {
+    fill(j, out);
+  } catch (const json::exception& e) {
+    return DataLossError(std::string(what) + " record: " + e.what());
+  }
+  return out;
+}
+
+}  // namespace
+
+Bytes EncodeRecipeRecord(const RecipeRecord& r) {
+  return Dump({{"id", r.id}, {"name", r.name}, {"version", r.version},
+               {"description", r.description}, {"provider_id", r.provider_id},
+               {"built_in", r.built_in}, {"size", r.size}, {"created_unix", r.created_unix}});
+}
+
+Result<RecipeRecord> DecodeRecipeRecord(ByteSpan bytes) {
+  return Decode<RecipeRecord>(bytes, "recipe", [](const json& j, RecipeRecord& r) {
+    j.at("id").get_to(r.id);
+    j.at("name").get_to(r.name);
+    j.at("version").get_to(r.version);
+    j.at("description").get_to(r.description);
+    j.at("provider_id").get_to(r.provider_id);
+    j.at("built_in").get_to(r.built_in);
+    j.at("size").get_to(r.size);
+    j.at("created_unix").get_to(r.created_unix);
+  });
+}
+
+Bytes EncodeJobRecord(const JobRecord& r) {
+  json history = json::array();
+  for (const EpochRecord& e : r.history) {
+    history.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
+                       {"validation_loss", e.validation_loss},
+                       {"validation_accuracy", e.validation_accuracy}});
+  }
+  return Dump({{"id", r.id},
+               {"owner_id", r.owner_id},
+               {"provider_id", r.provider_id},
+               {"recipe_id", r.recipe_id},
+               {"dataset_id", r.dataset_id},
+               {"dataset_name", r.dataset_name},
+               {"model_name", r.model_name},
+               {"state", static_cast<int>(r.state)},
+               {"failure", r.failure},
+               {"epochs_done", r.epochs_done},
+               {"epochs_total", r.epochs_total},
+               {"samples_done", r.samples_done},
+               {"samples_total", r.samples_total},
+               {"history", history},
+               {"per_class_accuracy", r.per_class_accuracy},
+               {"confusion", r.confusion},
+               {"seed", r.seed},
+               {"validation_fraction", r.validation_fraction},
+               {"epochs_requested", r.epochs_requested},
+               {"cancel_requested", r.cancel_requested},
+               {"created_unix", r.created_unix},
+               {"finished_unix", r.finished_unix},
+               {"elapsed_seconds", r.elapsed_seconds},
+               {"peak_memory_log2", r.peak_memory_log2},
+               {"attempts", r.attempts}});
+}
+
+Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
+  auto result = Decode<JobRecord>(bytes, "job", [](const json& j, JobRecord& r) {
+    j.at("id").get_to(r.id);
+    j.at("owner_id").get_to(r.owner_id);
+    j.at("provider_id").get_to(r.provider_id);
+    j.at("recipe_id").get_to(r.recipe_id);
+    j.at("dataset_id").get_to(r.dataset_id);
+    j.at("dataset_name").get_to(r.dataset_name);
+    j.at("model_name").get_to(r.model_name);
+    r.state = static_cast<JobState>(j.at("state").get<int>());
+    j.at("failure").get_to(r.failure);
+    j.at("epochs_done").get_to(r.epochs_done);
+    j.at("epochs_total").get_to(r.epochs_total);
+    j.at("samples_done").get_to(r.samples_done);
+    j.at("samples_total").get_to(r.samples_total);
+    for (const json& e : j.at("history")) {
+      EpochRecord epoch;
+      e.at("epoch").get_to(epoch.epoch);
+      e.at("train_loss").get_to(epoch.train_loss);
+      e.at("validation_loss").get_to(epoch.validation_loss);
+      e.at("validation_accuracy").get_to(epoch.validation_accuracy);
+      r.history.push_back(epoch);
+    }
+    j.at("per_class_accuracy").get_to(r.per_class_accuracy);
+    j.at("confusion").get_to(r.confusion);
+    j.at("seed").get_to(r.seed);
+    j.at("validation_fraction").get_to(r.validation_fraction);
+    j.at("epochs_requested").get_to(r.epochs_requested);
+    j.at("cancel_requested").get_to(r.cancel_requested);
+    j.at("created_unix").get_to(r.created_unix);
+    j.at("finished_unix").get_to(r.finished_unix);
+    j.at("elapsed_seconds").get_to(r.elapsed_seconds);
+    j.at("peak_memory_log2").get_to(r.peak_memory_log2);
+    j.at("attempts").get_to(r.attempts);
+  });
+  if (result.ok()) {
+    int state = static_cast<int>(result->state);
+    if (state < 1 || state > 5) return DataLossError("job record: unknown state " +
+                                                     std::to_string(state));
+  }
+  return result;
+}
+
+Bytes EncodeModelRecord(const ModelRecord& r) {
+  Bytes schema;
+  dataset::EncodeSchema(r.schema, schema);
+  return Dump({{"id", r.id}, {"name", r.name}, {"owner_id", r.owner_id}, {"job_id", r.job_id},
+               {"recipe_id", r.recipe_id}, {"dataset_id", r.dataset_id},
+               {"schema", HexEncode(schema)}, {"output_size", r.output_size},
+               {"queries_used", r.queries_used}, {"query_budget", r.query_budget},
+               {"validation_accuracy", r.validation_accuracy},
+               {"created_unix", r.created_unix}});
+}
+
+Result<ModelRecord> DecodeModelRecord(ByteSpan bytes) {
+  std::string schema_hex;
+  auto result = Decode<ModelRecord>(bytes, "model", [&schema_hex](const json& j, ModelRecord& r) {
+    j.at("id").get_to(r.id);
+    j.at("name").get_to(r.name);
+    j.at("owner_id").get_to(r.owner_id);
+    j.at("job_id").get_to(r.job_id);
+    j.at("recipe_id").get_to(r.recipe_id);
+    j.at("dataset_id").get_to(r.dataset_id);
+    j.at("schema").get_to(schema_hex);
+    j.at("output_size").get_to(r.output_size);
+    j.at("queries_used").get_to(r.queries_used);
+    j.at("query_budget").get_to(r.query_budget);
+    j.at("validation_accuracy").get_to(r.validation_accuracy);
+    j.at("created_unix").get_to(r.created_unix);
+  });
+  if (!result.ok()) return result;
+  CHIRON_ASSIGN_OR_RETURN(Bytes schema_bytes, HexDecode(schema_hex));
+  ByteReader reader(schema_bytes);
+  auto schema = dataset::ParseSchema(reader);
+  if (!schema.ok()) return DataLossError("model record: " + schema.status().message());
+  result->schema = std::move(*schema);
+  return result;
+}
+
+Status ValidateName(std::string_view what, std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 60;
+  for (char c : name) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '_' || c == '-');
+  }
+  if (ok) return Status::Ok();
+  return InvalidArgumentError(std::string(what) + " '" + std::string(name) +
+                              "' must be 1..60 characters of letters, digits, '.', '_' or '-'");
+}
+
+std::string ModelBlobId(const std::string& owner_id, const std::string& name) {
+  return owner_id + "." + name;
+}
+
+}  // namespace chiron::jobs

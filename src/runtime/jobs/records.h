@@ -1,0 +1,100 @@
+// The runtime's records of recipes, jobs and models, kept as sealed metadata of the store's
+// generic blobs (store::BlobKind kRecipe, kJob, kModel), encoded as JSON. The store seals and
+// authenticates them; Decode* still checks every field, so a record written by an older or
+// broken runtime fails with DataLoss naming the field instead of being half-read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "shared/base/bytes.h"
+#include "shared/base/status.h"
+#include "shared/dataset/schema.h"
+
+namespace chiron::jobs {
+
+// The principal that owns the recipes shipped with chirond (no key hashes to it: real principal
+// ids are 64 hex digits).
+inline constexpr char kBuiltinPrincipal[] = "chiron-builtin";
+
+struct RecipeRecord {
+  // Hex SHA-256 over "chiron-recipe-v1", provider id, name, version and the shared object:
+  // the public commitment owners see.
+  std::string id;
+  std::string name;
+  std::string version;
+  std::string description;
+  std::string provider_id;
+  bool built_in = false;
+  uint64_t size = 0;
+  int64_t created_unix = 0;
+};
+
+// Values of chiron.v1.JobState / chiron.v1.FailureCategory.
+enum class JobState : int { kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
+
+struct EpochRecord {
+  uint32_t epoch = 0;
+  double train_loss = 0;
+  double validation_loss = 0;
+  double validation_accuracy = 0;
+};
+
+struct JobRecord {
+  std::string id;
+  std::string owner_id;
+  std::string provider_id;  // the recipe's owner: the only provider who may see JobFacts
+  std::string recipe_id;
+  std::string dataset_id;
+  std::string dataset_name;
+  std::string model_name;
+  JobState state = JobState::kQueued;
+  int failure = 0;  // chiron.v1.FailureCategory
+  uint32_t epochs_done = 0;
+  uint32_t epochs_total = 0;
+  uint64_t samples_done = 0;
+  uint64_t samples_total = 0;  // training samples × epochs
+  std::vector<EpochRecord> history;
+  std::vector<double> per_class_accuracy;  // last validation
+  std::vector<uint64_t> confusion;         // last validation, row-major true × predicted
+  uint64_t seed = 0;
+  double validation_fraction = 0.1;
+  uint32_t epochs_requested = 0;  // 0: the recipe's own
+  bool cancel_requested = false;
+  int64_t created_unix = 0;
+  int64_t finished_unix = 0;
+  uint64_t elapsed_seconds = 0;     // running time over all attempts
+  uint32_t peak_memory_log2 = 0;    // ⌈log2(peak resident bytes)⌉ of the worker, 0 if unknown
+  uint32_t attempts = 0;            // runs started (a restart of chirond adds one)
+};
+
+struct ModelRecord {
+  std::string id;  // store blob id: owner_id + "." + name
+  std::string name;
+  std::string owner_id;
+  std::string job_id;
+  std::string recipe_id;
+  std::string dataset_id;
+  dataset::DatasetSchema schema;  // of the training data (sample_count is informative)
+  uint64_t output_size = 0;
+  uint64_t queries_used = 0;
+  uint64_t query_budget = 0;
+  double validation_accuracy = 0;
+  int64_t created_unix = 0;
+};
+
+Bytes EncodeRecipeRecord(const RecipeRecord& record);
+Result<RecipeRecord> DecodeRecipeRecord(ByteSpan bytes);
+Bytes EncodeJobRecord(const JobRecord& record);
+Result<JobRecord> DecodeJobRecord(ByteSpan bytes);
+Bytes EncodeModelRecord(const ModelRecord& record);
+Result<ModelRecord> DecodeModelRecord(ByteSpan bytes);
+
+// Model and recipe names: 1..60 characters of [A-Za-z0-9._-]. InvalidArgument saying so.
+Status ValidateName(std::string_view what, std::string_view name);
+
+// Store blob id of an owner's model.
+std::string ModelBlobId(const std::string& owner_id, const std::string& name);
+
+}  // namespace chiron::jobs

@@ -123,7 +123,8 @@ class UploadRun {
 
   // Ends the stream after the last chunk and reports how it went.
   Status Finish() {
-    CHIRON_RETURN_IF_ERROR(CloseStream());
+    Status closed = CloseStream();
+    if (!closed.ok()) return Explain(closed);
     UploadProgress final = progress_.Snapshot();
     if (final.chunks_acknowledged != header_.chunk_count()) {
       return InternalError("the server acknowledged " + std::to_string(final.chunks_acknowledged) +
@@ -251,8 +252,11 @@ class UploadRun {
     }
   }
 
-  Status Interrupted() {
-    Status closed = CloseStream();
+  Status Interrupted() { return Explain(CloseStream()); }
+
+  // The stream's end status, told as the user needs it: a refusal as the server said it, a
+  // broken connection with how far the upload got and how to resume.
+  Status Explain(const Status& closed) {
     if (!closed.ok() && closed.code() != StatusCode::kUnavailable &&
         closed.code() != StatusCode::kCancelled && closed.code() != StatusCode::kDeadlineExceeded) {
       return closed;  // the server refused a chunk: its message says why
@@ -336,9 +340,16 @@ Result<UploadOutcome> UploadDataset(Connection& connection, const UploadRequest&
   SecretBytes key = state.key.Clone();
   dataset::DatasetId dataset_id = state.dataset_id;
   if (resuming) {
-    CHIRON_ASSIGN_OR_RETURN(dataset::ContainerHeader saved_header,
-                            dataset::ParseContainerHeader(state.header));
-    options.reseal_nonce_prefix = saved_header.nonce_prefix;
+    // The saved key must open the saved header: a resume state altered on disk (or mixed up with
+    // another upload's) is refused here, before anything is sealed under it.
+    auto reader = dataset::DatasetReader::Open(state.key.span(), state.header);
+    if (!reader.ok()) {
+      return Status(reader.status().code(),
+                    "resume state " + request.state_path + " is inconsistent: " +
+                        reader.status().message() + "; remove it and run `chiron dataset delete " +
+                        request.name + "`, then upload again");
+    }
+    options.reseal_nonce_prefix = reader->header().nonce_prefix;
   }
 
   UploadRun run(connection, request, std::move(state), resuming);

@@ -152,6 +152,8 @@ int RunList(const GlobalOptions& global, bool json) {
                       {"class_count", info.class_count()},
                       {"stored_size", info.stored_size()},
                       {"complete", info.complete()},
+                      {"chunk_count", info.chunk_count()},
+                      {"acknowledged_chunks", info.acknowledged_chunks()},
                       {"created_unix", info.created_unix()}});
     }
     std::cout << list.dump(2) << "\n";
@@ -161,14 +163,18 @@ int RunList(const GlobalOptions& global, bool json) {
     std::printf("no datasets; upload one with `chiron dataset upload PATH --name NAME`\n");
     return kExitOk;
   }
-  std::printf("%-24s %-18s %9s %-10s %7s %10s %-10s %s\n", "NAME", "ID", "SAMPLES", "SHAPE",
+  std::printf("%-24s %-18s %9s %-10s %7s %10s %-14s %s\n", "NAME", "ID", "SAMPLES", "SHAPE",
               "CLASSES", "STORED", "STATUS", "CREATED (UTC)");
   for (const v1::DatasetInfo& info : response.datasets()) {
-    std::printf("%-24s %-18s %9llu %-10s %7u %10s %-10s %s\n", info.name().c_str(),
+    std::printf("%-24s %-18s %9llu %-10s %7u %10s %-14s %s\n", info.name().c_str(),
                 (info.dataset_id().substr(0, 16) + "..").c_str(),
                 static_cast<unsigned long long>(info.sample_count()), Shape(info).c_str(),
                 info.class_count(), FormatBytes(info.stored_size()).c_str(),
-                info.complete() ? "complete" : "partial", FormatTime(info.created_unix()).c_str());
+                info.complete() ? "complete"
+                                : ("partial " + std::to_string(info.acknowledged_chunks()) + "/" +
+                                   std::to_string(info.chunk_count()))
+                                      .c_str(),
+                FormatTime(info.created_unix()).c_str());
   }
   return kExitOk;
 }

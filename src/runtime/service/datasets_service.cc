@@ -17,6 +17,8 @@ void ToProto(const store::DatasetRecord& record, v1::DatasetInfo* out) {
   out->set_stored_size(record.stored_size);
   out->set_complete(record.complete);
   out->set_created_unix(record.created_unix);
+  out->set_chunk_count(record.chunk_count);
+  out->set_acknowledged_chunks(record.acknowledged_through);
 }
 
 // The caller's dataset with this id. Another owner's dataset is reported exactly like a missing

@@ -1,0 +1,442 @@
+// The owner's data path through the real binaries over loopback: `chiron init`, `dataset
+// upload|list|delete`, `audit --verify` against a real chirond (sim platform); Fashion-MNIST end to
+// end; resume after an interrupted upload; chirond killed with SIGKILL at seeded moments of an
+// upload (every acknowledged chunk survives, nothing half-written is visible, the upload
+// resumes); and hostile clients refused with clear errors.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/process.h"
+
+extern char** environ;
+
+namespace chiron::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kFashionDir[] = "/usr/share/datasets/fashion-mnist";
+
+std::string MakeTempDir() {
+  std::string pattern = (fs::temp_directory_path() / "chiron-dataset-cli-XXXXXX").string();
+  return ::mkdtemp(pattern.data());
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void AppendU32Be(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+// Writes an uncompressed IDX pair (28x28 images, labels 0..9) of `count` seeded samples.
+std::string WriteIdx(const std::string& dir, const std::string& stem, uint32_t count,
+                     uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string images, labels;
+  AppendU32Be(images, 0x00000803);
+  AppendU32Be(images, count);
+  AppendU32Be(images, 28);
+  AppendU32Be(images, 28);
+  AppendU32Be(labels, 0x00000801);
+  AppendU32Be(labels, count);
+  for (uint32_t i = 0; i < count; ++i) {
+    for (int p = 0; p < 28 * 28; ++p) images.push_back(static_cast<char>(rng()));
+    labels.push_back(static_cast<char>(rng() % 10));
+  }
+  std::string images_path = dir + "/" + stem + "-images-idx3-ubyte";
+  std::ofstream(images_path, std::ios::binary) << images;
+  std::ofstream(dir + "/" + stem + "-labels-idx1-ubyte", std::ios::binary) << labels;
+  return images_path;
+}
+
+// A CLI process running in the background (output to files).
+class Background {
+ public:
+  explicit Background(const std::vector<std::string>& argv, const std::string& dir) {
+    out_path_ = dir + "/bg.out";
+    err_path_ = dir + "/bg.err";
+    int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out, 1);
+    posix_spawn_file_actions_adddup2(&actions, err, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out);
+    ::close(err);
+  }
+  ~Background() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  CommandResult Wait() {
+    CommandResult result;
+    int status = 0;
+    if (pid_ > 0 && ::waitpid(pid_, &status, 0) == pid_) {
+      result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    pid_ = -1;
+    result.out = ReadText(out_path_);
+    result.err = ReadText(err_path_);
+    return result;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_, err_path_;
+};
+
+class DatasetCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir();
+    StartServer();
+  }
+  void TearDown() override {
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  // (Re)starts chirond on the same state directory.
+  void StartServer(const std::vector<std::string>& extra = {}) {
+    server_.reset();
+    fs::remove(dir_ + "/port");  // so the new process's port is read, not the old one
+    server_ = std::make_unique<ChirondProcess>(dir_, extra);
+    ASSERT_GT(server_->port(), 0);
+  }
+
+  // chiron with a profile and the current server (its port changes across restarts).
+  std::vector<std::string> Argv(const std::string& profile, std::vector<std::string> args,
+                                const std::string& program = "chiron") {
+    std::vector<std::string> argv = {BinaryPath(program), "--profile", dir_ + "/" + profile,
+                                     "--server", server_->address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  CommandResult Chiron(const std::string& profile, std::vector<std::string> args,
+                       const std::string& program = "chiron") {
+    return RunCommand(Argv(profile, std::move(args), program));
+  }
+
+  void Init(const std::string& profile, const std::string& role = "owner",
+            const std::string& program = "chiron") {
+    auto init = Chiron(profile,
+                       {"init", "--role", role, "--name", profile, "--policy",
+                        server_->policy_path()},
+                       program);
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    ASSERT_NE(init.out.find("registered as " + role), std::string::npos) << init.out;
+  }
+
+  nlohmann::json ListJson(const std::string& profile) {
+    auto list = Chiron(profile, {"dataset", "list", "--json"});
+    EXPECT_EQ(list.exit_code, 0) << list.err;
+    auto j = nlohmann::json::parse(list.out, nullptr, false);
+    EXPECT_TRUE(j.is_array()) << list.out;
+    return j;
+  }
+
+  static const nlohmann::json* Find(const nlohmann::json& list, const std::string& name) {
+    for (const auto& d : list) {
+      if (d["name"] == name) return &d;
+    }
+    return nullptr;
+  }
+
+  std::string dir_;
+  std::unique_ptr<ChirondProcess> server_;
+};
+
+TEST_F(DatasetCliTest, FashionMnistUploadListDeleteReuploadAndAuditVerify) {
+  std::string test_images = std::string(kFashionDir) + "/t10k-images-idx3-ubyte.gz";
+  std::string train_images = std::string(kFashionDir) + "/train-images-idx3-ubyte.gz";
+  ASSERT_TRUE(fs::exists(test_images)) << "install Debian's dataset-fashion-mnist";
+  Init("alice");
+  // The key file is private to the user.
+  EXPECT_EQ(fs::status(dir_ + "/alice/principal.key").permissions() & fs::perms::group_all,
+            fs::perms::none);
+  EXPECT_EQ(fs::status(dir_ + "/alice/principal.key").permissions() & fs::perms::others_all,
+            fs::perms::none);
+
+  auto upload = Chiron("alice", {"dataset", "upload", test_images, "--name", "fmnist-test"});
+  ASSERT_EQ(upload.exit_code, 0) << upload.err;
+  EXPECT_NE(upload.out.find("10000 samples"), std::string::npos) << upload.out;
+  EXPECT_NE(upload.err.find("sim platform"), std::string::npos) << "the sim warning is shown";
+  EXPECT_EQ(upload.err.find("ETA"), std::string::npos) << "no progress bar without a terminal";
+  auto train = Chiron("alice", {"dataset", "upload", train_images, "--name", "fmnist-train",
+                                "--format", "idx"});
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.out.find("60000 samples"), std::string::npos) << train.out;
+
+  auto list = ListJson("alice");
+  ASSERT_EQ(list.size(), 2u);
+  const auto* test_set = Find(list, "fmnist-test");
+  ASSERT_NE(test_set, nullptr);
+  EXPECT_EQ((*test_set)["sample_count"], 10000);
+  EXPECT_EQ((*test_set)["sample_shape"], nlohmann::json::array({28, 28}));
+  EXPECT_EQ((*test_set)["class_count"], 10);
+  EXPECT_EQ((*test_set)["complete"], true);
+  EXPECT_EQ((*Find(list, "fmnist-train"))["sample_count"], 60000);
+  std::string first_test_id = (*test_set)["dataset_id"];
+  auto table = Chiron("alice", {"dataset", "list"});
+  EXPECT_NE(table.out.find("fmnist-train"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("complete"), std::string::npos) << table.out;
+
+  // Same name again: refused while it exists.
+  auto duplicate = Chiron("alice", {"dataset", "upload", test_images, "--name", "fmnist-test"});
+  EXPECT_EQ(duplicate.exit_code, 4);
+  EXPECT_NE(duplicate.err.find("already"), std::string::npos) << duplicate.err;
+
+  auto deleted = Chiron("alice", {"dataset", "delete", "fmnist-test"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_NE(deleted.out.find("key was destroyed"), std::string::npos);
+  EXPECT_EQ(Find(ListJson("alice"), "fmnist-test"), nullptr);
+  auto missing = Chiron("alice", {"dataset", "delete", "fmnist-test"});
+  EXPECT_EQ(missing.exit_code, 4);
+  EXPECT_NE(missing.err.find("no dataset named"), std::string::npos) << missing.err;
+
+  auto again = Chiron("alice", {"dataset", "upload", test_images, "--name", "fmnist-test"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  list = ListJson("alice");
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_NE((*Find(list, "fmnist-test"))["dataset_id"], first_test_id);
+
+  auto audit = Chiron("alice", {"audit", "--verify", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  auto records = nlohmann::json::parse(audit.out);
+  EXPECT_EQ(records["verified"], true);
+  std::vector<std::string> events;
+  for (const auto& r : records["records"]) events.push_back(r["event"]);
+  EXPECT_EQ(events, (std::vector<std::string>{"principal.register", "dataset.create",
+                                              "dataset.upload", "dataset.create",
+                                              "dataset.upload", "dataset.delete",
+                                              "dataset.create", "dataset.upload"}));
+  // The verified head is remembered; the next verification must extend it.
+  auto second = Chiron("alice", {"audit", "--verify"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.out.find("extends the head 8"), std::string::npos) << second.out;
+
+  // A rolled-back (or truncated) log is detected: pretend we had seen a longer chain.
+  std::string heads_path = dir_ + "/alice/audit-heads.json";
+  auto heads = nlohmann::json::parse(ReadText(heads_path));
+  heads[server_->address()]["sequence"] = 9;
+  std::ofstream(heads_path) << heads.dump();
+  auto rolled_back = Chiron("alice", {"audit", "--verify"});
+  EXPECT_EQ(rolled_back.exit_code, 2);
+  EXPECT_NE(rolled_back.err.find("verification FAILED"), std::string::npos) << rolled_back.err;
+}
+
+TEST_F(DatasetCliTest, ProviderAndOtherOwnersAreRefused) {
+  std::string images = WriteIdx(dir_, "small", 300, 1);
+  Init("alice");
+  Init("bob");
+  Init("acme", "provider", "chiron-operator");
+  ASSERT_EQ(Chiron("alice", {"dataset", "upload", images, "--name", "private"}).exit_code, 0);
+
+  // A provider reaches no dataset call.
+  auto provider_list = Chiron("acme", {"dataset", "list"});
+  EXPECT_EQ(provider_list.exit_code, 5);
+  EXPECT_NE(provider_list.err.find("owner role is required"), std::string::npos)
+      << provider_list.err;
+  auto provider_upload = Chiron("acme", {"dataset", "upload", images, "--name", "grab"});
+  EXPECT_EQ(provider_upload.exit_code, 5) << provider_upload.err;
+  // chiron-operator has no dataset commands at all.
+  auto operator_cmd = Chiron("acme", {"dataset", "list"}, "chiron-operator");
+  EXPECT_NE(operator_cmd.exit_code, 0);
+  EXPECT_NE(operator_cmd.err.find("subcommand"), std::string::npos) << operator_cmd.err;
+  auto whoami = Chiron("acme", {"whoami", "--json"}, "chiron-operator");
+  ASSERT_EQ(whoami.exit_code, 0) << whoami.err;
+  EXPECT_EQ(nlohmann::json::parse(whoami.out)["role"], "provider");
+
+  // Bob sees none of Alice's datasets and cannot delete them.
+  EXPECT_TRUE(ListJson("bob").empty());
+  auto bob_delete = Chiron("bob", {"dataset", "delete", "private"});
+  EXPECT_EQ(bob_delete.exit_code, 4);
+  EXPECT_NE(bob_delete.err.find("no dataset named"), std::string::npos) << bob_delete.err;
+  // Bob's audit shows only Bob's record.
+  auto bob_audit = Chiron("bob", {"audit", "--verify", "--json"});
+  ASSERT_EQ(bob_audit.exit_code, 0) << bob_audit.err;
+  EXPECT_EQ(nlohmann::json::parse(bob_audit.out)["records"].size(), 1u);
+
+  // A key nobody registered.
+  auto stranger = Chiron("stranger", {"init", "--offline", "--policy", server_->policy_path()});
+  ASSERT_EQ(stranger.exit_code, 0) << stranger.err;
+  auto stranger_list = Chiron("stranger", {"dataset", "list"});
+  EXPECT_EQ(stranger_list.exit_code, 5);
+  EXPECT_NE(stranger_list.err.find("not registered"), std::string::npos) << stranger_list.err;
+
+  auto alice_list = ListJson("alice");
+  ASSERT_EQ(alice_list.size(), 1u);
+  EXPECT_EQ(alice_list[0]["complete"], true);
+}
+
+TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResumes) {
+  // 12,000 generated 28x28 samples in 16 KiB chunks: 580 chunks, each an fsynced store write.
+  std::string images = WriteIdx(dir_, "gen", 12000, 7);
+  Init("alice");
+  std::mt19937 rng(20261126);
+  std::regex stored_re("after ([0-9]+) of ([0-9]+) chunks were stored");
+  uint64_t last_acked = 0;
+  bool complete = false;
+  int kills = 0;
+  for (int round = 0; round < 6 && !complete; ++round) {
+    auto argv = Argv("alice", {"dataset", "upload", images, "--name", "gen", "--chunk-size",
+                               "16384"});
+    Background upload(argv, dir_);
+    bool kill_this_round = round < 5;
+    if (kill_this_round) {
+      // A seeded moment: from connection set-up to deep into the chunk stream.
+      std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 900));
+      ::kill(server_->pid(), SIGKILL);
+      ++kills;
+    }
+    CommandResult result = upload.Wait();
+    uint64_t acked_seen_by_client = 0;
+    std::smatch match;
+    if (result.exit_code == 0) {
+      complete = true;
+    } else {
+      ASSERT_EQ(result.exit_code, 3) << "round " << round << ": " << result.err;
+      // Killed after the stream began: the client says how far the server got.
+      if (std::regex_search(result.err, match, stored_re)) {
+        acked_seen_by_client = std::stoull(match[1]);
+        EXPECT_NE(result.err.find("run the same command again to resume"), std::string::npos);
+      } else {
+        // Killed before the stream began (connect or BeginUpload): a plain connection error.
+        EXPECT_NE(result.err.find("is chirond running"), std::string::npos) << result.err;
+      }
+    }
+    StartServer();  // restart on the same state directory
+
+    auto list = ListJson("alice");
+    const auto* d = Find(list, "gen");
+    if (d == nullptr) {
+      EXPECT_EQ(acked_seen_by_client, 0u) << "round " << round;
+      continue;
+    }
+    uint64_t acked = (*d)["acknowledged_chunks"];
+    uint64_t total = (*d)["chunk_count"];
+    // Every chunk the client saw acknowledged survived the crash, and the count never goes back.
+    EXPECT_GE(acked, acked_seen_by_client) << "round " << round;
+    EXPECT_GE(acked, last_acked) << "round " << round;
+    EXPECT_LE(acked, total);
+    std::printf("round %d: %s; client saw %llu acknowledged, server has %llu of %llu\n", round,
+                kill_this_round ? "chirond SIGKILLed" : "no kill",
+                static_cast<unsigned long long>(acked_seen_by_client),
+                static_cast<unsigned long long>(acked), static_cast<unsigned long long>(total));
+    last_acked = acked;
+    // Nothing half-written is visible: exactly one sealed file per acknowledged chunk, and no
+    // temporaries.
+    size_t files = 0;
+    for (const auto& entry : fs::directory_iterator(dir_ + "/state/store/blobs")) {
+      EXPECT_EQ(entry.path().extension(), ".sb") << entry.path();
+      ++files;
+    }
+    EXPECT_EQ(files, acked) << "round " << round;
+    EXPECT_EQ((*d)["complete"], acked == total);
+    if (complete) {
+      EXPECT_EQ(acked, total);
+    } else if (acked > 0) {
+      EXPECT_FALSE((*d)["complete"]);
+    }
+  }
+  EXPECT_GE(kills, 3);
+  if (!complete) {
+    auto finish = Chiron("alice", {"dataset", "upload", images, "--name", "gen", "--chunk-size",
+                                   "16384"});
+    ASSERT_EQ(finish.exit_code, 0) << finish.err;
+    EXPECT_NE(finish.out.find("resumed"), std::string::npos) << finish.out;
+  }
+  auto list = ListJson("alice");
+  ASSERT_NE(Find(list, "gen"), nullptr);
+  EXPECT_EQ((*Find(list, "gen"))["complete"], true);
+  EXPECT_EQ((*Find(list, "gen"))["sample_count"], 12000);
+  EXPECT_FALSE(fs::exists(dir_ + "/alice/uploads/67656e.json")) << "resume state removed";
+  // The audit chain survived every crash intact.
+  auto audit = Chiron("alice", {"audit", "--verify"});
+  EXPECT_EQ(audit.exit_code, 0) << audit.err;
+}
+
+TEST_F(DatasetCliTest, InterruptedUploadResumesAndHostileResumeStateIsRefused) {
+  std::string images = WriteIdx(dir_, "gen", 3000, 9);
+  Init("alice");
+  // Interrupt the first run by stopping the server half-way, then resume.
+  auto argv = Argv("alice", {"dataset", "upload", images, "--name", "gen", "--chunk-size", "8192"});
+  {
+    Background upload(argv, dir_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    ::kill(server_->pid(), SIGKILL);
+    auto result = upload.Wait();
+    if (result.exit_code == 0) GTEST_SKIP() << "the upload finished before the interruption";
+    ASSERT_EQ(result.exit_code, 3) << result.err;
+  }
+  StartServer();
+  argv = Argv("alice", {"dataset", "upload", images, "--name", "gen", "--chunk-size", "8192"});
+  std::string state_path = dir_ + "/alice/uploads/67656e.json";  // hex("gen")
+  ASSERT_TRUE(fs::exists(state_path));
+  EXPECT_EQ(fs::status(state_path).permissions() & fs::perms::others_all, fs::perms::none);
+  auto before = ListJson("alice");
+  ASSERT_NE(Find(before, "gen"), nullptr);
+  uint64_t acked = (*Find(before, "gen"))["acknowledged_chunks"];
+
+  // A resume state whose data key was swapped: the runtime refuses it (wrong key), nothing that
+  // was stored is lost.
+  auto state = nlohmann::json::parse(ReadText(state_path));
+  std::string good_key = state["data_key"];
+  std::string bad_key = good_key;
+  bad_key[0] = bad_key[0] == '0' ? '1' : '0';
+  state["data_key"] = bad_key;
+  std::ofstream(state_path) << state.dump();
+  fs::permissions(state_path, fs::perms::owner_read | fs::perms::owner_write);
+  auto wrong_key = RunCommand(argv);
+  EXPECT_EQ(wrong_key.exit_code, 2) << wrong_key.err;
+  EXPECT_NE(wrong_key.err.find("wrong key"), std::string::npos) << wrong_key.err;
+  EXPECT_EQ((*Find(ListJson("alice"), "gen"))["acknowledged_chunks"], acked);
+
+  // Changed input: refused, with what to do.
+  state["data_key"] = good_key;
+  std::ofstream(state_path) << state.dump();
+  std::string other = WriteIdx(dir_, "gen", 3000, 10);  // same names, new contents and mtime
+  (void)other;
+  auto changed = RunCommand(argv);
+  EXPECT_EQ(changed.exit_code, 4) << changed.err;
+  EXPECT_NE(changed.err.find("dataset delete gen"), std::string::npos) << changed.err;
+  EXPECT_EQ((*Find(ListJson("alice"), "gen"))["acknowledged_chunks"], acked);
+
+  // The owner deletes the partial dataset (the local resume state goes with it) and starts over.
+  ASSERT_EQ(Chiron("alice", {"dataset", "delete", "gen"}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(state_path));
+  auto fresh = RunCommand(argv);
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+  EXPECT_EQ((*Find(ListJson("alice"), "gen"))["complete"], true);
+}
+
+}  // namespace
+}  // namespace chiron::testing

@@ -81,6 +81,7 @@ Status JobManager::Start() {
         continue;
       }
       versions_[record->id] = 1;
+      if (record->cancel_requested) cancelled_.insert(record->id);
       if (!Finished(record->state)) {
         LogInfo("job.resume", {{"job", record->id}});
         queue_.push_back(record->id);
@@ -231,8 +232,13 @@ Result<JobRecord> JobManager::LoadJob(const std::string& job_id) {
 }
 
 Status JobManager::SaveJob(const JobRecord& record, const std::optional<store::AuditEvent>& audit) {
+  JobRecord copy = record;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cancelled_.count(record.id)) copy.cancel_requested = true;
+  }
   CHIRON_RETURN_IF_ERROR(
-      store_->UpdateBlobMetadata(BlobKind::kJob, record.id, EncodeJobRecord(record), audit)
+      store_->UpdateBlobMetadata(BlobKind::kJob, record.id, EncodeJobRecord(copy), audit)
           .status());
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -327,6 +333,10 @@ Result<JobRecord> JobManager::CancelJob(const std::string& owner_id, const std::
   CHIRON_ASSIGN_OR_RETURN(JobRecord record, GetJob(owner_id, job_id));
   if (Finished(record.state)) return record;
   record.cancel_requested = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_.insert(job_id);
+  }
   if (record.state == JobState::kQueued) {
     record.state = JobState::kCancelled;
     record.finished_unix = NowUnix();
@@ -469,12 +479,11 @@ void JobManager::RunJob(const std::string& job_id) {
   auto save_checkpoint = [&](ByteSpan bytes, const train::EpochMetrics& m) -> Status {
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      if (cancelled_.count(record.id)) {
+        record.cancel_requested = true;
+        return CancelledError("cancelled by its owner");
+      }
       if (stopping_) return AbortedError("chirond is stopping; the job resumes at next start");
-    }
-    auto current = LoadJob(record.id);
-    if (current.ok() && current->cancel_requested) {
-      record.cancel_requested = true;
-      return CancelledError("cancelled by its owner");
     }
     CHIRON_RETURN_IF_ERROR(
         store_->PutBlob(BlobKind::kCheckpoint, record.id, record.owner_id, bytes, {}).status());

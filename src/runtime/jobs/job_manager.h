@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,6 +122,9 @@ class JobManager {
   std::condition_variable changed_;  // job versions, queue, stop
   std::map<std::string, uint64_t> versions_;
   std::deque<std::string> queue_;
+  // Jobs whose owner asked to cancel them; the training thread checks it at every checkpoint and
+  // never writes the flag back to false (its in-memory record may predate the request).
+  std::set<std::string> cancelled_;
   bool stopping_ = false;
   std::thread training_thread_;
 

@@ -64,8 +64,8 @@ double Median(std::vector<double> values) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string images = argc > 1 ? argv[1]
-                                : "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+  std::string images =
+      argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
   SetMinLogLevel(LogLevel::kWarning);
   importers::ImportOptions import;
   import.format = importers::ImportFormat::kIdx;
@@ -147,7 +147,9 @@ int main(int argc, char** argv) {
       del.set_name(name);
       v1::DeleteDatasetResponse deleted;
       auto context = connection->NewContext();
-      if (!v1::Datasets::NewStub(connection->channel())->Delete(context.get(), del, &deleted).ok()) {
+      if (!v1::Datasets::NewStub(connection->channel())
+               ->Delete(context.get(), del, &deleted)
+               .ok()) {
         Die("delete failed");
       }
     }
@@ -156,8 +158,8 @@ int main(int argc, char** argv) {
     std::string label = std::to_string(chunk_size >> 20) + " MiB";
     std::printf("%-10s %-34s %10.3f %12.1f\n", label.c_str(), "import+encrypt (baseline)", local_s,
                 mb / local_s);
-    std::printf("%-10s %-34s %10.3f %12.1f\n", label.c_str(),
-                "import+encrypt+gRPC+verify+store", e2e_s, mb / e2e_s);
+    std::printf("%-10s %-34s %10.3f %12.1f\n", label.c_str(), "import+encrypt+gRPC+verify+store",
+                e2e_s, mb / e2e_s);
     std::printf("%-10s ratio end-to-end / baseline throughput: %.2f\n", label.c_str(),
                 local_s / e2e_s);
   }

@@ -48,7 +48,8 @@ Result<ProfileRole> ParseProfileRole(std::string_view name) {
 }
 
 std::string Profile::DefaultDirectory(bool operator_defaults) {
-  const char* explicit_home = std::getenv(operator_defaults ? "CHIRON_OPERATOR_HOME" : "CHIRON_HOME");
+  const char* explicit_home =
+      std::getenv(operator_defaults ? "CHIRON_OPERATOR_HOME" : "CHIRON_HOME");
   if (explicit_home != nullptr && *explicit_home != '\0') return explicit_home;
   const char* home = std::getenv("HOME");
   std::string base = home != nullptr && *home != '\0' ? home : ".";
@@ -61,8 +62,7 @@ Profile::Profile(std::string dir, ProfileSettings settings, crypto::PrivateKey k
   principal_id_ = spki.ok() ? ratls::PrincipalId(*spki) : std::string();
 }
 
-Result<Profile> Profile::Create(const std::string& dir, ProfileSettings settings,
-                                bool overwrite) {
+Result<Profile> Profile::Create(const std::string& dir, ProfileSettings settings, bool overwrite) {
   FileSystem* fs = FileSystem::Default();
   std::string key_path = JoinPath(dir, kKeyFile);
   CHIRON_ASSIGN_OR_RETURN(bool exists, fs->Exists(key_path));
@@ -86,7 +86,7 @@ Result<Profile> Profile::Create(const std::string& dir, ProfileSettings settings
 
 Result<Profile> Profile::Load(const std::string& dir) {
   std::string key_path = JoinPath(dir, kKeyFile);
-  struct stat st{};
+  struct stat st {};
   if (::stat(key_path.c_str(), &st) != 0) {
     return NotFoundError("no profile in " + dir +
                          ": run `chiron init` (or `chiron-operator init`) to create one, or "

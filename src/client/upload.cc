@@ -105,8 +105,7 @@ class ProgressReporter {
 // One upload run: the writer's sink drives BeginUpload and the chunk stream.
 class UploadRun {
  public:
-  UploadRun(Connection& connection, const UploadRequest& request, ResumeState state,
-            bool resuming)
+  UploadRun(Connection& connection, const UploadRequest& request, ResumeState state, bool resuming)
       : connection_(connection),
         request_(request),
         state_(std::move(state)),
@@ -150,7 +149,8 @@ class UploadRun {
         return FailedPreconditionError(
             "the input of the interrupted upload '" + request_.name +
             "' no longer produces the same dataset (schema, sample count or chunking changed); "
-            "run `chiron dataset delete " + request_.name + "` and upload it again");
+            "run `chiron dataset delete " +
+            request_.name + "` and upload it again");
       }
     } else {
       state_.header.assign(header_bytes.begin(), header_bytes.end());
@@ -244,9 +244,8 @@ class UploadRun {
         // A server can only move forward, and only over chunks it was sent.
         if (through > p.chunks_acknowledged && through <= p.resumed_from + p.chunks_sent) {
           p.chunks_acknowledged = through;
-          p.bytes_acknowledged = through == header_.chunk_count()
-                                     ? header_.container_size()
-                                     : header_.chunk_offset(through);
+          p.bytes_acknowledged = through == header_.chunk_count() ? header_.container_size()
+                                                                  : header_.chunk_offset(through);
         }
       });
     }
@@ -263,8 +262,7 @@ class UploadRun {
     }
     uint64_t acked = acknowledged();
     return UnavailableError("upload of '" + request_.name + "' was interrupted after " +
-                            std::to_string(acked) + " of " +
-                            std::to_string(header_.chunk_count()) +
+                            std::to_string(acked) + " of " + std::to_string(header_.chunk_count()) +
                             " chunks were stored (" + closed.message() +
                             "); run the same command again to resume from chunk " +
                             std::to_string(acked));
@@ -302,8 +300,7 @@ class UploadRun {
 
 bool Transient(const Status& status) {
   return status.code() == StatusCode::kUnavailable ||
-         status.code() == StatusCode::kDeadlineExceeded ||
-         status.code() == StatusCode::kCancelled;
+         status.code() == StatusCode::kDeadlineExceeded || status.code() == StatusCode::kCancelled;
 }
 
 }  // namespace
@@ -317,14 +314,14 @@ Result<UploadOutcome> UploadDataset(Connection& connection, const UploadRequest&
     state = std::move(*saved);
     if (state.name != request.name) {
       return FailedPreconditionError("resume state " + request.state_path + " belongs to '" +
-                                     state.name + "', not '" + request.name +
-                                     "'; remove the file");
+                                     state.name + "', not '" + request.name + "'; remove the file");
     }
     if (state.fingerprint != request.source_fingerprint) {
       return FailedPreconditionError(
           "the input of the interrupted upload '" + request.name +
           "' changed since it began (files differ in size or modification time), so it cannot "
-          "be resumed; run `chiron dataset delete " + request.name + "` and upload again");
+          "be resumed; run `chiron dataset delete " +
+          request.name + "` and upload again");
     }
   } else {
     CHIRON_ASSIGN_OR_RETURN(state.dataset_id, dataset::NewDatasetId());
@@ -344,10 +341,10 @@ Result<UploadOutcome> UploadDataset(Connection& connection, const UploadRequest&
     // another upload's) is refused here, before anything is sealed under it.
     auto reader = dataset::DatasetReader::Open(state.key.span(), state.header);
     if (!reader.ok()) {
-      return Status(reader.status().code(),
-                    "resume state " + request.state_path + " is inconsistent: " +
-                        reader.status().message() + "; remove it and run `chiron dataset delete " +
-                        request.name + "`, then upload again");
+      return Status(reader.status().code(), "resume state " + request.state_path +
+                                                " is inconsistent: " + reader.status().message() +
+                                                "; remove it and run `chiron dataset delete " +
+                                                request.name + "`, then upload again");
     }
     options.reseal_nonce_prefix = reader->header().nonce_prefix;
   }
@@ -390,14 +387,13 @@ Result<std::string> FingerprintInputs(const std::vector<std::string>& paths) {
   namespace fs = std::filesystem;
   std::string listing;
   auto describe = [&listing](const fs::path& path, const std::string& label) -> Status {
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
       return NotFoundError("input " + path.string() + " does not exist");
     }
     listing += label + "\t" + (S_ISDIR(st.st_mode) ? "d" : "f") + "\t" +
                std::to_string(S_ISDIR(st.st_mode) ? 0 : st.st_size) + "\t" +
-               std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
-               "\n";
+               std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "\n";
     return Status::Ok();
   };
   for (const std::string& path : paths) {

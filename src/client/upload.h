@@ -57,7 +57,7 @@ struct UploadOutcome {
   uint64_t container_size = 0;
   uint64_t samples = 0;
   bool resumed = false;
-  uint64_t resumed_from = 0;     // first chunk sent in this run
+  uint64_t resumed_from = 0;      // first chunk sent in this run
   bool already_complete = false;  // a previous run had finished; nothing was sent
 };
 

@@ -147,10 +147,9 @@ class DatasetCliTest : public ::testing::Test {
 
   void Init(const std::string& profile, const std::string& role = "owner",
             const std::string& program = "chiron") {
-    auto init = Chiron(profile,
-                       {"init", "--role", role, "--name", profile, "--policy",
-                        server_->policy_path()},
-                       program);
+    auto init = Chiron(
+        profile, {"init", "--role", role, "--name", profile, "--policy", server_->policy_path()},
+        program);
     ASSERT_EQ(init.exit_code, 0) << init.err;
     ASSERT_NE(init.out.find("registered as " + role), std::string::npos) << init.out;
   }
@@ -190,8 +189,8 @@ TEST_F(DatasetCliTest, FashionMnistUploadListDeleteReuploadAndAuditVerify) {
   EXPECT_NE(upload.out.find("10000 samples"), std::string::npos) << upload.out;
   EXPECT_NE(upload.err.find("sim platform"), std::string::npos) << "the sim warning is shown";
   EXPECT_EQ(upload.err.find("ETA"), std::string::npos) << "no progress bar without a terminal";
-  auto train = Chiron("alice", {"dataset", "upload", train_images, "--name", "fmnist-train",
-                                "--format", "idx"});
+  auto train = Chiron(
+      "alice", {"dataset", "upload", train_images, "--name", "fmnist-train", "--format", "idx"});
   ASSERT_EQ(train.exit_code, 0) << train.err;
   EXPECT_NE(train.out.find("60000 samples"), std::string::npos) << train.out;
 
@@ -234,10 +233,9 @@ TEST_F(DatasetCliTest, FashionMnistUploadListDeleteReuploadAndAuditVerify) {
   EXPECT_EQ(records["verified"], true);
   std::vector<std::string> events;
   for (const auto& r : records["records"]) events.push_back(r["event"]);
-  EXPECT_EQ(events, (std::vector<std::string>{"principal.register", "dataset.create",
-                                              "dataset.upload", "dataset.create",
-                                              "dataset.upload", "dataset.delete",
-                                              "dataset.create", "dataset.upload"}));
+  EXPECT_EQ(events, (std::vector<std::string>{
+                        "principal.register", "dataset.create", "dataset.upload", "dataset.create",
+                        "dataset.upload", "dataset.delete", "dataset.create", "dataset.upload"}));
   // The verified head is remembered; the next verification must extend it.
   auto second = Chiron("alice", {"audit", "--verify"});
   ASSERT_EQ(second.exit_code, 0) << second.err;
@@ -307,8 +305,8 @@ TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResum
   bool complete = false;
   int kills = 0;
   for (int round = 0; round < 6 && !complete; ++round) {
-    auto argv = Argv("alice", {"dataset", "upload", images, "--name", "gen", "--chunk-size",
-                               "16384"});
+    auto argv =
+        Argv("alice", {"dataset", "upload", images, "--name", "gen", "--chunk-size", "16384"});
     Background upload(argv, dir_);
     bool kill_this_round = round < 5;
     if (kill_this_round) {
@@ -369,8 +367,8 @@ TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResum
   }
   EXPECT_GE(kills, 3);
   if (!complete) {
-    auto finish = Chiron("alice", {"dataset", "upload", images, "--name", "gen", "--chunk-size",
-                                   "16384"});
+    auto finish =
+        Chiron("alice", {"dataset", "upload", images, "--name", "gen", "--chunk-size", "16384"});
     ASSERT_EQ(finish.exit_code, 0) << finish.err;
     EXPECT_NE(finish.out.find("resumed"), std::string::npos) << finish.out;
   }

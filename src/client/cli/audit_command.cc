@@ -1,6 +1,6 @@
 // `chiron audit [--verify] [--json]`: the principal's own audit records, verified end to end.
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -62,7 +62,7 @@ Result<std::vector<audit::AuditRecord>> FetchAll(Connection& connection) {
 
 std::string FormatTime(int64_t unix_seconds) {
   std::time_t t = static_cast<std::time_t>(unix_seconds);
-  struct tm tm{};
+  struct tm tm {};
   gmtime_r(&t, &tm);
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -83,8 +83,7 @@ int RunAudit(const GlobalOptions& global, const AuditArgs& args) {
     auto loaded = session->profile.LoadAuditHead(session->server);
     if (!loaded.ok()) return Fail(loaded.status());
     previous = *loaded;
-    Status verified =
-        audit::VerifyAuditChain(*records, previous, session->profile.principal_id());
+    Status verified = audit::VerifyAuditChain(*records, previous, session->profile.principal_id());
     if (!verified.ok()) return FailVerification(verified);
     head = audit::ChainHead(*records, previous);
     if (head) {
@@ -142,9 +141,8 @@ void AddAuditCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
       "records fail with exit code 2.\n\nExample:\n  chiron audit --verify");
   audit_cmd->add_flag("--verify", args->verify, "verify the hash chain end to end");
   audit_cmd->add_flag("--json", args->json, "print as JSON");
-  audit_cmd->callback([&global, &action, args] {
-    action = [&global, args] { return RunAudit(global, *args); };
-  });
+  audit_cmd->callback(
+      [&global, &action, args] { action = [&global, args] { return RunAudit(global, *args); }; });
 }
 
 }  // namespace chiron::client

@@ -1,6 +1,6 @@
 // `chiron dataset upload|list|delete`: the owner's encrypted datasets on the runtime.
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -29,8 +29,7 @@ struct UploadArgs {
 std::vector<std::string> InputFiles(const UploadArgs& args, importers::ImportFormat format) {
   std::vector<std::string> files = {args.path};
   if (format == importers::ImportFormat::kIdx) {
-    files.push_back(args.labels.empty() ? importers::DefaultIdxLabelsPath(args.path)
-                                        : args.labels);
+    files.push_back(args.labels.empty() ? importers::DefaultIdxLabelsPath(args.path) : args.labels);
   }
   return files;
 }
@@ -45,7 +44,7 @@ std::string Shape(const v1::DatasetInfo& info) {
 
 std::string FormatTime(int64_t unix_seconds) {
   std::time_t t = static_cast<std::time_t>(unix_seconds);
-  struct tm tm{};
+  struct tm tm {};
   gmtime_r(&t, &tm);
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%d %H:%M", &tm);
@@ -188,9 +187,9 @@ int RunDelete(const GlobalOptions& global, const std::string& name) {
   request.set_name(name);
   v1::DeleteDatasetResponse response;
   auto context = (*connection)->NewContext();
-  Status status = FromGrpc(v1::Datasets::NewStub((*connection)->channel())
-                               ->Delete(context.get(), request, &response),
-                           "Datasets.Delete");
+  Status status = FromGrpc(
+      v1::Datasets::NewStub((*connection)->channel())->Delete(context.get(), request, &response),
+      "Datasets.Delete");
   if (!status.ok()) return Fail(status);
   // A partial upload's local resume state (with its data key) goes too.
   FileSystem::Default()->RemoveFile(session->profile.UploadStatePath(name)).IgnoreError();
@@ -227,11 +226,13 @@ void AddDatasetCommands(CLI::App& app, GlobalOptions& global, CommandAction& act
   upload_cmd->add_option("--labels", upload->labels, "idx: the labels file");
   upload_cmd->add_option("--label-column", upload->label_column, "csv: the label column")
       ->capture_default_str();
-  upload_cmd->add_option("--classes", upload->classes,
-                         "class names in class-index order (comma separated)")
+  upload_cmd
+      ->add_option("--classes", upload->classes,
+                   "class names in class-index order (comma separated)")
       ->delimiter(',');
-  upload_cmd->add_option("--chunk-size", upload->chunk_size,
-                         "plaintext bytes per encrypted chunk (whole samples)")
+  upload_cmd
+      ->add_option("--chunk-size", upload->chunk_size,
+                   "plaintext bytes per encrypted chunk (whole samples)")
       ->check(CLI::Range(uint64_t{1}, dataset::kMaxChunkPlaintextSize))
       ->capture_default_str();
   upload_cmd->add_flag("--no-progress", upload->no_progress, "no progress bar");

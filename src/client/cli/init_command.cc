@@ -42,8 +42,8 @@ Result<v1::Principal> RegisterWithServer(const Session& session) {
       v1::Principals::NewStub(connection->channel())->Register(context.get(), request, &principal),
       "Principals.Register"));
   if (principal.id() != session.profile.principal_id()) {
-    return DataLossError("the server registered principal " + principal.id() +
-                         " but this key is " + session.profile.principal_id());
+    return DataLossError("the server registered principal " + principal.id() + " but this key is " +
+                         session.profile.principal_id());
   }
   return principal;
 }
@@ -151,30 +151,28 @@ void AddInitCommands(CLI::App& app, GlobalOptions& global, CommandAction& action
                    global.operator_mode ? "owner or provider (default: provider)"
                                         : "owner or provider (default: owner)")
       ->check(CLI::IsMember({"owner", "provider"}));
-  init_cmd->add_option("--name", init->name, "display name (printable, at most 64 characters; default $USER)");
+  init_cmd->add_option("--name", init->name,
+                       "display name (printable, at most 64 characters; default $USER)");
   init_cmd->add_flag("--force", init->force,
                      "replace an existing profile's key (the old principal becomes unreachable)");
   init_cmd->add_flag("--offline", init->offline, "create the profile without registering");
-  init_cmd->callback([&global, &action, init] {
-    action = [&global, init] { return RunInit(global, *init); };
-  });
+  init_cmd->callback(
+      [&global, &action, init] { action = [&global, init] { return RunInit(global, *init); }; });
 
   auto* register_cmd = app.add_subcommand(
       "register", "Register this profile's key and role with the server (idempotent)");
   register_cmd->footer("Example:\n  " + global.program +
                        " register --server 127.0.0.1:7443 --policy policy.json");
-  register_cmd->callback([&global, &action] {
-    action = [&global] { return RunRegister(global); };
-  });
+  register_cmd->callback(
+      [&global, &action] { action = [&global] { return RunRegister(global); }; });
 
   auto json = std::make_shared<bool>(false);
   auto* whoami_cmd =
       app.add_subcommand("whoami", "Show this profile's principal as the server knows it");
   whoami_cmd->footer("Example:\n  " + global.program + " whoami --json");
   whoami_cmd->add_flag("--json", *json, "print as JSON");
-  whoami_cmd->callback([&global, &action, json] {
-    action = [&global, json] { return RunWhoAmI(global, *json); };
-  });
+  whoami_cmd->callback(
+      [&global, &action, json] { action = [&global, json] { return RunWhoAmI(global, *json); }; });
 }
 
 }  // namespace chiron::client

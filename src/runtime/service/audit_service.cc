@@ -6,8 +6,7 @@
 
 namespace chiron::runtime {
 
-grpc::Status AuditService::List(grpc::ServerContext* context,
-                                const v1::ListAuditRequest* request,
+grpc::Status AuditService::List(grpc::ServerContext* context, const v1::ListAuditRequest* request,
                                 v1::ListAuditResponse* response) {
   auto caller = authorizer_->RequireRegistered(*context, "Audit.List");
   if (!caller.ok()) return ToGrpc(caller.status());

@@ -7,7 +7,9 @@ namespace chiron::runtime {
 namespace {
 
 // Principal ids are 64 hex characters; logs and messages show a prefix.
-std::string ShortId(const std::string& id) { return id.substr(0, 16); }
+std::string ShortId(const std::string& id) {
+  return id.substr(0, 16);
+}
 
 }  // namespace
 
@@ -36,8 +38,7 @@ Result<store::Principal> Authorizer::RequireRegistered(const grpc::ServerContext
 }
 
 Result<store::Principal> Authorizer::RequireRole(const grpc::ServerContext& context,
-                                                 store::Role role,
-                                                 std::string_view call) const {
+                                                 store::Role role, std::string_view call) const {
   CHIRON_ASSIGN_OR_RETURN(std::string id, CallerId(context));
   auto principal = store_->GetPrincipal(id);
   std::string needed(store::RoleName(role));
@@ -45,10 +46,11 @@ Result<store::Principal> Authorizer::RequireRole(const grpc::ServerContext& cont
     if (principal.status().code() != StatusCode::kNotFound) {
       return principal.status().WithContext("looking up the caller");
     }
-    return PermissionDeniedError(
-        "the " + needed + " role is required (" + std::string(call) + "); key " + ShortId(id) +
-        "... is not registered: run `chiron init --role " + needed + "` against this server "
-        "first");
+    return PermissionDeniedError("the " + needed + " role is required (" + std::string(call) +
+                                 "); key " + ShortId(id) +
+                                 "... is not registered: run `chiron init --role " + needed +
+                                 "` against this server "
+                                 "first");
   }
   if (principal->role != role) {
     return PermissionDeniedError("the " + needed + " role is required (" + std::string(call) +

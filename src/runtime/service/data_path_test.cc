@@ -209,8 +209,8 @@ class DataPathTest : public ::testing::Test {
   static std::vector<v1::AuditRecord> Audit(client::Connection& c, grpc::Status* status = nullptr) {
     v1::ListAuditResponse response;
     auto context = c.NewContext();
-    grpc::Status s = v1::Audit::NewStub(c.channel())
-                         ->List(context.get(), v1::ListAuditRequest(), &response);
+    grpc::Status s =
+        v1::Audit::NewStub(c.channel())->List(context.get(), v1::ListAuditRequest(), &response);
     if (status) *status = s;
     return {response.records().begin(), response.records().end()};
   }
@@ -222,8 +222,8 @@ class DataPathTest : public ::testing::Test {
                                                 uint64_t fail_after = ~uint64_t{0}) {
     client::UploadRequest request;
     request.name = name;
-    request.open_source = [count, seed, fail_after]()
-        -> Result<std::unique_ptr<importers::SampleSource>> {
+    request.open_source = [count, seed,
+                           fail_after]() -> Result<std::unique_ptr<importers::SampleSource>> {
       return std::unique_ptr<importers::SampleSource>(
           std::make_unique<GeneratedSource>(count, seed, fail_after));
     };
@@ -316,9 +316,9 @@ TEST_F(DataPathTest, UnregisteredCallerReachesOnlyRegisterWhoAmIAndAttestation) 
   EXPECT_TRUE(stranger->FreshAttestation().ok());
   v1::Principal me;
   auto context = stranger->NewContext();
-  ExpectStatus(v1::Principals::NewStub(stranger->channel())
-                   ->WhoAmI(context.get(), v1::WhoAmIRequest(), &me),
-               grpc::StatusCode::NOT_FOUND, "chiron init");
+  ExpectStatus(
+      v1::Principals::NewStub(stranger->channel())->WhoAmI(context.get(), v1::WhoAmIRequest(), &me),
+      grpc::StatusCode::NOT_FOUND, "chiron init");
   ExpectStatus(Begin(*stranger, "x", c.header, c.key), grpc::StatusCode::PERMISSION_DENIED,
                "not registered");
   grpc::Status status;
@@ -344,8 +344,7 @@ TEST_F(DataPathTest, ProviderCannotTouchDatasets) {
   grpc::Status status;
   EXPECT_TRUE(List(*provider, &status).empty());
   ExpectStatus(status, grpc::StatusCode::PERMISSION_DENIED, "the owner role is required");
-  ExpectStatus(Delete(*provider, "owners-data"), grpc::StatusCode::PERMISSION_DENIED,
-               "owner role");
+  ExpectStatus(Delete(*provider, "owners-data"), grpc::StatusCode::PERMISSION_DENIED, "owner role");
   ExpectStatus(SendChunks(*provider, upload->dataset_id, {{0, false, c.chunks[0]}}).status,
                grpc::StatusCode::PERMISSION_DENIED, "owner role");
   // The provider's own audit chain holds only its registration.
@@ -367,7 +366,8 @@ TEST_F(DataPathTest, OwnerCannotReachAnotherOwnersDatasetsOrAudit) {
   v1::BeginUploadResponse begun;
   ASSERT_TRUE(Begin(*alice, "partial", partial.header, partial.key, &begun).ok());
   ASSERT_TRUE(SendChunks(*alice, begun.dataset_id(),
-                         {{0, false, partial.chunks[0]}, {1, false, partial.chunks[1]},
+                         {{0, false, partial.chunks[0]},
+                          {1, false, partial.chunks[1]},
                           {2, false, partial.chunks[2]}})
                   .status.ok());
 
@@ -426,8 +426,7 @@ TEST_F(DataPathTest, UploadListDeleteReuploadAndAuditChainVerifies) {
   EXPECT_EQ(UploadGenerated(*owner, "gen", 123, 6).status().code(), StatusCode::kAlreadyExists);
   ASSERT_TRUE(Delete(*owner, "gen").ok());
   EXPECT_TRUE(List(*owner).empty());
-  EXPECT_EQ(server_->store()->GetDataset(first->dataset_id).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(server_->store()->GetDataset(first->dataset_id).status().code(), StatusCode::kNotFound);
   ExpectStatus(Delete(*owner, "gen"), grpc::StatusCode::NOT_FOUND, "no dataset named");
   auto again = UploadGenerated(*owner, "gen", 123, 6);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
@@ -443,9 +442,9 @@ TEST_F(DataPathTest, UploadListDeleteReuploadAndAuditChainVerifies) {
                      ToBytes(r.previous_hash()), ToBytes(r.hash())});
     events.push_back(r.event());
   }
-  EXPECT_EQ(events, (std::vector<std::string>{"principal.register", "dataset.create",
-                                              "dataset.upload", "dataset.delete",
-                                              "dataset.create", "dataset.upload"}));
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"principal.register", "dataset.create", "dataset.upload",
+                                      "dataset.delete", "dataset.create", "dataset.upload"}));
   EXPECT_TRUE(audit::VerifyAuditChain(chain, std::nullopt, principal.id()).ok());
   // A server that drops a record is caught.
   auto dropped = chain;
@@ -502,7 +501,8 @@ TEST_F(DataPathTest, HostileChunksAreRefusedAndNothingStoredIsLost) {
   v1::BeginUploadResponse begun;
   ASSERT_TRUE(Begin(*owner, "d", c.header, c.key, &begun).ok());
   const std::string id = begun.dataset_id();
-  ASSERT_TRUE(SendChunks(*owner, id, {{0, false, c.chunks[0]}, {1, false, c.chunks[1]}}).status.ok());
+  ASSERT_TRUE(
+      SendChunks(*owner, id, {{0, false, c.chunks[0]}, {1, false, c.chunks[1]}}).status.ok());
 
   Bytes tampered = c.chunks[2];
   tampered[5] ^= 0x80;
@@ -552,8 +552,8 @@ TEST_F(DataPathTest, HostileChunksAreRefusedAndNothingStoredIsLost) {
   ASSERT_TRUE(Begin(*owner, "d", c.header, c.key, &resumed).ok());
   EXPECT_EQ(resumed.dataset_id(), id);
   EXPECT_EQ(resumed.next_chunk_index(), 3u);
-  auto rest = SendChunks(*owner, id, {{3, false, c.chunks[3]}, {4, false, c.chunks[4]},
-                                      {5, true, c.chunks[5]}});
+  auto rest = SendChunks(
+      *owner, id, {{3, false, c.chunks[3]}, {4, false, c.chunks[4]}, {5, true, c.chunks[5]}});
   ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
   EXPECT_EQ(rest.acks, (std::vector<uint64_t>{4, 5, 6}));
   ExpectStoredDataset(id, 60, 9);

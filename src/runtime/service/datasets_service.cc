@@ -53,11 +53,10 @@ grpc::Status DatasetsService::BeginUpload(grpc::ServerContext* context,
   if (!record.ok()) return ToGrpc(record.status().WithContext("Datasets.BeginUpload"));
   response->set_dataset_id(record->id);
   response->set_next_chunk_index(record->acknowledged_through);
-  LogInfo("dataset.upload_begin",
-          {{"principal", caller->id},
-           {"dataset", record->id},
-           {"chunks", std::to_string(record->chunk_count)},
-           {"next_chunk", std::to_string(record->acknowledged_through)}});
+  LogInfo("dataset.upload_begin", {{"principal", caller->id},
+                                   {"dataset", record->id},
+                                   {"chunks", std::to_string(record->chunk_count)},
+                                   {"next_chunk", std::to_string(record->acknowledged_through)}});
   return grpc::Status::OK;
 }
 
@@ -76,10 +75,10 @@ grpc::Status DatasetsService::Upload(
       if (!record.ok()) return ToGrpc(record.status().WithContext("Datasets.Upload"));
       dataset_id = record->id;
     } else if (chunk.dataset_id() != dataset_id) {
-      return ToGrpc(InvalidArgumentError(
-          "Datasets.Upload: chunk " + std::to_string(chunk.index()) + " names dataset " +
-          chunk.dataset_id() + " but this stream uploads " + dataset_id +
-          "; open one stream per dataset"));
+      return ToGrpc(InvalidArgumentError("Datasets.Upload: chunk " + std::to_string(chunk.index()) +
+                                         " names dataset " + chunk.dataset_id() +
+                                         " but this stream uploads " + dataset_id +
+                                         "; open one stream per dataset"));
     }
     // The store checks the index against acknowledged_through, the size against the header and
     // the tag under the data key, and refuses the chunk (storing nothing) otherwise.
@@ -99,9 +98,9 @@ grpc::Status DatasetsService::Upload(
     ack.set_complete(progress->complete);
     if (!stream->Write(ack)) break;  // the client went away; what is stored stays stored
     if (progress->complete) {
-      LogInfo("dataset.upload_complete",
-              {{"principal", caller->id}, {"dataset", dataset_id},
-               {"chunks_this_stream", std::to_string(chunks_stored)}});
+      LogInfo("dataset.upload_complete", {{"principal", caller->id},
+                                          {"dataset", dataset_id},
+                                          {"chunks_this_stream", std::to_string(chunks_stored)}});
     }
   }
   return grpc::Status::OK;

@@ -18,8 +18,7 @@ class PrincipalsService final : public v1::Principals::Service {
   PrincipalsService(store::Store* store, const Authorizer* authorizer)
       : store_(store), authorizer_(authorizer) {}
 
-  grpc::Status Register(grpc::ServerContext* context,
-                        const v1::RegisterPrincipalRequest* request,
+  grpc::Status Register(grpc::ServerContext* context, const v1::RegisterPrincipalRequest* request,
                         v1::Principal* response) override;
   grpc::Status WhoAmI(grpc::ServerContext* context, const v1::WhoAmIRequest* request,
                       v1::Principal* response) override;

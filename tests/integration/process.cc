@@ -82,7 +82,11 @@ CommandResult RunCommand(const std::vector<std::string>& argv) {
 
 ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args) {
   std::ofstream(dir + "/chiron-worker") << "worker under test";
-  std::ofstream(dir + "/sandbox-policy.json") << "{}";
+  // chirond refuses a policy file that differs from its compiled-in policy: write the real one
+  // with the build's generator.
+  const std::string sandbox_policy = dir + "/sandbox-policy.txt";
+  CommandResult generated = RunCommand({BinaryPath("chiron_sandbox_policy_gen"), sandbox_policy});
+  if (generated.exit_code != 0) ADD_FAILURE() << "chiron_sandbox_policy_gen: " << generated.err;
   std::string port_file = dir + "/port";
   policy_path_ = dir + "/sim-policy.json";
   log_path_ = dir + "/chirond.log";
@@ -91,7 +95,7 @@ ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::st
                                    "--listen", "127.0.0.1:0",
                                    "--state", dir + "/state",
                                    "--worker", dir + "/chiron-worker",
-                                   "--sandbox-policy", dir + "/sandbox-policy.json",
+                                   "--sandbox-policy", sandbox_policy,
                                    "--port-file", port_file,
                                    "--write-sim-policy", policy_path_};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());

@@ -24,7 +24,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv);
 // A chirond child process on the sim platform, listening on a free loopback port.
 class ChirondProcess {
  public:
-  // Starts chirond with a state dir under `dir`, measured worker/policy files it creates there,
+  // Starts chirond with a state dir under `dir`, a placeholder worker file and the real sandbox
+  // policy file (written by chiron_sandbox_policy_gen) it creates there,
   // and `extra_args`; waits until it listens (port file) or fails the current test.
   ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args = {});
   ~ChirondProcess();  // SIGKILL if still running

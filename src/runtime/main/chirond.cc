@@ -4,6 +4,11 @@
 //
 // Measures the components it trusts (itself, the worker, the sandbox policy), creates a fresh
 // attested TLS identity and serves the chiron.v1 API until SIGTERM or SIGINT.
+//
+// The measured sandbox policy file (default: bin/sandbox-policy.txt beside chirond, written at
+// build time by chiron_sandbox_policy_gen) must be byte for byte the policy compiled into chirond
+// (SandboxPolicyBytes(), the one it and chiron-worker enforce); chirond refuses to start otherwise,
+// so the measurement covers exactly the policy that is enforced (docs/sandbox.md).
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +22,7 @@
 #include "runtime/service/server.h"
 #include "shared/base/file_system.h"
 #include "shared/base/log.h"
+#include "worker/sandbox_policy.h"
 
 namespace {
 
@@ -42,6 +48,36 @@ bool ParseByteSize(const std::string& text, uint64_t& out) {
   return out > 0;
 }
 
+// OK if the file at `path` holds exactly the compiled-in policy; otherwise a message saying which
+// file, how it differs and how to regenerate it.
+chiron::Status CheckSandboxPolicyFile(const std::string& path) {
+  const std::string_view expected = chiron::SandboxPolicyBytes();
+  const std::string regenerate =
+      "regenerate it from this build with `chiron_sandbox_policy_gen " + path +
+      "` (the build writes build/bin/sandbox-policy.txt; `ninja -C build "
+      "chiron_sandbox_policy_file`), or pass --sandbox-policy with the file generated beside "
+      "this chirond";
+  // The policy is a few KiB; a file beyond 1 MiB is refused unread (and differs anyway).
+  auto bytes = chiron::FileSystem::Default()->ReadFile(path, size_t{1} << 20);
+  if (!bytes.ok()) {
+    return chiron::FailedPreconditionError("cannot read the sandbox policy file " + path + ": " +
+                                           bytes.status().message() + "; " + regenerate);
+  }
+  const std::string_view actual(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+  if (actual == expected) return chiron::Status::Ok();
+  size_t first = 0;
+  while (first < actual.size() && first < expected.size() && actual[first] == expected[first]) {
+    ++first;
+  }
+  return chiron::FailedPreconditionError(
+      "the sandbox policy file " + path + " differs from the policy compiled into chirond (" +
+      std::to_string(actual.size()) + " bytes, expected " + std::to_string(expected.size()) +
+      "; first difference at byte " + std::to_string(first) +
+      "); chirond measures this file as the policy it enforces, so it must be exactly "
+      "SandboxPolicyBytes(): " +
+      regenerate);
+}
+
 std::string SelfDirectory() {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -57,7 +93,7 @@ int main(int argc, char** argv) {
   std::string state_dir;
   std::string bin_dir = SelfDirectory();
   std::string worker = bin_dir + "/chiron-worker";
-  std::string sandbox_policy = bin_dir + "/sandbox-policy.json";
+  std::string sandbox_policy = bin_dir + "/sandbox-policy.txt";
   std::string recipes_dir = bin_dir + "/../recipes";
   uint64_t query_budget = 100000;
   int worker_threads = 2;
@@ -84,7 +120,9 @@ int main(int argc, char** argv) {
   app.add_option("--state", state_dir, "state directory (keys, sealed store)")->required();
   app.add_option("--worker", worker, "the sandboxed worker executable (measured)")
       ->capture_default_str();
-  app.add_option("--sandbox-policy", sandbox_policy, "the sandbox policy file (measured)")
+  app.add_option("--sandbox-policy", sandbox_policy,
+                 "the sandbox policy file (measured; must equal the compiled-in policy, "
+                 "as written by chiron_sandbox_policy_gen)")
       ->capture_default_str();
   app.add_option("--recipes-dir", recipes_dir,
                  "built-in recipes (chiron_recipe_NAME.so), registered at start")
@@ -148,6 +186,10 @@ int main(int argc, char** argv) {
       {"chiron-worker", worker},
       {"sandbox-policy", sandbox_policy},
   };
+  if (Status policy = CheckSandboxPolicyFile(sandbox_policy); !policy.ok()) {
+    std::fprintf(stderr, "chirond: refusing to start: %s\n", policy.message().c_str());
+    return 1;
+  }
   Status dir = FileSystem::Default()->CreateDirectories(state_dir, 0700);
   if (!dir.ok()) {
     std::fprintf(stderr, "chirond: cannot use state directory: %s\n", dir.message().c_str());

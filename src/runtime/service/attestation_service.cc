@@ -40,7 +40,7 @@ grpc::Status AttestationService::GetServerInfo(grpc::ServerContext* /*context*/,
   response->set_version(CHIRON_VERSION);
   response->set_platform(std::string(platform_->name()));
   response->set_insecure(platform_->insecure());
-  response->add_api_implemented("chiron.v1.Attestation");
+  for (const std::string& name : implemented_) response->add_api_implemented(name);
   return grpc::Status::OK;
 }
 

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "chiron/v1/attestation.grpc.pb.h"
 #include "runtime/tee/platform.h"
@@ -14,8 +16,12 @@ class AttestationService final : public v1::Attestation::Service {
  public:
   // `platform` must outlive the service. `server_spki_der` is the SPKI of the TLS certificate the
   // server presents (the one whose evidence clients verified in the handshake).
-  AttestationService(tee::Platform* platform, Bytes server_spki_der)
-      : platform_(platform), server_spki_der_(std::move(server_spki_der)) {}
+  // `implemented` names the services whose calls this server implements (GetServerInfo).
+  AttestationService(tee::Platform* platform, Bytes server_spki_der,
+                     std::vector<std::string> implemented)
+      : platform_(platform),
+        server_spki_der_(std::move(server_spki_der)),
+        implemented_(std::move(implemented)) {}
 
   grpc::Status GetEvidence(grpc::ServerContext* context, const v1::GetEvidenceRequest* request,
                            v1::GetEvidenceResponse* response) override;
@@ -26,6 +32,7 @@ class AttestationService final : public v1::Attestation::Service {
  private:
   tee::Platform* platform_;
   Bytes server_spki_der_;
+  std::vector<std::string> implemented_;
 };
 
 }  // namespace chiron::runtime

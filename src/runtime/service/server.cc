@@ -35,8 +35,7 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
   std::unique_ptr<RuntimeServer> server(
       new RuntimeServer(std::move(*platform), std::move(*identity)));
 
-  server->services_.push_back(
-      std::make_unique<AttestationService>(server->platform_.get(), server->identity_.spki_der));
+  std::vector<std::string> implemented = {"chiron.v1.Attestation"};
 
   // The sealed store, under a key only this measured runtime on this platform can derive.
   auto sealing_key = raw_platform->DeriveSealingKey("store");
@@ -72,12 +71,33 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
   } else {
     return sealing_key.status().WithContext("store sealing key");
   }
+  if (server->store_) {
+    for (const char* name : {"chiron.v1.Principals", "chiron.v1.Datasets", "chiron.v1.Audit"}) {
+      implemented.push_back(name);
+    }
+  }
+  if (server->jobs_) {
+    for (const char* name : {"chiron.v1.Recipes", "chiron.v1.Jobs", "chiron.v1.Models"}) {
+      implemented.push_back(name);
+    }
+  }
+  server->services_.push_back(std::make_unique<AttestationService>(
+      server->platform_.get(), server->identity_.spki_der, std::move(implemented)));
   for (auto& service : MakePendingServices(/*include_data_path=*/server->store_ == nullptr,
                                            /*include_training=*/server->jobs_ == nullptr)) {
     server->services_.push_back(std::move(service));
   }
 
+  // Service-level metrics: every call counted by an interceptor; jobs by state from the store.
+  server->metrics_ = std::make_unique<ServiceMetrics>(
+      server->store_ ? StoreJobCounter(server->store_.get()) : ServiceMetrics::JobCounter());
+
   grpc::ServerBuilder builder;
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(server->metrics_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.AddListeningPort(options.listen_address,
                            ratls::AttestedServerCredentials(server->identity_, nullptr),
                            &server->port_);
@@ -88,6 +108,13 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
     return UnavailableError("cannot listen on " + options.listen_address +
                             " (address in use or not local? pick another --listen)");
   }
+  if (!options.metrics_listen_address.empty()) {
+    ServiceMetrics* metrics = server->metrics_.get();
+    auto http = MetricsHttpServer::Start(options.metrics_listen_address,
+                                         [metrics] { return metrics->RenderPrometheus(); });
+    if (!http.ok()) return http.status().WithContext("metrics endpoint");
+    server->metrics_http_ = std::move(*http);
+  }
   LogInfo("server.listening",
           {{"address", options.listen_address}, {"port", std::to_string(server->port_)},
            {"tls_key", ratls::PrincipalId(server->identity_.spki_der)}});
@@ -95,6 +122,7 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
 }
 
 void RuntimeServer::Shutdown(std::chrono::milliseconds grace) {
+  if (metrics_http_) metrics_http_->Stop();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + grace);
   if (jobs_) jobs_->Stop();
 }

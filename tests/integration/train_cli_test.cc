@@ -273,8 +273,8 @@ TEST_F(TrainCliTest, EveryCommandHasHelpWithAnExample) {
         << name << " example shows the command:\n" << help.out;
   }
   // Owners have no register/facts; providers no train/predict.
-  EXPECT_NE(RunCommand({BinaryPath("chiron"), "recipe", "register", "x.so"}).exit_code, 0);
-  EXPECT_NE(RunCommand({BinaryPath("chiron-operator"), "train", "--help"}).exit_code, 0);
+  EXPECT_EQ(RunCommand({BinaryPath("chiron"), "recipe", "register", "x.so"}).exit_code, 1);
+  EXPECT_EQ(RunCommand({BinaryPath("chiron-operator"), "train"}).exit_code, 1);
   // Usage errors: exit 1 and a hint.
   auto both = RunCommand({BinaryPath("chiron"), "predict", "m", "--idx", "a", "--raw", "b"});
   EXPECT_EQ(both.exit_code, 1) << both.err;
@@ -366,7 +366,8 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
 
   auto models = Owner("alice", {"model", "list", "--json"});
   ASSERT_EQ(models.exit_code, 0) << models.err;
-  const auto* model = FindBy(ParseJson(models), "name", "fm-mlp");
+  auto model_list = ParseJson(models);
+  const auto* model = FindBy(model_list, "name", "fm-mlp");
   ASSERT_NE(model, nullptr) << models.out;
   EXPECT_EQ((*model)["job_id"], job_id);
   EXPECT_EQ((*model)["class_names"][1], "Trouser");
@@ -437,11 +438,32 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
   EXPECT_EQ(past.exit_code, 4);
   EXPECT_NE(past.err.find("past the end"), std::string::npos) << past.err;
 
-  // The provider's view: exactly the JobFacts fields, no metric.
+  // The provider's view. A provider sees the jobs of its own recipes only: none of the built-in
+  // recipe's. It registers a recipe (the mlp's code, built with chiron_recipe()), alice trains
+  // with it by its id, and the provider sees exactly the JobFacts fields of that job, no metric.
+  auto none_yet = Provider({"job", "facts", "--json"});
+  ASSERT_EQ(none_yet.exit_code, 0) << none_yet.err;
+  EXPECT_EQ(FindBy(ParseJson(none_yet), "job_id", job_id), nullptr) << none_yet.out;
+  auto acme_register = Provider({"recipe", "register", CHIRON_TEST_MLP_RECIPE, "--name",
+                                 "acme-mlp", "--version", "2.1", "--json-unused-guard"});
+  EXPECT_EQ(acme_register.exit_code, 1) << "unknown option is a usage error";
+  acme_register = Provider({"recipe", "register", CHIRON_TEST_MLP_RECIPE, "--name", "acme-mlp",
+                            "--version", "2.1"});
+  ASSERT_EQ(acme_register.exit_code, 0) << acme_register.err;
+  auto acme_cards = ParseJson(Owner("alice", {"recipe", "list", "--json"}));
+  const auto* acme_card = FindBy(acme_cards, "name", "acme-mlp");
+  ASSERT_NE(acme_card, nullptr);
+  std::string acme_id = (*acme_card)["recipe_id"];
+  EXPECT_NE(acme_id, mlp_id) << "the id commits to the provider, name and version too";
+  auto acme_train = Owner("alice", {"train", "--dataset", "fm-train", "--recipe", acme_id,
+                                    "--model", "fm-acme", "--epochs", "1", "--json"});
+  ASSERT_EQ(acme_train.exit_code, 0) << acme_train.err;
+  std::string acme_job = ParseJson(acme_train)["job_id"];
   auto facts = Provider({"job", "facts", "--json"});
   ASSERT_EQ(facts.exit_code, 0) << facts.err;
   auto fact_list = ParseJson(facts);
-  const auto* fact = FindBy(fact_list, "job_id", job_id);
+  EXPECT_EQ(FindBy(fact_list, "job_id", job_id), nullptr) << "not the built-in recipe's job";
+  const auto* fact = FindBy(fact_list, "job_id", acme_job);
   ASSERT_NE(fact, nullptr) << facts.out;
   std::set<std::string> keys;
   for (auto it = fact->begin(); it != fact->end(); ++it) keys.insert(it.key());
@@ -449,14 +471,15 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
                                          "elapsed_minutes", "peak_memory_bucket_log2"}));
   EXPECT_EQ((*fact)["state"], "succeeded");
   EXPECT_EQ((*fact)["failure"], "none");
-  EXPECT_EQ((*fact)["epochs_done"], 2);
-  EXPECT_EQ((*fact)["recipe_id"], mlp_id);
-  for (const char* word : {"accuracy", "loss", "fm-mlp", "fm-train", "Trouser", "confusion"}) {
+  EXPECT_EQ((*fact)["epochs_done"], 1);
+  EXPECT_EQ((*fact)["recipe_id"], acme_id);
+  for (const char* word : {"accuracy", "loss", "fm-acme", "fm-train", "Trouser", "confusion"}) {
     EXPECT_EQ(facts.out.find(word), std::string::npos) << word << " in " << facts.out;
   }
   auto facts_table = Provider({"job", "facts"});
   ASSERT_EQ(facts_table.exit_code, 0) << facts_table.err;
-  EXPECT_NE(facts_table.out.find(job_id), std::string::npos) << facts_table.out;
+  EXPECT_NE(facts_table.out.find(acme_job), std::string::npos) << facts_table.out;
+  EXPECT_NE(facts_table.out.find("succeeded"), std::string::npos) << facts_table.out;
   EXPECT_EQ(facts_table.out.find("accuracy"), std::string::npos) << facts_table.out;
 
   // The provider cannot predict, evaluate or read the owner's jobs: refused (exit 5).
@@ -502,8 +525,8 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
                               "small MLP for 28x28 grayscale"});
   ASSERT_EQ(registered.exit_code, 0) << registered.err;
   EXPECT_NE(registered.out.find("recipe leaky 1.0"), std::string::npos) << registered.out;
-  auto leaky_card = FindBy(ParseJson(Owner("alice", {"recipe", "list", "--json"})), "name",
-                           "leaky");
+  auto cards_after = ParseJson(Owner("alice", {"recipe", "list", "--json"}));
+  const auto* leaky_card = FindBy(cards_after, "name", "leaky");
   ASSERT_NE(leaky_card, nullptr);
   EXPECT_EQ((*leaky_card)["built_in"], false);
   EXPECT_EQ((*leaky_card)["description"], "small MLP for 28x28 grayscale");
@@ -512,13 +535,14 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
   EXPECT_EQ(leaky.exit_code, 6) << leaky.out << leaky.err;
   EXPECT_NE(leaky.err.find("sandbox-violation"), std::string::npos) << leaky.err;
   EXPECT_NE(leaky.err.find("forbidden system call"), std::string::npos) << leaky.err;
-  const auto* leaky_job = FindBy(ParseJson(Owner("alice", {"job", "list", "--json"})),
-                                 "model_name", "leaky-model");
+  auto jobs_after = ParseJson(Owner("alice", {"job", "list", "--json"}));
+  const auto* leaky_job = FindBy(jobs_after, "model_name", "leaky-model");
   ASSERT_NE(leaky_job, nullptr);
   EXPECT_EQ((*leaky_job)["state"], "failed");
   EXPECT_EQ((*leaky_job)["failure"], "sandbox-violation");
-  const auto* leaky_fact = FindBy(ParseJson(Provider({"job", "facts", "--json"})), "job_id",
-                                  (*leaky_job)["job_id"].get<std::string>());
+  auto facts_after = ParseJson(Provider({"job", "facts", "--json"}));
+  const auto* leaky_fact =
+      FindBy(facts_after, "job_id", (*leaky_job)["job_id"].get<std::string>());
   ASSERT_NE(leaky_fact, nullptr);
   EXPECT_EQ((*leaky_fact)["state"], "failed");
   EXPECT_EQ((*leaky_fact)["failure"], "sandbox-violation");

@@ -55,7 +55,13 @@ int main(int argc, char** argv) {
   AddJobCommands(app, global, action);  // owners: list/watch/cancel; providers: facts
   AddAuditCommands(app, global, action);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error is exit 1 (docs/cli.md), whatever
+    // CLI11's own error number.
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
   if (!action) {
     std::fprintf(stderr, "%s: no command given; see --help\n", global.program.c_str());
     return kExitUsage;

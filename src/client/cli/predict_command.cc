@@ -364,6 +364,7 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& args) {
         out += "  ";
       }
       if (row < text.size()) out += text[row];
+      while (!out.empty() && out.back() == ' ') out.pop_back();
       std::printf("%s\n", out.c_str());
     }
     std::printf("\n");

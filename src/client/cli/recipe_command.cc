@@ -46,8 +46,12 @@ void PrintCard(const v1::RecipeCard& card) {
   std::printf("recipe %s %s%s\n  id:          %s\n", card.name().c_str(), card.version().c_str(),
               card.built_in() ? " (built in)" : "", card.recipe_id().c_str());
   if (!card.description().empty()) std::printf("  description: %s\n", card.description().c_str());
-  std::printf("  input:       %s %s\n", Shape(card).c_str(),
-              card.input_type().empty() ? "any type" : card.input_type().c_str());
+  if (card.input_shape().empty() && card.input_type().empty()) {
+    std::printf("  input:       any shape and type (the recipe checks the dataset at start)\n");
+  } else {
+    std::printf("  input:       %s %s\n", Shape(card).c_str(),
+                card.input_type().empty() ? "any type" : card.input_type().c_str());
+  }
   if (card.output_size() > 0) std::printf("  outputs:     %u\n", card.output_size());
   if (card.memory_budget_bytes() > 0 || card.time_budget_minutes() > 0) {
     std::printf("  budget:      %s memory, %u minutes\n",

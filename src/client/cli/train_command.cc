@@ -53,10 +53,13 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
     return code;
   }
   if (!args.json) {
-    std::printf("started job %s: model '%s' from dataset '%s' with recipe %s, %u epochs, "
+    uint32_t epochs = started.epochs_total() > 0 ? started.epochs_total() : args.epochs;
+    std::string epoch_text =
+        epochs > 0 ? std::to_string(epochs) + " epochs" : "the recipe's default epochs";
+    std::printf("started job %s: model '%s' from dataset '%s' with recipe %s, %s, "
                 "%.0f%% held out for validation\n",
                 started.job_id().c_str(), args.model.c_str(), args.dataset.c_str(),
-                started.recipe_id().substr(0, 16).c_str(), started.epochs_total(),
+                started.recipe_id().substr(0, 16).c_str(), epoch_text.c_str(),
                 args.validation * 100);
     std::fflush(stdout);
   }

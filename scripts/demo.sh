@@ -2,12 +2,13 @@
 # The main job, end to end, on the sim platform (a software simulation: INSECURE, for trying
 # Chiron on a machine without TEE hardware). Run by `make demo` after the build.
 #
-#   owner: init, attest, upload Fashion-MNIST (train + test) encrypted, train the built-in CNN
-#   ("lenet") in the sandbox with live progress, validation and test accuracy, predictions drawn
-#   beside their labels; provider: the same job as facts only; both: audit chains verified; then
-#   a real Intel TDX quote verified offline.
+#   owner: init, attest, upload Fashion-MNIST (train + test) encrypted; provider: registers its
+#   CNN (the built-in "lenet" code); owner: trains it in the sandbox with live progress, gets the
+#   validation and test accuracy and predictions drawn beside their labels; provider: the same
+#   job as facts only; both: audit chains verified; then a real Intel TDX quote verified offline.
 #
-# DEMO_EPOCHS (default 1) sets the training epochs; DEMO_RECIPE (default lenet) the recipe.
+# DEMO_EPOCHS (default 1) sets the training epochs; DEMO_RECIPE (lenet, mlp or resnet; default
+# lenet) the built-in code the provider registers.
 # Exits non-zero as soon as any step fails.
 set -euo pipefail
 build=${1:-build}
@@ -66,12 +67,19 @@ step "Owner: uploading the Fashion-MNIST test set (10,000 images), encrypted"
 owner dataset upload "$fashion/t10k-images-idx3-ubyte.gz" --name fmnist-test
 owner dataset list
 
+# A provider sees the facts of jobs that run its own recipes (the built-ins belong to nobody), so
+# the provider registers its CNN: the built-in lenet's code, as any provider builds a recipe with
+# chiron_recipe() (docs/guide-provider.md).
+step "Provider: registering its CNN recipe ($recipe's code, built with chiron_recipe())"
+provider recipe register "$build/recipes/chiron_recipe_$recipe.so" --name "acme-$recipe" \
+  --version 1.0 --description "the $recipe CNN, registered by the provider"
+
 step "Owner: the recipes on offer (public cards only; code and structure stay in the runtime)"
 owner recipe list
 
-step "Owner: training '$recipe' for $epochs epoch(s) inside the sandbox (the runtime owns parameters and optimizer)"
-owner train --dataset fmnist-train --recipe "$recipe" --model fmnist-$recipe --epochs "$epochs" \
-  --seed 1 | tee "$state/train.out"
+step "Owner: training acme-$recipe for $epochs epoch(s) inside the sandbox (the runtime owns parameters and optimizer)"
+owner train --dataset fmnist-train --recipe "acme-$recipe" --model fmnist-$recipe \
+  --epochs "$epochs" --seed 1 | tee "$state/train.out"
 
 step "Owner: scoring the model on the 10,000 test images (inside the runtime; aggregates only)"
 owner model evaluate fmnist-$recipe --dataset fmnist-test | tee "$state/evaluate.out"

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   }
   AddJobCommands(app, global, action);  // owners: list/watch/cancel; providers: facts
   AddAuditCommands(app, global, action);
+  if (!global.operator_mode) AddReportCommands(app, global, action);  // owners: HTML job report
 
   try {
     app.parse(argc, argv);

@@ -98,5 +98,6 @@ void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
 void AddJobCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
 void AddModelCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
 void AddPredictCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
+void AddReportCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);
 
 }  // namespace chiron::client

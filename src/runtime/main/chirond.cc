@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   int worker_threads = 2;
   std::string tsm_root = tee::kDefaultTsmReportRoot;
   std::string port_file;
+  std::string metrics_listen;  // empty: no metrics endpoint
   std::string sim_policy_file;
   bool sim_debug = false;
   uint32_t sim_svn = 1;
@@ -147,6 +148,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-datasets", max_datasets, "datasets each owner may keep")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--metrics-listen", metrics_listen,
+                 "host:port for operator metrics (plain HTTP, GET /metrics, Prometheus text; "
+                 "service-level figures only, docs/operations.md); off unless given");
   app.add_flag("-v,--verbose", verbose, "log debug events");
   CLI11_PARSE(app, argc, argv);
   if (verbose) SetMinLogLevel(LogLevel::kDebug);
@@ -168,6 +172,7 @@ int main(int argc, char** argv) {
   }
   options.store_limits.max_datasets_per_owner = max_datasets;
   options.listen_address = listen;
+  options.metrics_listen_address = metrics_listen;
   jobs::JobManagerOptions jobs;
   std::error_code ec;
   auto absolute_worker = std::filesystem::absolute(worker, ec);

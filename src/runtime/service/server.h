@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "runtime/service/authz.h"
+#include "runtime/service/metrics.h"
+#include "runtime/service/metrics_http.h"
 #include "runtime/store/store.h"
 #include "runtime/tee/platform.h"
 #include "shared/base/status.h"
@@ -33,6 +35,9 @@ struct ServerOptions {
   // Confined training and predictions (Recipes, Jobs, Models). Unset: those services answer
   // UNIMPLEMENTED (e.g. a build without chiron-worker). Needs the store.
   std::optional<jobs::JobManagerOptions> jobs;
+  // host:port for the operator metrics endpoint (plain HTTP, GET /metrics, Prometheus text;
+  // metrics.h); empty: none. Port 0 picks a free port (see RuntimeServer::metrics_port()).
+  std::string metrics_listen_address;
 };
 
 class RuntimeServer {
@@ -43,6 +48,9 @@ class RuntimeServer {
   static Result<std::unique_ptr<RuntimeServer>> Start(const ServerOptions& options);
 
   int port() const { return port_; }
+  // The metrics endpoint's port; 0 when it is off.
+  int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
+  ServiceMetrics& metrics() { return *metrics_; }
   tee::Platform& platform() { return *platform_; }
   const ratls::TlsIdentity& identity() const { return identity_; }
   // The sealed store; null on a platform that cannot derive a sealing key (the data-path
@@ -59,12 +67,14 @@ class RuntimeServer {
 
   std::unique_ptr<tee::Platform> platform_;
   ratls::TlsIdentity identity_;
+  std::unique_ptr<ServiceMetrics> metrics_;  // outlives the gRPC server and the endpoint
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<jobs::JobManager> jobs_;  // destroyed before the store it uses
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;  // destroyed first
 };
 
 }  // namespace chiron::runtime

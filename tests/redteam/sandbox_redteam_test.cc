@@ -539,7 +539,7 @@ TEST_F(RedTeamTest, SpinningHitsTheCpuLimit) {
   EXPECT_EQ(frame.status().code(), StatusCode::kUnavailable) << frame.status().ToString();
   ExitInfo exit = WaitForEnd(*process, 30000);
   EXPECT_EQ(exit.category, ExitCategory::kCpuTimeLimit) << exit.ToString();
-  EXPECT_GE(exit.cpu_seconds, 0.9);
+  EXPECT_GE(exit.cpu_seconds, 0.5);  // see the sampling note in SandboxedProcess::Wait
 }
 
 TEST_F(RedTeamTest, HangingWorkerIsKilledAtTheDeadline) {

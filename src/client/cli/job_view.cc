@@ -157,26 +157,39 @@ class TrainingProgress {
       double left = (view_.samples_total() - view_.samples_done()) / rate - since_update;
       eta = Clock(static_cast<uint64_t>(std::max(left, 0.0)));
     }
-    constexpr int kWidth = 24;
-    std::string bar(static_cast<size_t>(fraction * kWidth), '#');
-    bar.resize(kWidth, '.');
-    uint32_t epoch = std::min(view_.epochs_done() + 1, std::max(view_.epochs_total(), 1u));
+    // The bar takes whatever width the facts leave (up to 20 columns; none below 5).
+    const size_t width = static_cast<size_t>(TerminalWidth() - 1);
+    std::string head;
+    std::string tail;
     char line[512];
-    int n = std::snprintf(line, sizeof line, "%s epoch %u/%u [%s] %3d%%  %s/%s samples",
-                          JobStateName(view_.state()).c_str(), epoch, view_.epochs_total(),
-                          bar.c_str(), static_cast<int>(fraction * 100),
-                          Count(static_cast<double>(view_.samples_done())).c_str(),
-                          Count(static_cast<double>(view_.samples_total())).c_str());
-    std::string text(line, static_cast<size_t>(std::max(n, 0)));
-    if (rate > 0) text += "  " + Count(rate) + "/s  ETA " + eta;
-    text += "  elapsed " + Clock(static_cast<uint64_t>(elapsed));
+    if (view_.state() == v1::JOB_STATE_QUEUED) {
+      head = "queued: waiting for the runtime's training thread";
+    } else if (view_.epochs_total() == 0) {
+      head = "starting: decrypting the dataset, loading the recipe in the sandbox";
+    } else {
+      uint32_t epoch = std::min(view_.epochs_done() + 1, view_.epochs_total());
+      head = "epoch " + std::to_string(epoch) + "/" + std::to_string(view_.epochs_total());
+      std::snprintf(line, sizeof line, "%3d%% %s/%s", static_cast<int>(fraction * 100),
+                    Count(static_cast<double>(view_.samples_done())).c_str(),
+                    Count(static_cast<double>(view_.samples_total())).c_str());
+      tail = line;
+      if (rate > 0) tail += " " + Count(rate) + "/s ETA " + eta;
+    }
+    tail += (tail.empty() ? "(" : " (") + Clock(static_cast<uint64_t>(elapsed)) + ")";
     if (!view_.history().empty()) {
       const v1::EpochMetrics& last = view_.history(view_.history_size() - 1);
-      std::snprintf(line, sizeof line, "  loss %.4f  val acc %.4f", last.train_loss(),
+      std::snprintf(line, sizeof line, " loss %.3f val acc %.3f", last.train_loss(),
                     last.validation_accuracy());
-      text += line;
+      tail += line;
     }
-    size_t width = static_cast<size_t>(TerminalWidth() - 1);
+    std::string text = head + " " + tail;
+    if (view_.epochs_total() > 0 && view_.state() != v1::JOB_STATE_QUEUED &&
+        text.size() + 8 <= width) {
+      size_t bar_width = std::min<size_t>(20, width - text.size() - 3);
+      std::string bar(static_cast<size_t>(fraction * bar_width), '#');
+      bar.resize(bar_width, '.');
+      text = head + " [" + bar + "] " + tail;
+    }
     if (text.size() > width) text.resize(width);
     std::fprintf(stderr, "\r%s\033[K", text.c_str());
     std::fflush(stderr);

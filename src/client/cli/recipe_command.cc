@@ -150,7 +150,8 @@ void AddRecipeCommands(CLI::App& app, GlobalOptions& global, CommandAction& acti
       "list", "List the recipes' public cards (name, version, id, input, budget)");
   list_cmd->footer(
       "A card is all anyone sees of a recipe: its code and model structure stay inside the "
-      "runtime. The id is the hex SHA-256 of the recipe's shared object.\n\nExample:\n  " +
+      "runtime. The id is a SHA-256 commitment over the recipe's code, provider, name and "
+      "version.\n\nExample:\n  " +
       global.program + " recipe list --json");
   list_cmd->add_flag("--json", *json, "print as JSON");
   list_cmd->callback([&global, &action, json] {

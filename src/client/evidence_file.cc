@@ -99,6 +99,28 @@ Result<VerifiedEvidenceFile> VerifyEvidenceFile(const std::string& path, attest:
     }
   } else {
     result.kind = EvidenceFileKind::kEnvelope;
+    // A tsm runtime's evidence (a TDX quote or SEV-SNP report in an envelope) verifies with the
+    // same collateral as the raw artifact.
+    if (!options.collateral_dir.empty()) {
+      auto tdx_collateral = attest::tdx::LoadTdxCollateralDir(options.collateral_dir);
+      if (tdx_collateral.ok()) {
+        attest::tdx::TdxPlatformVerifierOptions tdx_options;
+        tdx_options.collateral = std::move(*tdx_collateral);
+        tdx_options.clock = [time] { return time; };
+        verifiers.push_back(attest::tdx::NewTdxPlatformVerifier(std::move(tdx_options)));
+      }
+      auto snp_collateral = attest::snp::LoadSnpCollateralDir(options.collateral_dir);
+      if (snp_collateral.ok()) {
+        attest::snp::SnpPlatformVerifierOptions snp_options;
+        snp_options.collateral = std::move(*snp_collateral);
+        snp_options.clock = [time] { return time; };
+        verifiers.push_back(attest::snp::NewSnpPlatformVerifier(std::move(snp_options)));
+      }
+      if (verifiers.size() == 1) {
+        return InvalidArgumentError("--collateral " + options.collateral_dir +
+                                    " holds neither TDX nor SEV-SNP collateral");
+      }
+    }
     if (!options.report_data) {
       return InvalidArgumentError(
           path + " is raw Chiron evidence: pass --report-data HEX (the 64 bytes it must bind), "

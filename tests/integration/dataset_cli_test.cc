@@ -296,9 +296,15 @@ TEST_F(DatasetCliTest, ProviderAndOtherOwnersAreRefused) {
 }
 
 TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResumes) {
-  // 12,000 generated 28x28 samples in 16 KiB chunks: 580 chunks, each an fsynced store write.
-  std::string images = WriteIdx(dir_, "gen", 12000, 7);
+  // 24,000 generated 28x28 samples in 16 KiB chunks: ~1,160 chunks, each an fsynced store
+  // write, so an upload outlasts the kill window even on an idle machine.
+  std::string images = WriteIdx(dir_, "gen", 24000, 7);
   Init("alice");
+  // Blob files that exist before any upload (chirond's built-in recipes, when it has them).
+  size_t baseline_files = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_ + "/state/store/blobs")) {
+    ++baseline_files;
+  }
   std::mt19937 rng(20261126);
   std::regex stored_re("after ([0-9]+) of ([0-9]+) chunks were stored");
   uint64_t last_acked = 0;
@@ -311,7 +317,7 @@ TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResum
     bool kill_this_round = round < 5;
     if (kill_this_round) {
       // A seeded moment: from connection set-up to deep into the chunk stream.
-      std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 900));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 500));
       ::kill(server_->pid(), SIGKILL);
       ++kills;
     }
@@ -357,7 +363,7 @@ TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResum
       EXPECT_EQ(entry.path().extension(), ".sb") << entry.path();
       ++files;
     }
-    EXPECT_EQ(files, acked) << "round " << round;
+    EXPECT_EQ(files, baseline_files + acked) << "round " << round;
     EXPECT_EQ((*d)["complete"], acked == total);
     if (complete) {
       EXPECT_EQ(acked, total);
@@ -375,7 +381,7 @@ TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResum
   auto list = ListJson("alice");
   ASSERT_NE(Find(list, "gen"), nullptr);
   EXPECT_EQ((*Find(list, "gen"))["complete"], true);
-  EXPECT_EQ((*Find(list, "gen"))["sample_count"], 12000);
+  EXPECT_EQ((*Find(list, "gen"))["sample_count"], 24000);
   EXPECT_FALSE(fs::exists(dir_ + "/alice/uploads/67656e.json")) << "resume state removed";
   // The audit chain survived every crash intact.
   auto audit = Chiron("alice", {"audit", "--verify"});

@@ -137,5 +137,44 @@ TEST_F(EvidenceCliTest, RealSnpReportDebugGuestNeedsDebugPolicy) {
   EXPECT_NE(rejected.err.find("debug"), std::string::npos) << rejected.err;
 }
 
+TEST_F(EvidenceCliTest, TsmEnvelopeOfTheRealQuoteVerifiesWithCollateral) {
+  // What a chirond on a TDX guest (tsm platform) produces: the quote inside a Chiron evidence
+  // envelope (docs/formats/evidence.md: "CHEV", version 1, platform 2, payload size, then the
+  // tsm body: provider, outblob, empty auxblob).
+  std::ifstream in(Attestation() + "/tdx/tdx_prod_quote_SPR_E4.dat", std::ios::binary);
+  std::string quote((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto le = [](std::string& out, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  std::string body;
+  body.push_back(static_cast<char>(9));
+  body += "tdx_guest";
+  le(body, quote.size(), 4);
+  body += quote;
+  le(body, 0, 4);
+  std::string envelope = "CHEV";
+  le(envelope, 1, 2);
+  le(envelope, 2, 2);
+  le(envelope, body.size(), 4);
+  envelope += body;
+  std::string path = dir_ + "/tsm-evidence.bin";
+  std::ofstream(path, std::ios::binary) << envelope;
+  // The quote's own report data, as the runtime bound it.
+  auto raw = Verify({Attestation() + "/tdx/tdx_prod_quote_SPR_E4.dat", "--policy",
+                     TdxPolicy(kMrtd, {"NotSupported"}), "--collateral", Attestation() + "/tdx",
+                     "--at", "2023-07-01", "--json"});
+  ASSERT_EQ(raw.exit_code, 0) << raw.err;
+  std::string report_data = nlohmann::json::parse(raw.out)["report_data"];
+  auto result = Verify({path, "--policy", TdxPolicy(kMrtd, {"NotSupported"}), "--collateral",
+                        Attestation() + "/tdx", "--at", "2023-07-01", "--report-data",
+                        report_data, "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(nlohmann::json::parse(result.out)["measurement"], kMrtd);
+  // Without collateral the envelope names the missing verifier instead of passing.
+  auto without = Verify({path, "--policy", TdxPolicy(kMrtd, {"NotSupported"}), "--report-data",
+                         report_data});
+  EXPECT_EQ(without.exit_code, 2) << without.err;
+}
+
 }  // namespace
 }  // namespace chiron::testing

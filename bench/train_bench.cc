@@ -3,6 +3,7 @@
 // initial parameters, same thread count, measured in the same run.
 //
 //   build/bin/train_bench [--epochs N] [--threads N] [--train-limit N] [--seed N]
+//                         [--worker-env NAME=VALUE]...   (added to the workers' environment)
 //
 // Three training paths advance together over the same batch list, segment by segment (kSegment
 // batches each, so a change in machine load hits all three alike):
@@ -21,6 +22,7 @@
 // Goals: sandboxed / libtorch training img/s >= 0.95; test accuracies equal within 0.5 points;
 // one-image latency added <= 100 us; batched prediction ratio >= 0.9.
 #include <dlfcn.h>
+#include <sys/resource.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -30,8 +32,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -58,6 +63,7 @@ struct Flags {
   int threads = 2;
   size_t train_limit = 60000;
   uint64_t seed = 1;
+  std::vector<std::string> worker_env;  // extra NAME=VALUE for the sandboxed workers
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -79,9 +85,12 @@ Flags ParseFlags(int argc, char** argv) {
       f.train_limit = std::strtoull(next(), nullptr, 10);
     else if (a == "--seed")
       f.seed = std::strtoull(next(), nullptr, 10);
+    else if (a == "--worker-env")
+      f.worker_env.push_back(next());
     else {
       std::fprintf(stderr,
-                   "usage: train_bench [--epochs N] [--threads N] [--train-limit N] [--seed N]\n");
+                   "usage: train_bench [--epochs N] [--threads N] [--train-limit N] [--seed N] "
+                   "[--worker-env NAME=VALUE]...\n");
       std::exit(2);
     }
   }
@@ -297,6 +306,61 @@ std::vector<double> BlockMedianMicros(int rounds, const std::vector<std::functio
   return medians;
 }
 
+// CPU seconds (user, system) and page faults so far of this process's child processes (the
+// sandboxed workers: direct children of the runtime), from /proc/PID/stat.
+struct ChildUsage {
+  double user = 0, system = 0, faults = 0;  // CPU seconds; page faults
+};
+ChildUsage ChildrenCpuSeconds() {
+  std::vector<std::string> pids;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream children(task.path() / "children");
+    std::string pid;
+    while (children >> pid) pids.push_back(pid);
+  }
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  double user = 0, system = 0, faults = 0;
+  for (const std::string& pid : pids) {
+    std::ifstream stat("/proc/" + pid + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t end = text.rfind(')');  // the command name may contain spaces
+    if (end == std::string::npos) continue;
+    std::istringstream fields(text.substr(end + 2));
+    std::string field;
+    for (int i = 3; i <= 9 && fields >> field; ++i) {
+    }
+    double minflt = 0, cminflt = 0, majflt = 0, cmajflt = 0, utime = 0, stime = 0;
+    fields >> minflt >> cminflt >> majflt >> cmajflt >> utime >> stime;  // fields 10 to 15
+    user += utime / tick;
+    system += stime / tick;
+    faults += minflt + majflt;
+  }
+  return {user, system, faults};
+}
+
+// This thread's (user, system) CPU seconds.
+std::pair<double, double> ThreadUsage() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+  };
+  return {seconds(usage.ru_utime), seconds(usage.ru_stime)};
+}
+
+// Page faults of this whole process so far.
+double ProcessFaults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_minflt + usage.ru_majflt);
+}
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 std::string LoadAverage() {
   std::ifstream in("/proc/loadavg");
   std::string one, five, fifteen;
@@ -312,7 +376,7 @@ Bytes ReadFileBytes(const char* path) {
   return ToBytes(s.str());
 }
 
-train::WorkerSettings SandboxSettings(int threads) {
+train::WorkerSettings SandboxSettings(int threads, const std::vector<std::string>& extra) {
   train::WorkerSettings settings;
   settings.worker_path = CHIRON_WORKER_PATH;
   settings.threads = threads;
@@ -322,6 +386,7 @@ train::WorkerSettings SandboxSettings(int threads) {
   if (const char* path = std::getenv("LD_LIBRARY_PATH")) {
     settings.extra_environment.push_back(std::string("LD_LIBRARY_PATH=") + path);
   }
+  settings.extra_environment.insert(settings.extra_environment.end(), extra.begin(), extra.end());
   return settings;
 }
 
@@ -396,7 +461,7 @@ int Main(int argc, char** argv) {
   session_options.validation_fraction = 0;
   session_options.seed = flags.seed;
   session_options.checkpoint_every_steps = kSegment;
-  session_options.worker = SandboxSettings(flags.threads);
+  session_options.worker = SandboxSettings(flags.threads, flags.worker_env);
   auto start = Clock::now();
   auto session = train::TrainingSession::Create({records_schema, records}, recipe, session_options);
   if (!session.ok()) Die("TrainingSession::Create", session.status());
@@ -428,13 +493,30 @@ int Main(int argc, char** argv) {
   size_t sandbox_images = 0, done = 0, checkpoints = 0;
   std::vector<double> sandbox_ratios, inproc_ratios;  // libtorch time / path time, per segment
   auto segment_start = Clock::now();
+  // Where the sandboxed time goes: the worker's CPU time and the runtime thread's (copies,
+  // validation, optimizer), summed over the sandboxed segments only.
+  ChildUsage worker_cpu_start, worker_cpu;
+  double runtime_cpu_start = 0, runtime_cpu = 0;
+  std::pair<double, double> inproc_cpu{};  // main thread only: all of it at --threads 1
+  double inproc_faults = 0;
   auto on_checkpoint = [&](ByteSpan, const train::EpochMetrics& metrics) -> Status {
     const double sandbox_segment = Seconds(segment_start);
+    const auto worker_now = ChildrenCpuSeconds();
+    worker_cpu.user += worker_now.user - worker_cpu_start.user;
+    worker_cpu.system += worker_now.system - worker_cpu_start.system;
+    worker_cpu.faults += worker_now.faults - worker_cpu_start.faults;
+    runtime_cpu += ThreadCpuSeconds() - runtime_cpu_start;
     ++checkpoints;
     const size_t upto = std::min<size_t>(metrics.step, all_batches.size());
     if (upto > done) {
       const double inproc_before = chiron.seconds, torch_before = torch_run.seconds;
+      const auto inproc_usage_before = ThreadUsage();
+      const double inproc_faults_before = ProcessFaults();
       for (size_t b = done; b < upto; ++b) chiron.Run(all_batches[b]);
+      const auto inproc_usage_after = ThreadUsage();
+      inproc_faults += ProcessFaults() - inproc_faults_before;
+      inproc_cpu.first += inproc_usage_after.first - inproc_usage_before.first;
+      inproc_cpu.second += inproc_usage_after.second - inproc_usage_before.second;
       for (size_t b = done; b < upto; ++b) torch_run.Run(all_batches[b]);
       for (size_t b = done; b < upto; ++b) sandbox_images += all_batches[b].size();
       const double torch_segment = torch_run.seconds - torch_before;
@@ -443,9 +525,13 @@ int Main(int argc, char** argv) {
       sandbox_seconds += sandbox_segment;
       done = upto;
     }
+    worker_cpu_start = ChildrenCpuSeconds();
+    runtime_cpu_start = ThreadCpuSeconds();
     segment_start = Clock::now();
     return Status::Ok();
   };
+  worker_cpu_start = ChildrenCpuSeconds();
+  runtime_cpu_start = ThreadCpuSeconds();
   segment_start = Clock::now();
   auto trained = (*session)->Run({}, on_checkpoint);
   if (!trained.ok()) Die("TrainingSession::Run", trained.status());
@@ -476,7 +562,7 @@ int Main(int argc, char** argv) {
   // scored here.
   const size_t chunk = 500;
   train::PredictionOptions prediction_options;
-  prediction_options.worker = SandboxSettings(flags.threads);
+  prediction_options.worker = SandboxSettings(flags.threads, flags.worker_env);
   prediction_options.max_batch = chunk;
   prediction_options.seed = flags.seed;
   auto predictor =
@@ -525,6 +611,13 @@ int Main(int argc, char** argv) {
       "  test accuracy sandboxed - libtorch: %+.2f points (goal: within 0.5); sandboxed and "
       "in-process parameters differ by at most %g\n",
       100 * (sandbox_accuracy - torch_accuracy), static_cast<double>(max_difference));
+  std::printf(
+      "  sandboxed segments: %.2f s wall; worker CPU %.2f s user + %.2f s system, %.0f page "
+      "faults; runtime thread CPU %.2f s (copies, checks, optimizer)\n"
+      "  in-process segments: %.2f s wall; main thread CPU %.2f s user + %.2f s system, %.0f "
+      "page faults (process)\n",
+      sandbox_seconds, worker_cpu.user, worker_cpu.system, worker_cpu.faults, runtime_cpu,
+      chiron.seconds, inproc_cpu.first, inproc_cpu.second, inproc_faults);
   std::printf(
       "  the sandboxed time includes %zu checkpoint serialisations of %.1f ms each (%.1f%% of it; "
       "a job checkpoints once per epoch)\n",

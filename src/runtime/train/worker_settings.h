@@ -49,7 +49,8 @@ struct WorkerSettings {
 };
 
 // The worker's environment: DNNL_JIT_PROFILE=0 (oneDNN would otherwise dlopen a profiler on its
-// first kernel), OMP_WAIT_POLICY=passive and settings.extra_environment.
+// first kernel), OMP_WAIT_POLICY=passive, glibc malloc thresholds that keep freed training
+// buffers mapped (GLIBC_TUNABLES) and settings.extra_environment.
 std::vector<std::string> WorkerEnvironment(const WorkerSettings& settings);
 
 // The recipe's view of a dataset schema (shape, element type, classes).

@@ -16,49 +16,6 @@ struct AuditArgs {
   bool json = false;
 };
 
-// Every record of the caller's chain, paging through List.
-Result<std::vector<audit::AuditRecord>> FetchAll(Connection& connection) {
-  auto stub = v1::Audit::NewStub(connection.channel());
-  std::vector<audit::AuditRecord> records;
-  uint64_t from = 1;
-  for (;;) {
-    v1::ListAuditRequest request;
-    request.set_from_sequence(from);
-    v1::ListAuditResponse response;
-    auto context = connection.NewContext();
-    CHIRON_RETURN_IF_ERROR(FromGrpc(stub->List(context.get(), request, &response), "Audit.List"));
-    if (response.records().empty()) break;
-    for (const v1::AuditRecord& in : response.records()) {
-      // Bound what a hostile server can make the client hold or print (chain.h limits).
-      if (in.principal_id().size() > audit::kMaxPrincipalIdSize ||
-          in.event().size() > audit::kMaxEventSize ||
-          in.subject().size() > audit::kMaxSubjectSize) {
-        return DataLossError("audit record " + std::to_string(in.sequence()) +
-                             " has an oversized field; the server is not behaving as a Chiron "
-                             "runtime must");
-      }
-      audit::AuditRecord record;
-      record.sequence = in.sequence();
-      record.time_unix = in.time_unix();
-      record.principal_id = in.principal_id();
-      record.event = in.event();
-      record.subject = in.subject();
-      record.previous_hash = ToBytes(in.previous_hash());
-      record.hash = ToBytes(in.hash());
-      records.push_back(std::move(record));
-    }
-    uint64_t last = records.back().sequence;
-    if (last < from) {
-      return DataLossError("Audit.List answered record " + std::to_string(last) +
-                           " when asked for records from " + std::to_string(from));
-    }
-    from = last + 1;
-    if (records.size() > (size_t{1} << 24)) {
-      return ResourceExhaustedError("more than 16M audit records; refusing to hold more");
-    }
-  }
-  return records;
-}
 
 std::string FormatTime(int64_t unix_seconds) {
   std::time_t t = static_cast<std::time_t>(unix_seconds);
@@ -74,7 +31,7 @@ int RunAudit(const GlobalOptions& global, const AuditArgs& args) {
   if (!session.ok()) return Fail(session.status());
   auto connection = ConnectSession(*session);
   if (!connection.ok()) return FailConnect(connection.status());
-  auto records = FetchAll(**connection);
+  auto records = FetchAuditRecords(**connection);
   if (!records.ok()) return Fail(records.status());
 
   std::optional<audit::AuditHead> previous;
@@ -143,6 +100,49 @@ void AddAuditCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
   audit_cmd->add_flag("--json", args->json, "print as JSON");
   audit_cmd->callback(
       [&global, &action, args] { action = [&global, args] { return RunAudit(global, *args); }; });
+}
+
+Result<std::vector<audit::AuditRecord>> FetchAuditRecords(Connection& connection) {
+  auto stub = v1::Audit::NewStub(connection.channel());
+  std::vector<audit::AuditRecord> records;
+  uint64_t from = 1;
+  for (;;) {
+    v1::ListAuditRequest request;
+    request.set_from_sequence(from);
+    v1::ListAuditResponse response;
+    auto context = connection.NewContext();
+    CHIRON_RETURN_IF_ERROR(FromGrpc(stub->List(context.get(), request, &response), "Audit.List"));
+    if (response.records().empty()) break;
+    for (const v1::AuditRecord& in : response.records()) {
+      // Bound what a hostile server can make the client hold or print (chain.h limits).
+      if (in.principal_id().size() > audit::kMaxPrincipalIdSize ||
+          in.event().size() > audit::kMaxEventSize ||
+          in.subject().size() > audit::kMaxSubjectSize) {
+        return DataLossError("audit record " + std::to_string(in.sequence()) +
+                             " has an oversized field; the server is not behaving as a Chiron "
+                             "runtime must");
+      }
+      audit::AuditRecord record;
+      record.sequence = in.sequence();
+      record.time_unix = in.time_unix();
+      record.principal_id = in.principal_id();
+      record.event = in.event();
+      record.subject = in.subject();
+      record.previous_hash = ToBytes(in.previous_hash());
+      record.hash = ToBytes(in.hash());
+      records.push_back(std::move(record));
+    }
+    uint64_t last = records.back().sequence;
+    if (last < from) {
+      return DataLossError("Audit.List answered record " + std::to_string(last) +
+                           " when asked for records from " + std::to_string(from));
+    }
+    from = last + 1;
+    if (records.size() > (size_t{1} << 24)) {
+      return ResourceExhaustedError("more than 16M audit records; refusing to hold more");
+    }
+  }
+  return records;
 }
 
 }  // namespace chiron::client

@@ -15,6 +15,7 @@
 #include "client/connection.h"
 #include "client/profile.h"
 #include "shared/attest/verifier.h"
+#include "shared/audit/chain.h"
 #include "shared/base/status.h"
 
 namespace chiron::client {
@@ -87,6 +88,10 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
 };
+
+// Every record of the caller's audit chain, paging through Audit.List, with bounds on what a
+// hostile server can make the client hold (audit/chain.h limits). Defined in audit_command.cc.
+Result<std::vector<audit::AuditRecord>> FetchAuditRecords(Connection& connection);
 
 // Noun registrations.
 void AddInitCommands(CLI::App& app, GlobalOptions& global, CommandAction& action);

@@ -69,49 +69,6 @@ Result<std::optional<v1::ModelInfo>> FindJobModel(Connection& connection,
   return std::optional<v1::ModelInfo>();
 }
 
-// Every record of the caller's chain, paging through Audit.List, with the bounds `chiron audit`
-// applies to a hostile server's answers.
-Result<std::vector<audit::AuditRecord>> FetchAuditRecords(Connection& connection) {
-  auto stub = v1::Audit::NewStub(connection.channel());
-  std::vector<audit::AuditRecord> records;
-  uint64_t from = 1;
-  for (;;) {
-    v1::ListAuditRequest request;
-    request.set_from_sequence(from);
-    v1::ListAuditResponse response;
-    auto context = connection.NewContext();
-    CHIRON_RETURN_IF_ERROR(FromGrpc(stub->List(context.get(), request, &response), "Audit.List"));
-    if (response.records().empty()) break;
-    for (const v1::AuditRecord& in : response.records()) {
-      if (in.principal_id().size() > audit::kMaxPrincipalIdSize ||
-          in.event().size() > audit::kMaxEventSize ||
-          in.subject().size() > audit::kMaxSubjectSize) {
-        return DataLossError("audit record " + std::to_string(in.sequence()) +
-                             " has an oversized field; the server is not behaving as a Chiron "
-                             "runtime must");
-      }
-      audit::AuditRecord record;
-      record.sequence = in.sequence();
-      record.time_unix = in.time_unix();
-      record.principal_id = in.principal_id();
-      record.event = in.event();
-      record.subject = in.subject();
-      record.previous_hash = ToBytes(in.previous_hash());
-      record.hash = ToBytes(in.hash());
-      records.push_back(std::move(record));
-    }
-    uint64_t last = records.back().sequence;
-    if (last < from) {
-      return DataLossError("Audit.List answered record " + std::to_string(last) +
-                           " when asked for records from " + std::to_string(from));
-    }
-    from = last + 1;
-    if (records.size() > (size_t{1} << 24)) {
-      return ResourceExhaustedError("more than 16M audit records; refusing to hold more");
-    }
-  }
-  return records;
-}
 
 // Fetches and verifies the owner's chain against the head the profile remembers, saving the new
 // head on success (as `chiron audit --verify` does). Errors other than the profile's own are

@@ -209,13 +209,15 @@ TEST_F(StoreCrashTest, KilledAtRandomMomentsLosesNoAcknowledgedChunk) {
   std::mt19937 rng(20240611);
   int datasets_completed = 0;
   // At least two datasets, so the second (deleted once complete) is killed mid-delete too.
-  for (int dataset = 0; (kills_ < 40 || dataset < 2) && dataset < 40; ++dataset) {
+  // The loop runs until 40 kills happened, whatever the machine's speed (an idle machine finishes
+  // more uploads inside the kill window, so it needs more datasets).
+  for (int dataset = 0; (kills_ < 40 || dataset < 2) && dataset < 400; ++dataset) {
     TestContainer c = MakeContainer(100 + static_cast<uint32_t>(dataset), 120);  // 30 chunks
     bool delete_when_complete = dataset % 2 == 1;
     bool done = false;
     uint64_t known_acked = 0;
     for (int round = 0; round < 200 && !done; ++round) {
-      auto delay = std::chrono::microseconds(rng() % 60000);
+      auto delay = std::chrono::microseconds(rng() % 30000);
       ChildReport report = RunAndKill(c, delete_when_complete, 0, WritePhase::kBefore, delay);
       std::optional<uint64_t> acked = CheckAfterCrash(c, report, known_acked);
       if (::testing::Test::HasFailure()) return;

@@ -16,38 +16,6 @@ struct JobArgs {
   bool json = false;
 };
 
-Result<std::vector<v1::OwnerJobView>> ListJobs(Connection& connection) {
-  v1::ListOwnerJobsResponse response;
-  auto context = connection.NewContext();
-  CHIRON_RETURN_IF_ERROR(
-      FromGrpc(v1::Jobs::NewStub(connection.channel())
-                   ->ListOwnerJobs(context.get(), v1::ListJobsRequest(), &response),
-               "Jobs.ListOwnerJobs"));
-  return std::vector<v1::OwnerJobView>(response.jobs().begin(), response.jobs().end());
-}
-
-// The caller's job whose id is `id` or starts with it (at least 6 characters, unambiguous).
-Result<v1::OwnerJobView> FindJob(Connection& connection, const std::string& id,
-                                 const std::string& program) {
-  CHIRON_ASSIGN_OR_RETURN(auto jobs, ListJobs(connection));
-  const v1::OwnerJobView* match = nullptr;
-  for (const v1::OwnerJobView& job : jobs) {
-    if (job.job_id() == id) return job;
-    if (id.size() >= 6 && job.job_id().compare(0, id.size(), id) == 0) {
-      if (match != nullptr) {
-        return InvalidArgumentError("job id prefix '" + id +
-                                    "' matches several of your jobs; give more characters");
-      }
-      match = &job;
-    }
-  }
-  if (match == nullptr) {
-    return NotFoundError("you have no job '" + id + "': `" + program +
-                         " job list` shows your jobs");
-  }
-  return *match;
-}
-
 std::string Elapsed(uint32_t seconds) {
   char text[32];
   std::snprintf(text, sizeof text, "%u:%02u", seconds / 60, seconds % 60);
@@ -238,6 +206,38 @@ void AddJobCommands(CLI::App& app, GlobalOptions& global, CommandAction& action)
   cancel_cmd->callback([&global, &action, cancel] {
     action = [&global, cancel] { return RunCancel(global, *cancel); };
   });
+}
+
+Result<std::vector<v1::OwnerJobView>> ListJobs(Connection& connection) {
+  v1::ListOwnerJobsResponse response;
+  auto context = connection.NewContext();
+  CHIRON_RETURN_IF_ERROR(
+      FromGrpc(v1::Jobs::NewStub(connection.channel())
+                   ->ListOwnerJobs(context.get(), v1::ListJobsRequest(), &response),
+               "Jobs.ListOwnerJobs"));
+  return std::vector<v1::OwnerJobView>(response.jobs().begin(), response.jobs().end());
+}
+
+// The caller's job whose id is `id` or starts with it (at least 6 characters, unambiguous).
+Result<v1::OwnerJobView> FindJob(Connection& connection, const std::string& id,
+                                 const std::string& program) {
+  CHIRON_ASSIGN_OR_RETURN(auto jobs, ListJobs(connection));
+  const v1::OwnerJobView* match = nullptr;
+  for (const v1::OwnerJobView& job : jobs) {
+    if (job.job_id() == id) return job;
+    if (id.size() >= 6 && job.job_id().compare(0, id.size(), id) == 0) {
+      if (match != nullptr) {
+        return InvalidArgumentError("job id prefix '" + id +
+                                    "' matches several of your jobs; give more characters");
+      }
+      match = &job;
+    }
+  }
+  if (match == nullptr) {
+    return NotFoundError("you have no job '" + id + "': `" + program +
+                         " job list` shows your jobs");
+  }
+  return *match;
 }
 
 }  // namespace chiron::client

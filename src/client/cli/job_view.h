@@ -42,6 +42,13 @@ nlohmann::json OwnerJobViewJson(const v1::OwnerJobView& view,
 nlohmann::json ModelInfoJson(const v1::ModelInfo& info);
 
 // The owner's model called `name` (Models.List). NotFound saying how to list models.
+// The caller's jobs (Jobs.ListOwnerJobs). Defined in job_command.cc.
+Result<std::vector<v1::OwnerJobView>> ListJobs(Connection& connection);
+// The caller's job whose id is `id` or starts with it (at least 6 characters, unambiguous);
+// NotFound names `program job list`. Defined in job_command.cc.
+Result<v1::OwnerJobView> FindJob(Connection& connection, const std::string& id,
+                                 const std::string& program);
+
 Result<v1::ModelInfo> FindModel(Connection& connection, const std::string& name,
                                 const std::string& program);
 

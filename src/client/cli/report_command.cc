@@ -25,32 +25,6 @@ struct ReportArgs {
   std::string html;
 };
 
-// The caller's job whose id is `id` or starts with it (at least 6 characters, unambiguous).
-Result<v1::OwnerJobView> FindOwnerJob(Connection& connection, const std::string& id,
-                                      const std::string& program) {
-  v1::ListOwnerJobsResponse response;
-  auto context = connection.NewContext();
-  CHIRON_RETURN_IF_ERROR(
-      FromGrpc(v1::Jobs::NewStub(connection.channel())
-                   ->ListOwnerJobs(context.get(), v1::ListJobsRequest(), &response),
-               "Jobs.ListOwnerJobs"));
-  const v1::OwnerJobView* match = nullptr;
-  for (const v1::OwnerJobView& job : response.jobs()) {
-    if (job.job_id() == id) return job;
-    if (id.size() >= 6 && job.job_id().compare(0, id.size(), id) == 0) {
-      if (match != nullptr) {
-        return InvalidArgumentError("job id prefix '" + id +
-                                    "' matches several of your jobs; give more characters");
-      }
-      match = &job;
-    }
-  }
-  if (match == nullptr) {
-    return NotFoundError("you have no job '" + id + "': `" + program +
-                         " job list` shows your jobs");
-  }
-  return *match;
-}
 
 // The model the job produced: Models.List entry with the job's model name and id. Unset if the
 // job left no model (or it was deleted, or the name now belongs to another job's model).
@@ -115,7 +89,7 @@ int RunReport(const GlobalOptions& global, const ReportArgs& args) {
   if (!connection.ok()) return FailConnect(connection.status());
   auto claims = (*connection)->FreshAttestation();
   if (!claims.ok()) return FailVerification(claims.status());
-  auto job = FindOwnerJob(**connection, args.job, global.program);
+  auto job = FindJob(**connection, args.job, global.program);
   if (!job.ok()) return Fail(job.status());
   auto model = FindJobModel(**connection, *job);
   if (!model.ok()) return Fail(model.status());

@@ -80,8 +80,13 @@ CommandResult RunCommand(const std::vector<std::string>& argv) {
   return result;
 }
 
-ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args) {
-  std::ofstream(dir + "/chiron-worker") << "worker under test";
+ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args,
+                               const std::string& worker) {
+  std::string worker_path = worker;
+  if (worker_path.empty()) {
+    worker_path = dir + "/chiron-worker";
+    std::ofstream(worker_path) << "worker under test";
+  }
   // chirond refuses a policy file that differs from its compiled-in policy: write the real one
   // with the build's generator.
   const std::string sandbox_policy = dir + "/sandbox-policy.txt";
@@ -94,7 +99,7 @@ ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::st
                                    "--platform", "sim",
                                    "--listen", "127.0.0.1:0",
                                    "--state", dir + "/state",
-                                   "--worker", dir + "/chiron-worker",
+                                   "--worker", worker_path,
                                    "--sandbox-policy", sandbox_policy,
                                    "--port-file", port_file,
                                    "--write-sim-policy", policy_path_};

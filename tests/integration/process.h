@@ -27,7 +27,11 @@ class ChirondProcess {
   // Starts chirond with a state dir under `dir`, a placeholder worker file and the real sandbox
   // policy file (written by chiron_sandbox_policy_gen) it creates there,
   // and `extra_args`; waits until it listens (port file) or fails the current test.
-  ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args = {});
+  // `worker` empty: a placeholder worker file (enough for attestation and the data path);
+  // otherwise the real chiron-worker to measure and run (training tests), with chirond's
+  // default built-in recipes (build/recipes).
+  ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args = {},
+                 const std::string& worker = "");
   ~ChirondProcess();  // SIGKILL if still running
 
   int port() const { return port_; }

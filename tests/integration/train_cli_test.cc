@@ -123,85 +123,6 @@ std::string ReadText(const std::string& path) {
   return ss.str();
 }
 
-// chirond (sim) with everything training needs from the build tree: the real chiron-worker, the
-// sandbox policy file beside it and the built-in recipes (build/recipes). ChirondProcess
-// (process.h) starts chirond with a placeholder worker, which is enough for the data path only.
-class TrainingServer {
- public:
-  explicit TrainingServer(const std::string& dir) {
-    policy_path_ = dir + "/sim-policy.json";
-    log_path_ = dir + "/chirond.log";
-    std::string port_file = dir + "/port";
-    std::vector<std::string> argv = {BinaryPath("chirond"), "--platform", "sim",
-                                     "--listen", "127.0.0.1:0",
-                                     "--state", dir + "/state",
-                                     "--worker", BinaryPath("chiron-worker"),
-                                     "--port-file", port_file,
-                                     "--write-sim-policy", policy_path_};
-    if (fs::exists(BinaryPath("sandbox-policy.txt"))) {
-      argv.insert(argv.end(), {"--sandbox-policy", BinaryPath("sandbox-policy.txt")});
-    }
-    int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
-    posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(log_fd);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
-      std::string text = ReadText(port_file);
-      if (!text.empty() && text.back() == '\n') {
-        port_ = std::stoi(text);
-        return;
-      }
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ADD_FAILURE() << "chirond did not start; its log:\n" << ReadText(log_path_);
-  }
-  ~TrainingServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  int port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  const std::string& policy_path() const { return policy_path_; }
-  const std::string& log_path() const { return log_path_; }
-
-  // SIGTERM; the exit code, or -1 if it did not exit cleanly within 30 s.
-  int Terminate() {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string policy_path_;
-  std::string log_path_;
-};
 
 class TrainCliTest : public ::testing::Test {
  protected:
@@ -216,7 +137,9 @@ class TrainCliTest : public ::testing::Test {
   }
 
   void StartServer() {
-    server_ = std::make_unique<TrainingServer>(dir_);
+    // chirond with the real chiron-worker and the built-in recipes (build/recipes).
+    server_ = std::make_unique<ChirondProcess>(dir_, std::vector<std::string>{},
+                                               BinaryPath("chiron-worker"));
     ASSERT_GT(server_->port(), 0);
   }
 
@@ -243,7 +166,7 @@ class TrainCliTest : public ::testing::Test {
   }
 
   std::string dir_;
-  std::unique_ptr<TrainingServer> server_;
+  std::unique_ptr<ChirondProcess> server_;
 };
 
 TEST_F(TrainCliTest, EveryCommandHasHelpWithAnExample) {

@@ -12,6 +12,12 @@ namespace chiron::testing {
 // build/bin, from the CHIRON_BUILD_DIR environment variable that chiron_test sets.
 std::string BinaryPath(const std::string& name);
 
+// A fresh directory /tmp/PREFIX-XXXXXX (mkdtemp); fails the current test if it cannot.
+std::string MakeTempDir(const std::string& prefix);
+
+// The whole file as text; empty if it cannot be read.
+std::string ReadText(const std::string& path);
+
 struct CommandResult {
   int exit_code = -1;  // -1 if killed by a signal
   std::string out;     // stdout

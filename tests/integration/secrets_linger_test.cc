@@ -132,8 +132,8 @@ std::string Join(const std::vector<std::string>& lines) {
 class SecretsLingerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (fs::temp_directory_path() / "chiron-secrets-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(dir_.data()), nullptr);
+    dir_ = testing::MakeTempDir("chiron-secrets");
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override {
     chirond_.reset();

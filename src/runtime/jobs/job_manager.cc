@@ -473,6 +473,12 @@ void JobManager::RunJob(const std::string& job_id) {
       record.per_class_accuracy = m.validation.per_class_accuracy;
       record.confusion = m.validation.confusion;
     }
+    // A job resumed from a checkpoint taken before this epoch's end runs the rest of the epoch
+    // again (bit-exactly) and reports it again: its record replaces the one saved before the
+    // crash, never duplicates it.
+    while (!record.history.empty() && record.history.back().epoch >= epoch.epoch) {
+      record.history.pop_back();
+    }
     record.history.push_back(epoch);
     SaveJob(record).IgnoreError();
   };

@@ -69,49 +69,7 @@ std::string WriteIdx(const std::string& dir, const std::string& stem, uint32_t c
   return images_path;
 }
 
-// A CLI process running in the background (output to files).
-class Background {
- public:
-  explicit Background(const std::vector<std::string>& argv, const std::string& dir) {
-    out_path_ = dir + "/bg.out";
-    err_path_ = dir + "/bg.err";
-    int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out, 1);
-    posix_spawn_file_actions_adddup2(&actions, err, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out);
-    ::close(err);
-  }
-  ~Background() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  CommandResult Wait() {
-    CommandResult result;
-    int status = 0;
-    if (pid_ > 0 && ::waitpid(pid_, &status, 0) == pid_) {
-      result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    pid_ = -1;
-    result.out = ReadText(out_path_);
-    result.err = ReadText(err_path_);
-    return result;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string out_path_, err_path_;
-};
+using Background = BackgroundCommand;
 
 class DatasetCliTest : public ::testing::Test {
  protected:

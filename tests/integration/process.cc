@@ -98,6 +98,42 @@ CommandResult RunCommand(const std::vector<std::string>& argv) {
   return result;
 }
 
+BackgroundCommand::BackgroundCommand(const std::vector<std::string>& argv, const std::string& dir) {
+  out_path_ = dir + "/bg.out";
+  err_path_ = dir + "/bg.err";
+  int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out, 1);
+  posix_spawn_file_actions_adddup2(&actions, err, 2);
+  auto args = Argv(argv);
+  if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out);
+  ::close(err);
+}
+
+BackgroundCommand::~BackgroundCommand() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+CommandResult BackgroundCommand::Wait() {
+  CommandResult result;
+  int status = 0;
+  if (pid_ > 0 && ::waitpid(pid_, &status, 0) == pid_) {
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  pid_ = -1;
+  result.out = ReadFileText(out_path_);
+  result.err = ReadFileText(err_path_);
+  return result;
+}
+
 ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args,
                                const std::string& worker) {
   std::string worker_path = worker;
@@ -122,6 +158,20 @@ ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::st
                                    "--port-file", port_file,
                                    "--write-sim-policy", policy_path_};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  Start(argv, port_file);
+}
+
+ChirondProcess::ChirondProcess(ExactArgs, const std::string& dir,
+                               const std::vector<std::string>& args, const std::string& port_file,
+                               const std::string& policy_path) {
+  policy_path_ = policy_path;
+  log_path_ = dir + "/chirond.log";
+  std::vector<std::string> argv = {BinaryPath("chirond")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Start(argv, port_file);
+}
+
+void ChirondProcess::Start(const std::vector<std::string>& argv, const std::string& port_file) {
   int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);

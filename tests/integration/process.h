@@ -27,6 +27,20 @@ struct CommandResult {
 // Runs argv to completion (no shell), with stdin closed.
 CommandResult RunCommand(const std::vector<std::string>& argv);
 
+// A command running in the background, stdin closed, stdout and stderr to files in `dir`.
+class BackgroundCommand {
+ public:
+  BackgroundCommand(const std::vector<std::string>& argv, const std::string& dir);
+  ~BackgroundCommand();  // SIGKILL if still running
+  pid_t pid() const { return pid_; }
+  // Waits for the exit; the output written so far.
+  CommandResult Wait();
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_, err_path_;
+};
+
 // A chirond child process on the sim platform, listening on a free loopback port.
 class ChirondProcess {
  public:
@@ -38,6 +52,13 @@ class ChirondProcess {
   // default built-in recipes (build/recipes).
   ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args = {},
                  const std::string& worker = "");
+  // Starts chirond with exactly `args` after the executable (nothing added: e.g. `--config
+  // FILE`), logging to dir/chirond.log; waits until it writes `port_file` (which the arguments
+  // or the config file must name) or fails the current test. `policy_path`: where the
+  // arguments make it write its sim policy (--write-sim-policy), for policy_path().
+  struct ExactArgs {};
+  ChirondProcess(ExactArgs, const std::string& dir, const std::vector<std::string>& args,
+                 const std::string& port_file, const std::string& policy_path);
   ~ChirondProcess();  // SIGKILL if still running
 
   int port() const { return port_; }
@@ -51,6 +72,8 @@ class ChirondProcess {
   int Terminate();
 
  private:
+  void Start(const std::vector<std::string>& argv, const std::string& port_file);
+
   pid_t pid_ = -1;
   int port_ = 0;
   std::string policy_path_;

@@ -1,6 +1,7 @@
 // chirond: the trusted Chiron runtime.
 //
 //   chirond --platform sim --listen 127.0.0.1:7443 --state DIR
+//   chirond --config /etc/chiron/chirond.conf     (settings: runtime/config/chirond_settings.h)
 //
 // Measures the components it trusts (itself, the worker, the sandbox policy), creates a fresh
 // attested TLS identity and serves the chiron.v1 API until SIGTERM or SIGINT.
@@ -18,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "runtime/config/chirond_settings.h"
 #include "runtime/service/reference_policy.h"
 #include "runtime/service/server.h"
 #include "shared/base/file_system.h"
@@ -25,28 +27,6 @@
 #include "worker/sandbox_policy.h"
 
 namespace {
-
-// "16G", "512M", "1048576": bytes with an optional K/M/G/T suffix (powers of 1024).
-bool ParseByteSize(const std::string& text, uint64_t& out) {
-  if (text.empty()) return false;
-  size_t used = 0;
-  unsigned long long value = 0;
-  try {
-    value = std::stoull(text, &used);
-  } catch (...) {
-    return false;
-  }
-  std::string suffix = text.substr(used);
-  int shift = 0;
-  if (suffix == "K" || suffix == "KiB") shift = 10;
-  else if (suffix == "M" || suffix == "MiB") shift = 20;
-  else if (suffix == "G" || suffix == "GiB") shift = 30;
-  else if (suffix == "T" || suffix == "TiB") shift = 40;
-  else if (!suffix.empty()) return false;
-  if (value > (~0ULL >> shift)) return false;
-  out = static_cast<uint64_t>(value) << shift;
-  return out > 0;
-}
 
 // OK if the file at `path` holds exactly the compiled-in policy; otherwise a message saying which
 // file, how it differs and how to regenerate it.
@@ -88,72 +68,59 @@ std::string SelfDirectory() {
 
 int main(int argc, char** argv) {
   using namespace chiron;
-  std::string platform = "sim";
-  std::string listen = "127.0.0.1:7443";
-  std::string state_dir;
-  std::string bin_dir = SelfDirectory();
-  std::string worker = bin_dir + "/chiron-worker";
-  std::string sandbox_policy = bin_dir + "/sandbox-policy.txt";
-  std::string recipes_dir = bin_dir + "/../recipes";
-  uint64_t query_budget = 100000;
-  int worker_threads = 2;
-  std::string tsm_root = tee::kDefaultTsmReportRoot;
-  std::string port_file;
-  std::string metrics_listen;  // empty: no metrics endpoint
-  std::string sim_policy_file;
-  bool sim_debug = false;
-  uint32_t sim_svn = 1;
-  bool verbose = false;
-  std::string quota = "16G";
-  uint64_t max_datasets = chiron::store::StoreLimits{}.max_datasets_per_owner;
+  const std::string bin_dir = SelfDirectory();
+  runtime::ChirondSettings settings;
+  settings.worker = bin_dir + "/chiron-worker";
+  settings.sandbox_policy = bin_dir + "/sandbox-policy.txt";
+  settings.recipes_dir = bin_dir + "/../recipes";
+  settings.tsm_root = tee::kDefaultTsmReportRoot;
+  settings.max_datasets = store::StoreLimits{}.max_datasets_per_owner;
+  std::string config_path;
+  bool print_config = false;
 
   CLI::App app{
       "chirond: the trusted Chiron runtime. Serves the chiron.v1 API over attested, mutual TLS 1.3.",
       "chirond"};
   app.footer(
-      "Example:\n  chirond --platform sim --listen 127.0.0.1:7443 --state /var/lib/chiron\n\n"
+      "Every option except --config and --print-config can also be set in the config file as "
+      "'key = value' (the long option name without dashes, e.g. 'query-budget = 500'); the "
+      "command line wins over the file. No config file is read unless --config is given. "
+      "Format and example: docs/operations.md, docs/examples/chirond.conf.\n\n"
+      "Example:\n"
+      "  chirond --platform sim --listen 127.0.0.1:7443 --state /var/lib/chiron\n"
+      "  chirond --config /etc/chiron/chirond.conf\n"
+      "  chirond --config /etc/chiron/chirond.conf --listen 127.0.0.1:8443 --print-config\n\n"
       "The sim platform is INSECURE: a software simulation for development and tests.");
-  app.add_option("--platform", platform, "TEE platform: sim (insecure simulation) or tsm")
-      ->check(CLI::IsMember({"sim", "tsm"}))
-      ->capture_default_str();
-  app.add_option("--listen", listen, "host:port to serve on (port 0 picks a free port)")
-      ->capture_default_str();
-  app.add_option("--state", state_dir, "state directory (keys, sealed store)")->required();
-  app.add_option("--worker", worker, "the sandboxed worker executable (measured)")
-      ->capture_default_str();
-  app.add_option("--sandbox-policy", sandbox_policy,
-                 "the sandbox policy file (measured; must equal the compiled-in policy, "
-                 "as written by chiron_sandbox_policy_gen)")
-      ->capture_default_str();
-  app.add_option("--recipes-dir", recipes_dir,
-                 "built-in recipes (chiron_recipe_NAME.so), registered at start")
-      ->capture_default_str();
-  app.add_option("--query-budget", query_budget, "predictions each model may answer")
-      ->capture_default_str();
-  app.add_option("--worker-threads", worker_threads, "libtorch threads per sandboxed worker")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  app.add_option("--tsm-root", tsm_root, "configfs-tsm report directory (tsm platform)")
-      ->capture_default_str();
-  app.add_option("--port-file", port_file, "write the port actually bound to this file");
-  app.add_option("--write-sim-policy", sim_policy_file,
-                 "sim only: write the policy that accepts exactly this runtime to this file");
-  app.add_flag("--sim-debug", sim_debug, "sim only: mark evidence as coming from a debug TEE");
-  app.add_option("--sim-svn", sim_svn, "sim only: security version number in evidence")
-      ->capture_default_str();
-  app.add_option("--quota", quota,
-                 "bytes each owner may store (datasets count at their full size from the start "
-                 "of their upload); suffix K, M, G or T")
-      ->capture_default_str();
-  app.add_option("--max-datasets", max_datasets, "datasets each owner may keep")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--metrics-listen", metrics_listen,
-                 "host:port for operator metrics (plain HTTP, GET /metrics, Prometheus text; "
-                 "service-level figures only, docs/operations.md); off unless given");
-  app.add_flag("-v,--verbose", verbose, "log debug events");
+  app.add_option("--config", config_path,
+                 "read settings from this file (key = value lines); command-line options win");
+  app.add_flag("--print-config", print_config,
+               "print the effective settings (defaults, file, command line) as a config file "
+               "and exit without starting");
+  runtime::AddChirondOptions(app, settings);
   CLI11_PARSE(app, argc, argv);
-  if (verbose) SetMinLogLevel(LogLevel::kDebug);
+  if (!config_path.empty()) {
+    auto entries = runtime::ReadConfigFile(config_path);
+    Status applied = entries.ok() ? runtime::ApplyConfigEntries(app, *entries, config_path)
+                                  : entries.status();
+    if (!applied.ok()) {
+      std::fprintf(stderr, "chirond: %s\n", applied.message().c_str());
+      return 1;
+    }
+  }
+  if (print_config) {
+    std::fputs(runtime::FormatSettings(settings).c_str(), stdout);
+    return 0;
+  }
+  if (settings.state_dir.empty()) {
+    std::fprintf(stderr,
+                 "chirond: no state directory: pass --state DIR or set 'state = DIR' in the "
+                 "config file (--config FILE); see chirond --help\n");
+    return 1;
+  }
+  if (settings.verbose) SetMinLogLevel(LogLevel::kDebug);
+  const std::string& worker = settings.worker;
+  const std::string& sandbox_policy = settings.sandbox_policy;
+  const std::string& state_dir = settings.state_dir;
 
   // Signals are handled by one thread through sigwait; block them before any thread starts.
   sigset_t signals;
@@ -163,29 +130,27 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   runtime::ServerOptions options;
-  if (!ParseByteSize(quota, options.store_limits.max_bytes_per_owner)) {
-    std::fprintf(stderr,
-                 "chirond: --quota '%s' is not a size: use bytes with an optional K, M, G or T "
-                 "suffix, e.g. --quota 16G\n",
-                 quota.c_str());
-    return 1;
+  if (!runtime::ParseByteSize(settings.quota, options.store_limits.max_bytes_per_owner)) {
+    std::fprintf(stderr, "chirond: quota '%s' is not a size: use e.g. 16G\n",
+                 settings.quota.c_str());
+    return 1;  // unreachable: the option's validator refused it already
   }
-  options.store_limits.max_datasets_per_owner = max_datasets;
-  options.listen_address = listen;
-  options.metrics_listen_address = metrics_listen;
+  options.store_limits.max_datasets_per_owner = settings.max_datasets;
+  options.listen_address = settings.listen;
+  options.metrics_listen_address = settings.metrics_listen;
   jobs::JobManagerOptions jobs;
   std::error_code ec;
   auto absolute_worker = std::filesystem::absolute(worker, ec);
   jobs.worker.worker_path = ec ? worker : absolute_worker.string();
-  jobs.worker.threads = worker_threads;
-  jobs.recipes_dir = recipes_dir;
-  jobs.query_budget = query_budget;
+  jobs.worker.threads = settings.worker_threads;
+  jobs.recipes_dir = settings.recipes_dir;
+  jobs.query_budget = settings.query_budget;
   options.jobs = jobs;
-  options.platform.name = platform;
+  options.platform.name = settings.platform;
   options.platform.state_dir = state_dir;
-  options.platform.tsm_root = tsm_root;
-  options.platform.sim_debug = sim_debug;
-  options.platform.sim_svn = sim_svn;
+  options.platform.tsm_root = settings.tsm_root;
+  options.platform.sim_debug = settings.sim_debug;
+  options.platform.sim_svn = settings.sim_svn;
   options.platform.measured_components = {
       {"chirond", "/proc/self/exe"},
       {"chiron-worker", worker},
@@ -206,10 +171,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "chirond: cannot start: %s\n", server.status().message().c_str());
     return 1;
   }
-  if (!sim_policy_file.empty()) {
+  if (!settings.write_sim_policy.empty()) {
     auto policy = runtime::SimReferencePolicy((*server)->platform());
     Status written =
-        policy.ok() ? FileSystem::Default()->WriteFileAtomic(sim_policy_file,
+        policy.ok() ? FileSystem::Default()->WriteFileAtomic(settings.write_sim_policy,
                                                              AsBytes(policy->ToJson()), 0644)
                     : policy.status();
     if (!written.ok()) {
@@ -218,9 +183,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (!port_file.empty()) {
+  if (!settings.port_file.empty()) {
     std::string port = std::to_string((*server)->port()) + "\n";
-    Status written = FileSystem::Default()->WriteFileAtomic(port_file, AsBytes(port), 0644);
+    Status written = FileSystem::Default()->WriteFileAtomic(settings.port_file, AsBytes(port), 0644);
     if (!written.ok()) {
       std::fprintf(stderr, "chirond: %s\n", written.message().c_str());
       return 1;

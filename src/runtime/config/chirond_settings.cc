@@ -1,0 +1,219 @@
+#include "runtime/config/chirond_settings.h"
+
+#include <algorithm>
+#include <set>
+
+namespace chiron::runtime {
+namespace {
+
+// Options that exist on the command line only.
+const std::set<std::string, std::less<>>& CommandLineOnly() {
+  static const std::set<std::string, std::less<>> keys = {"config", "print-config", "help",
+                                                          "help-all", "version"};
+  return keys;
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'state'?)" for a near miss, else "".
+std::string Suggestion(const std::string& key, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_distance = 3;  // at most two edits away
+  for (const auto& candidate : known) {
+    size_t distance = EditDistance(key, candidate);
+    // "state-dir" for "state", "metrics" for "metrics-listen": one is a prefix of the other.
+    bool prefix = key.rfind(candidate + "-", 0) == 0 || candidate.rfind(key + "-", 0) == 0;
+    if (prefix) distance = std::min<size_t>(distance, 2);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
+}
+
+CLI::Option* FindOption(CLI::App& app, const std::string& key) {
+  for (CLI::Option* option : app.get_options()) {
+    const auto& names = option->get_lnames();
+    if (std::find(names.begin(), names.end(), key) != names.end()) return option;
+  }
+  return nullptr;
+}
+
+bool IsFlag(const CLI::Option& option) { return option.get_expected_max() == 0; }
+
+std::string ConfigLine(const std::string& key, const std::string& value) {
+  return key + " = " + QuoteConfigValue(value) + "\n";
+}
+
+std::string OptionalLine(const std::string& key, const std::string& value,
+                         const std::string& unset_note) {
+  if (value.empty()) return "# " + key + " = (" + unset_note + ")\n";
+  return ConfigLine(key, value);
+}
+
+}  // namespace
+
+bool ParseByteSize(const std::string& text, uint64_t& out) {
+  if (text.empty() || text.front() < '0' || text.front() > '9') return false;
+  size_t used = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &used);
+  } catch (...) {
+    return false;
+  }
+  std::string suffix = text.substr(used);
+  int shift = 0;
+  if (suffix == "K" || suffix == "KiB") shift = 10;
+  else if (suffix == "M" || suffix == "MiB") shift = 20;
+  else if (suffix == "G" || suffix == "GiB") shift = 30;
+  else if (suffix == "T" || suffix == "TiB") shift = 40;
+  else if (!suffix.empty()) return false;
+  if (value > (~0ULL >> shift)) return false;
+  out = static_cast<uint64_t>(value) << shift;
+  return out > 0;
+}
+
+void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
+  app.add_option("--platform", s.platform, "TEE platform: sim (insecure simulation) or tsm")
+      ->check(CLI::IsMember({"sim", "tsm"}))
+      ->capture_default_str();
+  app.add_option("--listen", s.listen, "host:port to serve on (port 0 picks a free port)")
+      ->capture_default_str();
+  app.add_option("--state", s.state_dir,
+                 "state directory (keys, sealed store); required, here or in the config file");
+  app.add_option("--worker", s.worker, "the sandboxed worker executable (measured)")
+      ->capture_default_str();
+  app.add_option("--sandbox-policy", s.sandbox_policy,
+                 "the sandbox policy file (measured; must equal the compiled-in policy, "
+                 "as written by chiron_sandbox_policy_gen)")
+      ->capture_default_str();
+  app.add_option("--recipes-dir", s.recipes_dir,
+                 "built-in recipes (chiron_recipe_NAME.so), registered at start")
+      ->capture_default_str();
+  app.add_option("--query-budget", s.query_budget, "predictions each model may answer")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            return !value.empty() && value.front() >= '0' && value.front() <= '9'
+                       ? std::string()
+                       : "must be a non-negative whole number";
+          },
+          "N"))
+      ->capture_default_str();
+  app.add_option("--worker-threads", s.worker_threads, "libtorch threads per sandboxed worker")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--tsm-root", s.tsm_root, "configfs-tsm report directory (tsm platform)")
+      ->capture_default_str();
+  app.add_option("--port-file", s.port_file, "write the port actually bound to this file");
+  app.add_option("--write-sim-policy", s.write_sim_policy,
+                 "sim only: write the policy that accepts exactly this runtime to this file");
+  app.add_flag("--sim-debug", s.sim_debug, "sim only: mark evidence as coming from a debug TEE");
+  app.add_option("--sim-svn", s.sim_svn, "sim only: security version number in evidence")
+      ->capture_default_str();
+  app.add_option("--quota", s.quota,
+                 "bytes each owner may store (datasets count at their full size from the start "
+                 "of their upload); suffix K, M, G or T")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            uint64_t bytes = 0;
+            return ParseByteSize(value, bytes)
+                       ? std::string()
+                       : "'" + value +
+                             "' is not a size: use bytes with an optional K, M, G or T suffix, "
+                             "e.g. 16G";
+          },
+          "SIZE"))
+      ->capture_default_str();
+  app.add_option("--max-datasets", s.max_datasets, "datasets each owner may keep")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--metrics-listen", s.metrics_listen,
+                 "host:port for operator metrics (plain HTTP, GET /metrics, Prometheus text; "
+                 "service-level figures only, docs/operations.md); off unless given");
+  app.add_flag("-v,--verbose", s.verbose, "log debug events");
+}
+
+std::vector<std::string> ConfigurableKeys(const CLI::App& app) {
+  std::vector<std::string> keys;
+  for (const CLI::Option* option : app.get_options()) {
+    for (const auto& name : option->get_lnames()) {
+      if (CommandLineOnly().count(name) == 0) keys.push_back(name);
+    }
+  }
+  return keys;
+}
+
+Status ApplyConfigEntries(CLI::App& app, const std::vector<ConfigEntry>& entries,
+                          const std::string& path) {
+  const std::vector<std::string> known = ConfigurableKeys(app);
+  for (const ConfigEntry& entry : entries) {
+    const std::string where = path + ":" + std::to_string(entry.line) + ": ";
+    if (CommandLineOnly().count(entry.key) != 0) {
+      return InvalidArgumentError(where + "'" + entry.key +
+                                  "' can only be given on the command line; remove the line");
+    }
+    CLI::Option* option =
+        std::find(known.begin(), known.end(), entry.key) == known.end()
+            ? nullptr
+            : FindOption(app, entry.key);
+    if (option == nullptr) {
+      return InvalidArgumentError(where + "unknown setting '" + entry.key + "'" +
+                                  Suggestion(entry.key, known) +
+                                  "; the settings are chirond's long options without the dashes "
+                                  "(chirond --help, docs/operations.md)");
+    }
+    if (option->count() > 0) continue;  // the command line wins
+    if (IsFlag(*option) && entry.value != "true" && entry.value != "false") {
+      return InvalidArgumentError(where + "'" + entry.key + "' is true or false, not '" +
+                                  entry.value + "'");
+    }
+    try {
+      option->add_result(entry.value);
+      option->run_callback();
+    } catch (const CLI::Error& error) {
+      return InvalidArgumentError(where + "bad value for '" + entry.key + "': " + error.what() +
+                                  "; see chirond --help");
+    }
+  }
+  return Status::Ok();
+}
+
+std::string FormatSettings(const ChirondSettings& s) {
+  std::string out =
+      "# chirond's effective settings (config file format: docs/operations.md)\n";
+  out += ConfigLine("platform", s.platform);
+  out += ConfigLine("listen", s.listen);
+  out += OptionalLine("state", s.state_dir, "not set: required");
+  out += ConfigLine("worker", s.worker);
+  out += ConfigLine("sandbox-policy", s.sandbox_policy);
+  out += ConfigLine("recipes-dir", s.recipes_dir);
+  out += ConfigLine("query-budget", std::to_string(s.query_budget));
+  out += ConfigLine("worker-threads", std::to_string(s.worker_threads));
+  out += ConfigLine("tsm-root", s.tsm_root);
+  out += OptionalLine("port-file", s.port_file, "not set");
+  out += OptionalLine("write-sim-policy", s.write_sim_policy, "not set");
+  out += ConfigLine("sim-debug", s.sim_debug ? "true" : "false");
+  out += ConfigLine("sim-svn", std::to_string(s.sim_svn));
+  out += ConfigLine("quota", s.quota);
+  out += ConfigLine("max-datasets", std::to_string(s.max_datasets));
+  out += OptionalLine("metrics-listen", s.metrics_listen, "not set: no metrics endpoint");
+  out += ConfigLine("verbose", s.verbose ? "true" : "false");
+  return out;
+}
+
+}  // namespace chiron::runtime

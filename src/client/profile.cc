@@ -68,9 +68,11 @@ Result<Profile> Profile::Create(const std::string& dir, ProfileSettings settings
   CHIRON_ASSIGN_OR_RETURN(bool exists, fs->Exists(key_path));
   if (exists && !overwrite) {
     return AlreadyExistsError("profile " + dir +
-                              " already has a principal key; use it as it is, pass --profile "
-                              "DIR for another identity, or --force to replace it (the old "
-                              "principal's datasets then become unreachable)");
+                              " already has a principal key; use it as it is (`register --server "
+                              "HOST:PORT --policy FILE` registers it with a server and saves "
+                              "both in the profile), pass --profile DIR for another identity, "
+                              "or --force to replace it (the old principal's datasets then "
+                              "become unreachable)");
   }
   CHIRON_RETURN_IF_ERROR(fs->CreateDirectories(dir, 0700));
   CHIRON_RETURN_IF_ERROR(fs->CreateDirectories(JoinPath(dir, "uploads"), 0700));

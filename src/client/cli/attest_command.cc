@@ -161,14 +161,17 @@ void AddAttestCommands(CLI::App& app, GlobalOptions& global, CommandAction& acti
   auto verify = std::make_shared<EvidenceVerifyArgs>();
   auto* evidence_cmd = app.add_subcommand("evidence", "Work with saved evidence");
   evidence_cmd->require_subcommand(1);
+  evidence_cmd->footer("Example:\n  " + global.program +
+                       " evidence verify ev.json --policy policy.json");
   auto* verify_cmd = evidence_cmd->add_subcommand(
       "verify",
       "Verify saved evidence: a transcript from `attest --save`, Chiron evidence, or a raw "
       "Intel TDX quote / AMD SEV-SNP report with its collateral");
   verify_cmd->footer(
-      "Examples:\n  chiron evidence verify ev.json --policy policy.json\n"
-      "  chiron evidence verify raw.bin --policy policy.json --report-data 00ab...\n"
-      "  chiron evidence verify quote.dat --policy tdx.json --collateral intel/ --at 2023-07-01");
+      "Examples:\n  " + global.program + " evidence verify ev.json --policy policy.json\n  " +
+      global.program + " evidence verify raw.bin --policy policy.json --report-data 00ab...\n  " +
+      global.program +
+      " evidence verify quote.dat --policy tdx.json --collateral intel/ --at 2023-07-01");
   verify_cmd->add_option("FILE", verify->file, "evidence file")->required();
   verify_cmd->add_option("--report-data", verify->report_data_hex,
                          "hex of the 64 bytes raw evidence must bind");

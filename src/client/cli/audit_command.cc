@@ -95,7 +95,8 @@ void AddAuditCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
   audit_cmd->footer(
       "--verify checks the hash chain from record 1 and that it extends the head verified last "
       "time (kept in the profile), so altered, removed, reordered, truncated or rolled-back "
-      "records fail with exit code 2.\n\nExample:\n  chiron audit --verify");
+      "records fail with exit code 2.\n\nExample:\n  " +
+      global.program + " audit --verify");
   audit_cmd->add_flag("--verify", args->verify, "verify the hash chain end to end");
   audit_cmd->add_flag("--json", args->json, "print as JSON");
   audit_cmd->callback(

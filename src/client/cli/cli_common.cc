@@ -36,6 +36,13 @@ int FailConnect(const Status& status) {
 
 Result<std::shared_ptr<const attest::Verifier>> LoadVerifier(const std::string& policy_path) {
   auto policy = attest::Policy::LoadFile(policy_path);
+  if (!policy.ok() && policy.status().code() == StatusCode::kNotFound) {
+    return NotFoundError(
+        "the attestation policy file " + policy_path +
+        " does not exist: pass --policy FILE with the policy your server's operator published "
+        "(for a sim server, the file `chirond --write-sim-policy` wrote); `register --policy "
+        "FILE` saves it in the profile (docs/formats/policy.md)");
+  }
   if (!policy.ok()) return policy.status();
   auto verifier = attest::Verifier::Create(std::move(*policy));
   if (!verifier.ok()) return verifier.status().WithContext("policy " + policy_path);
@@ -50,8 +57,10 @@ Result<Session> OpenSession(const GlobalOptions& global) {
   if (server.empty()) server = "127.0.0.1:7443";
   if (policy.empty()) {
     return InvalidArgumentError(
-        "no attestation policy: pass --policy FILE, or store one in the profile with `" +
-        global.program + " init --policy FILE --force` (see docs/formats/policy.md)");
+        "no attestation policy: pass --policy FILE, or save one in the profile with `" +
+        global.program +
+        " register --policy FILE` (the policy comes from the server's operator; for a sim "
+        "server, the file `chirond --write-sim-policy` wrote; docs/formats/policy.md)");
   }
   return Session{std::move(profile), std::move(server), std::move(policy)};
 }

@@ -103,6 +103,18 @@ int RunRegister(const GlobalOptions& global) {
   if (!principal.ok()) return FailConnect(principal.status());
   std::printf("registered %s as %s with %s\n", principal->id().c_str(),
               std::string(RoleName(principal->role())).c_str(), session->server.c_str());
+  // Remember the server and policy that just worked, so later commands need neither flag.
+  ProfileSettings& settings = session->profile.mutable_settings();
+  std::error_code ec;
+  auto absolute = std::filesystem::absolute(session->policy_path, ec);
+  std::string policy = ec ? session->policy_path : absolute.string();
+  if (settings.server != session->server || settings.policy_path != policy) {
+    settings.server = session->server;
+    settings.policy_path = policy;
+    if (Status saved = session->profile.SaveSettings(); !saved.ok()) return Fail(saved);
+    std::printf("saved server %s and policy %s in the profile %s\n", settings.server.c_str(),
+                settings.policy_path.c_str(), session->profile.dir().c_str());
+  }
   return kExitOk;
 }
 
@@ -160,7 +172,9 @@ void AddInitCommands(CLI::App& app, GlobalOptions& global, CommandAction& action
       [&global, &action, init] { action = [&global, init] { return RunInit(global, *init); }; });
 
   auto* register_cmd = app.add_subcommand(
-      "register", "Register this profile's key and role with the server (idempotent)");
+      "register",
+      "Register this profile's key and role with the server (idempotent); saves the server and "
+      "policy used in the profile");
   register_cmd->footer("Example:\n  " + global.program +
                        " register --server 127.0.0.1:7443 --policy policy.json");
   register_cmd->callback(

@@ -158,6 +158,7 @@ void AddJobCommands(CLI::App& app, GlobalOptions& global, CommandAction& action)
   if (global.operator_mode) {
     auto* job_cmd = app.add_subcommand("job", "The coarse facts of jobs that use your recipes");
     job_cmd->require_subcommand(1);
+    job_cmd->footer("Example:\n  chiron-operator job facts --json");
     auto json = std::make_shared<bool>(false);
     auto* facts_cmd = job_cmd->add_subcommand(
         "facts", "List job facts: state, failure category, epochs, minutes, memory bucket");

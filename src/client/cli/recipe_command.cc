@@ -144,6 +144,10 @@ void AddRecipeCommands(CLI::App& app, GlobalOptions& global, CommandAction& acti
       "recipe", global.operator_mode ? "Register your recipes and list the server's recipes"
                                      : "List the recipes (training code) you can train with");
   recipe_cmd->require_subcommand(1);
+  recipe_cmd->footer(global.operator_mode
+                         ? "Examples:\n  chiron-operator recipe register build/my_cnn.so --name "
+                           "my-cnn --version 1.0\n  chiron-operator recipe list"
+                         : "Example:\n  chiron recipe list --json");
 
   auto json = std::make_shared<bool>(false);
   auto* list_cmd = recipe_cmd->add_subcommand(

@@ -31,8 +31,8 @@ Result<store::Principal> Authorizer::RequireRegistered(const grpc::ServerContext
   if (principal.status().code() == StatusCode::kNotFound) {
     return PermissionDeniedError(
         "a registered principal is required (" + std::string(call) + "); key " + ShortId(id) +
-        "... is not registered: run `chiron init` (owners) or `chiron-operator init` (providers) "
-        "against this server first");
+        "... is not registered with this server: run `chiron register` (or `chiron-operator "
+        "register`) with this profile, or `chiron init` / `chiron-operator init` to create one");
   }
   return principal.status().WithContext("looking up the caller");
 }
@@ -48,15 +48,20 @@ Result<store::Principal> Authorizer::RequireRole(const grpc::ServerContext& cont
     }
     return PermissionDeniedError("the " + needed + " role is required (" + std::string(call) +
                                  "); key " + ShortId(id) +
-                                 "... is not registered: run `chiron init --role " + needed +
-                                 "` against this server "
-                                 "first");
+                                 "... is not registered with this server: run `" +
+                                 (role == store::Role::kOwner ? "chiron" : "chiron-operator") +
+                                 " register` with this profile, or `" +
+                                 (role == store::Role::kOwner ? "chiron" : "chiron-operator") +
+                                 " init` to create one");
   }
   if (principal->role != role) {
     return PermissionDeniedError("the " + needed + " role is required (" + std::string(call) +
                                  "); key " + ShortId(id) + "... is registered as " +
                                  std::string(store::RoleName(principal->role)) +
-                                 ": use a profile with the " + needed + " role");
+                                 ": this command is for " + (role == store::Role::kOwner ? "data owners (`chiron`, "
+                                 "with an owner profile)" : "providers (`chiron-operator`, with "
+                                 "a provider profile)") + "; pass --profile DIR of a profile "
+                                 "with the " + needed + " role");
   }
   return principal;
 }

@@ -48,8 +48,9 @@ grpc::Status PrincipalsService::WhoAmI(grpc::ServerContext* context,
   if (!principal.ok()) {
     if (principal.status().code() == StatusCode::kNotFound) {
       return ToGrpc(NotFoundError("key " + *id +
-                                  " is not registered with this server: run `chiron init` "
-                                  "(owners) or `chiron-operator init` (providers)"));
+                                  " is not registered with this server: run `chiron register` "
+                                  "(or `chiron-operator register`) with this profile, or "
+                                  "`chiron init` to create one"));
     }
     return ToGrpc(principal.status().WithContext("Principals.WhoAmI"));
   }

@@ -47,8 +47,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::memcpy(values.data(), rest.data(), sizeof(values));
     TrainingConfig training;
     ResourceBudget budget;
-    if (UnpackRecipeDeclarations(values, training, budget).ok() &&
-        PackRecipeDeclarations(training, budget) != values) {
+    OutputPolicy output;
+    if (UnpackRecipeDeclarations(values, training, budget, &output).ok() &&
+        PackRecipeDeclarations(training, budget, output) != values) {
       // Doubles round-trip bit for bit; NaN payloads included, as memcpy'd bits.
       std::abort();
     }

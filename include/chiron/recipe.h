@@ -123,6 +123,12 @@ class Recipe {
 
   // What the recipe expects to need (0 = the runtime's default limit).
   virtual ResourceBudget Budget(const DatasetSchema& schema) const { return ResourceBudget{}; }
+
+  // What owners may see of each prediction (recipe_types.h): scores (optionally the top k,
+  // rounded) or the label only. The runtime enforces it on every Predict; an owner may narrow it
+  // for a model, never widen it. Default: every class with probabilities rounded to 4 decimals.
+  // Example, label only:  return {.kind = chiron::OutputKind::kLabelOnly};
+  virtual OutputPolicy Output(const DatasetSchema& schema) const { return OutputPolicy{}; }
 };
 
 }  // namespace chiron

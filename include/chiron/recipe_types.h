@@ -1,5 +1,5 @@
 // Plain, torch-free description of what a recipe declares: the dataset schema it is built for,
-// its training hyper-parameters and its resource budget, plus the C entry point's version record.
+// its training hyper-parameters, its resource budget and its prediction output policy, plus the C entry point's version record.
 //
 // This header is shared by three parties and therefore depends on nothing but the C++ standard
 // library:
@@ -93,6 +93,25 @@ struct TrainingConfig {
   uint32_t batch_size = 64;
 };
 
+// What data owners may see of a prediction: the provider's output policy. The trusted runtime
+// applies it to the logits the worker returns (they never reach a client unprocessed); an owner
+// can narrow it further for a model, never widen it. Less output leaks less about the model
+// (fewer, coarser scores make model extraction and membership inference harder).
+enum class OutputKind : uint8_t {
+  kScores = 1,     // class indices with softmax probabilities, best first
+  kLabelOnly = 2,  // only the most probable class index: no scores at all
+};
+
+struct OutputPolicy {
+  OutputKind kind = OutputKind::kScores;
+  // kScores: at most this many classes per sample (0: every class). Range 0..65536.
+  uint32_t max_top_k = 0;
+  // kScores: probabilities rounded to this many decimal places. Range 0..6.
+  uint32_t decimals = 4;
+};
+inline constexpr uint32_t kMaxOutputDecimals = 6;
+inline constexpr uint32_t kMaxOutputTopK = 65536;
+
 // What the recipe expects to need. The runtime enforces its own limits in the sandbox and refuses
 // a job whose budget exceeds them; 0 means "the runtime's default".
 struct ResourceBudget {
@@ -109,7 +128,8 @@ struct ResourceBudget {
 // ABI, another libtorch or another C++ string ABI is refused with a clear error instead of
 // crashing on a mismatched vtable.
 
-#define CHIRON_RECIPE_ABI_VERSION 1u
+// Version 2: Recipe gained the virtual Output() (a version-1 object's vtable lacks it).
+#define CHIRON_RECIPE_ABI_VERSION 2u
 #define CHIRON_RECIPE_ENTRY_SYMBOL "chiron_recipe_v1"
 
 namespace chiron {

@@ -315,7 +315,8 @@ Result<WorkerJobConfig> DecodeConfigureFrame(const WorkerFrame& frame) {
 }
 
 RecipeDeclarationValues PackRecipeDeclarations(const TrainingConfig& training,
-                                               const ResourceBudget& budget) {
+                                               const ResourceBudget& budget,
+                                               const OutputPolicy& output) {
   const OptimizerConfig& o = training.optimizer;
   const ScheduleConfig& s = training.schedule;
   return {static_cast<uint64_t>(o.kind), Bits(o.learning_rate), Bits(o.weight_decay),
@@ -324,15 +325,18 @@ RecipeDeclarationValues PackRecipeDeclarations(const TrainingConfig& training,
           static_cast<uint64_t>(s.kind),
           s.warmup_steps, s.step_epochs, Bits(s.gamma), Bits(s.min_learning_rate),
           training.epochs,
-          training.batch_size, budget.max_memory_size, budget.max_training_seconds, 0, 0};
+          training.batch_size, budget.max_memory_size, budget.max_training_seconds,
+          static_cast<uint64_t>(output.kind),
+          output.max_top_k | (uint64_t{output.decimals} << 32)};
 }
 
 Status UnpackRecipeDeclarations(const RecipeDeclarationValues& v, TrainingConfig& training,
-                                ResourceBudget& budget) {
+                                ResourceBudget& budget, OutputPolicy* output) {
   auto fits = [](uint64_t value, uint64_t max) { return value <= max; };
   if (!fits(v[0], 255) || !fits(v[5], 1) || !fits(v[9], 255) || !fits(v[10], UINT32_MAX) ||
       !fits(v[11], UINT32_MAX) || !fits(v[14], UINT32_MAX) || !fits(v[15], UINT32_MAX) ||
-      v[18] != 0 || v[19] != 0) {
+      v[18] < 1 || v[18] > 2 || (v[19] & 0xffffffffu) > kMaxOutputTopK ||
+      (v[19] >> 32) > kMaxOutputDecimals) {
     return InvalidArgumentError("recipe declarations: a value does not fit its field");
   }
   TrainingConfig t;
@@ -355,6 +359,11 @@ Status UnpackRecipeDeclarations(const RecipeDeclarationValues& v, TrainingConfig
   training = t;
   budget.max_memory_size = v[16];
   budget.max_training_seconds = v[17];
+  if (output != nullptr) {
+    output->kind = static_cast<OutputKind>(v[18]);
+    output->max_top_k = static_cast<uint32_t>(v[19] & 0xffffffffu);
+    output->decimals = static_cast<uint32_t>(v[19] >> 32);
+  }
   return Status::Ok();
 }
 

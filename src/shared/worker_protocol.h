@@ -61,7 +61,8 @@ inline constexpr int kWorkerExitProtocolError = 72;   // the runtime's frame mad
 inline constexpr int kWorkerExitRecipeFailed = 73;    // the recipe did not load or threw
 
 inline constexpr uint32_t kWorkerFrameMagic = 0x46574843;  // "CHWF" in little-endian bytes
-inline constexpr uint16_t kWorkerProtocolVersion = 2;
+// 3: the recipe declarations carry the output policy (values 18 and 19).
+inline constexpr uint16_t kWorkerProtocolVersion = 3;
 inline constexpr size_t kWorkerFrameSize = 64;
 inline constexpr size_t kWorkerFrameFieldCount = 6;
 
@@ -186,17 +187,20 @@ Result<WorkerFrame> EncodeConfigureFrame(const WorkerJobConfig& config, uint64_t
 Result<WorkerJobConfig> DecodeConfigureFrame(const WorkerFrame& frame);
 
 // ---- Recipe declarations ---------------------------------------------------------------------
-// The recipe's TrainingConfig and ResourceBudget travel as kDescriptionPages description frames
-// of five u64 values each (doubles as their binary64 bits), in a fixed order (see
-// docs/formats/worker-protocol.md).
+// The recipe's TrainingConfig, ResourceBudget and OutputPolicy travel as kDescriptionPages
+// description frames of five u64 values each (doubles as their binary64 bits), in a fixed order
+// (see docs/formats/worker-protocol.md). The output policy is value 18 (kind) and value 19
+// (max_top_k | decimals << 32).
 inline constexpr size_t kDescriptionPages = 4;
 inline constexpr size_t kDescriptionValuesPerPage = 5;
 using RecipeDeclarationValues = std::array<uint64_t, kDescriptionPages * kDescriptionValuesPerPage>;
 RecipeDeclarationValues PackRecipeDeclarations(const TrainingConfig& training,
-                                               const ResourceBudget& budget);
-// Structural decoding only (enum values and integer widths); InvalidArgument otherwise. The
-// values remain untrusted: the runtime clamps and validates them before use.
+                                               const ResourceBudget& budget,
+                                               const OutputPolicy& output = OutputPolicy{});
+// Structural decoding only (enum values, integer widths, max_top_k <= kMaxOutputTopK, decimals
+// <= kMaxOutputDecimals); InvalidArgument otherwise. The values remain untrusted: the runtime
+// clamps and validates them before use. `output` may be null (not wanted).
 Status UnpackRecipeDeclarations(const RecipeDeclarationValues& values, TrainingConfig& training,
-                                ResourceBudget& budget);
+                                ResourceBudget& budget, OutputPolicy* output = nullptr);
 
 }  // namespace chiron

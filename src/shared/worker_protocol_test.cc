@@ -48,7 +48,7 @@ TEST(WorkerProtocolTest, EncodesTheDocumentedLayout) {
   auto bytes = EncodeWorkerFrame(frame);
   ASSERT_EQ(bytes.size(), 64u);
   EXPECT_EQ(std::string(bytes.begin(), bytes.begin() + 4), "CHWF");
-  EXPECT_EQ(bytes[4], 2);  // version
+  EXPECT_EQ(bytes[4], 3);  // version
   EXPECT_EQ(bytes[5], 0);
   EXPECT_EQ(bytes[6], 4);  // kPredict
   EXPECT_EQ(bytes[8], 0x08);
@@ -257,10 +257,15 @@ TEST(WorkerProtocolTest, RecipeDeclarationsRoundTripExactly) {
   training.epochs = 12;
   training.batch_size = 128;
   ResourceBudget budget{1ull << 30, 3600};
-  RecipeDeclarationValues values = PackRecipeDeclarations(training, budget);
+  OutputPolicy output{.kind = OutputKind::kLabelOnly, .max_top_k = 3, .decimals = 2};
+  RecipeDeclarationValues values = PackRecipeDeclarations(training, budget, output);
   TrainingConfig t;
   ResourceBudget b;
-  ASSERT_TRUE(UnpackRecipeDeclarations(values, t, b).ok());
+  OutputPolicy o;
+  ASSERT_TRUE(UnpackRecipeDeclarations(values, t, b, &o).ok());
+  EXPECT_EQ(o.kind, OutputKind::kLabelOnly);
+  EXPECT_EQ(o.max_top_k, 3u);
+  EXPECT_EQ(o.decimals, 2u);
   EXPECT_EQ(t.optimizer.kind, OptimizerKind::kAdamW);
   EXPECT_EQ(t.optimizer.learning_rate, training.optimizer.learning_rate);
   EXPECT_EQ(t.optimizer.beta2, 0.98);
@@ -274,7 +279,14 @@ TEST(WorkerProtocolTest, RecipeDeclarationsRoundTripExactly) {
   values[14] = 1ull << 40;  // epochs wider than u32
   EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
   values = PackRecipeDeclarations(training, budget);
-  values[19] = 1;  // reserved
+  values[18] = 0;  // no output kind (a worker of protocol version 2)
+  EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
+  values[18] = 3;  // unknown output kind
+  EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
+  values = PackRecipeDeclarations(training, budget);
+  values[19] = uint64_t{7} << 32;  // 7 decimals: more than kMaxOutputDecimals
+  EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
+  values[19] = kMaxOutputTopK + 1;
   EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
 }
 

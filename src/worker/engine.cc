@@ -72,6 +72,7 @@ class TorchEngine final : public Engine {
     recipe_name_ = recipe.name() != nullptr ? recipe.name() : "";
     training_ = recipe.Training(schema_);
     budget_ = recipe.Budget(schema_);
+    output_policy_ = recipe.Output(schema_);
     output_size_ = recipe.OutputSize(schema_);
     if (output_size_ < 1 || output_size_ > (int64_t{1} << 20)) {
       return InternalError("recipe '" + recipe_name_ + "' declares output size " +
@@ -95,6 +96,7 @@ class TorchEngine final : public Engine {
   const std::string& recipe_name() const override { return recipe_name_; }
   const TrainingConfig& training_config() const override { return training_; }
   const ResourceBudget& budget() const override { return budget_; }
+  const OutputPolicy& output_policy() const override { return output_policy_; }
   int64_t output_size() const override { return output_size_; }
 
   Status InitialParameters(std::span<float> params_out,
@@ -367,6 +369,7 @@ class TorchEngine final : public Engine {
   std::string recipe_name_;
   TrainingConfig training_;
   ResourceBudget budget_;
+  OutputPolicy output_policy_;
   int64_t output_size_ = 0;
   std::shared_ptr<RecipeModel> model_;
   std::vector<torch::Tensor> params_;

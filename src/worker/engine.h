@@ -109,6 +109,7 @@ class Engine {
   virtual const std::string& recipe_name() const = 0;
   virtual const TrainingConfig& training_config() const = 0;
   virtual const ResourceBudget& budget() const = 0;
+  virtual const OutputPolicy& output_policy() const = 0;
   virtual int64_t output_size() const = 0;
 
   // The model's freshly initialised parameters and buffers (as built by Load with options.seed).

@@ -133,7 +133,8 @@ int Serve(Engine& engine, const WorkerJobConfig& config) {
         const uint64_t page = request.fields[0];
         if (page >= kDescriptionPages) return kWorkerExitProtocolError;
         const RecipeDeclarationValues values =
-            PackRecipeDeclarations(engine.training_config(), engine.budget());
+            PackRecipeDeclarations(engine.training_config(), engine.budget(),
+                                   engine.output_policy());
         reply.type = WorkerFrameType::kDescription;
         reply.fields[0] = page;
         for (size_t i = 0; i < kDescriptionValuesPerPage; ++i) {

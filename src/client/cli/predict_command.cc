@@ -1,11 +1,17 @@
-// `chiron predict MODEL (--idx IMAGES [--labels LABELS] | --raw FILE)`: black-box predictions
-// from a trained model, each sample drawn in the terminal beside its top classes.
+// `chiron predict --model NAME [--owner ID] FILE...` (or `chiron predict NAME --idx/--raw ...`):
+// black-box predictions from a trained model, each sample drawn in the terminal beside its
+// classes. FILE may be an IDX images file (plain or .gz), a CSV file (numeric feature columns; a
+// label column, if present, only shows the true label and is never sent), a PNG image or a
+// folder of PNG images (per-class sub-folders show the true label). Every input is checked
+// against the model's input schema here, before anything is sent, with errors naming the file
+// and line; samples go in batches no larger than the server's and the rate limit's maximum.
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -14,7 +20,9 @@
 #include "client/cli/cli_common.h"
 #include "client/cli/job_view.h"
 #include "client/cli/terminal_image.h"
+#include "client/importers/csv_source.h"
 #include "client/importers/input_stream.h"
+#include "client/importers/png_source.h"
 #include "shared/base/file_system.h"
 
 namespace chiron::client {
@@ -24,13 +32,18 @@ constexpr uint64_t kMaxSamples = 10000;        // per command
 constexpr size_t kSamplesPerRequest = 64;      // per Predict call
 constexpr size_t kMaxRawFileSize = size_t{256} << 20;
 
+constexpr uint64_t kDefaultIdxCount = 8;      // an IDX file holds thousands: show a few
+
 struct PredictArgs {
   std::string model;
+  std::string owner;                 // a grantee names the model's owner
+  std::vector<std::string> files;    // positional; the first is the model without --model
   std::string idx;
   std::string labels;
   std::string raw;
+  std::string label_column = "label";
   uint64_t offset = 0;
-  uint64_t count = 8;
+  uint64_t count = 0;                // 0: every sample (IDX: kDefaultIdxCount)
   uint32_t top_k = 0;
   std::string image_style = "auto";
   bool json = false;
@@ -42,9 +55,30 @@ struct Samples {
   std::vector<uint32_t> image_shape;   // for drawing
   bool f32 = false;
   std::vector<int> labels;             // -1: unknown
-  uint64_t first_index = 0;            // index of items[0] in the file
-  std::string source;                  // file name for the heading
+  std::vector<std::string> names;      // heading of each sample ("t10k-images... #8", "a.png")
+  std::vector<uint64_t> indices;       // index of each sample in its file
 };
+
+// How many samples to skip before the first one taken, and how many to take, across all inputs.
+struct Window {
+  uint64_t skip = 0;
+  uint64_t take = 0;
+  uint64_t seen = 0;  // samples in the inputs read so far (for "past the end")
+  bool full() const { return take == 0; }
+};
+
+void AddSample(Samples& samples, std::string item, int label, std::string name, uint64_t index) {
+  samples.items.push_back(std::move(item));
+  samples.labels.push_back(label);
+  samples.names.push_back(std::move(name));
+  samples.indices.push_back(index);
+}
+
+std::string BaseName(const std::string& path) {
+  std::string trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  return trimmed.substr(trimmed.find_last_of('/') + 1);
+}
 
 uint64_t Product(const std::vector<uint32_t>& shape) {
   uint64_t product = 1;
@@ -102,115 +136,351 @@ Result<IdxFile> OpenIdx(const std::string& path) {
   return file;
 }
 
-Result<Samples> ReadIdxSamples(const PredictArgs& args, const v1::ModelInfo& model) {
-  CHIRON_ASSIGN_OR_RETURN(IdxFile images, OpenIdx(args.idx));
+std::vector<uint32_t> ModelShape(const v1::ModelInfo& model) {
+  return std::vector<uint32_t>(model.input_shape().begin(), model.input_shape().end());
+}
+
+std::string ModelTakes(const v1::ModelInfo& model) {
+  return "model '" + model.name() + "' takes " + ShapeText(ModelShape(model)) + " " +
+         (model.input_type().empty() ? std::string("u8") : model.input_type()) + " samples";
+}
+
+// The model's class index of a true-label name (a class name, or a class index in decimal).
+int ClassIndexOf(const v1::ModelInfo& model, const std::string& name) {
+  for (int i = 0; i < model.class_names_size(); ++i) {
+    if (model.class_names(i) == name) return i;
+  }
+  if (!name.empty() && name.size() <= 5 &&
+      name.find_first_not_of("0123456789") == std::string::npos) {
+    int index = std::stoi(name);
+    uint32_t classes =
+        model.class_names_size() > 0 ? model.class_names_size() : model.output_size();
+    if (index >= 0 && static_cast<uint32_t>(index) < classes) return index;
+  }
+  return -1;
+}
+
+Status ReadIdxSamples(const std::string& path, const std::string& labels_path,
+                      const v1::ModelInfo& model, Window& window, Samples& samples) {
+  CHIRON_ASSIGN_OR_RETURN(IdxFile images, OpenIdx(path));
   if (images.dims.size() < 2) {
-    return InvalidArgumentError(args.idx + ": an images file has at least 2 dimensions (count, "
+    return InvalidArgumentError(path + ": an images file has at least 2 dimensions (count, "
                                 "then the sample shape); is this a labels file? pass it as "
                                 "--labels");
   }
   std::vector<uint32_t> shape(images.dims.begin() + 1, images.dims.end());
-  std::vector<uint32_t> model_shape(model.input_shape().begin(), model.input_shape().end());
+  std::vector<uint32_t> model_shape = ModelShape(model);
   if (!model.input_type().empty() && model.input_type() != "u8") {
-    return InvalidArgumentError("model '" + model.name() + "' takes " + model.input_type() +
-                                " samples; IDX images are bytes: use --raw with a file of " +
-                                model.input_type() + " samples");
+    return InvalidArgumentError(path + ": IDX images are bytes but " + ModelTakes(model) +
+                                ": give a CSV file or --raw samples");
   }
   if (!model_shape.empty() && Product(model_shape) != Product(shape)) {
-    return InvalidArgumentError(args.idx + " holds " + ShapeText(shape) + " images but model '" +
-                                model.name() + "' takes " + ShapeText(model_shape) + " samples");
+    return InvalidArgumentError(path + " holds " + ShapeText(shape) + " images but " +
+                                ModelTakes(model));
   }
-  uint64_t total = images.dims[0];
-  if (args.offset >= total) {
-    return InvalidArgumentError("--offset " + std::to_string(args.offset) + " is past the end: " +
-                                args.idx + " has " + std::to_string(total) + " images");
+  const uint64_t total = images.dims[0];
+  window.seen += total;
+  if (window.skip >= total) {
+    window.skip -= total;
+    return Status::Ok();
   }
-  uint64_t count = std::min(args.count, total - args.offset);
-  uint64_t sample_size = Product(shape);
-  CHIRON_RETURN_IF_ERROR(Skip(*images.stream, args.offset * sample_size));
-  Samples samples;
+  const uint64_t first = window.skip;
+  const uint64_t count = std::min(window.take, total - first);
+  window.skip = 0;
+  window.take -= count;
+  const uint64_t sample_size = Product(shape);
+  CHIRON_RETURN_IF_ERROR(Skip(*images.stream, first * sample_size));
   samples.image_shape = shape;
-  samples.first_index = args.offset;
-  samples.source = args.idx.substr(args.idx.find_last_of('/') + 1);
+  std::vector<int> labels(count, -1);
+  if (!labels_path.empty()) {
+    CHIRON_ASSIGN_OR_RETURN(IdxFile label_file, OpenIdx(labels_path));
+    if (label_file.dims.size() != 1) {
+      return InvalidArgumentError(labels_path + ": a labels file has exactly one dimension");
+    }
+    if (label_file.dims[0] != total) {
+      return InvalidArgumentError(labels_path + " has " + std::to_string(label_file.dims[0]) +
+                                  " labels for " + std::to_string(total) + " images in " + path);
+    }
+    CHIRON_RETURN_IF_ERROR(Skip(*label_file.stream, first));
+    std::vector<uint8_t> values(count);
+    CHIRON_ASSIGN_OR_RETURN(size_t got, importers::ReadFull(*label_file.stream,
+                                                           MutableByteSpan(values.data(), values.size())));
+    if (got != values.size()) return InvalidArgumentError(labels_path + ": ends early");
+    for (size_t i = 0; i < values.size(); ++i) labels[i] = values[i];
+  }
+  const std::string name = BaseName(path);
   for (uint64_t i = 0; i < count; ++i) {
     std::string item(sample_size, '\0');
     CHIRON_ASSIGN_OR_RETURN(size_t got, importers::ReadFull(*images.stream,
                                                            MutableByteSpan(reinterpret_cast<uint8_t*>(item.data()), item.size())));
-    if (got != item.size()) return InvalidArgumentError(args.idx + ": ends early");
-    samples.items.push_back(std::move(item));
+    if (got != item.size()) return InvalidArgumentError(path + ": ends early");
+    AddSample(samples, std::move(item), labels[i], name + " #" + std::to_string(first + i),
+              first + i);
   }
-  samples.labels.assign(samples.items.size(), -1);
-  if (!args.labels.empty()) {
-    CHIRON_ASSIGN_OR_RETURN(IdxFile labels, OpenIdx(args.labels));
-    if (labels.dims.size() != 1) {
-      return InvalidArgumentError(args.labels + ": a labels file has exactly one dimension");
-    }
-    if (labels.dims[0] != total) {
-      return InvalidArgumentError(args.labels + " has " + std::to_string(labels.dims[0]) +
-                                  " labels for " + std::to_string(total) + " images in " +
-                                  args.idx);
-    }
-    CHIRON_RETURN_IF_ERROR(Skip(*labels.stream, args.offset));
-    std::vector<uint8_t> values(samples.items.size());
-    CHIRON_ASSIGN_OR_RETURN(size_t got, importers::ReadFull(*labels.stream,
-                                                           MutableByteSpan(values.data(), values.size())));
-    if (got != values.size()) return InvalidArgumentError(args.labels + ": ends early");
-    for (size_t i = 0; i < values.size(); ++i) samples.labels[i] = values[i];
-  }
-  return samples;
+  return Status::Ok();
 }
 
-Result<Samples> ReadRawSamples(const PredictArgs& args, const v1::ModelInfo& model) {
-  std::vector<uint32_t> shape(model.input_shape().begin(), model.input_shape().end());
+Status ReadRawSamples(const std::string& path, const v1::ModelInfo& model, Window& window,
+                      Samples& samples) {
+  std::vector<uint32_t> shape = ModelShape(model);
   bool f32 = model.input_type() == "f32";
   uint64_t sample_size = Product(shape) * (f32 ? 4 : 1);
   if (shape.empty() || sample_size == 0) {
     return FailedPreconditionError("model '" + model.name() +
                                    "' does not say its input shape; cannot split --raw input");
   }
-  CHIRON_ASSIGN_OR_RETURN(Bytes data, FileSystem::Default()->ReadFile(args.raw, kMaxRawFileSize));
+  CHIRON_ASSIGN_OR_RETURN(Bytes data, FileSystem::Default()->ReadFile(path, kMaxRawFileSize));
   if (data.empty() || data.size() % sample_size != 0) {
-    return InvalidArgumentError(args.raw + " has " + std::to_string(data.size()) +
+    return InvalidArgumentError(path + " has " + std::to_string(data.size()) +
                                 " bytes, not a whole number of samples of " +
-                                std::to_string(sample_size) + " bytes (model '" + model.name() +
-                                "' takes " + ShapeText(shape) + " " + model.input_type() + ")");
+                                std::to_string(sample_size) + " bytes (" + ModelTakes(model) +
+                                ")");
   }
-  uint64_t total = data.size() / sample_size;
-  if (args.offset >= total) {
-    return InvalidArgumentError("--offset " + std::to_string(args.offset) + " is past the end: " +
-                                args.raw + " has " + std::to_string(total) + " samples");
+  const uint64_t total = data.size() / sample_size;
+  window.seen += total;
+  if (window.skip >= total) {
+    window.skip -= total;
+    return Status::Ok();
   }
-  uint64_t count = std::min(args.count, total - args.offset);
-  Samples samples;
+  const uint64_t first = window.skip;
+  const uint64_t count = std::min(window.take, total - first);
+  window.skip = 0;
+  window.take -= count;
   samples.image_shape = shape;
   samples.f32 = f32;
-  samples.first_index = args.offset;
-  samples.source = args.raw.substr(args.raw.find_last_of('/') + 1);
-  for (uint64_t i = 0; i < count; ++i) {
-    const uint8_t* begin = data.data() + (args.offset + i) * sample_size;
-    samples.items.emplace_back(reinterpret_cast<const char*>(begin), sample_size);
+  const std::string name = BaseName(path);
+  for (uint64_t i = first; i < first + count; ++i) {
+    const uint8_t* begin = data.data() + i * sample_size;
+    AddSample(samples, std::string(reinterpret_cast<const char*>(begin), sample_size), -1,
+              name + " #" + std::to_string(i), i);
   }
-  samples.labels.assign(samples.items.size(), -1);
+  return Status::Ok();
+}
+
+// CSV: the importer parses and checks every row (errors name file:line:column); the label
+// column, when present, becomes the true label shown here and is never sent.
+Status ReadCsvSamples(const std::string& path, const std::string& label_column,
+                      const v1::ModelInfo& model, Window& window, Samples& samples) {
+  if (model.input_type() != "f32") {
+    return InvalidArgumentError(path + ": CSV features are f32 numbers but " +
+                                ModelTakes(model) + ": give IDX or PNG images");
+  }
+  std::vector<std::string> classes(model.class_names().begin(), model.class_names().end());
+  if (classes.empty()) {
+    for (uint32_t i = 0; i < model.output_size(); ++i) classes.push_back(std::to_string(i));
+  }
+  bool has_labels = false;
+  auto opened = importers::OpenCsvForPrediction(path, label_column, classes, &has_labels);
+  if (!opened.ok()) {
+    return opened.status().code() == StatusCode::kInvalidArgument &&
+                   opened.status().message().find("not in the given class list") !=
+                       std::string::npos
+               ? InvalidArgumentError(opened.status().message() + " (the classes of model '" +
+                                      model.name() + "'; `chiron model show " + model.name() +
+                                      "` lists them)")
+               : opened.status();
+  }
+  importers::SampleSource& source = **opened;
+  const uint64_t features = source.schema().shape.empty() ? 0 : source.schema().shape[0];
+  if (features != Product(ModelShape(model))) {
+    return InvalidArgumentError(path + ":1: the header has " + std::to_string(features) +
+                                " feature columns" +
+                                (has_labels ? " (besides '" + label_column + "')" : "") +
+                                " but " + ModelTakes(model) +
+                                (has_labels ? "" : "; is the label column named otherwise? use "
+                                                   "--label-column"));
+  }
+  const uint64_t total = source.schema().sample_count;
+  window.seen += total;
+  samples.image_shape = ModelShape(model);
+  samples.f32 = true;
+  const std::string name = BaseName(path);
+  Bytes sample(source.schema().sample_size());
+  for (uint64_t row = 0; row < total && !window.full(); ++row) {
+    uint32_t label = 0;
+    CHIRON_ASSIGN_OR_RETURN(bool more, source.Next(sample, label));
+    if (!more) return InvalidArgumentError(path + ": ends early (did it change?)");
+    if (window.skip > 0) {
+      --window.skip;
+      continue;
+    }
+    --window.take;
+    AddSample(samples, std::string(sample.begin(), sample.end()),
+              has_labels ? static_cast<int>(label) : -1, name + " row " + std::to_string(row + 1),
+              row);
+  }
+  return Status::Ok();
+}
+
+// Checks a decoded PNG's [C, H, W] against the model's input.
+Status CheckPngShape(const importers::PngInfo& info, const std::string& name,
+                     const v1::ModelInfo& model) {
+  std::vector<uint32_t> shape = {info.channels(), info.height, info.width};
+  std::vector<uint32_t> model_shape = ModelShape(model);
+  if (!model.input_type().empty() && model.input_type() != "u8") {
+    return InvalidArgumentError(name + ": PNG pixels are bytes but " + ModelTakes(model) +
+                                ": give a CSV file or --raw samples");
+  }
+  bool same = model_shape.size() == 3 ? model_shape == shape
+                                       : Product(model_shape) == Product(shape);
+  if (!same) {
+    return InvalidArgumentError(name + " is a " + info.Describe() + " image (" +
+                                ShapeText(shape) + ") but " + ModelTakes(model));
+  }
+  return Status::Ok();
+}
+
+Status ReadPngFile(const std::string& path, int label, const v1::ModelInfo& model,
+                   Window& window, Samples& samples) {
+  window.seen += 1;
+  if (window.skip > 0) {
+    --window.skip;
+    return Status::Ok();
+  }
+  if (window.full()) return Status::Ok();
+  CHIRON_ASSIGN_OR_RETURN(Bytes file, FileSystem::Default()->ReadFile(path, importers::kMaxPngFileSize));
+  CHIRON_ASSIGN_OR_RETURN(importers::PngInfo info, importers::ReadPngInfo(file, path));
+  CHIRON_RETURN_IF_ERROR(CheckPngShape(info, path, model));
+  std::string item(info.decoded_size(), '\0');
+  CHIRON_RETURN_IF_ERROR(importers::DecodePng(
+      file, path, info, MutableByteSpan(reinterpret_cast<uint8_t*>(item.data()), item.size())));
+  samples.image_shape = {info.channels(), info.height, info.width};
+  --window.take;
+  AddSample(samples, std::move(item), label, BaseName(path), 0);
+  return Status::Ok();
+}
+
+// A folder of PNG images, or of per-class sub-folders (the folder name is the true label: a
+// class name of the model or a class index).
+Status ReadPngFolder(const std::string& path, const v1::ModelInfo& model, Window& window,
+                     Samples& samples) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  std::vector<fs::path> files;
+  std::vector<fs::path> folders;
+  for (const auto& entry : fs::directory_iterator(path, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    if (entry.is_directory()) {
+      folders.push_back(entry.path());
+    } else if (entry.path().extension() == ".png" || entry.path().extension() == ".PNG") {
+      files.push_back(entry.path());
+    } else {
+      return InvalidArgumentError(entry.path().string() +
+                                  ": not a .png file (a folder given to predict holds PNG "
+                                  "images or per-class sub-folders of them)");
+    }
+  }
+  if (error) return InvalidArgumentError(path + ": cannot list the folder: " + error.message());
+  if (!files.empty() && !folders.empty()) {
+    return InvalidArgumentError(path + ": holds both images and sub-folders; use one layout "
+                                "(images, or one sub-folder per class)");
+  }
+  std::sort(files.begin(), files.end());
+  std::sort(folders.begin(), folders.end());
+  for (const fs::path& file : files) {
+    CHIRON_RETURN_IF_ERROR(ReadPngFile(file.string(), -1, model, window, samples));
+  }
+  for (const fs::path& folder : folders) {
+    const int label = ClassIndexOf(model, folder.filename().string());
+    std::vector<fs::path> images;
+    for (const auto& entry : fs::directory_iterator(folder, error)) {
+      const std::string name = entry.path().filename().string();
+      if (name.empty() || name[0] == '.') continue;
+      if (entry.is_directory() ||
+          (entry.path().extension() != ".png" && entry.path().extension() != ".PNG")) {
+        return InvalidArgumentError(entry.path().string() + ": not a .png file (class folders "
+                                    "hold PNG images only)");
+      }
+      images.push_back(entry.path());
+    }
+    if (error) {
+      return InvalidArgumentError(folder.string() + ": cannot list the folder: " +
+                                  error.message());
+    }
+    std::sort(images.begin(), images.end());
+    for (const fs::path& image : images) {
+      CHIRON_RETURN_IF_ERROR(ReadPngFile(image.string(), label, model, window, samples));
+    }
+  }
+  return Status::Ok();
+}
+
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Reads every input in order: FILE arguments by kind, then --idx / --raw.
+Result<Samples> ReadSamples(const PredictArgs& args, const std::vector<std::string>& files,
+                            const v1::ModelInfo& model) {
+  bool idx_like = !args.idx.empty();
+  for (const std::string& f : files) {
+    if (!std::filesystem::is_directory(f) && !EndsWith(f, ".png") && !EndsWith(f, ".PNG") &&
+        !EndsWith(f, ".csv") && !EndsWith(f, ".CSV")) {
+      idx_like = true;
+    }
+  }
+  Window window;
+  window.skip = args.offset;
+  window.take = args.count != 0 ? args.count : idx_like ? kDefaultIdxCount : kMaxSamples;
+  Samples samples;
+  for (const std::string& f : files) {
+    if (window.full()) break;
+    if (std::filesystem::is_directory(f)) {
+      CHIRON_RETURN_IF_ERROR(ReadPngFolder(f, model, window, samples));
+    } else if (EndsWith(f, ".png") || EndsWith(f, ".PNG")) {
+      CHIRON_RETURN_IF_ERROR(ReadPngFile(f, -1, model, window, samples));
+    } else if (EndsWith(f, ".csv") || EndsWith(f, ".CSV")) {
+      CHIRON_RETURN_IF_ERROR(ReadCsvSamples(f, args.label_column, model, window, samples));
+    } else {
+      CHIRON_RETURN_IF_ERROR(ReadIdxSamples(f, args.labels, model, window, samples));
+    }
+  }
+  if (!args.idx.empty() && !window.full()) {
+    CHIRON_RETURN_IF_ERROR(ReadIdxSamples(args.idx, args.labels, model, window, samples));
+  }
+  if (!args.raw.empty() && !window.full()) {
+    CHIRON_RETURN_IF_ERROR(ReadRawSamples(args.raw, model, window, samples));
+  }
+  if (samples.items.empty()) {
+    if (args.offset > 0 && args.offset >= window.seen) {
+      return InvalidArgumentError("--offset " + std::to_string(args.offset) +
+                                  " is past the end: the inputs hold " +
+                                  std::to_string(window.seen) + " samples");
+    }
+    return InvalidArgumentError("the inputs hold no samples");
+  }
   return samples;
 }
 
 struct Answer {
   std::vector<v1::Prediction> predictions;
+  bool label_only = false;
   uint64_t queries_used = 0;
   uint64_t query_budget = 0;
 };
 
+// Samples per request: the server's maximum, and no more than the rate limit lets through.
+size_t BatchSize(const v1::ModelInfo& model) {
+  size_t batch = kSamplesPerRequest;
+  if (model.max_batch() > 0) batch = std::min<size_t>(batch, model.max_batch());
+  if (model.rate_per_minute() > 0) batch = std::min<size_t>(batch, model.rate_per_minute());
+  return std::max<size_t>(batch, 1);
+}
+
 // Sends the samples in batches; checks every answer before using it (a hostile or broken
 // server must not make the client index out of range or print nonsense).
 Result<Answer> Predict(Connection& connection, const v1::ModelInfo& model, const Samples& samples,
-                       uint32_t top_k) {
+                       const std::string& owner_id, uint32_t top_k) {
   auto stub = v1::Models::NewStub(connection.channel());
   Answer answer;
   uint32_t classes = model.class_names_size() > 0 ? model.class_names_size() : model.output_size();
-  for (size_t start = 0; start < samples.items.size(); start += kSamplesPerRequest) {
-    size_t end = std::min(samples.items.size(), start + kSamplesPerRequest);
+  const size_t batch = BatchSize(model);
+  for (size_t start = 0; start < samples.items.size(); start += batch) {
+    size_t end = std::min(samples.items.size(), start + batch);
     v1::PredictRequest request;
     request.set_model_name(model.name());
+    request.set_owner_id(owner_id);
     request.set_top_k(top_k);
     for (size_t i = start; i < end; ++i) request.add_samples(samples.items[i]);
     v1::PredictResponse response;
@@ -223,22 +493,55 @@ Result<Answer> Predict(Connection& connection, const v1::ModelInfo& model, const
                            std::to_string(end - start) + " samples");
     }
     for (const v1::Prediction& prediction : response.predictions()) {
-      if (prediction.classes_size() != prediction.probabilities_size()) {
-        return DataLossError("Models.Predict answered classes and probabilities of different "
-                             "lengths");
+      if (response.label_only() ? (prediction.classes_size() != 1 ||
+                                   prediction.probabilities_size() != 0)
+                                : prediction.classes_size() != prediction.probabilities_size()) {
+        return DataLossError("Models.Predict answered classes and probabilities that do not "
+                             "match its output policy");
       }
       for (int k = 0; k < prediction.classes_size(); ++k) {
-        float p = prediction.probabilities(k);
-        if ((classes > 0 && prediction.classes(k) >= classes) || !(p >= 0.0f && p <= 1.0f)) {
-          return DataLossError("Models.Predict answered an out-of-range class or probability");
+        if (classes > 0 && prediction.classes(k) >= classes) {
+          return DataLossError("Models.Predict answered an out-of-range class");
+        }
+      }
+      for (float p : prediction.probabilities()) {
+        if (!(p >= 0.0f && p <= 1.0f)) {
+          return DataLossError("Models.Predict answered an out-of-range probability");
         }
       }
       answer.predictions.push_back(prediction);
     }
+    answer.label_only = response.label_only();
     answer.queries_used = response.queries_used();
     answer.query_budget = response.query_budget();
   }
   return answer;
+}
+
+// A grantee's view of a model another owner shared (Models.ListShared), in ModelInfo's shape.
+Result<v1::ModelInfo> FindSharedModel(Connection& connection, const std::string& owner_id,
+                                      const std::string& name, const std::string& program) {
+  v1::ListSharedModelsResponse response;
+  auto context = connection.NewContext();
+  CHIRON_RETURN_IF_ERROR(
+      FromGrpc(v1::Models::NewStub(connection.channel())
+                   ->ListShared(context.get(), v1::ListSharedModelsRequest(), &response),
+               "Models.ListShared"));
+  for (const v1::SharedModel& shared : response.models()) {
+    if (shared.owner_id() != owner_id || shared.name() != name) continue;
+    v1::ModelInfo info;
+    info.set_name(shared.name());
+    info.set_output_size(shared.output_size());
+    *info.mutable_class_names() = shared.class_names();
+    *info.mutable_input_shape() = shared.input_shape();
+    info.set_input_type(shared.input_type());
+    *info.mutable_output_policy() = shared.output_policy();
+    info.set_rate_per_minute(shared.rate_per_minute());
+    info.set_max_batch(shared.max_batch());
+    return info;
+  }
+  return NotFoundError("no model '" + name + "' of principal " + owner_id +
+                       " is shared with you: `" + program + " model shared` lists those that are");
 }
 
 bool UseColor() {
@@ -246,16 +549,32 @@ bool UseColor() {
   return ::isatty(STDOUT_FILENO) == 1 && term != nullptr && std::strcmp(term, "dumb") != 0;
 }
 
-int RunPredict(const GlobalOptions& global, const PredictArgs& args) {
-  if (args.idx.empty() == args.raw.empty()) {
+int RunPredict(const GlobalOptions& global, const PredictArgs& given) {
+  PredictArgs args = given;
+  std::vector<std::string> files = args.files;
+  if (args.model.empty()) {
+    // The short form: `chiron predict NAME --idx FILE`.
+    if (files.empty()) {
+      std::fprintf(stderr, "%s: name the model with --model NAME; see --help\n",
+                   global.program.c_str());
+      return kExitUsage;
+    }
+    args.model = files.front();
+    files.erase(files.begin());
+  }
+  if (files.empty() && args.idx.empty() && args.raw.empty()) {
     std::fprintf(stderr,
-                 "%s: give the samples with exactly one of --idx IMAGES (IDX, plain or .gz) or "
-                 "--raw FILE (samples in the model's schema, back to back); see --help\n",
+                 "%s: give the samples: FILE... (IDX, CSV, PNG or a folder of PNG images), "
+                 "--idx IMAGES or --raw FILE; see --help\n",
                  global.program.c_str());
     return kExitUsage;
   }
-  if (!args.labels.empty() && args.idx.empty()) {
-    std::fprintf(stderr, "%s: --labels goes with --idx\n", global.program.c_str());
+  if (!args.idx.empty() && !args.raw.empty()) {
+    std::fprintf(stderr, "%s: give at most one of --idx and --raw\n", global.program.c_str());
+    return kExitUsage;
+  }
+  if (!args.labels.empty() && !args.raw.empty()) {
+    std::fprintf(stderr, "%s: --labels goes with IDX images\n", global.program.c_str());
     return kExitUsage;
   }
   std::optional<ImageStyle> style;
@@ -271,16 +590,25 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& args) {
   if (!session.ok()) return Fail(session.status());
   auto connection = ConnectSession(*session, std::chrono::seconds(120));
   if (!connection.ok()) return FailConnect(connection.status());
-  auto model = FindModel(**connection, args.model, global.program);
+  auto model = args.owner.empty()
+                   ? FindModel(**connection, args.model, global.program)
+                   : FindSharedModel(**connection, args.owner, args.model, global.program);
   if (!model.ok()) return Fail(model.status());
-  auto samples = args.idx.empty() ? ReadRawSamples(args, *model) : ReadIdxSamples(args, *model);
+  auto samples = ReadSamples(args, files, *model);
   if (!samples.ok()) return Fail(samples.status());
-  auto answer = Predict(**connection, *model, *samples, args.top_k);
+  auto answer = Predict(**connection, *model, *samples, args.owner, args.top_k);
   if (!answer.ok()) {
     int code = Fail(answer.status());
     if (answer.status().code() == StatusCode::kResourceExhausted) {
-      std::fprintf(stderr, "%s: the model's query budget is spent; `%s model list` shows it\n",
-                   global.program.c_str(), global.program.c_str());
+      if (answer.status().message().find("per minute") != std::string::npos) {
+        std::fprintf(stderr,
+                     "%s: the model's rate limit stopped this run; wait as the message says "
+                     "and run again (%s model show %s shows the limit)\n",
+                     global.program.c_str(), global.program.c_str(), args.model.c_str());
+      } else {
+        std::fprintf(stderr, "%s: a query budget is spent; `%s model list` shows it\n",
+                     global.program.c_str(), global.program.c_str());
+      }
     }
     return code;
   }
@@ -294,25 +622,33 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& args) {
     nlohmann::json list = nlohmann::json::array();
     for (size_t i = 0; i < answer->predictions.size(); ++i) {
       const v1::Prediction& p = answer->predictions[i];
-      nlohmann::json item = {{"index", samples->first_index + i}};
+      nlohmann::json item = {{"index", samples->indices[i]}, {"source", samples->names[i]}};
       std::vector<uint32_t> classes(p.classes().begin(), p.classes().end());
       std::vector<std::string> class_names;
       for (uint32_t c : classes) class_names.push_back(labels[c % labels.size()]);
       item["classes"] = classes;
       item["class_names"] = class_names;
-      item["probabilities"] = std::vector<float>(p.probabilities().begin(), p.probabilities().end());
+      if (!answer->label_only) {
+        item["probabilities"] =
+            std::vector<float>(p.probabilities().begin(), p.probabilities().end());
+      }
       int label = samples->labels[i];
       if (label >= 0) {
         item["label"] = label;
         item["label_name"] = labels[static_cast<size_t>(label) % labels.size()];
         item["correct"] = !classes.empty() && classes[0] == static_cast<uint32_t>(label);
+        ++known;
+        correct += item["correct"].get<bool>() ? 1 : 0;
       }
       list.push_back(item);
     }
     nlohmann::json out = {{"model", args.model},
+                          {"label_only", answer->label_only},
                           {"predictions", list},
                           {"queries_used", answer->queries_used},
                           {"query_budget", answer->query_budget}};
+    if (!args.owner.empty()) out["owner_id"] = args.owner;
+    if (known > 0) out["accuracy"] = static_cast<double>(correct) / known;
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
@@ -321,10 +657,8 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& args) {
     const v1::Prediction& p = answer->predictions[i];
     int label = samples->labels[i];
     std::vector<std::string> text;
-    char line[256];
-    std::snprintf(line, sizeof line, "%s #%llu", samples->source.c_str(),
-                  static_cast<unsigned long long>(samples->first_index + i));
-    text.push_back(line);
+    char line[512];
+    text.push_back(samples->names[i]);
     if (p.classes_size() > 0) {
       std::string verdict;
       if (label >= 0) {
@@ -333,9 +667,14 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& args) {
         correct += ok ? 1 : 0;
         verdict = ok ? "  \u2713 correct" : "  \u2717 wrong";
       }
-      std::snprintf(line, sizeof line, "predicted: %s (%.1f%%)%s",
-                    labels[p.classes(0) % labels.size()].c_str(), p.probabilities(0) * 100.0,
-                    verdict.c_str());
+      if (p.probabilities_size() > 0) {
+        std::snprintf(line, sizeof line, "predicted: %s (%.1f%%)%s",
+                      labels[p.classes(0) % labels.size()].c_str(), p.probabilities(0) * 100.0,
+                      verdict.c_str());
+      } else {
+        std::snprintf(line, sizeof line, "predicted: %s%s",
+                      labels[p.classes(0) % labels.size()].c_str(), verdict.c_str());
+      }
       text.push_back(line);
     } else {
       text.push_back("predicted: (no classes returned)");
@@ -343,7 +682,7 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& args) {
     if (label >= 0) {
       text.push_back("true:      " + labels[static_cast<size_t>(label) % labels.size()]);
     }
-    for (int k = 0; k < p.classes_size(); ++k) {
+    for (int k = 0; k < p.probabilities_size(); ++k) {
       std::snprintf(line, sizeof line, "  %d. %-16s %.3f", k + 1,
                     labels[p.classes(k) % labels.size()].c_str(), p.probabilities(k));
       text.push_back(line);
@@ -369,16 +708,20 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& args) {
     }
     std::printf("\n");
   }
+  if (answer->label_only) {
+    std::printf("labels only: the model's output policy returns no scores\n");
+  }
   if (known > 0) {
     std::printf("%zu of %zu correct (%.1f%%)\n", correct, known, 100.0 * correct / known);
   }
+  const char* whose = args.owner.empty() ? "model" : "your grant on model";
   if (answer->query_budget > 0) {
-    std::printf("queries used: %llu of %llu for model '%s'\n",
+    std::printf("queries used: %llu of %llu for %s '%s'\n",
                 static_cast<unsigned long long>(answer->queries_used),
-                static_cast<unsigned long long>(answer->query_budget), args.model.c_str());
+                static_cast<unsigned long long>(answer->query_budget), whose, args.model.c_str());
   } else {
-    std::printf("queries used: %llu for model '%s'\n",
-                static_cast<unsigned long long>(answer->queries_used), args.model.c_str());
+    std::printf("queries used: %llu for %s '%s'\n",
+                static_cast<unsigned long long>(answer->queries_used), whose, args.model.c_str());
   }
   return kExitOk;
 }
@@ -390,26 +733,42 @@ void AddPredictCommands(CLI::App& app, GlobalOptions& global, CommandAction& act
   auto* predict_cmd = app.add_subcommand(
       "predict", "Ask a trained model for predictions; each sample is drawn beside its classes");
   predict_cmd->footer(
-      "Samples come from an IDX images file (plain or .gz; --labels adds the true label and "
-      "\u2713/\u2717) or a raw file of samples in the model's schema (`chiron model list` shows "
-      "shape and type). Each query counts against the model's query budget; probabilities are "
-      "rounded by the provider's output policy.\n\nExamples:\n"
-      "  chiron predict fmnist-lenet --idx /usr/share/datasets/fashion-mnist/"
+      "FILE may be an IDX images file (plain or .gz; --labels adds the true label), a CSV file "
+      "(numeric feature columns; a column named by --label-column, if present, shows the true "
+      "label and is never sent), a PNG image, or a folder of PNG images (one sub-folder per "
+      "class shows the true label). Inputs are checked against the model's input shape before "
+      "anything is sent; `chiron model show NAME` shows it. Samples go in batches (at most the "
+      "server's maximum and the model's per-minute rate). Each sample counts against the query "
+      "budget; the provider's output policy (and the owner's limits) decide how many classes "
+      "and decimals come back, or the label only. Without --model, the first argument names the "
+      "model. --count defaults to every sample (8 for IDX files), at most 10000.\n\nExamples:\n"
+      "  chiron predict --model fmnist-lenet /usr/share/datasets/fashion-mnist/"
       "t10k-images-idx3-ubyte.gz \\\n      --labels /usr/share/datasets/fashion-mnist/"
       "t10k-labels-idx1-ubyte.gz --count 8 --top-k 3\n"
+      "  chiron predict --model iris-mlp flowers.csv --label-column species --json\n"
+      "  chiron predict --model cifar-resnet photos/ cat.png\n"
+      "  chiron predict --model fmnist-lenet --owner 3fa1...c2 shoes/   # a model shared with you\n"
       "  chiron predict fmnist-lenet --raw sample.bin --json");
-  predict_cmd->add_option("MODEL", args->model, "the model's name")->required();
+  predict_cmd->add_option("FILE", args->files,
+                          "inputs: IDX (plain or .gz), CSV, PNG files or folders of PNG images");
+  predict_cmd->add_option("--model", args->model, "the model's name");
+  predict_cmd->add_option("--owner", args->owner,
+                          "the owner's principal id, for a model shared with you "
+                          "(`chiron model shared`)");
   auto* idx = predict_cmd->add_option("--idx", args->idx, "IDX images file (plain or .gz)");
   auto* raw = predict_cmd->add_option("--raw", args->raw, "file of raw samples, back to back");
   idx->excludes(raw);
   raw->excludes(idx);
-  predict_cmd->add_option("--labels", args->labels, "IDX labels file for --idx (plain or .gz)");
+  predict_cmd->add_option("--labels", args->labels, "IDX labels file for the IDX images");
+  predict_cmd->add_option("--label-column", args->label_column,
+                          "CSV column holding the true label (shown, never sent)")
+      ->capture_default_str();
   predict_cmd->add_option("--offset", args->offset, "first sample to send (0-based)")
       ->capture_default_str();
   predict_cmd->add_option("--count", args->count, "number of samples to send")
-      ->check(CLI::Range(uint64_t{1}, kMaxSamples))
-      ->capture_default_str();
-  predict_cmd->add_option("--top-k", args->top_k, "classes per sample (0: the provider's default)")
+      ->check(CLI::Range(uint64_t{1}, kMaxSamples));
+  predict_cmd->add_option("--top-k", args->top_k,
+                          "classes per sample (0: 5, capped by the output policy)")
       ->check(CLI::Range(0u, 1000u))
       ->capture_default_str();
   predict_cmd->add_option("--image-style", args->image_style,

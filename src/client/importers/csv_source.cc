@@ -8,6 +8,10 @@
 namespace chiron::importers {
 namespace {
 
+// The class key of unlabelled rows: labels cannot hold control characters, so no real label
+// equals it.
+constexpr char kNoLabelKey[] = "\x01unlabelled";
+
 // Reads lines of at most kMaxCsvLineSize bytes, numbering them from 1.
 class LineReader {
  public:
@@ -142,9 +146,12 @@ std::string Shorten(std::string_view s) {
 struct CsvLayout {
   std::vector<std::string> columns;
   size_t label_index = 0;
+  bool has_label = true;  // false only with label_optional and no such column
+  size_t feature_count() const { return columns.size() - (has_label ? 1 : 0); }
 };
 
-Result<CsvLayout> ParseHeader(LineReader& reader, const std::string& label_column) {
+Result<CsvLayout> ParseHeader(LineReader& reader, const std::string& label_column,
+                              bool label_optional = false) {
   std::string line;
   while (true) {
     CHIRON_ASSIGN_OR_RETURN(bool more, reader.Next(line));
@@ -167,6 +174,11 @@ Result<CsvLayout> ParseHeader(LineReader& reader, const std::string& label_colum
     }
     found = true;
     layout.label_index = i;
+  }
+  if (!found && label_optional) {
+    layout.has_label = false;
+    layout.label_index = layout.columns.size();  // matches no column
+    return layout;
   }
   if (!found) {
     std::string names;
@@ -231,7 +243,7 @@ class CsvSource : public SampleSource {
         layout_(std::move(layout)),
         schema_(std::move(schema)),
         class_index_(std::move(class_index)),
-        features_(layout_.columns.size() - 1) {}
+        features_(layout_.feature_count()) {}
 
   const dataset::DatasetSchema& schema() const override { return schema_; }
 
@@ -259,6 +271,7 @@ class CsvSource : public SampleSource {
     CHIRON_RETURN_IF_ERROR(SplitFields(line, where, fields_));
     std::string label_text;
     CHIRON_RETURN_IF_ERROR(ParseRow(fields_, layout_, where, features_.data(), label_text));
+    if (!layout_.has_label) label_text = kNoLabelKey;
     auto it = class_index_.find(label_text);
     if (it == class_index_.end()) {
       return InvalidArgumentError(where + ": label '" + Shorten(label_text) +
@@ -285,16 +298,15 @@ class CsvSource : public SampleSource {
   uint64_t rows_ = 0;
 };
 
-}  // namespace
-
-Result<std::unique_ptr<SampleSource>> OpenCsvSource(StreamFactory input,
-                                                    const std::string& label_column,
-                                                    std::vector<std::string> class_names) {
+Result<std::unique_ptr<SampleSource>> OpenCsv(StreamFactory input, const std::string& label_column,
+                                              std::vector<std::string> class_names,
+                                              bool label_optional, bool* has_labels) {
   // Pass 1: validate every row, count them, collect the classes.
   CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<InputStream> stream, input());
   LineReader reader(std::move(stream));
-  CHIRON_ASSIGN_OR_RETURN(CsvLayout layout, ParseHeader(reader, label_column));
-  size_t feature_count = layout.columns.size() - 1;
+  CHIRON_ASSIGN_OR_RETURN(CsvLayout layout, ParseHeader(reader, label_column, label_optional));
+  if (has_labels != nullptr) *has_labels = layout.has_label;
+  size_t feature_count = layout.feature_count();
   if (feature_count > dataset::kMaxSampleSize / 4) {
     return InvalidArgumentError(reader.name() + ":1: " + std::to_string(feature_count) +
                                 " feature columns exceed the sample size limit");
@@ -317,7 +329,10 @@ Result<std::unique_ptr<SampleSource>> OpenCsvSource(StreamFactory input,
     std::string where = reader.name() + ":" + std::to_string(reader.line_number());
     CHIRON_RETURN_IF_ERROR(SplitFields(line, where, fields));
     CHIRON_RETURN_IF_ERROR(ParseRow(fields, layout, where, features.data(), label));
-    if (class_index.find(label) == class_index.end()) {
+    if (!layout.has_label) {
+      // Unlabelled rows (predictions only): every row maps to class 0 of the given list.
+      class_index.emplace(kNoLabelKey, 0);
+    } else if (class_index.find(label) == class_index.end()) {
       std::string at = where + ":" + std::to_string(layout.label_index + 1) + " (column '" +
                        Shorten(label_column) + "')";
       if (fixed_classes) {
@@ -363,12 +378,29 @@ Result<std::unique_ptr<SampleSource>> OpenCsvSource(StreamFactory input,
   // Pass 2 streams the rows again.
   CHIRON_ASSIGN_OR_RETURN(stream, input());
   LineReader second(std::move(stream));
-  CHIRON_ASSIGN_OR_RETURN(CsvLayout again, ParseHeader(second, label_column));
+  CHIRON_ASSIGN_OR_RETURN(CsvLayout again, ParseHeader(second, label_column, label_optional));
   if (again.columns != layout.columns) {
     return InvalidArgumentError(second.name() + ": the file changed during the import");
   }
   return std::unique_ptr<SampleSource>(new CsvSource(std::move(second), std::move(layout),
                                                      std::move(schema), std::move(class_index)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SampleSource>> OpenCsvSource(StreamFactory input,
+                                                    const std::string& label_column,
+                                                    std::vector<std::string> class_names) {
+  return OpenCsv(std::move(input), label_column, std::move(class_names), false, nullptr);
+}
+
+Result<std::unique_ptr<SampleSource>> OpenCsvForPrediction(
+    const std::string& path, const std::string& label_column,
+    std::vector<std::string> class_names, bool* has_labels) {
+  if (class_names.empty()) {
+    return InvalidArgumentError(path + ": the model's class names are needed to read labels");
+  }
+  return OpenCsv(FileFactory(path), label_column, std::move(class_names), true, has_labels);
 }
 
 Result<std::unique_ptr<SampleSource>> OpenCsvFile(const std::string& path,

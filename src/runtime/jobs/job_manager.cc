@@ -65,7 +65,10 @@ bool Finished(JobState state) {
 }  // namespace
 
 JobManager::JobManager(store::Store* store, JobManagerOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store),
+      options_(std::move(options)),
+      limiter_(options_.clock ? options_.clock
+                              : RateLimiter::Clock([] { return std::chrono::steady_clock::now(); })) {}
 
 JobManager::~JobManager() { Stop(); }
 
@@ -518,6 +521,7 @@ void JobManager::RunJob(const std::string& job_id) {
   model.dataset_id = record.dataset_id;
   model.schema = data->schema;
   model.output_size = description->output_size;
+  model.provider_output = description->output;  // untrusted: EffectiveOutputPolicy clamps it
   model.query_budget = options_.query_budget;
   model.validation_accuracy =
       record.history.empty() ? 0.0 : record.history.back().validation_accuracy;
@@ -569,8 +573,102 @@ Status JobManager::DeleteModel(const std::string& owner_id, const std::string& n
     }
     return Status::Ok();
   }));
+  // Grants first: a crash in between leaves a model nobody else may query (fail closed), and a
+  // model trained later under the same name starts with no grants.
+  CHIRON_RETURN_IF_ERROR(store_->DeleteGrants(model.id));
+  limiter_.Forget(model.id + "/");
   return store_->DeleteBlob(BlobKind::kModel, model.id,
                             store::AuditEvent{owner_id, "model.delete", name});
+}
+
+Result<ModelRecord> JobManager::SetModelLimits(const std::string& owner_id,
+                                               const std::string& name,
+                                               const ModelLimitsUpdate& update) {
+  std::lock_guard<std::mutex> usage(usage_mutex_);
+  CHIRON_ASSIGN_OR_RETURN(ModelRecord model, LoadModel(owner_id, name));
+  if (update.query_budget.has_value()) {
+    if (*update.query_budget > options_.query_budget) {
+      return InvalidArgumentError("a model's query budget can be at most " +
+                                  std::to_string(options_.query_budget) +
+                                  " on this chirond (its --query-budget)");
+    }
+    model.query_budget = *update.query_budget;
+  }
+  if (update.rate_per_minute.has_value()) model.rate_per_minute = *update.rate_per_minute;
+  if (update.output.has_value()) {
+    const train::OutputLimits& o = *update.output;
+    if (o.decimals > static_cast<int32_t>(chiron::kMaxOutputDecimals) ||
+        o.max_top_k > chiron::kMaxOutputTopK) {
+      return InvalidArgumentError("output limits: decimals go up to " +
+                                  std::to_string(chiron::kMaxOutputDecimals) + ", top-k up to " +
+                                  std::to_string(chiron::kMaxOutputTopK));
+    }
+    model.owner_output = o;
+  }
+  std::string subject = name + " budget=" + std::to_string(model.query_budget) +
+                        " per_minute=" + std::to_string(model.rate_per_minute) +
+                        " label_only=" + (model.owner_output.label_only ? "1" : "0") +
+                        " top_k=" + std::to_string(model.owner_output.max_top_k) +
+                        " decimals=" + std::to_string(model.owner_output.decimals);
+  CHIRON_RETURN_IF_ERROR(store_
+                             ->UpdateBlobMetadata(BlobKind::kModel, model.id,
+                                                  EncodeModelRecord(model),
+                                                  store::AuditEvent{owner_id, "model.limit",
+                                                                    subject})
+                             .status());
+  return model;
+}
+
+Result<store::ModelGrant> JobManager::GrantModel(const std::string& owner_id,
+                                                 const std::string& name,
+                                                 const std::string& grantee_id,
+                                                 uint64_t budget) {
+  CHIRON_ASSIGN_OR_RETURN(ModelRecord model, LoadModel(owner_id, name));
+  if (grantee_id == owner_id) {
+    return InvalidArgumentError("you own model '" + name + "': you need no grant on it");
+  }
+  const std::string budget_text = budget == 0 ? "model" : std::to_string(budget);
+  return store_->PutGrant(
+      model.id, owner_id, grantee_id, budget,
+      {store::AuditEvent{owner_id, "model.grant",
+                         name + " to=" + grantee_id + " budget=" + budget_text},
+       store::AuditEvent{grantee_id, "model.grant",
+                         "model=" + model.id + " from=" + owner_id + " budget=" + budget_text}});
+}
+
+Status JobManager::RevokeModel(const std::string& owner_id, const std::string& name,
+                               const std::string& grantee_id) {
+  CHIRON_ASSIGN_OR_RETURN(ModelRecord model, LoadModel(owner_id, name));
+  Status deleted = store_->DeleteGrant(
+      model.id, grantee_id,
+      {store::AuditEvent{owner_id, "model.revoke", name + " from=" + grantee_id},
+       store::AuditEvent{grantee_id, "model.revoke", "model=" + model.id + " by=" + owner_id}});
+  if (deleted.code() == StatusCode::kNotFound) {
+    return NotFoundError("principal " + grantee_id + " has no grant on model '" + name +
+                         "': `chiron model show " + name + "` lists its grants");
+  }
+  CHIRON_RETURN_IF_ERROR(deleted);
+  limiter_.Forget(model.id + "/" + grantee_id);
+  return Status::Ok();
+}
+
+Result<std::vector<store::ModelGrant>> JobManager::ListModelGrants(const std::string& owner_id,
+                                                                   const std::string& name) {
+  CHIRON_ASSIGN_OR_RETURN(ModelRecord model, LoadModel(owner_id, name));
+  return store_->ListGrants(model.id);
+}
+
+Result<std::vector<SharedModel>> JobManager::ListSharedModels(const std::string& grantee_id) {
+  CHIRON_ASSIGN_OR_RETURN(std::vector<store::ModelGrant> grants,
+                          store_->ListGrantsTo(grantee_id));
+  std::vector<SharedModel> out;
+  for (store::ModelGrant& grant : grants) {
+    auto info = store_->GetBlobInfo(BlobKind::kModel, grant.model_id);
+    if (!info.ok() || info->owner_id != grant.owner_id) continue;  // deleted meanwhile
+    CHIRON_ASSIGN_OR_RETURN(ModelRecord model, DecodeModelRecord(info->metadata));
+    out.push_back(SharedModel{std::move(model), std::move(grant)});
+  }
+  return out;
 }
 
 Status JobManager::OnPredictionThread(const std::function<Status()>& task) {
@@ -628,11 +726,25 @@ Result<train::PredictionSession*> JobManager::SessionFor(const ModelRecord& mode
   return session_.get();
 }
 
-Result<PredictOutput> JobManager::Predict(const std::string& owner_id,
+Result<PredictOutput> JobManager::Predict(const std::string& caller_id,
+                                          const std::string& owner_id,
                                           const std::string& model_name,
                                           const std::vector<std::string>& samples,
                                           uint32_t top_k) {
-  CHIRON_ASSIGN_OR_RETURN(ModelRecord model, LoadModel(owner_id, model_name));
+  const std::string& owner = owner_id.empty() ? caller_id : owner_id;
+  const bool grantee = owner != caller_id;
+  auto found = LoadModel(owner, model_name);
+  if (grantee) {
+    // Without a grant, a model is indistinguishable from one that does not exist: a caller
+    // probing other owners' model names learns nothing.
+    const std::string not_shared = "no model '" + model_name + "' of principal " + owner +
+                                   " is shared with you: `chiron model shared` lists those "
+                                   "that are";
+    if (!found.ok()) return NotFoundError(not_shared);
+    auto grant = store_->GetGrant(found->id, caller_id);
+    if (!grant.ok() || grant->owner_id != owner) return NotFoundError(not_shared);
+  }
+  CHIRON_ASSIGN_OR_RETURN(ModelRecord model, std::move(found));
   if (samples.empty() || samples.size() > options_.max_predict_batch) {
     return InvalidArgumentError("send 1.." + std::to_string(options_.max_predict_batch) +
                                 " samples per request");
@@ -649,40 +761,63 @@ Result<PredictOutput> JobManager::Predict(const std::string& owner_id,
     }
     Append(inputs, AsBytes(samples[i]));
   }
-  if (model.queries_used + samples.size() > model.query_budget) {
-    return ResourceExhaustedError("model '" + model_name + "' has used " +
-                                  std::to_string(model.queries_used) + " of its " +
-                                  std::to_string(model.query_budget) +
-                                  " queries; its query budget is spent");
-  }
-  // Count the queries before answering (fail closed: a crash after the answer cannot refund).
-  model.queries_used += samples.size();
-  CHIRON_ASSIGN_OR_RETURN(store::BlobInfo info, store_->GetBlobInfo(BlobKind::kModel, model.id));
-  CHIRON_RETURN_IF_ERROR(store_
-                             ->UpdateBlobMetadata(BlobKind::kModel, model.id,
-                                                  EncodeModelRecord(model),
-                                                  store::AuditEvent{
-                                                      owner_id, "model.predict",
-                                                      model_name + " samples=" +
-                                                          std::to_string(samples.size())})
-                             .status());
-  (void)info;
+  CHIRON_RETURN_IF_ERROR(limiter_.Take(model.id + "/" + caller_id, model.rate_per_minute,
+                                       samples.size(), "model '" + model_name + "'"));
   PredictOutput output;
-  output.queries_used = model.queries_used;
-  output.query_budget = model.query_budget;
-  train::OutputPolicy policy;
-  policy.top_k = top_k == 0 ? std::min<uint32_t>(5, static_cast<uint32_t>(model.output_size))
-                            : std::min<uint32_t>(top_k, static_cast<uint32_t>(model.output_size));
+  {
+    // Count the queries before answering (fail closed: a crash after the answer cannot refund).
+    std::lock_guard<std::mutex> usage(usage_mutex_);
+    CHIRON_ASSIGN_OR_RETURN(model, LoadModel(owner, model_name));  // fresh counters
+    if (model.queries_used + samples.size() > model.query_budget) {
+      return ResourceExhaustedError("model '" + model_name + "' has used " +
+                                    std::to_string(model.queries_used) + " of its " +
+                                    std::to_string(model.query_budget) +
+                                    " queries; its query budget is spent");
+    }
+    const std::string count = std::to_string(samples.size());
+    std::optional<store::AuditEvent> owner_audit =
+        store::AuditEvent{owner, "model.predict", model_name + " samples=" + count};
+    if (grantee) {
+      // The grant is charged (with both audit records) before the model's counter: if the
+      // grant was revoked meanwhile or its budget is spent, nothing is charged anywhere.
+      auto charged = store_->ChargeGrant(
+          model.id, caller_id, samples.size(),
+          {store::AuditEvent{owner, "model.predict",
+                             model_name + " samples=" + count + " by=" + caller_id},
+           store::AuditEvent{caller_id, "model.predict",
+                             "model=" + model.id + " samples=" + count}});
+      if (charged.status().code() == StatusCode::kNotFound) {
+        return NotFoundError("no model '" + model_name + "' of principal " + owner +
+                             " is shared with you");
+      }
+      CHIRON_RETURN_IF_ERROR(charged.status());
+      output.queries_used = charged->used;
+      output.query_budget = charged->budget;
+      owner_audit.reset();
+    }
+    model.queries_used += samples.size();
+    CHIRON_RETURN_IF_ERROR(store_
+                               ->UpdateBlobMetadata(BlobKind::kModel, model.id,
+                                                    EncodeModelRecord(model), owner_audit)
+                               .status());
+    if (!grantee) {
+      output.queries_used = model.queries_used;
+      output.query_budget = model.query_budget;
+    }
+  }
+  output.policy = train::EffectiveOutputPolicy(model.provider_output, model.owner_output, top_k,
+                                               model.output_size);
   CHIRON_RETURN_IF_ERROR(OnPredictionThread([&]() -> Status {
     CHIRON_ASSIGN_OR_RETURN(train::PredictionSession * session, SessionFor(model));
     CHIRON_ASSIGN_OR_RETURN(std::vector<float> logits, session->Predict(inputs, samples.size()));
     const uint64_t width = session->output_size();
     for (size_t i = 0; i < samples.size(); ++i) {
       output.predictions.push_back(train::ApplyOutputPolicy(
-          std::span<const float>(logits).subspan(i * width, width), policy));
+          std::span<const float>(logits).subspan(i * width, width), output.policy));
     }
     return Status::Ok();
   }));
+  SecureZero(inputs.data(), inputs.size());
   return output;
 }
 

@@ -7,9 +7,12 @@
 // train::TrainingSession trains with the runtime owning parameters and optimizer. Progress,
 // owner-only metrics and the job's state are kept in the job's sealed record after every epoch;
 // checkpoints are sealed in the store, so a chirond restarted mid-job resumes from the last one.
-// A finished job leaves a model (sealed parameters and buffers) that only its owner can query,
-// through Predict (top-k, rounded probabilities, a query budget) or Evaluate (aggregate metrics
-// on one of the owner's labelled datasets); nobody can download it.
+// A finished job leaves a model (sealed parameters and buffers) that only its owner, and the
+// principals the owner grants access (store grants), can query through Predict: the provider's
+// output policy narrowed by the owner's limits (top-k, rounding, label only), the model's query
+// budget (and a grant's), and a per-principal rate limit (RateLimiter). The owner alone may
+// Evaluate (aggregate metrics on one of its labelled datasets), change limits, grant, revoke and
+// delete. Nobody can download a model's parameters or a recipe's code: no method returns them.
 //
 // Authorisation by role happens in the services; the manager scopes every lookup to the calling
 // principal (an owner's jobs and models, a provider's recipes' jobs): another principal's object
@@ -26,11 +29,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "runtime/jobs/rate_limiter.h"
 #include "runtime/jobs/records.h"
 #include "runtime/store/store.h"
 #include "runtime/train/metrics.h"
@@ -47,6 +52,21 @@ struct JobManagerOptions {
   uint64_t checkpoint_every_steps = 200;  // also the granularity of cancellation
   uint64_t max_recipe_size = uint64_t{64} << 20;
   uint32_t max_predict_batch = 256;
+  // The rate limiter's clock (tests inject one); null: std::chrono::steady_clock.
+  RateLimiter::Clock clock;
+};
+
+// What `chiron model limit` changes; unset fields stay as they are.
+struct ModelLimitsUpdate {
+  std::optional<uint64_t> query_budget;     // at most JobManagerOptions::query_budget
+  std::optional<uint32_t> rate_per_minute;  // 0: no rate limit
+  std::optional<train::OutputLimits> output;
+};
+
+// A model shared with a grantee: what the grantee may know of it, and its grant.
+struct SharedModel {
+  ModelRecord model;
+  store::ModelGrant grant;
 };
 
 struct StartTrainingArgs {
@@ -60,6 +80,8 @@ struct StartTrainingArgs {
 
 struct PredictOutput {
   std::vector<std::vector<train::ClassScore>> predictions;
+  train::OutputPolicy policy;  // what was applied (label_only: no probabilities may be sent)
+  // The owner: the model's use and budget. A grantee: its grant's (budget 0: no grant budget).
   uint64_t queries_used = 0;
   uint64_t query_budget = 0;
 };
@@ -96,8 +118,27 @@ class JobManager {
 
   Result<std::vector<ModelRecord>> ListModels(const std::string& owner_id);
   Status DeleteModel(const std::string& owner_id, const std::string& name);
-  Result<PredictOutput> Predict(const std::string& owner_id, const std::string& model_name,
+  // Predictions from `owner_id`'s model (empty owner_id: the caller's own). A caller other than
+  // the owner needs a grant; without one the model is reported NotFound, exactly as a model
+  // that does not exist. ResourceExhausted for a spent budget (model or grant) or the rate
+  // limit (the message says when to retry). Every accepted query is audited in the owner's
+  // chain, and a grantee's also in its own.
+  Result<PredictOutput> Predict(const std::string& caller_id, const std::string& owner_id,
+                                const std::string& model_name,
                                 const std::vector<std::string>& samples, uint32_t top_k);
+  // Owner only (the model is looked up among the caller's own).
+  Result<ModelRecord> SetModelLimits(const std::string& owner_id, const std::string& name,
+                                     const ModelLimitsUpdate& update);
+  Result<store::ModelGrant> GrantModel(const std::string& owner_id, const std::string& name,
+                                       const std::string& grantee_id, uint64_t budget);
+  Status RevokeModel(const std::string& owner_id, const std::string& name,
+                     const std::string& grantee_id);
+  Result<std::vector<store::ModelGrant>> ListModelGrants(const std::string& owner_id,
+                                                         const std::string& name);
+  // Models other owners granted to `grantee_id` (grants whose model is gone are skipped).
+  Result<std::vector<SharedModel>> ListSharedModels(const std::string& grantee_id);
+  uint32_t max_predict_batch() const { return options_.max_predict_batch; }
+
   Result<train::ClassificationReport> Evaluate(const std::string& owner_id,
                                                const std::string& model_name,
                                                const std::string& dataset_name);
@@ -127,6 +168,10 @@ class JobManager {
   std::set<std::string> cancelled_;
   bool stopping_ = false;
   std::thread training_thread_;
+
+  RateLimiter limiter_;
+  // Serialises the read-check-update of models' query counters (and grants' charges).
+  std::mutex usage_mutex_;
 
   std::mutex prediction_mutex_;
   std::condition_variable prediction_cv_;

@@ -136,12 +136,22 @@ Bytes EncodeModelRecord(const ModelRecord& r) {
                {"schema", HexEncode(schema)}, {"output_size", r.output_size},
                {"queries_used", r.queries_used}, {"query_budget", r.query_budget},
                {"validation_accuracy", r.validation_accuracy},
-               {"created_unix", r.created_unix}});
+               {"created_unix", r.created_unix},
+               {"provider_output",
+                {{"kind", static_cast<int>(r.provider_output.kind)},
+                 {"max_top_k", r.provider_output.max_top_k},
+                 {"decimals", r.provider_output.decimals}}},
+               {"owner_output",
+                {{"label_only", r.owner_output.label_only},
+                 {"max_top_k", r.owner_output.max_top_k},
+                 {"decimals", r.owner_output.decimals}}},
+               {"rate_per_minute", r.rate_per_minute}});
 }
 
 Result<ModelRecord> DecodeModelRecord(ByteSpan bytes) {
   std::string schema_hex;
-  auto result = Decode<ModelRecord>(bytes, "model", [&schema_hex](const json& j, ModelRecord& r) {
+  int output_kind = static_cast<int>(chiron::OutputKind::kScores);
+  auto result = Decode<ModelRecord>(bytes, "model", [&](const json& j, ModelRecord& r) {
     j.at("id").get_to(r.id);
     j.at("name").get_to(r.name);
     j.at("owner_id").get_to(r.owner_id);
@@ -154,8 +164,27 @@ Result<ModelRecord> DecodeModelRecord(ByteSpan bytes) {
     j.at("query_budget").get_to(r.query_budget);
     j.at("validation_accuracy").get_to(r.validation_accuracy);
     j.at("created_unix").get_to(r.created_unix);
+    // Absent from records written before output policies and limits existed.
+    if (j.contains("provider_output")) {
+      const json& p = j.at("provider_output");
+      p.at("kind").get_to(output_kind);
+      p.at("max_top_k").get_to(r.provider_output.max_top_k);
+      p.at("decimals").get_to(r.provider_output.decimals);
+    }
+    if (j.contains("owner_output")) {
+      const json& o = j.at("owner_output");
+      o.at("label_only").get_to(r.owner_output.label_only);
+      o.at("max_top_k").get_to(r.owner_output.max_top_k);
+      o.at("decimals").get_to(r.owner_output.decimals);
+    }
+    if (j.contains("rate_per_minute")) j.at("rate_per_minute").get_to(r.rate_per_minute);
   });
   if (!result.ok()) return result;
+  if (output_kind != static_cast<int>(chiron::OutputKind::kScores) &&
+      output_kind != static_cast<int>(chiron::OutputKind::kLabelOnly)) {
+    return DataLossError("model record: unknown output kind " + std::to_string(output_kind));
+  }
+  result->provider_output.kind = static_cast<chiron::OutputKind>(output_kind);
   CHIRON_ASSIGN_OR_RETURN(Bytes schema_bytes, HexDecode(schema_hex));
   ByteReader reader(schema_bytes);
   auto schema = dataset::ParseSchema(reader);

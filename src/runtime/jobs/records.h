@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "chiron/recipe_types.h"
+#include "runtime/train/prediction_session.h"
 #include "shared/base/bytes.h"
 #include "shared/base/status.h"
 #include "shared/dataset/schema.h"
@@ -78,10 +80,16 @@ struct ModelRecord {
   std::string dataset_id;
   dataset::DatasetSchema schema;  // of the training data (sample_count is informative)
   uint64_t output_size = 0;
-  uint64_t queries_used = 0;
+  uint64_t queries_used = 0;  // by everyone: the owner and its grantees
   uint64_t query_budget = 0;
   double validation_accuracy = 0;
   int64_t created_unix = 0;
+  // The recipe's output policy, read through the worker when the model was trained (records of
+  // older builds: the default policy).
+  chiron::OutputPolicy provider_output;
+  // The owner's narrowing of it and its rate limit (`chiron model limit`).
+  train::OutputLimits owner_output;
+  uint32_t rate_per_minute = 0;  // queries (samples) per minute per querying principal; 0: none
 };
 
 Bytes EncodeRecipeRecord(const RecipeRecord& record);

@@ -1,5 +1,6 @@
 #include "runtime/service/training_services.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "runtime/service/grpc_status.h"
@@ -27,6 +28,37 @@ void ToModelInfo(const jobs::ModelRecord& m, v1::ModelInfo* info) {
   for (uint32_t d : m.schema.shape) info->add_input_shape(d);
   info->set_input_type(m.schema.element_type == dataset::ElementType::kUint8 ? "u8" : "f32");
   info->set_validation_accuracy(m.validation_accuracy);
+}
+
+void ToPolicy(const train::OutputPolicy& policy, v1::OutputPolicy* out) {
+  out->set_label_only(policy.label_only);
+  out->set_max_top_k(policy.label_only ? 1 : policy.top_k);
+  out->set_decimals(policy.label_only ? 0 : static_cast<uint32_t>(std::max(policy.decimals, 0)));
+}
+
+// The policies of a model: what Predict returns at most (a request asking for every class), the
+// provider's declaration and the owner's narrowing.
+void ToModelPolicies(const jobs::ModelRecord& m, v1::ModelInfo* info) {
+  ToPolicy(train::EffectiveOutputPolicy(m.provider_output, m.owner_output,
+                                        chiron::kMaxOutputTopK, m.output_size),
+           info->mutable_output_policy());
+  ToPolicy(train::EffectiveOutputPolicy(m.provider_output, train::OutputLimits{},
+                                        chiron::kMaxOutputTopK, m.output_size),
+           info->mutable_provider_output_policy());
+  v1::OutputLimits* limits = info->mutable_owner_output_limits();
+  limits->set_label_only(m.owner_output.label_only);
+  limits->set_max_top_k(m.owner_output.max_top_k);
+  if (m.owner_output.decimals >= 0) {
+    limits->set_decimals(static_cast<uint32_t>(m.owner_output.decimals));
+  }
+  info->set_rate_per_minute(m.rate_per_minute);
+}
+
+void ToGrant(const store::ModelGrant& g, v1::ModelGrant* out) {
+  out->set_grantee_id(g.grantee_id);
+  out->set_budget(g.budget);
+  out->set_used(g.used);
+  out->set_created_unix(g.created_unix);
 }
 
 }  // namespace
@@ -171,21 +203,44 @@ grpc::Status JobsService::ListJobFacts(grpc::ServerContext* context,
 grpc::Status ModelsService::Predict(grpc::ServerContext* context,
                                     const v1::PredictRequest* request,
                                     v1::PredictResponse* response) {
+  // Providers never get predictions; an owner-role caller gets its own models or, with
+  // owner_id set, a model whose owner granted it (the manager checks the grant).
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Predict");
   if (!caller.ok()) return ToGrpc(caller.status());
   std::vector<std::string> samples(request->samples().begin(), request->samples().end());
-  auto output = jobs_->Predict(caller->id, request->model_name(), samples, request->top_k());
+  auto output = jobs_->Predict(caller->id, request->owner_id(), request->model_name(), samples,
+                               request->top_k());
   if (!output.ok()) return ToGrpc(output.status());
+  const bool label_only = output->policy.label_only;
   for (const auto& scores : output->predictions) {
     v1::Prediction* p = response->add_predictions();
     for (const train::ClassScore& s : scores) {
       p->add_classes(s.class_index);
-      p->add_probabilities(static_cast<float>(s.probability));
+      // Label only: the worker's numbers stop here; not even the rounded score is sent.
+      if (!label_only) p->add_probabilities(static_cast<float>(s.probability));
     }
   }
+  response->set_label_only(label_only);
   response->set_queries_used(output->queries_used);
   response->set_query_budget(output->query_budget);
   return grpc::Status::OK;
+}
+
+grpc::Status ModelsService::OwnerView(const std::string& owner_id, const std::string& name,
+                                      v1::ModelInfo* info) {
+  auto models = jobs_->ListModels(owner_id);
+  if (!models.ok()) return ToGrpc(models.status());
+  for (const jobs::ModelRecord& m : *models) {
+    if (m.name != name) continue;
+    ToModelInfo(m, info);
+    ToModelPolicies(m, info);
+    info->set_max_batch(jobs_->max_predict_batch());
+    auto grants = jobs_->ListModelGrants(owner_id, name);
+    if (!grants.ok()) return ToGrpc(grants.status());
+    for (const store::ModelGrant& g : *grants) ToGrant(g, info->add_grants());
+    return grpc::Status::OK;
+  }
+  return ToGrpc(NotFoundError("you have no model '" + name + "': see `chiron model list`"));
 }
 
 grpc::Status ModelsService::List(grpc::ServerContext* context,
@@ -195,7 +250,15 @@ grpc::Status ModelsService::List(grpc::ServerContext* context,
   if (!caller.ok()) return ToGrpc(caller.status());
   auto models = jobs_->ListModels(caller->id);
   if (!models.ok()) return ToGrpc(models.status());
-  for (const auto& m : *models) ToModelInfo(m, response->add_models());
+  for (const auto& m : *models) {
+    v1::ModelInfo* info = response->add_models();
+    ToModelInfo(m, info);
+    ToModelPolicies(m, info);
+    info->set_max_batch(jobs_->max_predict_batch());
+    auto grants = jobs_->ListModelGrants(caller->id, m.name);
+    if (!grants.ok()) return ToGrpc(grants.status());
+    for (const store::ModelGrant& g : *grants) ToGrant(g, info->add_grants());
+  }
   return grpc::Status::OK;
 }
 
@@ -219,6 +282,81 @@ grpc::Status ModelsService::Evaluate(grpc::ServerContext* context,
   response->set_accuracy(report->accuracy);
   for (double a : report->per_class_accuracy) response->add_per_class_accuracy(a);
   for (uint64_t c : report->confusion) response->add_confusion_matrix(c);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelsService::SetLimits(grpc::ServerContext* context,
+                                      const v1::SetModelLimitsRequest* request,
+                                      v1::ModelInfo* response) {
+  auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.SetLimits");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  jobs::ModelLimitsUpdate update;
+  if (request->has_query_budget()) update.query_budget = request->query_budget();
+  if (request->has_rate_per_minute()) update.rate_per_minute = request->rate_per_minute();
+  if (request->has_output_limits()) {
+    const v1::OutputLimits& o = request->output_limits();
+    train::OutputLimits limits;
+    limits.label_only = o.label_only();
+    limits.max_top_k = o.max_top_k();
+    if (o.has_decimals()) {
+      if (o.decimals() > chiron::kMaxOutputDecimals) {
+        return ToGrpc(InvalidArgumentError("output limits: decimals go up to " +
+                                           std::to_string(chiron::kMaxOutputDecimals)));
+      }
+      limits.decimals = static_cast<int32_t>(o.decimals());
+    }
+    update.output = limits;
+  }
+  auto model = jobs_->SetModelLimits(caller->id, request->name(), update);
+  if (!model.ok()) return ToGrpc(model.status());
+  return OwnerView(caller->id, request->name(), response);
+}
+
+grpc::Status ModelsService::Grant(grpc::ServerContext* context,
+                                  const v1::GrantModelRequest* request,
+                                  v1::ModelInfo* response) {
+  auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Grant");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  auto grant = jobs_->GrantModel(caller->id, request->name(), request->grantee_id(),
+                                 request->budget());
+  if (!grant.ok()) return ToGrpc(grant.status());
+  return OwnerView(caller->id, request->name(), response);
+}
+
+grpc::Status ModelsService::Revoke(grpc::ServerContext* context,
+                                   const v1::RevokeModelRequest* request,
+                                   v1::ModelInfo* response) {
+  auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Revoke");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  Status revoked = jobs_->RevokeModel(caller->id, request->name(), request->grantee_id());
+  if (!revoked.ok()) return ToGrpc(revoked);
+  return OwnerView(caller->id, request->name(), response);
+}
+
+grpc::Status ModelsService::ListShared(grpc::ServerContext* context,
+                                       const v1::ListSharedModelsRequest* /*request*/,
+                                       v1::ListSharedModelsResponse* response) {
+  auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.ListShared");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  auto shared = jobs_->ListSharedModels(caller->id);
+  if (!shared.ok()) return ToGrpc(shared.status());
+  for (const jobs::SharedModel& s : *shared) {
+    const jobs::ModelRecord& m = s.model;
+    v1::SharedModel* out = response->add_models();
+    out->set_owner_id(m.owner_id);
+    out->set_name(m.name);
+    out->set_output_size(static_cast<uint32_t>(m.output_size));
+    for (const std::string& name : m.schema.class_names) out->add_class_names(name);
+    for (uint32_t d : m.schema.shape) out->add_input_shape(d);
+    out->set_input_type(m.schema.element_type == dataset::ElementType::kUint8 ? "u8" : "f32");
+    ToPolicy(train::EffectiveOutputPolicy(m.provider_output, m.owner_output,
+                                          chiron::kMaxOutputTopK, m.output_size),
+             out->mutable_output_policy());
+    out->set_rate_per_minute(m.rate_per_minute);
+    out->set_queries_used(s.grant.used);
+    out->set_query_budget(s.grant.budget);
+    out->set_max_batch(jobs_->max_predict_batch());
+  }
   return grpc::Status::OK;
 }
 

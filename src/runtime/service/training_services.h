@@ -4,7 +4,9 @@
 //   Recipes.Register     provider        Recipes.List      any registered principal (cards)
 //   Jobs.StartTraining, Watch, Cancel, ListOwnerJobs       owner (its own jobs)
 //   Jobs.ListJobFacts    provider (jobs running its own recipes; JobFacts only)
-//   Models.*             owner (its own models)
+//   Models.Predict       owner, or a principal the owner granted the model to
+//   Models.ListShared    any owner-role principal (models granted to it)
+//   Models.*             owner (its own models: List, Delete, Evaluate, SetLimits, Grant, Revoke)
 //
 // What each side sees is fixed here: owners get OwnerJobView (metrics included) and never a
 // recipe's code or a model's parameters; providers get RecipeCard and JobFacts (docs/
@@ -63,8 +65,21 @@ class ModelsService final : public v1::Models::Service {
                       v1::DeleteModelResponse* response) override;
   grpc::Status Evaluate(grpc::ServerContext* context, const v1::EvaluateRequest* request,
                         v1::EvaluationReport* response) override;
+  grpc::Status SetLimits(grpc::ServerContext* context, const v1::SetModelLimitsRequest* request,
+                         v1::ModelInfo* response) override;
+  grpc::Status Grant(grpc::ServerContext* context, const v1::GrantModelRequest* request,
+                     v1::ModelInfo* response) override;
+  grpc::Status Revoke(grpc::ServerContext* context, const v1::RevokeModelRequest* request,
+                      v1::ModelInfo* response) override;
+  grpc::Status ListShared(grpc::ServerContext* context,
+                          const v1::ListSharedModelsRequest* request,
+                          v1::ListSharedModelsResponse* response) override;
 
  private:
+  // The owner's view of its model `name`, grants included.
+  grpc::Status OwnerView(const std::string& owner_id, const std::string& name,
+                         v1::ModelInfo* info);
+
   jobs::JobManager* jobs_;
   Authorizer* authz_;
 };

@@ -206,6 +206,7 @@ Status StoreImpl::Initialise() {
   {
     CHIRON_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
     CHIRON_RETURN_IF_ERROR(db_->Exec(kSchema, "create the catalog schema"));
+    CHIRON_RETURN_IF_ERROR(CreateGrantsSchema());
     CHIRON_ASSIGN_OR_RETURN(Statement read,
                             db_->Prepare("SELECT key, value FROM meta", "read catalog metadata"));
     bool has_format = false;

@@ -121,6 +121,17 @@ struct BlobInfo {
   int64_t updated_unix = 0;
 };
 
+// An owner's grant of Predict on one of its models to another principal (store_grants.cc).
+struct ModelGrant {
+  std::string model_id;    // generic blob id of the model (BlobKind::kModel)
+  std::string owner_id;    // the model's owner, who granted
+  std::string grantee_id;  // a registered owner-role principal other than owner_id
+  uint64_t budget = 0;     // queries the grantee may make; 0: only the model's budget bounds them
+  uint64_t used = 0;       // queries charged so far
+  int64_t created_unix = 0;
+  int64_t updated_unix = 0;
+};
+
 // An audit record to append in the same transaction as a mutation.
 struct AuditEvent {
   std::string principal_id;  // whose chain receives the record
@@ -233,6 +244,38 @@ class Store {
   // Crypto-shreds (kind, id) as DeleteDataset does. NotFound if absent.
   virtual Status DeleteBlob(BlobKind kind, const std::string& id,
                             const std::optional<AuditEvent>& audit = std::nullopt) = 0;
+
+  // ---- Model grants (store_grants.cc) --------------------------------------------------------
+  // One row per (model, grantee). The row's ids are plaintext (the host sees who may query what,
+  // as it sees who owns what); budget, usage and times are sealed and bound to the row, so a
+  // grant the host inserts, copies to another row or edits fails to open (DataLoss) and gives no
+  // access. The host can still delete a grant (denial only) or roll the directory back.
+
+  // Creates the grant, or updates its budget (keeping `used`). The model must be a stored model
+  // blob owned by owner_id (NotFound otherwise); the grantee must be a registered owner-role
+  // principal other than the owner (NotFound / InvalidArgument / PermissionDenied). Every record
+  // in `audit` commits in the same transaction.
+  virtual Result<ModelGrant> PutGrant(const std::string& model_id, const std::string& owner_id,
+                                      const std::string& grantee_id, uint64_t budget,
+                                      const std::vector<AuditEvent>& audit) = 0;
+  // NotFound if the grantee has no grant on the model.
+  virtual Result<ModelGrant> GetGrant(const std::string& model_id,
+                                      const std::string& grantee_id) = 0;
+  // Grants on one model, oldest first.
+  virtual Result<std::vector<ModelGrant>> ListGrants(const std::string& model_id) = 0;
+  // Grants held by one grantee, oldest first.
+  virtual Result<std::vector<ModelGrant>> ListGrantsTo(const std::string& grantee_id) = 0;
+  // Removes one grant (NotFound if absent), with its audit records in the same transaction.
+  virtual Status DeleteGrant(const std::string& model_id, const std::string& grantee_id,
+                             const std::vector<AuditEvent>& audit) = 0;
+  // Removes every grant on a model (before the model itself is deleted). OK if there were none.
+  virtual Status DeleteGrants(const std::string& model_id) = 0;
+  // Charges `count` queries to the grant: ResourceExhausted (nothing charged) if its budget
+  // would be exceeded; NotFound if the grant is gone (revoked). The audit records commit with
+  // the charge.
+  virtual Result<ModelGrant> ChargeGrant(const std::string& model_id,
+                                         const std::string& grantee_id, uint64_t count,
+                                         const std::vector<AuditEvent>& audit) = 0;
 
   // ---- Audit ---------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 //
 // Split by responsibility: store.cc opens the catalog, recovers after a crash and holds the
 // principal, audit and quota code; store_datasets.cc the datasets and their chunks;
-// store_blobs.cc the generic sealed blobs. The catalog schema and sealing rules are in
+// store_blobs.cc the generic sealed blobs; store_grants.cc the owners' grants on models. The catalog schema and sealing rules are in
 // docs/store.md.
 #pragma once
 
@@ -57,6 +57,18 @@ class StoreImpl final : public Store {
   Status DeleteBlob(BlobKind kind, const std::string& id,
                     const std::optional<AuditEvent>& audit) override;
 
+  Result<ModelGrant> PutGrant(const std::string& model_id, const std::string& owner_id,
+                              const std::string& grantee_id, uint64_t budget,
+                              const std::vector<AuditEvent>& audit) override;
+  Result<ModelGrant> GetGrant(const std::string& model_id, const std::string& grantee_id) override;
+  Result<std::vector<ModelGrant>> ListGrants(const std::string& model_id) override;
+  Result<std::vector<ModelGrant>> ListGrantsTo(const std::string& grantee_id) override;
+  Status DeleteGrant(const std::string& model_id, const std::string& grantee_id,
+                     const std::vector<AuditEvent>& audit) override;
+  Status DeleteGrants(const std::string& model_id) override;
+  Result<ModelGrant> ChargeGrant(const std::string& model_id, const std::string& grantee_id,
+                                 uint64_t count, const std::vector<AuditEvent>& audit) override;
+
   Result<audit::AuditRecord> AppendAudit(const AuditEvent& event) override;
   Result<std::vector<audit::AuditRecord>> ListAudit(const std::string& principal_id,
                                                     uint64_t from_sequence) override;
@@ -91,6 +103,14 @@ class StoreImpl final : public Store {
   Result<std::optional<DatasetRow>> LoadDatasetByName(const std::string& owner_id,
                                                       const std::string& name);
   Result<SecretBytes> UnsealDataKey(const DatasetRow& row);
+
+  // ---- grants (store_grants.cc) ----
+  // Creates the grants table if missing (stores created before grants existed gain it).
+  Status CreateGrantsSchema();
+  Result<std::optional<ModelGrant>> LoadGrant(const std::string& model_id,
+                                              const std::string& grantee_id);
+  Result<std::vector<ModelGrant>> LoadGrants(std::string_view where, const std::string& value);
+  Status StoreGrant(const ModelGrant& grant);
 
   // ---- blobs (store_blobs.cc) ----
   struct BlobRow;

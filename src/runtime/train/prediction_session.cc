@@ -73,8 +73,29 @@ Result<std::unique_ptr<PredictionSession>> PredictionSession::Start(
   return std::unique_ptr<PredictionSession>(new PredictionSessionImpl(std::move(worker), options));
 }
 
+OutputPolicy EffectiveOutputPolicy(const chiron::OutputPolicy& provider,
+                                   const OutputLimits& owner, uint32_t requested_top_k,
+                                   uint64_t output_size) {
+  OutputPolicy policy;
+  policy.label_only = provider.kind != chiron::OutputKind::kScores || owner.label_only;
+  uint64_t k = requested_top_k == 0 ? kDefaultTopK : requested_top_k;
+  if (provider.max_top_k != 0) k = std::min<uint64_t>(k, provider.max_top_k);
+  if (owner.max_top_k != 0) k = std::min<uint64_t>(k, owner.max_top_k);
+  k = std::max<uint64_t>(1, std::min<uint64_t>(k, output_size));
+  policy.top_k = policy.label_only ? 1 : static_cast<uint32_t>(k);
+  int decimals = static_cast<int>(std::min(provider.decimals, chiron::kMaxOutputDecimals));
+  if (owner.decimals >= 0) decimals = std::min(decimals, static_cast<int>(owner.decimals));
+  policy.decimals = decimals;
+  return policy;
+}
+
 std::vector<ClassScore> ApplyOutputPolicy(std::span<const float> logits,
                                           const OutputPolicy& policy) {
+  if (policy.label_only) {
+    if (logits.empty()) return {};
+    auto best = std::max_element(logits.begin(), logits.end());  // first of equals
+    return {ClassScore{static_cast<uint32_t>(best - logits.begin()), 0.0}};
+  }
   std::vector<ClassScore> scores(logits.size());
   if (logits.empty()) return scores;
   const float top = *std::max_element(logits.begin(), logits.end());

@@ -4,7 +4,9 @@
 // buffers in its (read-only for the worker) parameter arena. Predict() writes the inputs into the
 // input arena, takes back exactly count × output_size floats from the output arena, copies and
 // validates them (finite, bounded). ApplyOutputPolicy turns a row of logits into what the owner
-// may see (top-k classes with probabilities rounded to a few decimals).
+// may see: the provider's output policy (recipe.h Output(): scores or label only, at most k
+// classes, rounding), narrowed by the owner's limits for the model (EffectiveOutputPolicy). The
+// worker's numbers never reach a client any other way.
 //
 // If the worker fails, the session is dead: failure() says how and every later call fails; start
 // a new session.
@@ -51,17 +53,40 @@ class PredictionSession {
   virtual FailureCategory failure() const = 0;
 };
 
-// What the owner sees of one prediction.
+// What a client sees of one prediction.
 struct OutputPolicy {
   uint32_t top_k = 0;    // 0: every class; otherwise the k most probable (ties: lower index)
   int decimals = 4;      // probabilities rounded to this many decimals; < 0: no rounding
+  bool label_only = false;  // only the most probable class; its probability is 0, not sent
 };
+
+// The owner's narrowing of the provider's policy for one model (`chiron model limit`). It can
+// only take away: label only, fewer classes, fewer decimals.
+struct OutputLimits {
+  bool label_only = false;
+  uint32_t max_top_k = 0;  // 0: no narrowing
+  int32_t decimals = -1;   // < 0: no narrowing
+  friend bool operator==(const OutputLimits&, const OutputLimits&) = default;
+};
+
+// Classes shown when a request asks for 0 (the default), if the policy allows that many.
+inline constexpr uint32_t kDefaultTopK = 5;
+
+// The policy applied to one request: label only if the provider or the owner says so; k is the
+// request's (kDefaultTopK if 0), capped by the provider's max_top_k and the owner's (0: no cap)
+// and by `output_size`; decimals the fewest of the provider's (clamped to kMaxOutputDecimals)
+// and the owner's. `provider` is untrusted input from the recipe: any out-of-range value is
+// clamped here, never widened.
+OutputPolicy EffectiveOutputPolicy(const chiron::OutputPolicy& provider,
+                                   const OutputLimits& owner, uint32_t requested_top_k,
+                                   uint64_t output_size);
 struct ClassScore {
   uint32_t class_index = 0;
   double probability = 0;
   friend bool operator==(const ClassScore&, const ClassScore&) = default;
 };
-// softmax(logits) → sorted by probability (descending) → top_k → rounded.
+// softmax(logits) → sorted by probability (descending) → top_k → rounded. Label only: exactly one
+// entry, the most probable class (ties: lower index), with probability 0.
 std::vector<ClassScore> ApplyOutputPolicy(std::span<const float> logits,
                                           const OutputPolicy& policy);
 

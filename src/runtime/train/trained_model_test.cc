@@ -48,6 +48,50 @@ TEST(OutputPolicyTest, SoftmaxTopKAndRounding) {
   EXPECT_EQ(top2[0].probability, std::round(all[0].probability * 100) / 100);
 }
 
+TEST(OutputPolicyTest, LabelOnlyReturnsOneClassAndNoScore) {
+  const float logits[4] = {0.5f, 3.0f, -1.0f, 3.0f};
+  OutputPolicy policy{4, -1, /*label_only=*/true};
+  auto label = ApplyOutputPolicy(logits, policy);
+  ASSERT_EQ(label.size(), 1u);
+  EXPECT_EQ(label[0].class_index, 1u);  // ties: the lower index
+  EXPECT_EQ(label[0].probability, 0.0);
+}
+
+TEST(OutputPolicyTest, EffectivePolicyOnlyNarrows) {
+  chiron::OutputPolicy provider;  // scores, every class, 4 decimals
+  OutputPolicy p = EffectiveOutputPolicy(provider, OutputLimits{}, 0, 10);
+  EXPECT_FALSE(p.label_only);
+  EXPECT_EQ(p.top_k, kDefaultTopK);
+  EXPECT_EQ(p.decimals, 4);
+  EXPECT_EQ(EffectiveOutputPolicy(provider, OutputLimits{}, 50, 10).top_k, 10u);
+
+  provider.max_top_k = 3;
+  provider.decimals = 2;
+  // The request cannot widen the provider's cap; the owner cannot widen the provider's decimals.
+  p = EffectiveOutputPolicy(provider, OutputLimits{false, 0, 6}, 9, 10);
+  EXPECT_EQ(p.top_k, 3u);
+  EXPECT_EQ(p.decimals, 2);
+  // The owner narrows further.
+  p = EffectiveOutputPolicy(provider, OutputLimits{false, 2, 1}, 9, 10);
+  EXPECT_EQ(p.top_k, 2u);
+  EXPECT_EQ(p.decimals, 1);
+  EXPECT_TRUE(EffectiveOutputPolicy(provider, OutputLimits{true, 0, -1}, 9, 10).label_only);
+
+  // A label-only provider stays label only whatever the owner or the request ask.
+  chiron::OutputPolicy label_only{.kind = chiron::OutputKind::kLabelOnly};
+  p = EffectiveOutputPolicy(label_only, OutputLimits{false, 10, 6}, 10, 10);
+  EXPECT_TRUE(p.label_only);
+  EXPECT_EQ(p.top_k, 1u);
+
+  // Hostile declarations are clamped, never trusted.
+  chiron::OutputPolicy hostile{.kind = chiron::OutputKind::kScores, .max_top_k = 0,
+                               .decimals = 1000};
+  EXPECT_EQ(EffectiveOutputPolicy(hostile, OutputLimits{}, 0, 10).decimals,
+            static_cast<int>(chiron::kMaxOutputDecimals));
+  chiron::OutputPolicy unknown_kind{.kind = static_cast<chiron::OutputKind>(9)};
+  EXPECT_TRUE(EffectiveOutputPolicy(unknown_kind, OutputLimits{}, 0, 10).label_only);
+}
+
 TEST(SanitizeTrainingConfigTest, ClampsAndRefuses) {
   TrainingConfig declared;
   declared.epochs = 1u << 30;

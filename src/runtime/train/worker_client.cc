@@ -169,7 +169,8 @@ Result<WorkerFrame> WorkerClient::Exchange(const WorkerFrame& request,
   return frame;
 }
 
-Status WorkerClient::Describe(TrainingConfig& training, ResourceBudget& budget) {
+Status WorkerClient::Describe(TrainingConfig& training, ResourceBudget& budget,
+                              OutputPolicy& output) {
   RecipeDeclarationValues values{};
   for (uint64_t page = 0; page < kDescriptionPages; ++page) {
     WorkerFrame request;
@@ -185,7 +186,7 @@ Status WorkerClient::Describe(TrainingConfig& training, ResourceBudget& budget) 
       values[page * kDescriptionValuesPerPage + i] = frame.fields[1 + i];
     }
   }
-  if (Status s = UnpackRecipeDeclarations(values, training, budget); !s.ok()) {
+  if (Status s = UnpackRecipeDeclarations(values, training, budget, &output); !s.ok()) {
     return Fail(FailureCategory::kRecipeRejected, s);
   }
   return Status::Ok();

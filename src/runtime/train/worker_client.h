@@ -45,7 +45,7 @@ class WorkerClient {
   const std::string& exit_description() const { return exit_description_; }
 
   // The recipe's declarations (untrusted; see SanitizeTrainingConfig).
-  Status Describe(TrainingConfig& training, ResourceBudget& budget);
+  Status Describe(TrainingConfig& training, ResourceBudget& budget, OutputPolicy& output);
   // The recipe's initial parameters and buffers, validated (finite, |x| <= max_abs).
   Status InitialParameters(std::vector<float>& params, std::vector<float>& buffers, float max_abs);
 

@@ -87,7 +87,7 @@ Result<RecipeDescription> DescribeRecipe(ByteSpan recipe, const dataset::Dataset
   CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<WorkerClient> worker,
                           WorkerClient::Start(recipe, options, settings, failure));
   RecipeDescription description;
-  Status described = worker->Describe(description.training, description.budget);
+  Status described = worker->Describe(description.training, description.budget, description.output);
   if (!described.ok()) {
     if (failure != nullptr) *failure = worker->failure();
     return described;

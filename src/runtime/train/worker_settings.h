@@ -60,6 +60,7 @@ Result<DatasetSchema> RecipeSchemaFor(const dataset::DatasetSchema& schema);
 struct RecipeDescription {
   TrainingConfig training;
   ResourceBudget budget;
+  OutputPolicy output;  // structurally checked; applied by train::EffectiveOutputPolicy
   uint64_t parameter_count = 0;  // floats in the flat parameter array (with alignment padding)
   uint64_t buffer_count = 0;     // floats of buffers (batch-norm statistics...)
   uint64_t output_size = 0;      // outputs per sample (must equal the class count)

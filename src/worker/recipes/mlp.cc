@@ -50,6 +50,13 @@ class MlpRecipe : public chiron::Recipe {
   chiron::ResourceBudget Budget(const chiron::DatasetSchema& schema) const override {
     return {.max_memory_size = uint64_t{1} << 30, .max_training_seconds = 600};
   }
+
+#ifdef CHIRON_MLP_LABEL_ONLY
+  // The test variant chiron_test_recipe_mlp_label_only: owners get the predicted class only.
+  chiron::OutputPolicy Output(const chiron::DatasetSchema& schema) const override {
+    return {.kind = chiron::OutputKind::kLabelOnly};
+  }
+#endif
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Fuzzes the CSV importer: header, quoting, number parsing, class collection and the second,
-// streaming pass. The first input byte picks the label column name and whether a fixed class
-// list is used; the rest is the file (decompressed if gzip).
+// streaming pass. The first input byte picks the label column name, whether a fixed class
+// list is used, and whether the label column is optional (chiron predict's mode); the rest is
+// the file (decompressed if gzip).
 #include <cstddef>
 #include <cstdint>
 
@@ -15,7 +16,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string label_column = (mode & 1) ? "y" : "label";
   std::vector<std::string> classes;
   if (mode & 2) classes = {"a", "b", "c"};
-  auto source = OpenCsvSource(MemoryFactory(file, "fuzz.csv"), label_column, classes);
+  bool has_labels = true;
+  auto source = (mode & 4) ? OpenCsvSourceForPrediction(MemoryFactory(file, "fuzz.csv"),
+                                                        label_column, {"a", "b", "c"},
+                                                        &has_labels)
+                           : OpenCsvSource(MemoryFactory(file, "fuzz.csv"), label_column, classes);
   if (!source.ok()) return 0;
   Bytes sample((*source)->schema().sample_size());
   uint32_t label = 0;

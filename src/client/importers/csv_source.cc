@@ -394,13 +394,20 @@ Result<std::unique_ptr<SampleSource>> OpenCsvSource(StreamFactory input,
   return OpenCsv(std::move(input), label_column, std::move(class_names), false, nullptr);
 }
 
+Result<std::unique_ptr<SampleSource>> OpenCsvSourceForPrediction(
+    StreamFactory input, const std::string& label_column, std::vector<std::string> class_names,
+    bool* has_labels) {
+  if (class_names.empty()) {
+    return InvalidArgumentError("CSV for predictions: the model's class names are needed");
+  }
+  return OpenCsv(std::move(input), label_column, std::move(class_names), true, has_labels);
+}
+
 Result<std::unique_ptr<SampleSource>> OpenCsvForPrediction(
     const std::string& path, const std::string& label_column,
     std::vector<std::string> class_names, bool* has_labels) {
-  if (class_names.empty()) {
-    return InvalidArgumentError(path + ": the model's class names are needed to read labels");
-  }
-  return OpenCsv(FileFactory(path), label_column, std::move(class_names), true, has_labels);
+  return OpenCsvSourceForPrediction(FileFactory(path), label_column, std::move(class_names),
+                                    has_labels);
 }
 
 Result<std::unique_ptr<SampleSource>> OpenCsvFile(const std::string& path,

@@ -30,6 +30,9 @@ Result<std::unique_ptr<SampleSource>> OpenCsvSource(StreamFactory input,
 // named `label_column`, its values must be among `class_names` (the model's; an error names the
 // file, line and column otherwise) and *has_labels is true. Without that column every column is
 // a feature, every sample's label is 0 and *has_labels is false. `class_names` must not be empty.
+Result<std::unique_ptr<SampleSource>> OpenCsvSourceForPrediction(
+    StreamFactory input, const std::string& label_column, std::vector<std::string> class_names,
+    bool* has_labels);
 Result<std::unique_ptr<SampleSource>> OpenCsvForPrediction(const std::string& path,
                                                            const std::string& label_column,
                                                            std::vector<std::string> class_names,

@@ -63,6 +63,43 @@ TEST_F(CsvTest, ReadsFeaturesAndLabelsInFirstAppearanceOrder) {
   EXPECT_EQ(pulled.labels, (std::vector<uint32_t>{0, 1, 0}));
 }
 
+TEST_F(CsvTest, ForPredictionTheLabelColumnIsOptional) {
+  bool has_labels = true;
+  auto plain = OpenCsvForPrediction(dir_.Write("plain.csv", "a,b\n1,2\n3,4\n"), "species",
+                                    {"setosa", "virginica"}, &has_labels);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_FALSE(has_labels);
+  EXPECT_EQ((*plain)->schema().shape, (std::vector<uint32_t>{2}));
+  testing::Pulled pulled = PullAll(**plain);
+  ASSERT_TRUE(pulled.error.ok()) << pulled.error.ToString();
+  ASSERT_EQ(pulled.samples.size(), 2u);
+  EXPECT_EQ(Floats(pulled.samples[1]), (std::vector<float>{3.0f, 4.0f}));
+
+  auto labelled = OpenCsvForPrediction(
+      dir_.Write("labelled.csv", "a,species,b\n1,virginica,2\n3,setosa,4\n"), "species",
+      {"setosa", "virginica"}, &has_labels);
+  ASSERT_TRUE(labelled.ok()) << labelled.status().ToString();
+  EXPECT_TRUE(has_labels);
+  pulled = PullAll(**labelled);
+  ASSERT_TRUE(pulled.error.ok());
+  EXPECT_EQ(Floats(pulled.samples[0]), (std::vector<float>{1.0f, 2.0f})) << "label not a feature";
+  EXPECT_EQ(pulled.labels, (std::vector<uint32_t>{1, 0}));
+
+  // A label the model does not know, and a bad number: file, line and column named.
+  auto unknown = OpenCsvForPrediction(dir_.Write("unknown.csv", "a,species\n1,rose\n"),
+                                      "species", {"setosa"}, &has_labels);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown.csv:2:2"), std::string::npos)
+      << unknown.status().message();
+  auto bad = OpenCsvForPrediction(dir_.Write("bad.csv", "a,b\n1,2\n1,two\n"), "species",
+                                  {"setosa"}, &has_labels);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("bad.csv:3:2"), std::string::npos)
+      << bad.status().message();
+  EXPECT_FALSE(OpenCsvForPrediction(Path(), "species", {}, &has_labels).ok())
+      << "the model's classes are required";
+}
+
 TEST_F(CsvTest, GivenClassListFixesTheOrder) {
   auto source = Open("x,label\n1,b\n2,a\n3,b\n", {"a", "b", "c"});
   ASSERT_TRUE(source.ok()) << source.status().ToString();

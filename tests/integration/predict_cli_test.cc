@@ -77,13 +77,6 @@ nlohmann::json ParseJson(const CommandResult& result) {
   return j;
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Two classes of 4 features: "up" when x0 + x1 > 0, else "down" (x2, x3 are noise).
 std::string SyntheticCsv(int rows, uint32_t seed, bool with_label, const std::string& header) {
   std::mt19937 rng(seed);
@@ -103,10 +96,7 @@ std::string SyntheticCsv(int rows, uint32_t seed, bool with_label, const std::st
 
 class PredictCliTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "chiron-predict-cli-XXXXXX").string();
-    dir_ = ::mkdtemp(pattern.data());
-  }
+  void SetUp() override { dir_ = MakeTempDir("chiron-predict-cli"); }
   void TearDown() override {
     if (HasFailure() && server_) {
       std::cout << "chirond's log:\n" << ReadText(server_->log_path());

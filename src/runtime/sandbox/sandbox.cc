@@ -257,6 +257,17 @@ class SandboxedProcessImpl : public SandboxedProcess {
     return CopyAndValidate(gradients_, count, max_abs);
   }
 
+  Status CopyGradients(size_t offset, std::span<float> out) override {
+    if (offset > parameter_count_ || out.size() > parameter_count_ - offset) {
+      return InvalidArgumentError("asked for gradients " + std::to_string(offset) + " to " +
+                                  std::to_string(offset + out.size()) +
+                                  ", the arena holds " + std::to_string(parameter_count_));
+    }
+    std::memcpy(out.data(), static_cast<const float*>(gradients_.data()) + offset,
+                out.size() * sizeof(float));
+    return Status::Ok();
+  }
+
   Result<std::vector<float>> ReadOutput(size_t count, float max_abs) override {
     if (count > output_count_) {
       return InvalidArgumentError("asked for " + std::to_string(count) +

@@ -124,6 +124,10 @@ class SandboxedProcess {
   virtual Result<std::vector<float>> ReadGradients(size_t count, float max_abs) = 0;
   // Same for the output arena.
   virtual Result<std::vector<float>> ReadOutput(size_t count, float max_abs) = 0;
+  // Only the copy, for callers that validate themselves and reuse their memory every training
+  // step: out.size() floats starting at float `offset` of the gradient arena into `out` (trusted
+  // memory; check the copy, never the arena). InvalidArgument if the range exceeds the arena.
+  virtual Status CopyGradients(size_t offset, std::span<float> out) = 0;
 
   // SIGKILL through the pidfd (never hits a recycled pid). Idempotent.
   virtual void Kill() = 0;

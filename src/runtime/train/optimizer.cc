@@ -1,5 +1,6 @@
 #include "runtime/train/optimizer.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -127,13 +128,15 @@ class FlatOptimizer final : public Optimizer {
         parameter_count_(parameter_count),
         buffers_(config.kind == OptimizerKind::kSgd ? 1 : 2) {}
 
-  Status Step(std::span<float> params, std::span<const float> grads,
-              double learning_rate) override {
-    if (params.size() != parameter_count_ || grads.size() != parameter_count_) {
+  Status StepAndCopy(std::span<float> params, std::span<const float> grads, double learning_rate,
+                     std::span<float> copy) override {
+    if (params.size() != parameter_count_ || grads.size() != parameter_count_ ||
+        (!copy.empty() && copy.size() != parameter_count_)) {
       return InvalidArgumentError("optimizer step: expected " + std::to_string(parameter_count_) +
                                   " parameters and gradients, got " +
                                   std::to_string(params.size()) + " and " +
-                                  std::to_string(grads.size()));
+                                  std::to_string(grads.size()) + " (copy " +
+                                  std::to_string(copy.size()) + ")");
     }
     if (!std::isfinite(learning_rate) || learning_rate < 0) {
       return InvalidArgumentError("optimizer step: learning rate " + std::to_string(learning_rate) +
@@ -157,8 +160,11 @@ class FlatOptimizer final : public Optimizer {
       s.nesterov = c.nesterov;
       s.first_step = buffers_[0].empty();
       if (s.use_momentum && s.first_step) buffers_[0].assign(parameter_count_, 0.0f);
-      SgdLoop(params.data(), grads.data(), s.use_momentum ? buffers_[0].data() : nullptr,
-              parameter_count_, s);
+      float* momentum = s.use_momentum ? buffers_[0].data() : nullptr;
+      ForEachBlock(copy.empty(), [&](size_t at, size_t n) {
+        SgdLoop(params.data() + at, grads.data() + at, momentum ? momentum + at : nullptr, n, s);
+        if (!copy.empty()) std::memcpy(copy.data() + at, params.data() + at, n * sizeof(float));
+      });
     } else {
       if (buffers_[0].empty()) {
         buffers_[0].assign(parameter_count_, 0.0f);
@@ -179,11 +185,25 @@ class FlatOptimizer final : public Optimizer {
       s.sqrt_bias_correction2 = static_cast<float>(std::sqrt(bias_correction2));
       s.epsilon = static_cast<float>(c.epsilon);
       s.minus_step_size = static_cast<float>(-(learning_rate / bias_correction1));
-      AdamLoop(params.data(), grads.data(), buffers_[0].data(), buffers_[1].data(),
-               parameter_count_, s);
+      ForEachBlock(copy.empty(), [&](size_t at, size_t n) {
+        AdamLoop(params.data() + at, grads.data() + at, buffers_[0].data() + at,
+                 buffers_[1].data() + at, n, s);
+        if (!copy.empty()) std::memcpy(copy.data() + at, params.data() + at, n * sizeof(float));
+      });
     }
     ++step_count_;
     return Status::Ok();
+  }
+
+  // Runs body(offset, count) over the parameters: in one piece, or with a copy to make in
+  // blocks that stay in the L1 cache between the update and the copy.
+  template <typename Body>
+  void ForEachBlock(bool whole, Body&& body) const {
+    constexpr size_t kBlock = 2048;  // floats: 8 KiB of each array
+    const size_t block = whole ? parameter_count_ : kBlock;
+    for (size_t at = 0; at < parameter_count_; at += block) {
+      body(at, std::min(block, parameter_count_ - at));
+    }
   }
 
   uint64_t step_count() const override { return step_count_; }

@@ -53,8 +53,14 @@ class Optimizer {
   // parameter or state is touched, when a span has the wrong size (InvalidArgument) or a gradient
   // is NaN or infinite (InvalidArgument: a faulty or hostile recipe cannot poison the model).
   // The caller copies gradients out of worker-shared memory before calling (copy, then check).
-  virtual Status Step(std::span<float> params, std::span<const float> grads,
-                      double learning_rate) = 0;
+  Status Step(std::span<float> params, std::span<const float> grads, double learning_rate) {
+    return StepAndCopy(params, grads, learning_rate, {});
+  }
+  // The same update, and the updated parameters also written to `copy` (empty, or as many
+  // elements as params) in the same pass over memory: the runtime's training step writes them
+  // straight into the worker's parameter arena. `copy` must not overlap params or grads.
+  virtual Status StepAndCopy(std::span<float> params, std::span<const float> grads,
+                             double learning_rate, std::span<float> copy) = 0;
 
   // Updates applied so far.
   virtual uint64_t step_count() const = 0;

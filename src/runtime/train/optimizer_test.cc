@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -32,6 +33,36 @@ TEST(OptimizerTest, PlainSgdIsGradientDescent) {
   EXPECT_FLOAT_EQ(p[0], 0.875f);
   EXPECT_FLOAT_EQ(p[1], -2.5f);
   EXPECT_EQ((*opt)->step_count(), 1u);
+}
+
+// StepAndCopy (the training step's update straight into the worker's parameter arena) gives the
+// same parameters as Step, bit for bit, and the copy equals them; sizes that are not block
+// multiples exercise the last block.
+TEST(OptimizerTest, StepAndCopyMatchesStepAndCopiesEveryParameter) {
+  OptimizerConfig adam;
+  adam.kind = OptimizerKind::kAdamW;
+  adam.learning_rate = 1e-3;
+  adam.weight_decay = 0.01;
+  for (const OptimizerConfig& config : {Sgd(0.05, 0.9, true, 1e-4), adam}) {
+    const size_t count = 5000;
+    auto plain = Optimizer::Create(config, count);
+    auto copying = Optimizer::Create(config, count);
+    ASSERT_TRUE(plain.ok() && copying.ok());
+    std::vector<float> p(count), q(count), copy(count, -7.0f), g(count);
+    for (size_t i = 0; i < count; ++i) p[i] = q[i] = std::sin(static_cast<float>(i));
+    for (int step = 0; step < 3; ++step) {
+      for (size_t i = 0; i < count; ++i) g[i] = std::cos(static_cast<float>(i * (step + 1)));
+      ASSERT_TRUE((*plain)->Step(p, g, 0.05).ok());
+      ASSERT_TRUE((*copying)->StepAndCopy(q, g, 0.05, copy).ok());
+      for (size_t i = 0; i < count; ++i) {
+        ASSERT_EQ(std::memcmp(&p[i], &q[i], sizeof(float)), 0) << i;
+        ASSERT_EQ(std::memcmp(&q[i], &copy[i], sizeof(float)), 0) << i;
+      }
+    }
+    std::vector<float> short_copy(count - 1);
+    EXPECT_EQ((*copying)->StepAndCopy(q, g, 0.05, short_copy).code(),
+              StatusCode::kInvalidArgument);
+  }
 }
 
 TEST(OptimizerTest, MomentumWeightDecayAndNesterovFollowPyTorch) {

@@ -40,20 +40,45 @@ FailureCategory CategoryForReason(uint64_t reason) {
   return FailureCategory::kInvalidOutput;
 }
 
-// Copy, then check: `copy` is already runtime memory. Beyond the bound is a numerical error
-// (NaN/Inf would poison the optimizer; huge values would let a recipe write data into the
-// magnitude of an update).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define CHIRON_VECTOR_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CHIRON_VECTOR_CLONES
+#endif
+
+// The largest |x| of `values` as a bit pattern. For non-negative floats the bit patterns order
+// like the values, and every NaN and infinity lies above every finite value, so one integer
+// maximum checks finiteness and range at once; the loop vectorises (one pass, about 0.1 ms for
+// LeNet's 431,080 gradients from cache).
+CHIRON_VECTOR_CLONES
+uint32_t MaxAbsBits(const float* __restrict values, size_t count) {
+  uint32_t largest = 0;
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[i], sizeof bits);
+    bits &= 0x7fffffffu;
+    largest = bits > largest ? bits : largest;
+  }
+  return largest;
+}
+
+}  // namespace
+
 Status CheckRange(std::span<const float> values, float max_abs, const char* what) {
-  for (size_t i = 0; i < values.size(); ++i) {
+  if (!(max_abs >= 0)) return InternalError(std::string(what) + ": the bound is not a number");
+  uint32_t bound;
+  std::memcpy(&bound, &max_abs, sizeof bound);
+  if (MaxAbsBits(values.data(), values.size()) <= (bound & 0x7fffffffu)) return Status::Ok();
+  for (size_t i = 0; i < values.size(); ++i) {  // the rare failure: name the first culprit
     if (!(std::fabs(values[i]) <= max_abs)) {
       return InvalidArgumentError(std::string(what) + " " + std::to_string(i) +
                                   " is NaN, infinite or beyond +-" + std::to_string(max_abs));
     }
   }
-  return Status::Ok();
+  return InternalError(std::string(what) + ": range check disagreement");  // unreachable
 }
-
-}  // namespace
 
 Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
                                                           const WorkerClientOptions& options,
@@ -251,18 +276,21 @@ Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
     return frame.status();
   }
   std::memcpy(loss, &frame->fields[1], sizeof(*loss));
-  Result<std::vector<float>> copy = process_->ReadGradients(
-      parameter_count_ + buffer_count_, std::numeric_limits<float>::max());
-  if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
-  const std::span<const float> all(*copy);
-  if (Status s = CheckRange(all.first(parameter_count_), max_abs_gradient, "gradient"); !s.ok()) {
+  // Copy into the caller's reused arrays (no allocation, no page faults), then check the copies.
+  grads.resize(parameter_count_);
+  buffers.resize(buffer_count_);
+  if (Status s = process_->CopyGradients(0, grads); !s.ok()) {
+    return Fail(FailureCategory::kInternal, s);
+  }
+  if (Status s = process_->CopyGradients(parameter_count_, buffers); !s.ok()) {
+    return Fail(FailureCategory::kInternal, s);
+  }
+  if (Status s = CheckRange(grads, max_abs_gradient, "gradient"); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
-  if (Status s = CheckRange(all.subspan(parameter_count_), max_abs_buffer, "buffer"); !s.ok()) {
+  if (Status s = CheckRange(buffers, max_abs_buffer, "buffer"); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
-  grads.assign(all.begin(), all.begin() + static_cast<ptrdiff_t>(parameter_count_));
-  buffers.assign(all.begin() + static_cast<ptrdiff_t>(parameter_count_), all.end());
   return Status::Ok();
 }
 

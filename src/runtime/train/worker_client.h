@@ -25,6 +25,12 @@ struct WorkerClientOptions {
   uint32_t max_batch = 1;   // largest batch of any request
 };
 
+// Copy, then check: `values` must already be runtime memory. InvalidArgument naming the first
+// offending index if any value is NaN, infinite or beyond +-max_abs (NaN/Inf would poison the
+// optimizer; huge values would let a recipe write data into the magnitude of an update). One
+// vectorised pass: it runs on every gradient of every training step.
+Status CheckRange(std::span<const float> values, float max_abs, const char* what);
+
 class WorkerClient {
  public:
   // Launches the worker, sends the configure frame and waits for the configured layout.
@@ -55,7 +61,9 @@ class WorkerClient {
   std::span<uint8_t> inputs();
 
   // Gradients of the batch of `count` samples in the input arena. On success grads (parameter
-  // count) and buffers (buffer count) hold validated copies and *loss the loss.
+  // count) and buffers (buffer count) hold validated copies and *loss the loss; on error their
+  // contents are unspecified. Pass the same vectors every step: they are resized, not
+  // reallocated, so the copy out of the arena touches no fresh pages.
   Status ComputeGradients(uint64_t count, std::vector<float>& grads, std::vector<float>& buffers,
                           double* loss, float max_abs_gradient, float max_abs_buffer);
   // count × output_size validated outputs for the `count` samples in the input arena.

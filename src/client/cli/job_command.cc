@@ -191,8 +191,10 @@ void AddJobCommands(CLI::App& app, GlobalOptions& global, CommandAction& action)
   auto* watch_cmd = job_cmd->add_subcommand(
       "watch", "Follow a job live until it ends, then print its validation metrics");
   watch_cmd->footer(
-      "JOB is the job id or an unambiguous prefix of at least 6 characters. Exit code 6 if the "
-      "job failed or was cancelled.\n\nExample:\n  chiron job watch 3f2a9c");
+      "JOB is the job id or an unambiguous prefix of at least 6 characters. On a terminal a "
+      "live line shows the epoch, the batch within it, a bar, the server's training rate and "
+      "the ETA, refreshed every few batches. Exit code 6 if the job failed or was "
+      "cancelled.\n\nExample:\n  chiron job watch 3f2a9c");
   watch_cmd->add_option("JOB", watch->job, "job id (or prefix)")->required();
   watch_cmd->add_flag("--json", watch->json, "print the finished job as JSON");
   watch_cmd->callback([&global, &action, watch] {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -148,14 +149,17 @@ class TrainingProgress {
       fraction = static_cast<double>(view_.epochs_done()) / view_.epochs_total();
     }
     fraction = std::clamp(fraction, 0.0, 1.0);
-    // Rate from the server's own clock: samples done over the job's elapsed seconds.
-    double rate = view_.elapsed_seconds() > 0 && view_.samples_done() > 0
+    // Rate from the server's own clock: its measured training rate (live progress, every few
+    // batches), else samples done over the job's elapsed seconds.
+    double rate = view_.samples_per_second() > 0 ? view_.samples_per_second()
+                  : view_.elapsed_seconds() > 0 && view_.samples_done() > 0
                       ? static_cast<double>(view_.samples_done()) / view_.elapsed_seconds()
                       : 0;
+    if (!std::isfinite(rate) || rate < 0) rate = 0;  // the server's number, shown, never trusted
     std::string eta = "--:--";
     if (rate > 0 && view_.samples_total() >= view_.samples_done()) {
       double left = (view_.samples_total() - view_.samples_done()) / rate - since_update;
-      eta = Clock(static_cast<uint64_t>(std::max(left, 0.0)));
+      eta = Clock(static_cast<uint64_t>(std::clamp(left, 0.0, 1e9)));
     }
     // The bar takes whatever width the facts leave (up to 20 columns; none below 5).
     const size_t width = static_cast<size_t>(TerminalWidth() - 1);
@@ -169,6 +173,15 @@ class TrainingProgress {
     } else {
       uint32_t epoch = std::min(view_.epochs_done() + 1, view_.epochs_total());
       head = "epoch " + std::to_string(epoch) + "/" + std::to_string(view_.epochs_total());
+      // The batch within the epoch, from the live progress (servers before it send none).
+      const uint64_t per_epoch = view_.batches_per_epoch();
+      if (per_epoch > 0 && view_.batches_done() <= view_.batches_total()) {
+        const uint64_t in_epoch = std::min<uint64_t>(
+            view_.batches_done() - std::min<uint64_t>(view_.batches_done(),
+                                                      uint64_t{view_.epochs_done()} * per_epoch),
+            per_epoch);
+        head += " batch " + std::to_string(in_epoch) + "/" + std::to_string(per_epoch);
+      }
       std::snprintf(line, sizeof line, "%3d%% %s/%s", static_cast<int>(fraction * 100),
                     Count(static_cast<double>(view_.samples_done())).c_str(),
                     Count(static_cast<double>(view_.samples_total())).c_str());
@@ -359,6 +372,10 @@ nlohmann::json OwnerJobViewJson(const v1::OwnerJobView& view,
       {"recipe_id", view.recipe_id()},
       {"train_loss", view.train_loss()},
       {"elapsed_seconds", view.elapsed_seconds()},
+      {"batches_done", view.batches_done()},
+      {"batches_total", view.batches_total()},
+      {"batches_per_epoch", view.batches_per_epoch()},
+      {"samples_per_second", view.samples_per_second()},
   };
   if (!view.history().empty()) {
     j["validation_accuracy"] = view.history(view.history_size() - 1).validation_accuracy();

@@ -92,7 +92,8 @@ void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
       "train", "Train a model on one of your datasets with a recipe, inside the sandbox");
   train_cmd->footer(
       "The runtime holds out --validation of the dataset, trains for --epochs (default: the "
-      "recipe's), and shows each finished epoch; at the end it prints the validation accuracy, "
+      "recipe's), and shows each finished epoch (on a terminal also a live line: batch within "
+      "the epoch, bar, rate, ETA); at the end it prints the validation accuracy, "
       "the per-class accuracy and the confusion matrix. The provider sees only the job's coarse "
       "facts (docs/provider-facts.md), never your data or metrics. Exit code 6 if the job "
       "failed or was cancelled.\n\nExamples:\n"

@@ -308,7 +308,19 @@ Result<JobRecord> JobManager::GetJob(const std::string& owner_id, const std::str
   if (!record.ok() || record->owner_id != owner_id) {
     return NotFoundError("you have no job '" + job_id + "': see `chiron job list`");
   }
+  OverlayLiveProgress(*record);
   return record;
+}
+
+void JobManager::OverlayLiveProgress(JobRecord& record) {
+  if (Finished(record.state)) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = live_.find(record.id);
+  if (it == live_.end() || it->second.batches_done < record.batches_done) return;
+  record.samples_done = it->second.samples_done;
+  record.batches_done = it->second.batches_done;
+  record.samples_per_second = it->second.samples_per_second;
+  record.elapsed_seconds = std::max(record.elapsed_seconds, it->second.elapsed_seconds);
 }
 
 Result<std::vector<JobRecord>> JobManager::ListOwnerJobs(const std::string& owner_id) {
@@ -317,6 +329,7 @@ Result<std::vector<JobRecord>> JobManager::ListOwnerJobs(const std::string& owne
   std::vector<JobRecord> out;
   for (const store::BlobInfo& info : blobs) {
     CHIRON_ASSIGN_OR_RETURN(JobRecord record, DecodeJobRecord(info.metadata));
+    OverlayLiveProgress(record);
     out.push_back(std::move(record));
   }
   return out;
@@ -399,6 +412,10 @@ void JobManager::RunJob(const std::string& job_id) {
     record.elapsed_seconds = elapsed();
     record.peak_memory_log2 = Log2Bucket(ChildrenPeakResidentBytes());
     Status saved = SaveJob(record);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      live_.erase(record.id);
+    }
     store_->DeleteBlob(BlobKind::kCheckpoint, record.id).IgnoreError();
     LogInfo("job.finished", {{"job", record.id},
                              {"state", std::to_string(static_cast<int>(state))},
@@ -440,6 +457,8 @@ void JobManager::RunJob(const std::string& job_id) {
   training.validation_fraction = record.validation_fraction;
   training.seed = record.seed;
   training.checkpoint_every_steps = options_.checkpoint_every_steps;
+  training.progress_every_batches = options_.progress_every_batches;
+  training.progress_interval = options_.progress_interval;
   training.worker = options_.worker;
   auto session = train::TrainingSession::Create(
       train::TrainingData{data->schema, data->records.span()}, recipe->span(), training, &failure);
@@ -458,12 +477,28 @@ void JobManager::RunJob(const std::string& job_id) {
   }
   record.epochs_total = (*session)->config().epochs;
   record.samples_total = (*session)->training_sample_count() * record.epochs_total;
+  record.batches_per_epoch = (*session)->batches_per_epoch();
+  record.batches_total = record.batches_per_epoch * record.epochs_total;
   SaveJob(record).IgnoreError();
 
   auto update_from = [&](const train::EpochMetrics& m) {
     record.epochs_done = m.epoch;
     record.samples_done = m.samples_seen;
+    record.batches_done = m.step;
     record.elapsed_seconds = elapsed();
+  };
+  // Live progress between saves: memory only, for the owner's Watch (no store write).
+  auto batch_progress = [&](const train::BatchProgress& p) {
+    record.samples_done = p.samples_seen;
+    record.batches_done = p.batches_done;
+    record.samples_per_second = p.samples_per_second;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      live_[record.id] = LiveProgress{p.samples_seen, p.batches_done, p.samples_per_second,
+                                      elapsed()};
+      ++versions_[record.id];
+    }
+    changed_.notify_all();
   };
   auto progress = [&](const train::EpochMetrics& m) {
     update_from(m);
@@ -500,8 +535,12 @@ void JobManager::RunJob(const std::string& job_id) {
     return SaveJob(record);
   };
 
-  auto result = (*session)->Run(progress, save_checkpoint);
+  auto result = (*session)->Run(progress, save_checkpoint, batch_progress);
   if (!result.ok()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      live_.erase(record.id);
+    }
     if (record.cancel_requested) {
       finish(JobState::kCancelled, train::FailureCategory::kNone, result.status());
     } else if (result.status().code() == StatusCode::kAborted) {

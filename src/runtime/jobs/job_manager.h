@@ -7,6 +7,8 @@
 // train::TrainingSession trains with the runtime owning parameters and optimizer. Progress,
 // owner-only metrics and the job's state are kept in the job's sealed record after every epoch;
 // checkpoints are sealed in the store, so a chirond restarted mid-job resumes from the last one.
+// Between saves, owners' views (GetJob, ListOwnerJobs, WaitForJob) also carry live progress
+// (samples and batches done, rate) refreshed every few batches in memory; providers' never do.
 // A finished job leaves a model (sealed parameters and buffers) that only its owner, and the
 // principals the owner grants access (store grants), can query through Predict: the provider's
 // output policy narrowed by the owner's limits (top-k, rounding, label only), the model's query
@@ -54,6 +56,10 @@ struct JobManagerOptions {
   uint32_t max_predict_batch = 256;
   // The rate limiter's clock (tests inject one); null: std::chrono::steady_clock.
   RateLimiter::Clock clock;
+  // Live progress of a running job (Jobs.Watch): at most every this many batches and this
+  // interval, whichever comes later (train::TrainingOptions).
+  uint32_t progress_every_batches = 10;
+  std::chrono::milliseconds progress_interval{500};
 };
 
 // What `chiron model limit` changes; unset fields stay as they are.
@@ -149,6 +155,8 @@ class JobManager {
   Result<JobRecord> LoadJob(const std::string& job_id);
   Status SaveJob(const JobRecord& record, const std::optional<store::AuditEvent>& audit = {});
   Result<ModelRecord> LoadModel(const std::string& owner_id, const std::string& name);
+  // Puts a running job's live progress (owner-only fields) over its stored record.
+  void OverlayLiveProgress(JobRecord& record);
   void TrainingLoop();
   void RunJob(const std::string& job_id);
   void PredictionLoop();
@@ -162,6 +170,14 @@ class JobManager {
   std::mutex mutex_;
   std::condition_variable changed_;  // job versions, queue, stop
   std::map<std::string, uint64_t> versions_;
+  // Running jobs' progress between saves (owner-only fields of JobRecord, never JobFacts').
+  struct LiveProgress {
+    uint64_t samples_done = 0;
+    uint64_t batches_done = 0;
+    double samples_per_second = 0;
+    uint64_t elapsed_seconds = 0;
+  };
+  std::map<std::string, LiveProgress> live_;
   std::deque<std::string> queue_;
   // Jobs whose owner asked to cancel them; the training thread checks it at every checkpoint and
   // never writes the flag back to false (its in-memory record may predate the request).

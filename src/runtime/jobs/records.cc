@@ -71,6 +71,10 @@ Bytes EncodeJobRecord(const JobRecord& r) {
                {"epochs_total", r.epochs_total},
                {"samples_done", r.samples_done},
                {"samples_total", r.samples_total},
+               {"batches_done", r.batches_done},
+               {"batches_total", r.batches_total},
+               {"batches_per_epoch", r.batches_per_epoch},
+               {"samples_per_second", r.samples_per_second},
                {"history", history},
                {"per_class_accuracy", r.per_class_accuracy},
                {"confusion", r.confusion},
@@ -100,6 +104,11 @@ Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
     j.at("epochs_total").get_to(r.epochs_total);
     j.at("samples_done").get_to(r.samples_done);
     j.at("samples_total").get_to(r.samples_total);
+    // Added later: absent from records written before live progress existed.
+    r.batches_done = j.value("batches_done", uint64_t{0});
+    r.batches_total = j.value("batches_total", uint64_t{0});
+    r.batches_per_epoch = j.value("batches_per_epoch", uint64_t{0});
+    r.samples_per_second = j.value("samples_per_second", 0.0);
     for (const json& e : j.at("history")) {
       EpochRecord epoch;
       e.at("epoch").get_to(epoch.epoch);

@@ -57,6 +57,12 @@ struct JobRecord {
   uint32_t epochs_total = 0;
   uint64_t samples_done = 0;
   uint64_t samples_total = 0;  // training samples × epochs
+  // Owner-only live progress: refreshed in memory every few batches while the job runs
+  // (JobManager overlays it on the stored record), stored with the record at every save.
+  uint64_t batches_done = 0;       // optimizer steps done in the whole job
+  uint64_t batches_total = 0;      // batches per epoch × epochs
+  uint64_t batches_per_epoch = 0;
+  double samples_per_second = 0;   // training rate of the current run
   std::vector<EpochRecord> history;
   std::vector<double> per_class_accuracy;  // last validation
   std::vector<uint64_t> confusion;         // last validation, row-major true × predicted

@@ -85,6 +85,10 @@ void ToOwnerJobView(const jobs::JobRecord& r, v1::OwnerJobView* view) {
   view->set_recipe_id(r.recipe_id);
   if (!r.history.empty()) view->set_train_loss(r.history.back().train_loss);
   view->set_elapsed_seconds(static_cast<uint32_t>(r.elapsed_seconds));
+  view->set_batches_done(r.batches_done);
+  view->set_batches_total(r.batches_total);
+  view->set_batches_per_epoch(r.batches_per_epoch);
+  view->set_samples_per_second(r.samples_per_second);
 }
 
 void ToJobFacts(const jobs::JobRecord& r, v1::JobFacts* facts) {

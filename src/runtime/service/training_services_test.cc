@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "chiron/v1/jobs.grpc.pb.h"
 #include "chiron/v1/models.grpc.pb.h"
@@ -52,6 +54,9 @@ class TrainingServicesTest : public ::testing::Test {
     jobs.recipes_dir = CHIRON_RECIPES_DIR;
     jobs.query_budget = 20;
     jobs.checkpoint_every_steps = 20;
+    // Live progress every 5 batches, however fast (the default also waits half a second).
+    jobs.progress_every_batches = 5;
+    jobs.progress_interval = std::chrono::milliseconds(0);
     options.jobs = jobs;
     ASSERT_TRUE(FileSystem::Default()->CreateDirectories(options.platform.state_dir, 0700).ok());
     auto server = RuntimeServer::Start(options);
@@ -309,6 +314,56 @@ TEST_F(TrainingServicesTest, TrainPredictEvaluateAndEveryRoleSeesOnlyItsShare) {
   EXPECT_EQ(Train(*owner, "mlp", "m1", 1, &again).error_code(), grpc::StatusCode::ALREADY_EXISTS);
 }
 
+// Jobs.Watch shows progress inside an epoch (every few batches), not only per epoch: the live
+// progress of issue #6's training progress bar. Real worker, real MLP training.
+TEST_F(TrainingServicesTest, WatchSeesProgressWithinAnEpoch) {
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  auto provider = NewPrincipal(v1::ROLE_PROVIDER);
+  UploadFashionMnist(*owner, "fmnist");
+  v1::OwnerJobView job;
+  ASSERT_TRUE(Train(*owner, "mlp", "live", 2, &job).ok());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+  v1::JobRef ref;
+  ref.set_job_id(job.job_id());
+  auto reader = v1::Jobs::NewStub(owner->channel())->Watch(&context, ref);
+  std::map<uint32_t, std::set<uint64_t>> inside_epoch;  // epochs done -> batches seen mid-epoch
+  v1::OwnerJobView view, last;
+  uint64_t previous_batches = 0;
+  while (reader->Read(&view)) {
+    EXPECT_GE(view.batches_done(), previous_batches) << "progress went backwards";
+    previous_batches = view.batches_done();
+    if (view.state() == v1::JOB_STATE_RUNNING && view.batches_per_epoch() > 0 &&
+        view.batches_done() % view.batches_per_epoch() != 0) {
+      inside_epoch[view.epochs_done()].insert(view.batches_done());
+      EXPECT_EQ(view.batches_done() / view.batches_per_epoch(), view.epochs_done());
+      // 9,000 samples per epoch, in batches of 64 (the MLP's), the last one short.
+      const uint64_t in_epoch = view.batches_done() - view.epochs_done() * 141u;
+      EXPECT_EQ(view.samples_done(), view.epochs_done() * 9000u + in_epoch * 64);
+      EXPECT_GT(view.samples_per_second(), 0);
+    }
+    last = view;
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_EQ(last.state(), v1::JOB_STATE_SUCCEEDED) << last.failure();
+  // 10,000 test images, 10% held out: 9,000 training samples, 141 batches of up to 64.
+  EXPECT_EQ(last.batches_per_epoch(), 141u);
+  EXPECT_EQ(last.batches_total(), 282u);
+  EXPECT_EQ(last.batches_done(), 282u);
+  size_t most = 0;
+  for (const auto& [epoch, batches] : inside_epoch) most = std::max(most, batches.size());
+  EXPECT_GT(most, 1u) << "no epoch showed more than one update inside it";
+
+  // The provider's facts of the same job stay the documented coarse list.
+  v1::ListJobFactsResponse facts;
+  auto provider_context = provider->NewContext();
+  ASSERT_TRUE(v1::Jobs::NewStub(provider->channel())
+                  ->ListJobFacts(provider_context.get(), v1::ListJobsRequest(), &facts)
+                  .ok());
+  EXPECT_EQ(facts.jobs_size(), 0);  // a built-in recipe: not this provider's
+  EXPECT_EQ(v1::JobFacts::descriptor()->field_count(), 7);
+}
+
 TEST_F(TrainingServicesTest, RestartedRuntimeResumesARunningJob) {
   auto owner = NewPrincipal(v1::ROLE_OWNER);
   UploadFashionMnist(*owner, "fmnist");
@@ -322,12 +377,13 @@ TEST_F(TrainingServicesTest, RestartedRuntimeResumesARunningJob) {
     ref.set_job_id(job.job_id());
     auto reader = v1::Jobs::NewStub(owner->channel())->Watch(&context, ref);
     v1::OwnerJobView view;
+    // Past step 20: the step-20 checkpoint is stored (live progress comes every 5 steps).
     while (reader->Read(&view)) {
-      if (view.samples_done() > 0) break;
+      if (view.batches_done() > 20) break;
     }
     context.TryCancel();
     reader->Finish().IgnoreError();
-    ASSERT_GT(view.samples_done(), 0u) << "the job made no progress";
+    ASSERT_GT(view.batches_done(), 20u) << "the job made no progress";
     ASSERT_NE(view.state(), v1::JOB_STATE_SUCCEEDED) << "the job finished before the restart";
   }
   owner.reset();

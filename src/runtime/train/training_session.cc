@@ -1,6 +1,7 @@
 #include "runtime/train/training_session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -103,6 +104,7 @@ class TrainingSessionImpl final : public TrainingSession {
       return InvalidArgumentError("checkpoint: optimizer step disagrees with the position");
     }
     model_ = std::move(model);
+    arena_current_ = false;
     epoch_ = epoch;
     batch_ = batch;
     step_ = step;
@@ -112,14 +114,37 @@ class TrainingSessionImpl final : public TrainingSession {
     return Status::Ok();
   }
 
-  Result<TrainingResult> Run(const ProgressCallback& progress,
-                             const CheckpointCallback& checkpoint) override {
+  Result<TrainingResult> Run(const ProgressCallback& progress, const CheckpointCallback& checkpoint,
+                             const BatchProgressCallback& batch_progress) override {
     TrainingResult result;
-    std::vector<float> grads;
+    const auto run_start = std::chrono::steady_clock::now();
+    const uint64_t run_start_samples = samples_seen_;
+    auto last_report = run_start;
+    uint64_t last_report_step = step_;
+    // Live progress, at most every progress_every_batches steps and progress_interval.
+    auto report = [&] {
+      if (!batch_progress || step_ - last_report_step < options_.progress_every_batches) return;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_report < options_.progress_interval) return;
+      last_report = now;
+      last_report_step = step_;
+      BatchProgress p;
+      p.epoch = epoch_;
+      p.batches_done = step_;
+      p.batches_per_epoch = shuffler_->batches_per_epoch();
+      p.batches_total = p.batches_per_epoch * config_.epochs;
+      p.samples_seen = samples_seen_;
+      const double seconds = std::chrono::duration<double>(now - run_start).count();
+      if (seconds > 0) {
+        p.samples_per_second = static_cast<double>(samples_seen_ - run_start_samples) / seconds;
+      }
+      batch_progress(p);
+    };
     for (; epoch_ < config_.epochs; ++epoch_) {
       const std::vector<std::vector<uint32_t>> batches = shuffler_->EpochBatches(epoch_);
       for (; batch_ < batches.size(); ++batch_) {
-        CHIRON_RETURN_IF_ERROR(Step(batches[batch_], grads));
+        CHIRON_RETURN_IF_ERROR(Step(batches[batch_]));
+        report();
         if (options_.checkpoint_every_steps != 0 && checkpoint &&
             step_ % options_.checkpoint_every_steps == 0 && batch_ + 1 < batches.size()) {
           EpochMetrics partial = Current();
@@ -157,12 +182,14 @@ class TrainingSessionImpl final : public TrainingSession {
   const TrainingConfig& config() const override { return config_; }
   uint64_t training_sample_count() const override { return train_.count; }
   uint64_t validation_sample_count() const override { return validation_.count; }
+  uint64_t batches_per_epoch() const override { return shuffler_->batches_per_epoch(); }
 
  private:
   // One optimizer step: the runtime writes the state and the batch, the worker computes, the
-  // runtime checks and updates.
-  Status Step(const std::vector<uint32_t>& batch, std::vector<float>& grads) {
-    WriteState();
+  // runtime checks and updates. The update writes the new parameters into the parameter arena in
+  // the same pass (StepAndCopy), so the arena is current for the next step without a copy.
+  Status Step(const std::vector<uint32_t>& batch) {
+    if (!arena_current_) WriteState();
     const uint64_t n = batch.size();
     std::span<uint8_t> in = worker_->inputs();
     const uint64_t label_offset = InputLabelOffset(n, sample_size_);
@@ -173,13 +200,18 @@ class TrainingSessionImpl final : public TrainingSession {
                   sizeof(uint16_t));
     }
     double loss = 0;
-    std::vector<float> buffers;
-    CHIRON_RETURN_IF_ERROR(worker_->ComputeGradients(n, grads, buffers, &loss,
+    arena_current_ = false;  // until the update below has rewritten it
+    CHIRON_RETURN_IF_ERROR(worker_->ComputeGradients(n, grads_, step_buffers_, &loss,
                                                      options_.max_abs_gradient,
                                                      options_.max_abs_buffer));
-    CHIRON_RETURN_IF_ERROR(
-        optimizer_->Step(model_.parameters, grads, schedule_->LearningRate(step_)));
-    model_.buffers = std::move(buffers);
+    std::span<float> state = worker_->state();
+    CHIRON_RETURN_IF_ERROR(optimizer_->StepAndCopy(model_.parameters, grads_,
+                                                   schedule_->LearningRate(step_),
+                                                   state.first(model_.parameters.size())));
+    model_.buffers.swap(step_buffers_);
+    std::memcpy(state.data() + model_.parameters.size(), model_.buffers.data(),
+                model_.buffers.size() * sizeof(float));
+    arena_current_ = true;
     ++step_;
     samples_seen_ += n;
     epoch_loss_sum_ += loss * static_cast<double>(n);
@@ -192,6 +224,7 @@ class TrainingSessionImpl final : public TrainingSession {
     std::memcpy(state.data(), model_.parameters.data(), model_.parameters.size() * sizeof(float));
     std::memcpy(state.data() + model_.parameters.size(), model_.buffers.data(),
                 model_.buffers.size() * sizeof(float));
+    arena_current_ = true;
   }
 
   // The validation split, predicted by the worker from unlabelled inputs, scored here.
@@ -262,6 +295,12 @@ class TrainingSessionImpl final : public TrainingSession {
   uint64_t samples_seen_ = 0;
   double epoch_loss_sum_ = 0;
   uint64_t epoch_loss_samples_ = 0;
+  // The step's validated copies out of the gradient arena, reused every step.
+  std::vector<float> grads_;
+  std::vector<float> step_buffers_;
+  // The parameter arena holds model_'s parameters and buffers (false after Restore or a failed
+  // step).
+  bool arena_current_ = false;
 };
 
 }  // namespace

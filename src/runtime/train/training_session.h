@@ -31,6 +31,7 @@
 // long-lived thread (see SandboxedProcess: the worker dies with the thread that started it).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,6 +62,11 @@ struct TrainingOptions {
   uint64_t seed = 0;                 // validation split, batch order, model initialisation
   uint64_t checkpoint_every_steps = 0;  // 0: only at the end of each epoch
   uint32_t prediction_batch = 256;      // validation samples per predict request
+  // Live progress (BatchProgressCallback) at most this often: after at least
+  // progress_every_batches steps and progress_interval of time since the last report, whichever
+  // comes later, so a fast model does not flood the caller.
+  uint32_t progress_every_batches = 10;
+  std::chrono::milliseconds progress_interval{500};
   WorkerSettings worker;
   // Bounds on what the worker hands back; beyond them is a numerical error.
   float max_abs_gradient = 1e6f;
@@ -77,6 +83,16 @@ struct EpochMetrics {
   ClassificationReport validation;  // owner only
 };
 
+// Where training stands between epochs (owner only, like EpochMetrics).
+struct BatchProgress {
+  uint32_t epoch = 0;               // epochs completed
+  uint64_t batches_done = 0;        // optimizer steps completed in the whole job
+  uint64_t batches_per_epoch = 0;
+  uint64_t batches_total = 0;       // batches_per_epoch × epochs
+  uint64_t samples_seen = 0;        // training samples processed since the start of the job
+  double samples_per_second = 0;    // this Run's training rate (validation time included)
+};
+
 struct TrainingResult {
   TrainedModel model;
   std::vector<EpochMetrics> epochs;  // those run by this session (after a Restore, the rest)
@@ -89,6 +105,9 @@ class TrainingSession {
   using ProgressCallback = std::function<void(const EpochMetrics&)>;
   // A checkpoint to seal and store. An error from the callback stops training with that error.
   using CheckpointCallback = std::function<Status(ByteSpan checkpoint, const EpochMetrics&)>;
+  // Live progress inside an epoch, rate-limited by the options' progress_every_batches and
+  // progress_interval; called on Run()'s thread between steps, so keep it short.
+  using BatchProgressCallback = std::function<void(const BatchProgress&)>;
 
   virtual ~TrainingSession() = default;
 
@@ -107,7 +126,8 @@ class TrainingSession {
 
   // Trains the remaining epochs. On error, failure() says how.
   virtual Result<TrainingResult> Run(const ProgressCallback& progress = {},
-                                     const CheckpointCallback& checkpoint = {}) = 0;
+                                     const CheckpointCallback& checkpoint = {},
+                                     const BatchProgressCallback& batch_progress = {}) = 0;
 
   virtual FailureCategory failure() const = 0;
   // The layout the worker reported (untrusted, but checked against the arenas).
@@ -116,6 +136,7 @@ class TrainingSession {
   virtual const TrainingConfig& config() const = 0;  // after SanitizeTrainingConfig
   virtual uint64_t training_sample_count() const = 0;
   virtual uint64_t validation_sample_count() const = 0;
+  virtual uint64_t batches_per_epoch() const = 0;  // training batches (the last may be short)
 };
 
 }  // namespace chiron::train

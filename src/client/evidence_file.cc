@@ -1,5 +1,7 @@
 #include "client/evidence_file.h"
 
+#include <functional>
+
 #include "client/connection.h"
 #include "shared/attest/evidence.h"
 #include "shared/attest/snp/snp_platform_verifier.h"
@@ -31,7 +33,22 @@ Result<Bytes> WrapTsm(attest::PlatformId platform, std::string_view provider, By
   return attest::SerializeEvidence({platform, std::move(payload)});
 }
 
+// SEV-SNP with no collateral of its own: the evidence's certificate table must supply it.
+std::unique_ptr<attest::PlatformVerifier> SnpFromEvidence(
+    std::function<std::chrono::system_clock::time_point()> clock) {
+  attest::snp::SnpPlatformVerifierOptions options;
+  options.clock = std::move(clock);
+  return attest::snp::NewSnpPlatformVerifier(std::move(options));
+}
+
 }  // namespace
+
+std::vector<std::unique_ptr<attest::PlatformVerifier>> LivePlatformVerifiers() {
+  std::vector<std::unique_ptr<attest::PlatformVerifier>> verifiers =
+      attest::BuiltinPlatformVerifiers();
+  verifiers.push_back(SnpFromEvidence([] { return std::chrono::system_clock::now(); }));
+  return verifiers;
+}
 
 std::string_view EvidenceFileKindName(EvidenceFileKind kind) {
   switch (kind) {
@@ -131,6 +148,10 @@ Result<VerifiedEvidenceFile> VerifyEvidenceFile(const std::string& path, attest:
     result.report_data_checked = true;
   }
 
+  // SEV-SNP evidence carrying its certificate table verifies without collateral.
+  bool have_snp = false;
+  for (const auto& v : verifiers) have_snp |= v->platform() == attest::PlatformId::kSevSnp;
+  if (!have_snp) verifiers.push_back(SnpFromEvidence([time] { return time; }));
   CHIRON_ASSIGN_OR_RETURN(attest::Verifier verifier,
                           attest::Verifier::Create(std::move(policy), std::move(verifiers)));
   CHIRON_ASSIGN_OR_RETURN(result.claims, verifier.Verify(envelope, expected));

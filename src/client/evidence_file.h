@@ -9,11 +9,14 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
+#include <vector>
 #include <optional>
 #include <string>
 
 #include "shared/attest/claims.h"
 #include "shared/attest/policy.h"
+#include "shared/attest/verifier.h"
 #include "shared/base/status.h"
 
 namespace chiron::client {
@@ -39,5 +42,12 @@ Result<VerifiedEvidenceFile> VerifyEvidenceFile(const std::string& path, attest:
                                                 const EvidenceFileOptions& options);
 
 std::string_view EvidenceFileKindName(EvidenceFileKind kind);
+
+// The platform verifiers for evidence without collateral (a live runtime's, over RA-TLS): the
+// built-in sim verifier and SEV-SNP taking the chip's certificates from the evidence's own
+// certificate table (auxblob), the chain ending in the ARK pinned in Chiron. TDX evidence needs
+// Intel's TCB collateral, which evidence does not carry: save it with `chiron attest --save` and
+// check it with `chiron evidence verify --collateral`.
+std::vector<std::unique_ptr<attest::PlatformVerifier>> LivePlatformVerifiers();
 
 }  // namespace chiron::client

@@ -176,5 +176,85 @@ TEST_F(EvidenceCliTest, TsmEnvelopeOfTheRealQuoteVerifiesWithCollateral) {
   EXPECT_EQ(without.exit_code, 2) << without.err;
 }
 
+TEST_F(EvidenceCliTest, TsmEnvelopeOfTheRealSnpReportVerifiesWithTheCertificatesItCarries) {
+  // What a chirond on an SEV-SNP guest (tsm platform) produces when the host provisioned its
+  // certificates for extended reports: the report as outblob, and as auxblob the certificate
+  // table (GHCB spec: guid 16 | offset u32 | length u32 entries, an all-zero terminator, then
+  // the certificates): AMD's VCEK (DER) and the Milan ASK and ARK (PEM). No --collateral: the
+  // chain from the evidence itself, ending in the ARK pinned in Chiron.
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  std::string report = read(Attestation() + "/sev-snp/attestation.bin");
+  std::string vcek = read(Attestation() + "/sev-snp/vcek.testcer");
+  std::string milan = read(Attestation() + "/sev-snp/milan.testcer");
+  size_t split = milan.find("-----END CERTIFICATE-----") + 26;
+  std::string ask = milan.substr(0, split), ark = milan.substr(split);
+  ASSERT_NE(ark.find("BEGIN CERTIFICATE"), std::string::npos);
+  auto le = [](std::string& out, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  auto guid = [](const std::string& hex) {
+    std::string bytes;
+    for (size_t i = 0; i < hex.size(); i += 2) {
+      bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    return bytes;
+  };
+  std::string table;
+  size_t offset = 4 * 24;
+  for (const auto& [id, cert] : {std::pair{guid("63da758de6644564adc5f4b93be8accd"), vcek},
+                                 {guid("4ab7b379bbac4fe4a02f05aef327c782"), ask},
+                                 {guid("c0b406a4a80349529743" "3fb6014cd0ae"), ark}}) {
+    table += id;
+    le(table, offset, 4);
+    le(table, cert.size(), 4);
+    offset += cert.size();
+  }
+  table += std::string(24, '\0');
+  table += vcek + ask + ark;
+  std::string body;
+  body.push_back(static_cast<char>(9));
+  body += "sev_guest";
+  le(body, report.size(), 4);
+  body += report;
+  le(body, table.size(), 4);
+  body += table;
+  std::string envelope = "CHEV";
+  le(envelope, 1, 2);
+  le(envelope, 3, 2);
+  le(envelope, body.size(), 4);
+  envelope += body;
+  std::string path = dir_ + "/snp-evidence.bin";
+  std::ofstream(path, std::ios::binary) << envelope;
+  std::string report_data;
+  for (size_t i = 0x50; i < 0x90; ++i) {
+    char hex[3];
+    std::snprintf(hex, sizeof hex, "%02x", static_cast<uint8_t>(report[i]));
+    report_data += hex;
+  }
+  auto result = Verify({path, "--policy", SnpPolicy(true), "--at", "2024-01-01", "--report-data",
+                        report_data, "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(nlohmann::json::parse(result.out)["measurement"], kSnpMeasurement);
+
+  // The host swaps in another certificate as the VCEK (AMD's ASK): the report's signature no
+  // longer checks against the chain, and the command says so.
+  std::string swapped = envelope;
+  size_t at = swapped.find(vcek);
+  ASSERT_NE(at, std::string::npos);
+  std::string table_start = guid("63da758de6644564adc5f4b93be8accd");
+  size_t entry = swapped.find(table_start);
+  ASSERT_NE(entry, std::string::npos);
+  // Point the VCEK entry at the ASK's bytes (offset and length of the second entry).
+  swapped.replace(entry + 16, 8, swapped.substr(entry + 24 + 16, 8));
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << swapped;
+  auto refused = Verify({path, "--policy", SnpPolicy(true), "--at", "2024-01-01",
+                         "--report-data", report_data});
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("sev-snp"), std::string::npos) << refused.err;
+}
+
 }  // namespace
 }  // namespace chiron::testing

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "client/evidence_file.h"
 #include "shared/attest/policy.h"
 
 namespace chiron::client {
@@ -44,7 +45,7 @@ Result<std::shared_ptr<const attest::Verifier>> LoadVerifier(const std::string& 
         "FILE` saves it in the profile (docs/formats/policy.md)");
   }
   if (!policy.ok()) return policy.status();
-  auto verifier = attest::Verifier::Create(std::move(*policy));
+  auto verifier = attest::Verifier::Create(std::move(*policy), LivePlatformVerifiers());
   if (!verifier.ok()) return verifier.status().WithContext("policy " + policy_path);
   return std::shared_ptr<const attest::Verifier>(
       std::make_shared<attest::Verifier>(std::move(*verifier)));

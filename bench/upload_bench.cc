@@ -1,25 +1,38 @@
-// End-to-end dataset upload throughput on loopback against import + encryption alone, same run.
+// End-to-end dataset upload throughput on loopback, as a ratio to raw AES-256-GCM over the same
+// bytes measured in the same run (issue #3: goal >= 0.3).
 //
-//   ninja -C build upload_bench && build/bin/upload_bench [images.gz]
+//   ninja -C build upload_bench && build/bin/upload_bench [--repeat N] [--reps N]
 //
-// Baseline: the client's import + encrypt with no network (IdxSource streaming the gzip files
-// into EncryptSource, a sink that only counts bytes). Measured: the whole upload path of
-// `chiron dataset upload` against a real in-process RuntimeServer (sim platform, sealed store in
-// a temporary directory): import + encrypt + gRPC over attested mutual TLS 1.3 on loopback +
-// the runtime authenticating every chunk with the data key + sealing it again and storing it
-// durably (blob file fsync + rename + directory fsync + SQLite commit) before the ack. Wall-clock
-// seconds, median of 3 interleaved runs, for 1 MiB (the default) and 4 MiB chunks; the ratio
-// end-to-end / baseline throughput is printed (1.0 would mean the network, verification and
-// durable storage cost nothing on top of the client's own work). Issue #3 asks for the ratio to
-// raw AES-256-GCM over the same number of bytes (one-shot, 1 MiB buffers, this process): that
-// ratio is printed too.
+// Inputs, all real Fashion-MNIST (Debian's dataset-fashion-mnist, train split):
+//   plain  an uncompressed IDX pair made once in a temporary directory: the 60,000 training
+//          images and labels, repeated N times (default 6: 360,000 samples, about 282 MB), so a
+//          run lasts long enough to measure. This is the figure the goal is about: zlib alone
+//          inflates at a few hundred MB/s here, so a gzip input can never go "well above 1 GB/s".
+//   gzip   the shipped .gz files as they are (47 MB of samples): the end-to-end figure a user
+//          uploading them sees, bounded by inflation.
+// Measured path: the whole of `chiron dataset upload` (client::UploadDataset) against a real
+// in-process RuntimeServer (sim platform): import + encrypt (AES-256-GCM chunks) + gRPC over
+// attested mutual TLS 1.3 on loopback + the runtime authenticating every chunk under the data key
+// + storing it durably (segment write + fdatasync + SQLite commit per group) before the ack.
+// Two stores: on the disk (a temporary directory, ext4 here) and on tmpfs (/dev/shm, where
+// fdatasync costs nothing): the tmpfs line is the CPU-bound ceiling of the same code, the
+// difference is what durable writes cost on this disk.
+// Baselines, same run, interleaved with the uploads: raw AES-256-GCM (OpenSSL one-shot through
+// the crypto module, 1 MiB buffers, one thread) over as many bytes as the plain container; and
+// the client's import + encrypt alone (no network).
+// Wall-clock seconds, median of --reps interleaved runs (default 3); the spread (min..max MB/s)
+// is printed because the machine is shared.
+#include <zlib.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,7 +53,7 @@ namespace {
 using namespace chiron;
 namespace fs = std::filesystem;
 
-constexpr int kRepetitions = 3;
+const std::string kFashion = "/usr/share/datasets/fashion-mnist/";
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "upload_bench: %s\n", what.c_str());
@@ -59,140 +72,225 @@ double WallSeconds(const std::function<void()>& run) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
+std::string MakeTempDir(const std::string& parent, const std::string& prefix) {
+  std::string dir = (fs::path(parent) / (prefix + "-XXXXXX")).string();
+  if (::mkdtemp(dir.data()) == nullptr) Die("mkdtemp failed under " + parent);
+  return dir;
 }
 
-}  // namespace
+Bytes Gunzip(const std::string& path) {
+  gzFile in = gzopen(path.c_str(), "rb");
+  if (in == nullptr) Die("cannot open " + path + " (install dataset-fashion-mnist)");
+  Bytes out;
+  uint8_t buffer[1 << 16];
+  int n = 0;
+  while ((n = gzread(in, buffer, sizeof buffer)) > 0) out.insert(out.end(), buffer, buffer + n);
+  gzclose(in);
+  if (n < 0) Die("cannot inflate " + path);
+  return out;
+}
 
-int main(int argc, char** argv) {
-  std::string images =
-      argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
-  SetMinLogLevel(LogLevel::kWarning);
-  importers::ImportOptions import;
-  import.format = importers::ImportFormat::kIdx;
-  auto open_source = [&]() { return importers::OpenSource(images, import); };
-
-  // A runtime with its sealed store in a temporary directory, and one registered owner.
-  std::string dir = (fs::temp_directory_path() / "chiron-upload-bench-XXXXXX").string();
-  if (::mkdtemp(dir.data()) == nullptr) Die("mkdtemp failed");
-  std::ofstream(dir + "/worker") << "bench worker";
-  std::ofstream(dir + "/policy.json") << "{}";
-  runtime::ServerOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.platform.name = "sim";
-  options.platform.state_dir = dir + "/state";
-  options.platform.measured_components = {{"chirond", "/proc/self/exe"},
-                                          {"chiron-worker", dir + "/worker"},
-                                          {"sandbox-policy", dir + "/policy.json"}};
-  if (!FileSystem::Default()->CreateDirectories(options.platform.state_dir, 0700).ok()) {
-    Die("cannot create " + options.platform.state_dir);
+// Writes an IDX file holding the samples of `idx` (header of `header_size` bytes, count at
+// bytes 4..7, big-endian) `repeat` times over.
+void WriteRepeatedIdx(const Bytes& idx, size_t header_size, int repeat, const std::string& path) {
+  Bytes header(idx.begin(), idx.begin() + static_cast<long>(header_size));
+  uint32_t count = (uint32_t{header[4]} << 24) | (uint32_t{header[5]} << 16) |
+                   (uint32_t{header[6]} << 8) | header[7];
+  count *= static_cast<uint32_t>(repeat);
+  header[4] = static_cast<uint8_t>(count >> 24);
+  header[5] = static_cast<uint8_t>(count >> 16);
+  header[6] = static_cast<uint8_t>(count >> 8);
+  header[7] = static_cast<uint8_t>(count);
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(header.data()), static_cast<long>(header.size()));
+  for (int i = 0; i < repeat; ++i) {
+    out.write(reinterpret_cast<const char*>(idx.data() + header_size),
+              static_cast<long>(idx.size() - header_size));
   }
-  auto server = Check(runtime::RuntimeServer::Start(options), "start the runtime");
-  auto policy = Check(runtime::SimReferencePolicy(server->platform()), "reference policy");
-  auto verifier = Check(attest::Verifier::Create(policy), "verifier");
-  auto key = Check(crypto::PrivateKey::Generate(crypto::SignatureScheme::kEcdsaP256Sha256), "key");
-  client::ConnectOptions connect;
-  connect.server = "127.0.0.1:" + std::to_string(server->port());
-  connect.verifier = std::make_shared<const attest::Verifier>(std::move(verifier));
-  connect.identity = std::make_shared<const ratls::TlsIdentity>(
-      Check(ratls::CreateClientIdentity(key, "bench-owner"), "identity"));
-  connect.timeout = std::chrono::seconds(60);
-  auto connection = Check(client::Connection::Connect(connect), "connect");
-  {
+  if (!out) Die("cannot write " + path);
+}
+
+// A runtime with its store in `parent` and a connection of one registered owner.
+struct Runtime {
+  std::string dir;
+  std::unique_ptr<runtime::RuntimeServer> server;
+  std::unique_ptr<client::Connection> connection;
+
+  static std::unique_ptr<Runtime> Start(const std::string& parent) {
+    auto rt = std::make_unique<Runtime>();
+    rt->dir = MakeTempDir(parent, "chiron-upload-bench");
+    std::ofstream(rt->dir + "/worker") << "bench worker";
+    std::ofstream(rt->dir + "/policy.json") << "{}";
+    runtime::ServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.platform.name = "sim";
+    options.platform.state_dir = rt->dir + "/state";
+    options.platform.measured_components = {{"chirond", "/proc/self/exe"},
+                                            {"chiron-worker", rt->dir + "/worker"},
+                                            {"sandbox-policy", rt->dir + "/policy.json"}};
+    if (!FileSystem::Default()->CreateDirectories(options.platform.state_dir, 0700).ok()) {
+      Die("cannot create " + options.platform.state_dir);
+    }
+    rt->server = Check(runtime::RuntimeServer::Start(options), "start the runtime");
+    auto policy = Check(runtime::SimReferencePolicy(rt->server->platform()), "reference policy");
+    auto verifier = Check(attest::Verifier::Create(policy), "verifier");
+    auto key =
+        Check(crypto::PrivateKey::Generate(crypto::SignatureScheme::kEcdsaP256Sha256), "key");
+    client::ConnectOptions connect;
+    connect.server = "127.0.0.1:" + std::to_string(rt->server->port());
+    connect.verifier = std::make_shared<const attest::Verifier>(std::move(verifier));
+    connect.identity = std::make_shared<const ratls::TlsIdentity>(
+        Check(ratls::CreateClientIdentity(key, "bench-owner"), "identity"));
+    connect.timeout = std::chrono::seconds(120);
+    rt->connection = Check(client::Connection::Connect(connect), "connect");
     v1::RegisterPrincipalRequest request;
     request.set_role(v1::ROLE_OWNER);
     request.set_display_name("bench");
     v1::Principal principal;
-    auto context = connection->NewContext();
-    if (!v1::Principals::NewStub(connection->channel())
+    auto context = rt->connection->NewContext();
+    if (!v1::Principals::NewStub(rt->connection->channel())
              ->Register(context.get(), request, &principal)
              .ok()) {
       Die("register failed");
     }
+    return rt;
   }
 
-  uint64_t container_bytes = 0;
-  uint64_t samples = 0;
-  std::printf("upload_bench: %s\n", images.c_str());
-  std::printf("%-10s %-34s %10s %12s\n", "chunks", "path", "seconds", "MB/s");
-  double default_e2e_s = 0;  // end to end with the default 1 MiB chunks
-  for (uint64_t chunk_size : {uint64_t{1} << 20, uint64_t{4} << 20}) {
-    std::vector<double> local, end_to_end;
-    int run_number = 0;
-    for (int rep = 0; rep < kRepetitions; ++rep) {
-      // Baseline: import + encrypt, nothing sent.
-      local.push_back(WallSeconds([&] {
-        auto source = Check(open_source(), "open input");
-        auto id = Check(dataset::NewDatasetId(), "id");
-        auto data_key = Check(crypto::RandomSecret(dataset::kDatasetKeySize), "data key");
-        dataset::DatasetWriterOptions writer;
-        writer.target_chunk_size = chunk_size;
-        auto stats = Check(importers::EncryptSource(
-                               *source, data_key.span(), id,
-                               [](const dataset::ContainerPiece&) { return Status::Ok(); }, writer),
-                           "import + encrypt");
-        container_bytes = stats.container_bytes;
-        samples = stats.samples;
-      }));
-      // End to end, a fresh dataset each run (deleted afterwards so the quota never binds).
-      std::string name = "bench-" + std::to_string(chunk_size) + "-" + std::to_string(run_number++);
-      client::UploadRequest request;
-      request.name = name;
-      request.open_source = open_source;
-      request.source_fingerprint = "bench";
-      request.target_chunk_size = chunk_size;
-      end_to_end.push_back(WallSeconds([&] {
-        auto outcome = Check(client::UploadDataset(*connection, request), "upload");
-        if (outcome.container_size != container_bytes) Die("container sizes differ");
-      }));
-      v1::DeleteDatasetRequest del;
-      del.set_name(name);
-      v1::DeleteDatasetResponse deleted;
-      auto context = connection->NewContext();
-      if (!v1::Datasets::NewStub(connection->channel())
-               ->Delete(context.get(), del, &deleted)
-               .ok()) {
-        Die("delete failed");
+  // One upload of a fresh dataset, deleted afterwards (so the quota never binds). Returns the
+  // container size.
+  uint64_t Upload(const std::string& images, uint64_t chunk_size, int run) {
+    client::UploadRequest request;
+    request.name = "bench-" + std::to_string(run);
+    importers::ImportOptions import;
+    import.format = importers::ImportFormat::kIdx;
+    request.open_source = [images, import]() { return importers::OpenSource(images, import); };
+    request.source_fingerprint = "bench";
+    request.target_chunk_size = chunk_size;
+    auto outcome = Check(client::UploadDataset(*connection, request), "upload");
+    v1::DeleteDatasetRequest del;
+    del.set_name(request.name);
+    v1::DeleteDatasetResponse deleted;
+    auto context = connection->NewContext();
+    if (!v1::Datasets::NewStub(connection->channel())->Delete(context.get(), del, &deleted).ok()) {
+      Die("delete failed");
+    }
+    return outcome.container_size;
+  }
+
+  ~Runtime() {
+    connection.reset();
+    if (server) server->Shutdown(std::chrono::milliseconds(0));
+    server.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+struct Series {
+  std::string label;
+  uint64_t bytes = 0;
+  std::vector<double> seconds;
+  double MedianSeconds() const {
+    std::vector<double> s = seconds;
+    std::sort(s.begin(), s.end());
+    return s[s.size() / 2];
+  }
+  double Mbps(double s) const { return static_cast<double>(bytes) / 1e6 / s; }
+  double MedianMbps() const { return Mbps(MedianSeconds()); }
+  double MinMbps() const { return Mbps(*std::max_element(seconds.begin(), seconds.end())); }
+  double MaxMbps() const { return Mbps(*std::min_element(seconds.begin(), seconds.end())); }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int repeat = 6;
+  int reps = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    if (flag == "--repeat") repeat = std::max(1, std::atoi(argv[i + 1]));
+    else if (flag == "--reps") reps = std::max(1, std::atoi(argv[i + 1]));
+    else Die("unknown flag " + flag + " (use --repeat N, --reps N)");
+  }
+  SetMinLogLevel(LogLevel::kWarning);
+
+  // The plain IDX input: Fashion-MNIST's training split inflated once and repeated.
+  std::string input_dir = MakeTempDir(fs::temp_directory_path().string(), "chiron-bench-idx");
+  const std::string gzip_images = kFashion + "train-images-idx3-ubyte.gz";
+  const std::string plain_images = input_dir + "/train-images-idx3-ubyte";
+  WriteRepeatedIdx(Gunzip(gzip_images), 16, repeat, plain_images);
+  WriteRepeatedIdx(Gunzip(kFashion + "train-labels-idx1-ubyte.gz"), 8, repeat,
+                   input_dir + "/train-labels-idx1-ubyte");
+
+  auto disk = Runtime::Start(fs::temp_directory_path().string());
+  std::unique_ptr<Runtime> tmpfs;
+  if (fs::is_directory("/dev/shm")) tmpfs = Runtime::Start("/dev/shm");
+
+  const uint64_t kMiB = uint64_t{1} << 20;
+  Series raw{"raw AES-256-GCM, 1 MiB buffers (baseline)"};
+  Series local{"plain: import+encrypt only, 1 MiB"};
+  Series plain1{"plain: end to end, 1 MiB chunks, disk"};
+  Series plain4{"plain: end to end, 4 MiB chunks, disk"};
+  Series plain_tmpfs{"plain: end to end, 1 MiB chunks, tmpfs"};
+  Series gzip1{"gzip: end to end, 1 MiB chunks, disk"};
+  int run = 0;
+  Bytes buffer(kMiB, 0x5a);
+  auto raw_key = Check(crypto::RandomSecret(crypto::kAes256KeySize), "key");
+  for (int rep = 0; rep < reps; ++rep) {
+    plain1.seconds.push_back(WallSeconds([&] { plain1.bytes = disk->Upload(plain_images, kMiB, run++); }));
+    raw.bytes = plain1.bytes;
+    raw.seconds.push_back(WallSeconds([&] {
+      for (uint64_t done = 0; done < raw.bytes; done += buffer.size()) {
+        auto sealed = Check(crypto::AesGcmSeal(raw_key.span(), {}, buffer), "AES-GCM");
+        if (sealed.empty()) Die("empty ciphertext");
       }
+    }));
+    local.seconds.push_back(WallSeconds([&] {
+      importers::ImportOptions import;
+      import.format = importers::ImportFormat::kIdx;
+      auto source = Check(importers::OpenSource(plain_images, import), "open input");
+      auto id = Check(dataset::NewDatasetId(), "id");
+      auto data_key = Check(crypto::RandomSecret(dataset::kDatasetKeySize), "data key");
+      dataset::DatasetWriterOptions writer;
+      writer.target_chunk_size = kMiB;
+      auto stats = Check(importers::EncryptSource(
+                             *source, data_key.span(), id,
+                             [](const dataset::ContainerPiece&) { return Status::Ok(); }, writer),
+                         "import + encrypt");
+      local.bytes = stats.container_bytes;
+    }));
+    plain4.seconds.push_back(WallSeconds([&] { plain4.bytes = disk->Upload(plain_images, 4 * kMiB, run++); }));
+    if (tmpfs) {
+      plain_tmpfs.seconds.push_back(
+          WallSeconds([&] { plain_tmpfs.bytes = tmpfs->Upload(plain_images, kMiB, run++); }));
     }
-    double mb = static_cast<double>(container_bytes) / 1e6;
-    double local_s = Median(local), e2e_s = Median(end_to_end);
-    if (chunk_size == uint64_t{1} << 20) default_e2e_s = e2e_s;
-    std::string label = std::to_string(chunk_size >> 20) + " MiB";
-    std::printf("%-10s %-34s %10.3f %12.1f\n", label.c_str(), "import+encrypt (baseline)", local_s,
-                mb / local_s);
-    std::printf("%-10s %-34s %10.3f %12.1f\n", label.c_str(), "import+encrypt+gRPC+verify+store",
-                e2e_s, mb / e2e_s);
-    std::printf("%-10s ratio end-to-end / baseline throughput: %.2f\n", label.c_str(),
-                local_s / e2e_s);
+    gzip1.seconds.push_back(WallSeconds([&] { gzip1.bytes = disk->Upload(gzip_images, kMiB, run++); }));
   }
-  // Raw AES-256-GCM (OpenSSL one-shot through the crypto module) over as many bytes as one
-  // container, 1 MiB at a time: the issue's baseline.
-  {
-    auto key = Check(crypto::RandomSecret(crypto::kAes256KeySize), "key");
-    Bytes buffer(1 << 20, 0x5a);
-    std::vector<double> raw;
-    for (int rep = 0; rep < kRepetitions; ++rep) {
-      raw.push_back(WallSeconds([&] {
-        for (uint64_t done = 0; done < container_bytes; done += buffer.size()) {
-          auto sealed = Check(crypto::AesGcmSeal(key.span(), {}, buffer), "AES-GCM");
-          if (sealed.empty()) Die("empty ciphertext");
-        }
-      }));
-    }
-    double raw_s = Median(raw);
-    std::printf("%-10s %-34s %10.3f %12.1f\n", "1 MiB", "raw AES-256-GCM (issue baseline)", raw_s,
-                static_cast<double>(container_bytes) / 1e6 / raw_s);
-    std::printf("ratio end-to-end (1 MiB chunks) / raw AES-256-GCM throughput: %.3f (goal >= 0.3)\n",
-                raw_s / default_e2e_s);
+
+  std::printf("upload_bench: Fashion-MNIST train split; plain IDX = %d copies (%.1f MB container), "
+              "gzip IDX = the shipped .gz (%.1f MB container); median of %d runs\n",
+              repeat, static_cast<double>(plain1.bytes) / 1e6,
+              static_cast<double>(gzip1.bytes) / 1e6, reps);
+  std::printf("%-46s %9s %10s %21s\n", "path", "seconds", "MB/s", "spread MB/s");
+  std::vector<const Series*> all = {&raw, &local, &plain1, &plain4};
+  if (tmpfs) all.push_back(&plain_tmpfs);
+  all.push_back(&gzip1);
+  for (const Series* s : all) {
+    std::printf("%-46s %9.3f %10.1f %10.1f..%-10.1f\n", s->label.c_str(), s->MedianSeconds(),
+                s->MedianMbps(), s->MinMbps(), s->MaxMbps());
   }
-  std::printf("(%llu samples, %.1f MB container per upload)\n",
-              static_cast<unsigned long long>(samples), static_cast<double>(container_bytes) / 1e6);
-  connection.reset();
-  server->Shutdown(std::chrono::milliseconds(0));
-  server.reset();
-  fs::remove_all(dir);
+  // Ratios of throughput, each against the raw AES-256-GCM median of this run.
+  auto ratio = [&](const Series& s) { return s.MedianMbps() / raw.MedianMbps(); };
+  std::printf("ratio end to end / raw AES-256-GCM (goal >= 0.3):\n");
+  std::printf("  plain IDX, 1 MiB chunks, disk:  %.3f %s\n", ratio(plain1),
+              ratio(plain1) >= 0.3 ? "(goal met)" : "(goal NOT met)");
+  std::printf("  plain IDX, 4 MiB chunks, disk:  %.3f\n", ratio(plain4));
+  if (tmpfs) std::printf("  plain IDX, 1 MiB chunks, tmpfs: %.3f\n", ratio(plain_tmpfs));
+  std::printf("  gzip IDX,  1 MiB chunks, disk:  %.3f (zlib inflation bounds this one)\n",
+              ratio(gzip1));
+  disk.reset();
+  tmpfs.reset();
+  std::error_code ec;
+  fs::remove_all(input_dir, ec);
   return 0;
 }

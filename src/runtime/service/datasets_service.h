@@ -7,11 +7,20 @@
 //      anything is stored), reserves the container's size against the owner's quota and answers
 //      the dataset id and next_chunk_index: 0 for a new dataset, the resume point for an
 //      interrupted upload of the same name, header and key.
-//   2. Upload stream: the client sends chunks in order starting at next_chunk_index. The runtime
-//      checks each against the header (index == acknowledged_through, exact sealed size, last flag
-//      only on the final chunk) and opens it with the data key (so a tampered, reordered or
-//      spliced chunk is refused now, not at training time), stores it durably and only then acks.
-//      A refused chunk ends the stream with its error; everything acknowledged stays stored.
+//   2. Upload stream: the client sends chunks in order starting at next_chunk_index, without
+//      waiting for acks (HTTP/2 flow control and a bounded queue here limit what is in flight).
+//      The runtime checks each against the header (index == acknowledged_through, exact sealed
+//      size, last flag only on the final chunk) and opens it with the data key (so a tampered,
+//      reordered or spliced chunk is refused now, not at training time), stores it durably and
+//      only then acks. Storing is pipelined with receiving: the handler thread receives and
+//      checks each chunk (so a refusal ends the stream with its error at once) and queues it (at
+//      most 32 MiB), while a second thread stores everything that queued up as one group
+//      (Store::AppendChunks, which authenticates again: one fdatasync, one transaction) and
+//      sends one ack whose acknowledged_through covers the whole group. Nothing is acknowledged
+//      before it is authenticated and durable. A refused chunk ends the stream with its error;
+//      chunks checked before it are still stored; everything acknowledged stays stored. If
+//      storing fails (disk full, I/O error) the stream is cancelled (logged as
+//      dataset.store_failed) and the client resumes later from acknowledged_through.
 //   3. After an interruption the client calls BeginUpload again and continues from
 //      next_chunk_index.
 //

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace chiron::store {
@@ -87,6 +88,58 @@ Result<std::vector<std::string>> FaultInjectingFileSystem::ListDirectory(const s
 
 Status FaultInjectingFileSystem::SyncDirectory(const std::string& path) {
   return base_->SyncDirectory(path);
+}
+
+Status FaultInjectingFileSystem::WriteAtDurable(const std::string& path, uint64_t offset,
+                                                const std::vector<ByteSpan>& pieces, int mode) {
+  uint64_t total = 0;
+  for (ByteSpan piece : pieces) total += piece.size();
+  Hook hook;
+  int call = 0;
+  bool fits = true;
+  uint64_t partial = total;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    call = ++write_calls_;
+    hook = hook_;
+    if (call == fail_at_call_) return fail_status_;
+    if (space_left_.has_value()) {
+      fits = total <= *space_left_;
+      partial = fits ? total : *space_left_;
+      *space_left_ -= partial;
+    }
+  }
+  // The first `count` bytes of the pieces, as pieces.
+  auto prefix = [&pieces](uint64_t count) {
+    std::vector<ByteSpan> out;
+    for (ByteSpan piece : pieces) {
+      if (count == 0) break;
+      size_t take = static_cast<size_t>(std::min<uint64_t>(count, piece.size()));
+      out.push_back(piece.first(take));
+      count -= take;
+    }
+    return out;
+  };
+  if (hook) hook(path, WritePhase::kBefore, call);
+  if (!fits) {
+    // What fitted stays in the file, as after an ENOSPC in the middle of write(2).
+    CHIRON_RETURN_IF_ERROR(base_->WriteAtDurable(path, offset, prefix(partial), mode));
+    if (hook) hook(path, WritePhase::kPartialTemp, call);
+    return ResourceExhaustedError("cannot write '" + path +
+                                  "': No space left on device (free disk space and retry)");
+  }
+  if (hook && total > 1) {
+    CHIRON_RETURN_IF_ERROR(base_->WriteAtDurable(path, offset, prefix(total / 2), mode));
+    hook(path, WritePhase::kPartialTemp, call);
+  }
+  CHIRON_RETURN_IF_ERROR(base_->WriteAtDurable(path, offset, pieces, mode));
+  if (hook) hook(path, WritePhase::kAfterRename, call);
+  return Status::Ok();
+}
+
+Result<Bytes> FaultInjectingFileSystem::ReadAt(const std::string& path, uint64_t offset,
+                                               size_t size) {
+  return base_->ReadAt(path, offset, size);
 }
 
 }  // namespace chiron::store

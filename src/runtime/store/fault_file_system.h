@@ -1,14 +1,17 @@
 // FaultInjectingFileSystem: a FileSystem wrapper for tests that injects the failures a real disk
 // produces (test-only library chiron_store_testing; never linked into chirond).
 //
-//  - Disk full: SetSpaceLeft(n) lets WriteFileAtomic store n more bytes in total; a write that
-//    does not fit leaves a partial temporary file beside the target (as an ENOSPC in the middle
-//    of write(2) would, had the cleanup not run) and fails with ResourceExhausted, mentioning
-//    "No space left on device". SetSpaceLeft(std::nullopt) frees the disk again.
-//  - A chosen failure: FailWrite(n, status) makes the n-th WriteFileAtomic from now fail with
-//    `status` before touching the disk.
-//  - Crash points: SetHook(hook) calls hook(path, phase, call_number) inside WriteFileAtomic at
-//    each WritePhase, so a test can SIGKILL the process at an exact step.
+//  - Disk full: SetSpaceLeft(n) lets WriteFileAtomic and WriteAtDurable store n more bytes in
+//    total; a write that does not fit leaves what fitted behind (a partial temporary file beside
+//    the target for WriteFileAtomic, as an ENOSPC in the middle of write(2) would, had the
+//    cleanup not run; the first bytes of the range for WriteAtDurable) and fails with
+//    ResourceExhausted, mentioning "No space left on device". SetSpaceLeft(std::nullopt) frees
+//    the disk again.
+//  - A chosen failure: FailWrite(n, status) makes the n-th write (either kind) from now fail
+//    with `status` before touching the disk.
+//  - Crash points: SetHook(hook) calls hook(path, phase, call_number) inside both writes at each
+//    WritePhase, so a test can SIGKILL the process at an exact step. Both kinds of write share
+//    one call counter.
 //
 // Thread safety: safe for concurrent use.
 #pragma once
@@ -26,8 +29,9 @@ namespace chiron::store {
 
 enum class WritePhase {
   kBefore,          // nothing written yet
-  kPartialTemp,     // a partial temporary file exists beside the target
-  kAfterRename,     // the new contents are durable under the target name
+  kPartialTemp,     // WriteFileAtomic: a partial temporary file exists beside the target;
+                    // WriteAtDurable: the first half of the bytes are in the file, not synced
+  kAfterRename,     // the new contents are durable (renamed into place / written and synced)
 };
 
 class FaultInjectingFileSystem final : public FileSystem {
@@ -49,6 +53,9 @@ class FaultInjectingFileSystem final : public FileSystem {
   Status CreateDirectories(const std::string& path, int mode) override;
   Result<std::vector<std::string>> ListDirectory(const std::string& path) override;
   Status SyncDirectory(const std::string& path) override;
+  Status WriteAtDurable(const std::string& path, uint64_t offset,
+                        const std::vector<ByteSpan>& pieces, int mode) override;
+  Result<Bytes> ReadAt(const std::string& path, uint64_t offset, size_t size) override;
 
  private:
   FileSystem* const base_;

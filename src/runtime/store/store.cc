@@ -19,7 +19,7 @@ namespace {
 constexpr char kCatalogFile[] = "catalog.db";
 constexpr char kLockFile[] = "LOCK";
 constexpr char kBlobsDir[] = "blobs";
-constexpr char kFormatVersion[] = "1";
+constexpr char kFormatVersion[] = "2";
 constexpr char kKeyCheckLabel[] = "chiron-store key check v1";
 
 // The catalog schema (docs/store.md, "Catalog"). Columns named sealed_* hold sealed values
@@ -46,13 +46,6 @@ CREATE TABLE IF NOT EXISTS datasets(
   reserved_size INTEGER NOT NULL,
   created INTEGER NOT NULL,
   UNIQUE(owner_id, name_tag));
-CREATE TABLE IF NOT EXISTS chunks(
-  dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
-  idx INTEGER NOT NULL,
-  size INTEGER NOT NULL,
-  chunk_tag BLOB NOT NULL,
-  file_digest BLOB NOT NULL,
-  PRIMARY KEY(dataset_id, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs(
   kind INTEGER NOT NULL,
   id TEXT NOT NULL,
@@ -124,8 +117,12 @@ Status CheckPrintable(std::string_view value, size_t max_size, std::string_view 
   return Status::Ok();
 }
 
-std::string ChunkFileName(std::string_view dataset_id, uint64_t index) {
-  return "d-" + std::string(dataset_id) + "-" + std::to_string(index) + ".sb";
+std::string SegmentFileName(std::string_view dataset_id) {
+  return "d-" + std::string(dataset_id) + ".seg";
+}
+
+uint64_t SegmentOffset(const dataset::ContainerHeader& header, uint64_t index) {
+  return header.chunk_offset(index) - header.header_size();
 }
 
 std::string BlobFileName(BlobKind kind, std::string_view id, uint64_t generation) {
@@ -135,10 +132,6 @@ std::string BlobFileName(BlobKind kind, std::string_view id, uint64_t generation
 
 std::string DatasetRowName(std::string_view owner_id, std::string_view dataset_id) {
   return std::string(owner_id) + "/" + std::string(dataset_id);
-}
-
-std::string ChunkRowName(std::string_view dataset_id, uint64_t index) {
-  return std::string(dataset_id) + "/" + std::to_string(index);
 }
 
 std::string BlobRowName(BlobKind kind, std::string_view id, std::string_view owner_id) {
@@ -219,9 +212,11 @@ Status StoreImpl::Initialise() {
       if (key == "format") {
         has_format = true;
         if (ToString(value) != kFormatVersion) {
-          return FailedPreconditionError("store '" + dir_ + "' has catalog format " +
-                                         ToString(value) + "; this build reads format " +
-                                         kFormatVersion);
+          return FailedPreconditionError(
+              "store '" + dir_ + "' has catalog format " + ToString(value) +
+              "; this build reads format " + kFormatVersion +
+              " only and does not migrate older stores (docs/store.md): move the directory "
+              "away and start with an empty one");
         }
       } else if (key == "key_check") {
         has_check = true;
@@ -302,12 +297,12 @@ void StoreImpl::RemoveBlobFiles(const std::vector<std::string>& file_names) {
 Status StoreImpl::CollectGarbage() {
   std::set<std::string> expected;
   {
-    CHIRON_ASSIGN_OR_RETURN(Statement chunks,
-                            db_->Prepare("SELECT dataset_id, idx FROM chunks", "list chunks"));
+    CHIRON_ASSIGN_OR_RETURN(Statement datasets,
+                            db_->Prepare("SELECT id FROM datasets", "list datasets"));
     while (true) {
-      CHIRON_ASSIGN_OR_RETURN(bool row, chunks.Step());
+      CHIRON_ASSIGN_OR_RETURN(bool row, datasets.Step());
       if (!row) break;
-      expected.insert(ChunkFileName(chunks.Text(0), static_cast<uint64_t>(chunks.Int(1))));
+      expected.insert(SegmentFileName(datasets.Text(0)));
     }
     CHIRON_ASSIGN_OR_RETURN(Statement blobs, db_->Prepare("SELECT kind, id, generation FROM blobs",
                                                           "list blobs"));

@@ -180,25 +180,39 @@ class Store {
   virtual Result<DatasetRecord> BeginDataset(const std::string& owner_id, const std::string& name,
                                              ByteSpan container_header, ByteSpan data_key) = 0;
 
-  // Stores chunk `index` of dataset `dataset_id` (the owner's sealed chunk bytes, exactly as in
-  // the container). Durable when it returns OK: the sealed blob file is written atomically and
-  // the catalog row committed. The chunk must have the size the header dictates, authenticate
-  // under the dataset key at this index, and `last` must be true exactly for the final chunk
-  // (InvalidArgument / DataLoss otherwise: nothing is stored).
-  //  - index == acknowledged_through: stored; the last chunk completes the dataset (audited
-  //    "dataset.upload").
+  // Stores chunks of dataset `dataset_id`: each the owner's AES-256-GCM chunk exactly as in the
+  // container, stored as it is (it is already confidential and authenticated under the data key,
+  // which only the runtime holds, sealed). The bytes must stay unchanged during the call (they
+  // are checked, then written: pass memory the runtime owns, e.g. a parsed request).
+  // Each chunk must have the size the header dictates, authenticate under the dataset key at its
+  // index, and `last` must be true exactly for the final chunk (InvalidArgument / DataLoss
+  // otherwise). In order, per chunk:
   //  - index <  acknowledged_through and the same bytes: nothing to do (an idempotent re-send);
   //    different bytes: AlreadyExists "chunk i is already stored with different contents".
-  //  - index >  acknowledged_through: FailedPrecondition "dataset X expects chunk N next, got M;
-  //    resume from chunk N".
+  //  - index == the next index (acknowledged_through, then one more per new chunk of this call):
+  //    new; the last chunk completes the dataset (audited "dataset.upload").
+  //  - otherwise FailedPrecondition "dataset X expects chunk N next, got M; resume from chunk N".
+  // All or nothing: if any chunk is refused, none of this call's chunks is stored. Durable when it
+  // returns OK: the new chunks are written to the dataset's segment file and synced once, then
+  // one catalog transaction moves acknowledged_through past them (group commit: the service
+  // passes every chunk that arrived while the previous group was being synced).
   // ResourceExhausted on disk full (from the FileSystem), with nothing changed: retry later.
-  // OutOfRange if index is not below the header's chunk count; NotFound for an unknown dataset.
+  // OutOfRange if an index is not below the header's chunk count; NotFound for an unknown dataset.
+  struct ChunkToStore {
+    uint64_t index = 0;
+    bool last = false;
+    ByteSpan sealed;  // ciphertext || 16-byte tag
+  };
+  virtual Result<UploadProgress> AppendChunks(const std::string& dataset_id,
+                                              const std::vector<ChunkToStore>& chunks) = 0;
+  // AppendChunks with one chunk.
   virtual Result<UploadProgress> AppendChunk(const std::string& dataset_id, uint64_t index,
                                              bool last, ByteSpan chunk) = 0;
 
-  // Returns the owner's sealed chunk bytes as uploaded (open them with the data key).
-  // NotFound if the dataset does not exist; OutOfRange if index >= acknowledged_through; DataLoss
-  // naming the file if the blob is missing, altered, swapped or rolled back.
+  // Returns the owner's sealed chunk bytes as uploaded (open them with the data key), after
+  // authenticating them under the data key at this index. NotFound if the dataset does not exist;
+  // OutOfRange if index >= acknowledged_through; DataLoss naming the file if the segment is
+  // missing, truncated, or holds other bytes than the acknowledged chunk (altered, swapped).
   virtual Result<Bytes> ReadChunk(const std::string& dataset_id, uint64_t index) = 0;
   // The dataset's 32-byte data key. NotFound; DataLoss if its sealed column fails to open.
   virtual Result<SecretBytes> GetDataKey(const std::string& dataset_id) = 0;

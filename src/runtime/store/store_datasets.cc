@@ -199,105 +199,112 @@ Result<DatasetRecord> StoreImpl::BeginDataset(const std::string& owner_id, const
   return record;
 }
 
-Result<UploadProgress> StoreImpl::AppendChunk(const std::string& dataset_id, uint64_t index,
-                                              bool last, ByteSpan chunk) {
+Result<UploadProgress> StoreImpl::AppendChunks(const std::string& dataset_id,
+                                               const std::vector<ChunkToStore>& chunks) {
   std::lock_guard<std::mutex> lock(mu_);
   CHIRON_ASSIGN_OR_RETURN(std::optional<DatasetRow> row, LoadDatasetById(dataset_id));
   if (!row.has_value()) {
     return NotFoundError("no dataset with id " + dataset_id + " (begin the upload first)");
   }
   const DatasetRecord& r = row->record;
-  UploadProgress progress{r.acknowledged_through, r.complete};
-  if (index >= r.chunk_count) {
-    return OutOfRangeError(Describe(dataset_id) + " has " + std::to_string(r.chunk_count) +
-                           " chunks (0.." + std::to_string(r.chunk_count - 1) + "); there is no chunk " +
-                           std::to_string(index));
-  }
-  const bool is_last = index + 1 == r.chunk_count;
-  if (last != is_last) {
-    return InvalidArgumentError(Describe(dataset_id) + " chunk " + std::to_string(index) +
-                                (is_last ? " is the last chunk but was not marked last"
-                                         : " was marked last but the header declares " +
-                                               std::to_string(r.chunk_count) + " chunks"));
-  }
-  const std::string chunk_row = ChunkRowName(dataset_id, index);
-  Bytes tag_input = ToBytes(chunk_row);
-  tag_input.push_back(0);
-  Append(tag_input, chunk);
-  CHIRON_ASSIGN_OR_RETURN(Bytes chunk_tag, crypto::HmacSha256(keys_.index.span(), tag_input));
-  SecureZero(tag_input.data(), tag_input.size());
+  const std::string segment = SegmentFileName(dataset_id);
+  // Unsealed (and the reader opened) only if some chunk needs authenticating.
+  std::optional<dataset::DatasetReader> reader;
+  auto open_reader = [&]() -> Status {
+    if (reader.has_value()) return Status::Ok();
+    CHIRON_ASSIGN_OR_RETURN(SecretBytes data_key, UnsealDataKey(*row));
+    CHIRON_ASSIGN_OR_RETURN(dataset::DatasetReader opened,
+                            dataset::DatasetReader::Open(data_key.span(), r.header.encoded));
+    reader.emplace(std::move(opened));
+    return Status::Ok();
+  };
 
-  if (index < r.acknowledged_through) {
-    CHIRON_ASSIGN_OR_RETURN(
-        Statement stored,
-        db_->Prepare("SELECT chunk_tag FROM chunks WHERE dataset_id = ? AND idx = ?",
-                     "read chunk tag"));
-    CHIRON_ASSIGN_OR_RETURN(bool found,
-                            stored.Bind(1, dataset_id).Bind(2, static_cast<int64_t>(index)).Step());
-    if (!found) {
-      return DataLossError("store: " + Describe(dataset_id) + " chunk " + std::to_string(index) +
-                           " is acknowledged but has no catalog row (altered)");
+  // Check every chunk before anything is written: the call stores all of its new chunks or none.
+  uint64_t next = r.acknowledged_through;  // the index the next new chunk must have
+  std::vector<ByteSpan> fresh;             // new chunks, contiguous from acknowledged_through
+  uint64_t fresh_size = 0;
+  bool completes = false;
+  for (const ChunkToStore& chunk : chunks) {
+    const uint64_t index = chunk.index;
+    const std::string what = Describe(dataset_id) + " chunk " + std::to_string(index);
+    if (index >= r.chunk_count) {
+      return OutOfRangeError(Describe(dataset_id) + " has " + std::to_string(r.chunk_count) +
+                             " chunks (0.." + std::to_string(r.chunk_count - 1) +
+                             "); there is no chunk " + std::to_string(index));
     }
-    if (!ConstantTimeEqual(stored.Blob(0), chunk_tag)) {
-      return AlreadyExistsError(Describe(dataset_id) + " chunk " + std::to_string(index) +
-                                " is already stored with different contents; a resumed upload "
-                                "must send the same container");
+    const bool is_last = index + 1 == r.chunk_count;
+    if (chunk.last != is_last) {
+      return InvalidArgumentError(what + (is_last ? " is the last chunk but was not marked last"
+                                                  : " was marked last but the header declares " +
+                                                        std::to_string(r.chunk_count) + " chunks"));
     }
-    return progress;  // an idempotent re-send
+    if (index < r.acknowledged_through) {
+      // A re-send of a stored chunk (a resumed upload overlapping what was acknowledged): the
+      // same bytes are a no-op, other bytes are refused.
+      const uint64_t size = r.header.sealed_chunk_size(index);
+      Result<Bytes> stored = fs_->ReadAt(BlobPath(segment), SegmentOffset(r.header, index), size);
+      if (!stored.ok()) {
+        return DataLossError("store: " + what + " is acknowledged but cannot be read back: " +
+                             stored.status().message());
+      }
+      if (chunk.sealed.size() != size || !ConstantTimeEqual(*stored, chunk.sealed)) {
+        return AlreadyExistsError(what +
+                                  " is already stored with different contents; a resumed upload "
+                                  "must send the same container");
+      }
+      continue;
+    }
+    if (index != next) {
+      return FailedPreconditionError(Describe(dataset_id) + " expects chunk " +
+                                     std::to_string(next) + " next, got chunk " +
+                                     std::to_string(index) + "; resume from chunk " +
+                                     std::to_string(next));
+    }
+    // Authenticate under the dataset key at this index before storing, so garbage, a chunk of
+    // another dataset or a moved chunk is refused now, not at training. The bytes are already in
+    // trusted memory (the caller's parsed request): they are stored exactly as checked here.
+    CHIRON_RETURN_IF_ERROR(open_reader());
+    Result<SecretBytes> opened = reader->OpenChunk(index, chunk.sealed);
+    if (!opened.ok()) {
+      return Status(opened.status().code(),
+                    what + ": " + opened.status().message() +
+                        "; nothing was stored: re-send the chunk from the original container");
+    }
+    fresh.push_back(chunk.sealed);
+    fresh_size += chunk.sealed.size();
+    completes = completes || is_last;
+    ++next;
   }
-  if (index > r.acknowledged_through) {
-    return FailedPreconditionError(Describe(dataset_id) + " expects chunk " +
-                                   std::to_string(r.acknowledged_through) + " next, got chunk " +
-                                   std::to_string(index) + "; resume from chunk " +
-                                   std::to_string(r.acknowledged_through));
-  }
+  if (fresh.empty()) return UploadProgress{r.acknowledged_through, r.complete};
 
-  // Copy, then check: authenticate the chunk under the dataset key at this index before storing,
-  // so garbage, a chunk of another dataset or a moved chunk is refused now, not at training.
-  Bytes chunk_copy(chunk.begin(), chunk.end());
-  CHIRON_ASSIGN_OR_RETURN(SecretBytes data_key, UnsealDataKey(*row));
-  CHIRON_ASSIGN_OR_RETURN(dataset::DatasetReader reader,
-                          dataset::DatasetReader::Open(data_key.span(), r.header.encoded));
-  Result<SecretBytes> opened = reader.OpenChunk(index, chunk_copy);
-  if (!opened.ok()) {
-    return Status(opened.status().code(),
-                  Describe(dataset_id) + " chunk " + std::to_string(index) + ": " +
-                      opened.status().message() +
-                      "; nothing was stored: re-send the chunk from the original container");
+  // 1. The chunks go to their place in the dataset's segment file, past everything committed,
+  //    and are made durable (one fdatasync for the whole group).
+  const uint64_t first = r.acknowledged_through;
+  Status written = fs_->WriteAtDurable(BlobPath(segment), SegmentOffset(r.header, first), fresh,
+                                       0600);
+  if (!written.ok()) {
+    return Status(written.code(), "store: cannot write " + Describe(dataset_id) + " chunks " +
+                                      std::to_string(first) + ".." + std::to_string(next - 1) +
+                                      ": " + written.message() +
+                                      "; nothing was changed (retry the upload)");
   }
-  CHIRON_ASSIGN_OR_RETURN(SecretBytes chunk_key,
-                          DeriveChunkKey(keys_.blob.span(), data_key.span(), dataset_id));
-  CHIRON_ASSIGN_OR_RETURN(Bytes sealed,
-                          Seal(chunk_key.span(), "blob.chunk", chunk_row, chunk_copy));
-  const std::string file_name = ChunkFileName(dataset_id, index);
-  CHIRON_RETURN_IF_ERROR(WriteBlobFile(
-      file_name, sealed, Describe(dataset_id) + " chunk " + std::to_string(index)));
-
-  // The file is durable; the commit below makes it visible. If the commit fails (or the process
-  // dies first), the file is an orphan that the next Open removes.
+  // 2. One transaction makes them visible: acknowledged_through moves past the group. Bytes
+  //    written in step 1 stay invisible until it commits; a crash before that leaves them past
+  //    the committed end, where the next write of the same chunks overwrites them.
   Status committed = [&]() -> Status {
     CHIRON_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
-    CHIRON_ASSIGN_OR_RETURN(Statement insert,
-                            db_->Prepare("INSERT INTO chunks VALUES(?, ?, ?, ?, ?)",
-                                         "insert chunk"));
-    CHIRON_RETURN_IF_ERROR(insert.Bind(1, dataset_id)
-                               .Bind(2, static_cast<int64_t>(index))
-                               .Bind(3, static_cast<int64_t>(chunk_copy.size()))
-                               .Bind(4, chunk_tag)
-                               .Bind(5, crypto::Sha256(sealed))
-                               .Run());
     CHIRON_ASSIGN_OR_RETURN(
         Statement advance,
         db_->Prepare("UPDATE datasets SET acknowledged_through = ?, stored_size = stored_size + ? "
                      "WHERE id = ? AND acknowledged_through = ?",
                      "advance the upload"));
-    CHIRON_RETURN_IF_ERROR(advance.Bind(1, static_cast<int64_t>(index + 1))
-                               .Bind(2, static_cast<int64_t>(chunk_copy.size()))
+    CHIRON_RETURN_IF_ERROR(advance.Bind(1, static_cast<int64_t>(next))
+                               .Bind(2, static_cast<int64_t>(fresh_size))
                                .Bind(3, dataset_id)
-                               .Bind(4, static_cast<int64_t>(index))
+                               .Bind(4, static_cast<int64_t>(first))
                                .Run());
     if (db_->changes() != 1) return InternalError("store: upload state changed concurrently");
-    if (is_last) {
+    if (completes) {
       CHIRON_RETURN_IF_ERROR(AppendAuditInTransaction({r.owner_id, "dataset.upload",
                                                        r.name + " (" + dataset_id + ")"})
                                  .status());
@@ -305,44 +312,54 @@ Result<UploadProgress> StoreImpl::AppendChunk(const std::string& dataset_id, uin
     return txn.Commit();
   }();
   if (!committed.ok()) {
-    RemoveBlobFiles({file_name});
-    return Status(committed.code(), "store: " + Describe(dataset_id) + " chunk " +
-                                        std::to_string(index) + " was not stored: " +
-                                        committed.message());
+    return Status(committed.code(), "store: " + Describe(dataset_id) + " chunks " +
+                                        std::to_string(first) + ".." + std::to_string(next - 1) +
+                                        " were not stored: " + committed.message());
   }
-  return UploadProgress{index + 1, is_last};
+  return UploadProgress{next, next == r.chunk_count};
+}
+
+Result<UploadProgress> StoreImpl::AppendChunk(const std::string& dataset_id, uint64_t index,
+                                              bool last, ByteSpan chunk) {
+  return AppendChunks(dataset_id, {ChunkToStore{index, last, chunk}});
 }
 
 Result<Bytes> StoreImpl::ReadChunk(const std::string& dataset_id, uint64_t index) {
   std::lock_guard<std::mutex> lock(mu_);
   CHIRON_ASSIGN_OR_RETURN(std::optional<DatasetRow> row, LoadDatasetById(dataset_id));
   if (!row.has_value()) return NotFoundError("no dataset with id " + dataset_id);
-  if (index >= row->record.acknowledged_through) {
+  const DatasetRecord& r = row->record;
+  if (index >= r.acknowledged_through) {
     return OutOfRangeError(Describe(dataset_id) + " has " +
-                           std::to_string(row->record.acknowledged_through) +
-                           " chunks stored; chunk " + std::to_string(index) + " is not one of them");
+                           std::to_string(r.acknowledged_through) + " chunks stored; chunk " +
+                           std::to_string(index) + " is not one of them");
   }
-  CHIRON_ASSIGN_OR_RETURN(
-      Statement stmt,
-      db_->Prepare("SELECT size, file_digest FROM chunks WHERE dataset_id = ? AND idx = ?",
-                   "read chunk"));
-  CHIRON_ASSIGN_OR_RETURN(bool found,
-                          stmt.Bind(1, dataset_id).Bind(2, static_cast<int64_t>(index)).Step());
   const std::string what = Describe(dataset_id) + " chunk " + std::to_string(index);
-  if (!found) return DataLossError("store: " + what + " is acknowledged but has no catalog row");
-  uint64_t size = static_cast<uint64_t>(stmt.Int(0));
-  if (size != row->record.header.sealed_chunk_size(index)) {
-    return DataLossError("store: " + what + " has the wrong size in the catalog (altered)");
+  const std::string path = BlobPath(SegmentFileName(dataset_id));
+  Result<Bytes> chunk =
+      fs_->ReadAt(path, SegmentOffset(r.header, index), r.header.sealed_chunk_size(index));
+  if (!chunk.ok()) {
+    if (chunk.status().code() == StatusCode::kNotFound ||
+        chunk.status().code() == StatusCode::kOutOfRange) {
+      return DataLossError("store: the segment file of " + what + " ('" + path +
+                           "') is missing or shorter than the catalog says (deleted or truncated "
+                           "by the host?)");
+    }
+    return chunk.status();
   }
-  CHIRON_ASSIGN_OR_RETURN(Bytes file, ReadBlobFile(ChunkFileName(dataset_id, index),
-                                                   size + kSealedOverhead, stmt.Blob(1), what));
+  // The stored bytes are the owner's AES-256-GCM chunk: authenticating it under the data key at
+  // this index detects an altered, moved or swapped chunk (DataLoss naming it).
   CHIRON_ASSIGN_OR_RETURN(SecretBytes data_key, UnsealDataKey(*row));
-  CHIRON_ASSIGN_OR_RETURN(SecretBytes chunk_key,
-                          DeriveChunkKey(keys_.blob.span(), data_key.span(), dataset_id));
-  Result<SecretBytes> chunk =
-      Unseal(chunk_key.span(), "blob.chunk", ChunkRowName(dataset_id, index), file);
-  if (!chunk.ok()) return chunk.status().WithContext("store: " + what);
-  return Bytes(chunk->span().begin(), chunk->span().end());
+  CHIRON_ASSIGN_OR_RETURN(dataset::DatasetReader reader,
+                          dataset::DatasetReader::Open(data_key.span(), r.header.encoded));
+  Result<SecretBytes> opened = reader.OpenChunk(index, *chunk);
+  if (!opened.ok()) {
+    return DataLossError("store: the segment file of " + what + " ('" + path +
+                         "') does not hold the chunk that was acknowledged (altered, swapped "
+                         "with another file, or replaced): " +
+                         opened.status().message());
+  }
+  return chunk;
 }
 
 Result<SecretBytes> StoreImpl::GetDataKey(const std::string& dataset_id) {
@@ -396,11 +413,6 @@ Result<std::string> StoreImpl::DeleteDataset(const std::string& owner_id,
                          "' (chiron dataset list shows them)");
   }
   const std::string id = row->record.id;
-  std::vector<std::string> files;
-  // One past the acknowledged chunks too: a crash may have left that file uncommitted.
-  for (uint64_t i = 0; i <= row->record.acknowledged_through && i < row->record.chunk_count; ++i) {
-    files.push_back(ChunkFileName(id, i));
-  }
   {
     CHIRON_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
     // Overwrite the sealed columns in place first, then delete the row: with secure_delete the
@@ -411,13 +423,13 @@ Result<std::string> StoreImpl::DeleteDataset(const std::string& owner_id,
         "sealed_header = zeroblob(length(sealed_header)), "
         "name_tag = zeroblob(length(name_tag)) WHERE id = ?",
         "overwrite dataset keys", id));
-    CHIRON_RETURN_IF_ERROR(db_->Run("DELETE FROM chunks WHERE dataset_id = ?", "delete chunks", id));
     CHIRON_RETURN_IF_ERROR(db_->Run("DELETE FROM datasets WHERE id = ?", "delete dataset", id));
     CHIRON_RETURN_IF_ERROR(
         AppendAuditInTransaction({owner_id, "dataset.delete", name + " (" + id + ")"}).status());
     CHIRON_RETURN_IF_ERROR(txn.Commit());
   }
-  RemoveBlobFiles(files);
+  // The chunks are the owner's ciphertext under the key just destroyed; the file goes too.
+  RemoveBlobFiles({SegmentFileName(id)});
   ScrubWal();
   return id;
 }

@@ -35,6 +35,8 @@ class StoreImpl final : public Store {
 
   Result<DatasetRecord> BeginDataset(const std::string& owner_id, const std::string& name,
                                      ByteSpan container_header, ByteSpan data_key) override;
+  Result<UploadProgress> AppendChunks(const std::string& dataset_id,
+                                      const std::vector<ChunkToStore>& chunks) override;
   Result<UploadProgress> AppendChunk(const std::string& dataset_id, uint64_t index, bool last,
                                      ByteSpan chunk) override;
   Result<Bytes> ReadChunk(const std::string& dataset_id, uint64_t index) override;
@@ -128,7 +130,10 @@ class StoreImpl final : public Store {
 };
 
 // File names inside blobs/ (docs/store.md, "Files").
-std::string ChunkFileName(std::string_view dataset_id, uint64_t index);
+std::string SegmentFileName(std::string_view dataset_id);
+// Where chunk `index` lives in its dataset's segment file: the container's offset of the chunk
+// less the header (the header is sealed in the catalog, not stored in the segment).
+uint64_t SegmentOffset(const dataset::ContainerHeader& header, uint64_t index);
 std::string BlobFileName(BlobKind kind, std::string_view id, uint64_t generation);
 // 1..kMaxIdSize characters of [A-Za-z0-9._-].
 bool IsValidId(std::string_view id);
@@ -136,7 +141,6 @@ bool IsValidId(std::string_view id);
 Status CheckPrintable(std::string_view value, size_t max_size, std::string_view what);
 // Row names bound into the AAD of sealed values.
 std::string DatasetRowName(std::string_view owner_id, std::string_view dataset_id);
-std::string ChunkRowName(std::string_view dataset_id, uint64_t index);
 std::string BlobRowName(BlobKind kind, std::string_view id, std::string_view owner_id);
 
 }  // namespace chiron::store

@@ -8,12 +8,15 @@
 #include "runtime/store/store_impl.h"
 #include "runtime/store/store_test_util.h"
 #include "shared/audit/chain.h"
+#include "shared/crypto/aead_stream.h"
 #include "shared/crypto/hash.h"
+#include "shared/dataset/container.h"
 
 namespace chiron::store {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using testing::ExecSql;
 using testing::FilesContaining;
@@ -152,8 +155,19 @@ TEST_F(StoreTest, UploadRoundTripSurvivesReopen) {
   EXPECT_THAT(FilesContaining(dir_.path(), AsBytes("gamma")), IsEmpty())
       << "the schema (class names) is sealed at rest";
   EXPECT_THAT(FilesContaining(dir_.path(), c.key), IsEmpty());
-  EXPECT_THAT(FilesContaining(dir_.path(), c.chunks[2]), IsEmpty())
-      << "the owner's chunk bytes are sealed again by the store";
+  // The store keeps the owner's chunks as uploaded (AES-256-GCM under the data key, which is
+  // only on disk sealed): no plaintext record reaches the disk.
+  for (uint64_t i = 0; i < c.chunks.size(); ++i) {
+    auto reader = dataset::DatasetReader::Open(c.key, c.header);
+    ASSERT_TRUE(reader.ok());
+    SecretBytes plain = *reader->OpenChunk(i, c.chunks[i]);
+    ASSERT_GE(plain.size(), 16u);
+    const long probe = static_cast<long>(std::min<size_t>(plain.size(), 32));
+    EXPECT_THAT(FilesContaining(dir_.path(), Bytes(plain.span().begin(),
+                                                   plain.span().begin() + probe)),
+                IsEmpty())
+        << "plaintext of chunk " << i << " on disk";
+  }
 }
 
 TEST_F(StoreTest, AppendChunkRefusesGapsAndIsIdempotent) {
@@ -188,8 +202,49 @@ TEST_F(StoreTest, AppendChunkRefusesGapsAndIsIdempotent) {
             StatusCode::kOutOfRange);
   EXPECT_EQ(store_->AppendChunk("00", 0, false, c.chunks[0]).status().code(),
             StatusCode::kNotFound);
-  // Only the one acknowledged chunk has a file.
-  EXPECT_EQ(ListBlobFiles(dir_.path()).size(), 1u);
+  // Only the dataset's segment file exists, and only the acknowledged chunk reads back.
+  EXPECT_THAT(ListBlobFiles(dir_.path()), ElementsAre(SegmentFileName(c.id)));
+  EXPECT_EQ(store_->ReadChunk(c.id, 1).status().code(), StatusCode::kOutOfRange);
+}
+
+TEST_F(StoreTest, AppendChunksStoresAGroupAllOrNothing) {
+  TestContainer c = MakeContainer(5);
+  ASSERT_TRUE(store_->BeginDataset(kAlice, "g", c.header, c.key).ok());
+  auto views = [&](uint64_t from, uint64_t to) {
+    std::vector<Store::ChunkToStore> out;
+    for (uint64_t i = from; i < to; ++i) {
+      out.push_back({i, i + 1 == c.chunks.size(), c.chunks[i]});
+    }
+    return out;
+  };
+  // A group with a chunk that fails authentication in its middle stores nothing.
+  std::vector<Store::ChunkToStore> bad = views(0, 4);
+  Bytes tampered = c.chunks[2];
+  tampered[7] ^= 1;
+  bad[2].sealed = tampered;
+  auto refused = store_->AppendChunks(c.id, bad);
+  EXPECT_EQ(refused.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(refused.status().message(), HasSubstr("chunk 2"));
+  EXPECT_EQ(store_->GetDataset(c.id)->acknowledged_through, 0u);
+  // A gap inside a group is refused too.
+  std::vector<Store::ChunkToStore> gap = views(0, 4);
+  gap.erase(gap.begin() + 1);
+  EXPECT_EQ(store_->AppendChunks(c.id, gap).status().code(), StatusCode::kFailedPrecondition);
+  // Good groups: 0..2, then an overlapping re-send of 1..2 followed by new 3..5.
+  auto first = store_->AppendChunks(c.id, views(0, 3));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->acknowledged_through, 3u);
+  EXPECT_FALSE(first->complete);
+  Reopen();
+  auto rest = store_->AppendChunks(c.id, views(1, c.chunks.size()));
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(rest->acknowledged_through, c.chunks.size());
+  EXPECT_TRUE(rest->complete);
+  Reopen();
+  ExpectChunksIntact(c, c.chunks.size());
+  auto log = store_->ListAudit(kAlice, 1);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->back().event, "dataset.upload");
 }
 
 TEST_F(StoreTest, BeginDatasetResumesOrRefuses) {
@@ -289,43 +344,52 @@ TEST_F(StoreTest, TamperedOrSwappedBlobFileIsDataLoss) {
   Upload(kBob, "d", d);
   Close();
   const std::string blobs = dir_.path() + "/blobs/";
-  // One flipped byte.
-  Bytes file = ReadWholeFile(blobs + ChunkFileName(c.id, 2));
-  file[30] ^= 0x40;
-  WriteWholeFile(blobs + ChunkFileName(c.id, 2), file);
-  // Chunk 1 of two datasets swapped.
-  Bytes c1 = ReadWholeFile(blobs + ChunkFileName(c.id, 1));
-  Bytes d1 = ReadWholeFile(blobs + ChunkFileName(d.id, 1));
-  WriteWholeFile(blobs + ChunkFileName(c.id, 1), d1);
-  WriteWholeFile(blobs + ChunkFileName(d.id, 1), c1);
-  // Chunk 3 removed.
-  ASSERT_TRUE(FileSystem::Default()->RemoveFile(blobs + ChunkFileName(c.id, 3)).ok());
+  const std::string c_segment = blobs + SegmentFileName(c.id);
+  const std::string d_segment = blobs + SegmentFileName(d.id);
+  const dataset::ContainerHeader header = *dataset::ParseContainerHeader(c.header);
+  auto at = [&](uint64_t index) { return static_cast<size_t>(SegmentOffset(header, index)); };
+  Bytes c_file = ReadWholeFile(c_segment);
+  Bytes d_file = ReadWholeFile(d_segment);
+  ASSERT_EQ(c_file.size(), c.Whole().size() - c.header.size());
+  ASSERT_EQ(c_file.size(), d_file.size());
+  // One flipped byte in chunk 2 of c.
+  c_file[at(2) + 30] ^= 0x40;
+  // Chunk 1 of the two datasets swapped (same position, same size, another dataset's key).
+  for (size_t i = at(1); i < at(2); ++i) std::swap(c_file[i], d_file[i]);
+  // Chunks 1 and 3 of d swapped (same dataset and key, another position).
+  for (size_t i = 0; i < at(1) - at(0); ++i) std::swap(d_file[at(3) + i], d_file[at(1) + i]);
+  WriteWholeFile(c_segment, c_file);
+  WriteWholeFile(d_segment, d_file);
   Reopen();
   auto flipped = store_->ReadChunk(c.id, 2);
   EXPECT_EQ(flipped.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(flipped.status().message(), HasSubstr("dataset " + c.id + " chunk 2"));
-  EXPECT_THAT(flipped.status().message(), HasSubstr("does not match the catalog"));
-  for (const auto& [id, other] : {std::pair{c.id, d.id}, std::pair{d.id, c.id}}) {
-    auto swapped = store_->ReadChunk(id, 1);
+  EXPECT_THAT(flipped.status().message(), HasSubstr("does not hold the chunk that was acknowledged"));
+  for (const auto& [id, index] : {std::pair{c.id, 1}, std::pair{d.id, 1}, std::pair{d.id, 3}}) {
+    auto swapped = store_->ReadChunk(id, index);
     EXPECT_EQ(swapped.status().code(), StatusCode::kDataLoss);
-    EXPECT_THAT(swapped.status().message(), HasSubstr("dataset " + id + " chunk 1"));
+    EXPECT_THAT(swapped.status().message(),
+                HasSubstr("dataset " + id + " chunk " + std::to_string(index)));
   }
-  auto missing = store_->ReadChunk(c.id, 3);
-  EXPECT_EQ(missing.status().code(), StatusCode::kDataLoss);
-  EXPECT_THAT(missing.status().message(), HasSubstr("is missing although the catalog lists it"));
   // Untouched chunks still read.
   EXPECT_EQ(*store_->ReadChunk(c.id, 0), c.chunks[0]);
   EXPECT_EQ(*store_->ReadChunk(d.id, 2), d.chunks[2]);
+  // A truncated segment: the chunks past its end are reported missing; before it still read.
   Close();
-  // Even with the catalog digest updated to match (a host that rewrites the catalog too), the
-  // seal's associated data still refuses a chunk file moved between datasets.
-  ExecSql(dir_.path(), "UPDATE chunks SET file_digest = x'" +
-                           HexEncode(crypto::Sha256(d1)) + "' WHERE dataset_id = '" + c.id +
-                           "' AND idx = 1");
+  c_file.resize(at(4) + 10);
+  WriteWholeFile(c_segment, c_file);
   Reopen();
-  auto rebound = store_->ReadChunk(c.id, 1);
-  EXPECT_EQ(rebound.status().code(), StatusCode::kDataLoss);
-  EXPECT_THAT(rebound.status().message(), HasSubstr("blob.chunk of " + c.id + "/1 failed"));
+  auto truncated = store_->ReadChunk(c.id, 4);
+  EXPECT_EQ(truncated.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(truncated.status().message(), HasSubstr("missing or shorter than the catalog says"));
+  EXPECT_EQ(*store_->ReadChunk(c.id, 3), c.chunks[3]);
+  // A removed segment.
+  Close();
+  ASSERT_TRUE(FileSystem::Default()->RemoveFile(d_segment).ok());
+  Reopen();
+  auto missing = store_->ReadChunk(d.id, 0);
+  EXPECT_EQ(missing.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(missing.status().message(), HasSubstr("missing or shorter than the catalog says"));
 }
 
 TEST_F(StoreTest, WrongSealingKeyDoesNotOpen) {
@@ -360,17 +424,14 @@ TEST_F(StoreTest, DiskFullDuringAppendLosesNothingAndRetrySucceeds) {
   // A second attempt while still full fails the same way.
   EXPECT_EQ(store_->AppendChunk(c.id, 3, false, c.chunks[3]).status().code(),
             StatusCode::kResourceExhausted);
-  // The failed write left a partial temporary; it is invisible and the next open removes it.
-  auto has_temp = [&] {
-    for (const std::string& name : ListBlobFiles(dir_.path())) {
-      if (name.find(".tmp.") != std::string::npos) return true;
-    }
-    return false;
-  };
-  EXPECT_TRUE(has_temp());
+  // The failed write left a few bytes past the committed end of the segment: invisible (the
+  // catalog's acknowledged_through decides), and overwritten by the retry.
+  const std::string segment = dir_.path() + "/blobs/" + SegmentFileName(c.id);
+  const dataset::ContainerHeader header = *dataset::ParseContainerHeader(c.header);
+  EXPECT_EQ(ReadWholeFile(segment).size(), SegmentOffset(header, 3) + 20);
   Reopen();
-  EXPECT_FALSE(has_temp());
-  EXPECT_EQ(ListBlobFiles(dir_.path()).size(), 3u);
+  EXPECT_EQ(ListBlobFiles(dir_.path()).size(), 1u);
+  EXPECT_EQ(store_->ReadChunk(c.id, 3).status().code(), StatusCode::kOutOfRange);
   ExpectChunksIntact(c, 3);
   // Space frees up: the retry works and the upload completes.
   fs_.SetSpaceLeft(std::nullopt);
@@ -381,7 +442,10 @@ TEST_F(StoreTest, DiskFullDuringAppendLosesNothingAndRetrySucceeds) {
     ASSERT_TRUE(store_->AppendChunk(c.id, i, i + 1 == c.chunks.size(), c.chunks[i]).ok());
   }
   Reopen();
-  EXPECT_EQ(ListBlobFiles(dir_.path()).size(), c.chunks.size());
+  EXPECT_EQ(ListBlobFiles(dir_.path()).size(), 1u);
+  const Bytes whole = c.Whole();
+  EXPECT_EQ(ReadWholeFile(segment),
+            Bytes(whole.begin() + static_cast<long>(c.header.size()), whole.end()));
   ExpectChunksIntact(c, c.chunks.size());
 }
 
@@ -413,11 +477,16 @@ TEST_F(StoreTest, DeleteShredsTheDatasetBeyondRecovery) {
   ASSERT_TRUE(store_->PutBlob(BlobKind::kModel, "model-1", kAlice, SeededBytes(5, 300), {}).ok());
   Close();
 
-  // What a host could have copied before the delete: every chunk file and the sealed columns.
+  // What a host could have copied before the delete: the segment file (the owner's chunks under
+  // the data key) and the sealed columns.
   const std::string blobs = dir_.path() + "/blobs/";
-  std::vector<Bytes> leftover_files;
+  const Bytes leftover_segment = ReadWholeFile(blobs + SegmentFileName(victim.id));
+  const dataset::ContainerHeader victim_header = *dataset::ParseContainerHeader(victim.header);
+  std::vector<Bytes> leftover_chunks;
   for (size_t i = 0; i < victim.chunks.size(); ++i) {
-    leftover_files.push_back(ReadWholeFile(blobs + ChunkFileName(victim.id, i)));
+    auto from = leftover_segment.begin() + static_cast<long>(SegmentOffset(victim_header, i));
+    leftover_chunks.emplace_back(from, from + static_cast<long>(victim.chunks[i].size()));
+    ASSERT_EQ(leftover_chunks.back(), victim.chunks[i]);
   }
   const std::string where = " FROM datasets WHERE id='" + victim.id + "'";
   std::vector<Bytes> sealed_columns = {QueryBlob(dir_.path(), "SELECT sealed_data_key" + where),
@@ -438,7 +507,7 @@ TEST_F(StoreTest, DeleteShredsTheDatasetBeyondRecovery) {
   EXPECT_EQ(store_->DeleteDataset(kAlice, "victim").status().code(), StatusCode::kNotFound);
 
   // Everything the runtime still holds: the root and derived keys, every remaining dataset's
-  // data and chunk keys, every remaining blob's item key.
+  // data key, every remaining blob's item and file keys.
   SealingKeys keys = *SealingKeys::Derive(root_key_);
   std::vector<Bytes> held = {root_key_};
   for (const SecretBytes* k : {&keys.catalog, &keys.blob, &keys.audit, &keys.index, &keys.check}) {
@@ -448,10 +517,6 @@ TEST_F(StoreTest, DeleteShredsTheDatasetBeyondRecovery) {
   for (const DatasetRecord& r : remaining) {
     SecretBytes data_key = *store_->GetDataKey(r.id);
     held.emplace_back(data_key.span().begin(), data_key.span().end());
-    for (const std::string& id : {r.id, victim.id}) {
-      SecretBytes chunk_key = *DeriveChunkKey(keys.blob.span(), data_key.span(), id);
-      held.emplace_back(chunk_key.span().begin(), chunk_key.span().end());
-    }
   }
   Close();
   Bytes item_key_sealed = QueryBlob(dir_.path(), "SELECT sealed_item_key FROM blobs");
@@ -461,7 +526,7 @@ TEST_F(StoreTest, DeleteShredsTheDatasetBeyondRecovery) {
   held.emplace_back(item_key.span().begin(), item_key.span().end());
   SecretBytes file_key = *DeriveItemKey(keys.blob.span(), item_key.span(), "model", "model-1");
   held.emplace_back(file_key.span().begin(), file_key.span().end());
-  ASSERT_EQ(held.size(), 11u);
+  ASSERT_EQ(held.size(), 9u);
 
   // 1. No file of the state directory holds the destroyed key, in plaintext or sealed, nor any
   //    other sealed column of the dataset (the WAL was checkpointed and truncated).
@@ -469,15 +534,27 @@ TEST_F(StoreTest, DeleteShredsTheDatasetBeyondRecovery) {
   for (const Bytes& sealed : sealed_columns) {
     EXPECT_THAT(FilesContaining(dir_.path(), sealed), IsEmpty());
   }
-  // 2. Its chunk files are gone.
+  // 2. Its segment file is gone.
   for (const std::string& name : ListBlobFiles(dir_.path())) {
     EXPECT_EQ(name.find(victim.id), std::string::npos) << name;
   }
-  // 3. The copied chunk files open under no key the runtime still holds, and the copied sealed
-  //    data key opens under none either.
-  for (size_t i = 0; i < leftover_files.size(); ++i) {
-    for (const Bytes& key : held) {
-      EXPECT_FALSE(Unseal(key, "blob.chunk", ChunkRowName(victim.id, i), leftover_files[i]).ok());
+  // 3. The copied chunks open under no key the runtime still holds (neither as the container
+  //    they are, given the header, nor as a sealed value), and the copied sealed data key opens
+  //    under none either.
+  for (const Bytes& key : held) {
+    // Not the data key: the header's key check (an HKDF of the data key) refuses it ...
+    auto as_data_key = dataset::DatasetReader::Open(key, victim.header);
+    EXPECT_EQ(as_data_key.status().code(), StatusCode::kDataLoss);
+    // ... nor the chunk key derived from it: the chunks, with the container's nonces and
+    // associated data, fail to open under it directly.
+    auto opener = crypto::AeadStreamOpener::Create(key, victim_header.stream_aad(),
+                                                   victim_header.nonce_prefix);
+    ASSERT_TRUE(opener.ok());
+    for (size_t i = 0; i < leftover_chunks.size(); ++i) {
+      EXPECT_FALSE(opener->OpenChunk(i, leftover_chunks[i], i + 1 == leftover_chunks.size()).ok());
+      EXPECT_FALSE(Unseal(key, "blob.chunk", victim.id + "/" + std::to_string(i),
+                          leftover_chunks[i])
+                       .ok());
     }
   }
   // The catalog key does open the copied sealed key (that is why the delete must remove every
@@ -486,11 +563,9 @@ TEST_F(StoreTest, DeleteShredsTheDatasetBeyondRecovery) {
                      sealed_columns[0])
                   .ok());
   // ... and positive control: the destroyed key was the one that mattered.
-  SecretBytes destroyed_chunk_key = *DeriveChunkKey(keys.blob.span(), victim.key, victim.id);
-  auto reopened = Unseal(destroyed_chunk_key.span(), "blob.chunk", ChunkRowName(victim.id, 0),
-                         leftover_files[0]);
-  ASSERT_TRUE(reopened.ok());
-  EXPECT_EQ(Bytes(reopened->span().begin(), reopened->span().end()), victim.chunks[0]);
+  auto reader = dataset::DatasetReader::Open(victim.key, victim.header);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_TRUE(reader->OpenChunk(0, leftover_chunks[0]).ok());
 
   // 4. The other dataset and the model are intact; the delete is in the owner's audit log.
   Reopen();

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -161,6 +162,72 @@ class PosixFileSystem final : public FileSystem {
     if (fd.get() < 0) return ErrnoStatus("cannot open directory", path, errno);
     if (::fsync(fd.get()) != 0) return ErrnoStatus("cannot fsync directory", path, errno);
     return Status::Ok();
+  }
+
+  Status WriteAtDurable(const std::string& path, uint64_t offset,
+                        const std::vector<ByteSpan>& pieces, int mode) override {
+    bool created = false;
+    int raw = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (raw < 0 && errno == ENOENT) {
+      raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, mode);
+      created = true;
+    }
+    Fd fd(raw);
+    if (fd.get() < 0) return ErrnoStatus("cannot open", path, errno);
+    // pwritev in batches of IOV_MAX-sized vectors, resuming after short writes.
+    std::vector<struct iovec> iov;
+    iov.reserve(pieces.size());
+    for (ByteSpan piece : pieces) {
+      if (!piece.empty()) {
+        iov.push_back({const_cast<uint8_t*>(piece.data()), piece.size()});
+      }
+    }
+    size_t next = 0;
+    uint64_t position = offset;
+    while (next < iov.size()) {
+      int count = static_cast<int>(std::min<size_t>(iov.size() - next, 1024));
+      ssize_t n = ::pwritev(fd.get(), &iov[next], count, static_cast<off_t>(position));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("cannot write", path, errno);
+      }
+      position += static_cast<uint64_t>(n);
+      size_t written = static_cast<size_t>(n);
+      while (next < iov.size() && written >= iov[next].iov_len) {
+        written -= iov[next].iov_len;
+        ++next;
+      }
+      if (next < iov.size() && written > 0) {
+        iov[next].iov_base = static_cast<uint8_t*>(iov[next].iov_base) + written;
+        iov[next].iov_len -= written;
+      }
+    }
+    if (::fdatasync(fd.get()) != 0) return ErrnoStatus("cannot fdatasync", path, errno);
+    if (::close(fd.Release()) != 0) return ErrnoStatus("cannot close", path, errno);
+    if (created) return SyncDirectory(DirName(path));
+    return Status::Ok();
+  }
+
+  Result<Bytes> ReadAt(const std::string& path, uint64_t offset, size_t size) override {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return ErrnoStatus("cannot open", path, errno);
+    Bytes out(size);
+    size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::pread(fd.get(), out.data() + done, size - done,
+                          static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("cannot read", path, errno);
+      }
+      if (n == 0) {
+        return OutOfRangeError("'" + path + "' ends at byte " + std::to_string(offset + done) +
+                               ", before the " + std::to_string(size) + " bytes at offset " +
+                               std::to_string(offset));
+      }
+      done += static_cast<size_t>(n);
+    }
+    return out;
   }
 };
 

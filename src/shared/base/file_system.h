@@ -37,6 +37,17 @@ class FileSystem {
   virtual Result<std::vector<std::string>> ListDirectory(const std::string& path) = 0;
   virtual Status SyncDirectory(const std::string& path) = 0;
 
+  // Writes `pieces` back to back into `path` starting at byte `offset` (the file is created with
+  // `mode` if absent, and grows as needed), then fdatasync; if the file was created, its
+  // directory is fsynced too. When it returns OK the bytes are durable. On failure (or a crash)
+  // any prefix of them may have reached the file: callers write only where nothing they rely on
+  // lives (the store's dataset segments write past their committed end).
+  virtual Status WriteAtDurable(const std::string& path, uint64_t offset,
+                                const std::vector<ByteSpan>& pieces, int mode) = 0;
+  // Exactly `size` bytes at `offset`. NotFound if the file is missing; OutOfRange if it ends
+  // before offset + size.
+  virtual Result<Bytes> ReadAt(const std::string& path, uint64_t offset, size_t size) = 0;
+
   // The process-wide real file system. Never null; lives forever.
   static FileSystem* Default();
 };

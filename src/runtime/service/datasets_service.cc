@@ -108,10 +108,12 @@ grpc::Status DatasetsService::Upload(
       changed.notify_all();  // the receiver may queue more while this group is stored
       views.clear();
       for (const v1::UploadChunk& chunk : group) {
-        views.push_back({chunk.index(), chunk.last(), AsBytes(chunk.sealed())});
+        // Authenticated by the receiver under the data key at this index (or a re-send it
+        // compared with the stored chunk): the store does not open it again.
+        views.push_back({chunk.index(), chunk.last(), AsBytes(chunk.sealed()), true});
       }
-      // The store authenticates every chunk under the data key, writes the group to the
-      // dataset's segment, syncs once and commits once; all of it or none.
+      // The store checks indexes and sizes, writes the group to the dataset's segment, syncs
+      // once and commits once; all of it or none.
       auto progress = store_->AppendChunks(dataset_id, views);
       if (!progress.ok()) {
         LogWarning("dataset.store_failed",

@@ -15,7 +15,7 @@
 //      only then acks. Storing is pipelined with receiving: the handler thread receives and
 //      checks each chunk (so a refusal ends the stream with its error at once) and queues it (at
 //      most 32 MiB), while a second thread stores everything that queued up as one group
-//      (Store::AppendChunks, which authenticates again: one fdatasync, one transaction) and
+//      (Store::AppendChunks, told the chunks are authenticated: one fdatasync, one transaction) and
 //      sends one ack whose acknowledged_through covers the whole group. Nothing is acknowledged
 //      before it is authenticated and durable. A refused chunk ends the stream with its error;
 //      chunks checked before it are still stored; everything acknowledged stays stored. If

@@ -136,19 +136,6 @@ Result<SealingKeys> SealingKeys::Derive(ByteSpan root) {
   return keys;
 }
 
-Result<SecretBytes> DeriveChunkKey(ByteSpan blob_key, ByteSpan data_key,
-                                   std::string_view dataset_id) {
-  if (data_key.size() != crypto::kAes256KeySize) {
-    return InvalidArgumentError("dataset key must be 32 bytes, got " +
-                                std::to_string(data_key.size()));
-  }
-  Bytes info = ToBytes("chiron-store chunk");
-  info.push_back(0);
-  Append(info, AsBytes(dataset_id));
-  return crypto::Hkdf(crypto::HashAlgorithm::kSha256, data_key, blob_key, info,
-                      crypto::kAes256KeySize);
-}
-
 Result<SecretBytes> DeriveItemKey(ByteSpan blob_key, ByteSpan item_key, std::string_view kind,
                                   std::string_view id) {
   if (item_key.size() != crypto::kAes256KeySize) {

@@ -3,7 +3,7 @@
 //   sealed = magic "CHSB" | version u16le (1) | reserved u16le (0) | nonce (12) | ciphertext | tag (16)
 //   AAD    = "CHIRON-SEALED-V1" 0x00 | u32le len | purpose | u32le len | row | the 8 header bytes
 //
-// `purpose` names the table and column or file kind ("datasets.name", "blob.chunk") and `row`
+// `purpose` names the table and column or file kind ("datasets.name", "blob.model") and `row`
 // the row it belongs to ("3fa1...", "3fa1.../7"), so a sealed value copied to another row,
 // column or table fails authentication.
 //
@@ -73,11 +73,6 @@ struct SealingKeys {
   static Result<SealingKeys> Derive(ByteSpan root);
 };
 
-// The key that seals one dataset's chunk files: HKDF-SHA256(ikm = data_key, salt = blob key,
-// info = "chiron-store chunk" 0x00 dataset_id). It depends on the data key, so destroying the
-// data key destroys it; and on the store's blob key, so it is bound to this platform.
-Result<SecretBytes> DeriveChunkKey(ByteSpan blob_key, ByteSpan data_key,
-                                   std::string_view dataset_id);
 // The key that seals one generic blob's file: HKDF-SHA256(ikm = item_key, salt = blob key,
 // info = "chiron-store blob" 0x00 kind 0x00 id), where item_key is the blob's random 32-byte key.
 Result<SecretBytes> DeriveItemKey(ByteSpan blob_key, ByteSpan item_key, std::string_view kind,

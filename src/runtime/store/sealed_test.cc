@@ -95,9 +95,7 @@ TEST(SealedTest, DerivedKeysAreIndependent) {
                             Bytes(keys->index.span().begin(), keys->index.span().end()),
                             Bytes(keys->check.span().begin(), keys->check.span().end())};
   Bytes data_key = SeededBytes(10, 32);
-  SecretBytes chunk = *DeriveChunkKey(keys->blob.span(), data_key, "ds1");
-  all.push_back(Bytes(chunk.span().begin(), chunk.span().end()));
-  SecretBytes other = *DeriveChunkKey(keys->blob.span(), data_key, "ds2");
+  SecretBytes other = *DeriveItemKey(keys->blob.span(), data_key, "model", "ds2");
   all.push_back(Bytes(other.span().begin(), other.span().end()));
   SecretBytes item = *DeriveItemKey(keys->blob.span(), data_key, "model", "ds1");
   all.push_back(Bytes(item.span().begin(), item.span().end()));
@@ -109,7 +107,6 @@ TEST(SealedTest, DerivedKeysAreIndependent) {
   EXPECT_EQ(SealingKeys::Derive(root)->catalog.span().size(), 32u);
   EXPECT_TRUE(ConstantTimeEqual(SealingKeys::Derive(root)->catalog.span(), keys->catalog.span()));
   EXPECT_FALSE(SealingKeys::Derive(Bytes(16, 1)).ok());
-  EXPECT_FALSE(DeriveChunkKey(keys->blob.span(), Bytes(31, 0), "x").ok());
 }
 
 }  // namespace

@@ -202,6 +202,11 @@ class Store {
     uint64_t index = 0;
     bool last = false;
     ByteSpan sealed;  // ciphertext || 16-byte tag
+    // True only if the caller (trusted runtime code) has itself authenticated exactly these
+    // bytes under this dataset's data key at this index (dataset::DatasetReader::OpenChunk), as
+    // Datasets.Upload does while receiving: the store then does not open the chunk a second
+    // time. Every other check still applies.
+    bool authenticated = false;
   };
   virtual Result<UploadProgress> AppendChunks(const std::string& dataset_id,
                                               const std::vector<ChunkToStore>& chunks) = 0;

@@ -263,12 +263,20 @@ Result<UploadProgress> StoreImpl::AppendChunks(const std::string& dataset_id,
     // Authenticate under the dataset key at this index before storing, so garbage, a chunk of
     // another dataset or a moved chunk is refused now, not at training. The bytes are already in
     // trusted memory (the caller's parsed request): they are stored exactly as checked here.
-    CHIRON_RETURN_IF_ERROR(open_reader());
-    Result<SecretBytes> opened = reader->OpenChunk(index, chunk.sealed);
-    if (!opened.ok()) {
-      return Status(opened.status().code(),
-                    what + ": " + opened.status().message() +
-                        "; nothing was stored: re-send the chunk from the original container");
+    if (chunk.sealed.size() != r.header.sealed_chunk_size(index)) {
+      return DataLossError(what + " has " + std::to_string(chunk.sealed.size()) +
+                           " bytes but must have " +
+                           std::to_string(r.header.sealed_chunk_size(index)) +
+                           "; nothing was stored: re-send the chunk from the original container");
+    }
+    if (!chunk.authenticated) {
+      CHIRON_RETURN_IF_ERROR(open_reader());
+      Result<SecretBytes> opened = reader->OpenChunk(index, chunk.sealed);
+      if (!opened.ok()) {
+        return Status(opened.status().code(),
+                      what + ": " + opened.status().message() +
+                          "; nothing was stored: re-send the chunk from the original container");
+      }
     }
     fresh.push_back(chunk.sealed);
     fresh_size += chunk.sealed.size();

@@ -185,7 +185,17 @@ TEST_F(ChirondLifecycleTest, SigtermDuringUploadExitsZeroPromptlyAndLosesNothing
                                           "--server", server_->address(), "dataset", "upload",
                                           images, "--name", "gen", "--chunk-size", "16384"};
   BackgroundCommand upload(upload_args, dir_);
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  // Signal only once the server has stored chunks (a slow machine, or a sanitizer build, takes
+  // a while to connect), so the signal really lands in the middle of the stream.
+  bool streaming = false;
+  for (int i = 0; i < 600 && !streaming; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto list = Chiron({"dataset", "list", "--json"});
+    auto datasets = nlohmann::json::parse(list.out, nullptr, false);
+    streaming = datasets.is_array() && !datasets.empty() &&
+                datasets[0]["acknowledged_chunks"].get<uint64_t>() > 0;
+  }
+  ASSERT_TRUE(streaming) << "the upload never started";
   auto start = std::chrono::steady_clock::now();
   int exit_code = server_->Terminate();
   double seconds =

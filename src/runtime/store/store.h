@@ -1,29 +1,34 @@
 // Store: the trusted runtime's sealed, crash-safe state (docs/store.md).
 //
 // What it keeps, in a directory the untrusted host can read, copy and modify:
-//   <dir>/catalog.db (+ -wal, -shm)  SQLite catalog: principals, datasets, chunks, generic blobs
+//   <dir>/catalog.db (+ -wal, -shm)  SQLite catalog: principals, datasets, generic blobs
 //                                    (recipes, models, jobs, checkpoints), audit records
-//   <dir>/blobs/                     one sealed file per dataset chunk or generic blob
+//   <dir>/blobs/                     one segment per dataset (its chunks, as uploaded) and one
+//                                    sealed file per generic blob generation
 //   <dir>/LOCK                       held (flock) while a Store is open: one process at a time
 //
-// Confidentiality and integrity. Every confidential column and every blob file is sealed
+// Confidentiality and integrity. Every confidential column and every generic blob file is sealed
 // (docs/formats/sealed-blob.md) with AES-256-GCM under keys derived (HKDF) from the platform
 // sealing key given to Open; the associated data binds the table, column and row, so a sealed
 // value moved to another row, column or table fails to open. Blob files are also pinned by a
 // SHA-256 in their catalog row, so a swapped, altered or older file is detected. Plaintext are
 // only what the host sees anyway: ids, sizes, counts, timestamps, roles and which principal owns
-// what (principal ids are hashes of public keys). A sealed value or file that fails to open is
+// what (principal ids are hashes of public keys). Dataset chunks are kept as the owner encrypted
+// them (AES-256-GCM under the dataset's data key, which is stored only sealed; the tag binds
+// dataset id and index) and are authenticated again whenever read. A sealed value or file that
+// fails to open is
 // DataLoss naming the row ("dataset 3fa1...: column 'name' failed authentication ...").
 // What it cannot stop: the host rolling the whole directory back to an older copy (clients
 // detect that for audit logs with a remembered chain head; see shared/audit/chain.h).
 //
 // Crash safety. Every mutation is durable when it returns OK and invisible if the process dies
 // before that: blob files are written with FileSystem::WriteFileAtomic (write, fsync, rename,
-// fsync dir) before the catalog transaction (SQLite WAL, synchronous=FULL) that makes them
-// visible commits; on Open, files no committed row refers to (left by a crash between the two
-// steps) and temporaries are removed.
+// fsync dir), and groups of chunks with FileSystem::WriteAtDurable (past the segment's committed
+// end, one fdatasync), before the catalog transaction (SQLite WAL, synchronous=FULL) that makes
+// them visible commits; on Open, files no committed row refers to (left by a crash between the
+// two steps) and temporaries are removed; segment bytes past acknowledged_through are never read.
 //
-// Crypto-shredding. Each dataset's chunks are sealed under a key derived from its 32-byte data
+// Crypto-shredding. Each dataset's chunks are encrypted under keys derived from its 32-byte data
 // key; each generic blob has its own random key. Deleting destroys that key in the catalog
 // (overwritten, deleted with secure_delete, WAL checkpointed and truncated) and removes the files;
 // whatever bytes remain on the disk cannot be decrypted with anything the runtime still holds.
@@ -34,7 +39,8 @@
 // all. Other events (training, prediction, policy changes) are appended with AppendAudit.
 //
 // Thread safety: a Store is safe for concurrent use; calls are serialised by one internal mutex
-// (each mutation ends with an fsync, which dominates anyway). The FileSystem must outlive it.
+// (each mutation ends with an fsync, which dominates anyway; uploads batch their chunks into
+// AppendChunks groups). The FileSystem must outlive it.
 #pragma once
 
 #include <cstdint>

@@ -41,8 +41,10 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
   auto sealing_key = raw_platform->DeriveSealingKey("store");
   if (sealing_key.ok()) {
     std::string store_dir = JoinPath(options.platform.state_dir, "store");
+    store::StoreLimits limits = options.store_limits;
+    limits.unmetered_principals.push_back(jobs::kBuiltinPrincipal);  // the built-in recipes
     auto store = store::Store::Open(store_dir, std::move(*sealing_key), FileSystem::Default(),
-                                    options.store_limits);
+                                    limits);
     if (!store.ok()) return store.status().WithContext("sealed store " + store_dir);
     server->store_ = std::move(*store);
     server->authorizer_ = std::make_unique<Authorizer>(server->store_.get());

@@ -75,6 +75,10 @@ struct StoreLimits {
   uint64_t max_datasets_per_owner = 64;
   // Largest generic blob (a recipe .so, a model, a checkpoint).
   uint64_t max_blob_size = uint64_t{1} << 30;
+  // Principals the two quotas above do not apply to: chirond's own internal principal that owns
+  // the built-in recipes (the operator ships those; they must not eat into a quota nor stop
+  // chirond from starting when the quota is small). Never a client's principal.
+  std::vector<std::string> unmetered_principals;
 };
 
 enum class Role { kOwner = 1, kProvider = 2 };

@@ -633,6 +633,19 @@ TEST_F(StoreTest, QuotasGiveClearErrors) {
   ASSERT_TRUE(store_->DeleteDataset(kAlice, "a").ok());
   EXPECT_TRUE(store_->PutBlob(BlobKind::kModel, "m", kAlice, Bytes(200, 1), {}).ok());
   EXPECT_EQ(store_->GetUsage(kAlice)->bytes_used, b.Whole().size() + 200);
+
+  // An unmetered principal (chirond's built-in recipes) is not held to the quota; the others
+  // still are.
+  limits.unmetered_principals = {kBob};
+  Reopen(limits);
+  EXPECT_TRUE(store_->PutBlob(BlobKind::kRecipe, "builtin", kBob,
+                              Bytes(limits.max_bytes_per_owner + 1, 2), {})
+                  .ok());
+  EXPECT_EQ(store_->PutBlob(BlobKind::kModel, "m2", kAlice, Bytes(limits.max_bytes_per_owner, 1),
+                            {})
+                .status()
+                .code(),
+            StatusCode::kResourceExhausted);
 }
 
 // ---- generic blobs ------------------------------------------------------------------------------

@@ -19,35 +19,12 @@
 #include <thread>
 
 #include "tests/integration/process.h"
+#include "tests/integration/test_files.h"
 
 namespace chiron::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-void AppendU32Be(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
-
-// An uncompressed IDX pair (28x28 images, labels 0..9) of `count` seeded samples.
-std::string WriteIdx(const std::string& dir, uint32_t count, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string images, labels;
-  AppendU32Be(images, 0x00000803);
-  AppendU32Be(images, count);
-  AppendU32Be(images, 28);
-  AppendU32Be(images, 28);
-  AppendU32Be(labels, 0x00000801);
-  AppendU32Be(labels, count);
-  for (uint32_t i = 0; i < count; ++i) {
-    for (int p = 0; p < 28 * 28; ++p) images.push_back(static_cast<char>(rng()));
-    labels.push_back(static_cast<char>(rng() % 10));
-  }
-  std::string images_path = dir + "/gen-images-idx3-ubyte";
-  std::ofstream(images_path, std::ios::binary) << images;
-  std::ofstream(dir + "/gen-labels-idx1-ubyte", std::ios::binary) << labels;
-  return images_path;
-}
 
 class ChirondLifecycleTest : public ::testing::Test {
  protected:
@@ -118,7 +95,7 @@ TEST_F(ChirondLifecycleTest, ConfigFileSettingsTakeEffectAndTheCommandLineWins) 
   EXPECT_TRUE(fs::is_directory(state + "/store")) << ReadText(server_->log_path());
   EXPECT_FALSE(fs::exists(dir_ + "/state"));
   InitOwner();
-  const std::string images = WriteIdx(dir_, 20, 1);
+  const std::string images = WriteGeneratedIdx(dir_, "gen", 20, 1);
   auto refused = Chiron({"dataset", "upload", images, "--name", "small"});
   EXPECT_EQ(refused.exit_code, 4) << refused.err;
   EXPECT_NE(refused.err.find("of 4096 bytes"), std::string::npos) << refused.err;
@@ -180,7 +157,7 @@ TEST_F(ChirondLifecycleTest, SigtermDuringUploadExitsZeroPromptlyAndLosesNothing
   InitOwner();
   // ~1,160 chunks of 16 KiB, each an fsynced store write: the upload is still streaming when
   // the signal comes.
-  const std::string images = WriteIdx(dir_, 24000, 3);
+  const std::string images = WriteGeneratedIdx(dir_, "gen", 24000, 3);
   std::vector<std::string> upload_args = {BinaryPath("chiron"), "--profile", dir_ + "/alice",
                                           "--server", server_->address(), "dataset", "upload",
                                           images, "--name", "gen", "--chunk-size", "16384"};

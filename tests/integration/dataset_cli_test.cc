@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "tests/integration/process.h"
+#include "tests/integration/test_files.h"
 
 extern char** environ;
 
@@ -32,49 +33,12 @@ namespace fs = std::filesystem;
 
 constexpr char kFashionDir[] = "/usr/share/datasets/fashion-mnist";
 
-std::string MakeTempDir() {
-  std::string pattern = (fs::temp_directory_path() / "chiron-dataset-cli-XXXXXX").string();
-  return ::mkdtemp(pattern.data());
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void AppendU32Be(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
-
-// Writes an uncompressed IDX pair (28x28 images, labels 0..9) of `count` seeded samples.
-std::string WriteIdx(const std::string& dir, const std::string& stem, uint32_t count,
-                     uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string images, labels;
-  AppendU32Be(images, 0x00000803);
-  AppendU32Be(images, count);
-  AppendU32Be(images, 28);
-  AppendU32Be(images, 28);
-  AppendU32Be(labels, 0x00000801);
-  AppendU32Be(labels, count);
-  for (uint32_t i = 0; i < count; ++i) {
-    for (int p = 0; p < 28 * 28; ++p) images.push_back(static_cast<char>(rng()));
-    labels.push_back(static_cast<char>(rng() % 10));
-  }
-  std::string images_path = dir + "/" + stem + "-images-idx3-ubyte";
-  std::ofstream(images_path, std::ios::binary) << images;
-  std::ofstream(dir + "/" + stem + "-labels-idx1-ubyte", std::ios::binary) << labels;
-  return images_path;
-}
-
 using Background = BackgroundCommand;
 
 class DatasetCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = MakeTempDir();
+    dir_ = MakeTempDir("chiron-dataset-cli");
     StartServer();
   }
   void TearDown() override {
@@ -210,7 +174,7 @@ TEST_F(DatasetCliTest, FashionMnistUploadListDeleteReuploadAndAuditVerify) {
 }
 
 TEST_F(DatasetCliTest, ProviderAndOtherOwnersAreRefused) {
-  std::string images = WriteIdx(dir_, "small", 300, 1);
+  std::string images = WriteGeneratedIdx(dir_, "small", 300, 1);
   Init("alice");
   Init("bob");
   Init("acme", "provider", "chiron-operator");
@@ -257,7 +221,7 @@ TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResum
   // 96,000 generated 28x28 samples in 4 KiB chunks: 19,200 chunks, so an upload outlasts the
   // kill window even on an idle machine (the runtime stores chunks in groups, one fdatasync per
   // group, so the per-chunk cost is mostly the message).
-  std::string images = WriteIdx(dir_, "gen", 96000, 7);
+  std::string images = WriteGeneratedIdx(dir_, "gen", 96000, 7);
   Init("alice");
   // Blob files that exist before any upload (chirond's built-in recipes, when it has them).
   size_t baseline_files = 0;
@@ -369,7 +333,7 @@ TEST_F(DatasetCliTest, SigkillDuringUploadLosesNoAcknowledgedChunkAndUploadResum
 }
 
 TEST_F(DatasetCliTest, InterruptedUploadResumesAndHostileResumeStateIsRefused) {
-  std::string images = WriteIdx(dir_, "gen", 24000, 9);
+  std::string images = WriteGeneratedIdx(dir_, "gen", 24000, 9);
   Init("alice");
   // Interrupt the first run by stopping the server half-way, then resume. If the upload finished
   // before the kill (a fast machine), delete it and try again with an earlier kill; if the kill
@@ -421,7 +385,7 @@ TEST_F(DatasetCliTest, InterruptedUploadResumesAndHostileResumeStateIsRefused) {
   // Changed input: refused, with what to do.
   state["data_key"] = good_key;
   std::ofstream(state_path) << state.dump();
-  std::string other = WriteIdx(dir_, "gen", 3000, 10);  // same names, new contents and mtime
+  std::string other = WriteGeneratedIdx(dir_, "gen", 3000, 10);  // same names, new contents and mtime
   (void)other;
   auto changed = RunCommand(argv);
   EXPECT_EQ(changed.exit_code, 4) << changed.err;

@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 #include <png.h>
 #include <stdlib.h>
-#include <zlib.h>
 
 #include <cmath>
 #include <filesystem>
@@ -21,6 +20,7 @@
 #include <sstream>
 
 #include "tests/integration/process.h"
+#include "tests/integration/test_files.h"
 
 namespace chiron::testing {
 namespace {
@@ -31,21 +31,6 @@ constexpr char kFashionDir[] = "/usr/share/datasets/fashion-mnist";
 constexpr size_t kImageSize = 28 * 28;
 const char* const kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
-std::string ReadGzipRecords(const std::string& path, size_t header_size, size_t item_size,
-                            uint32_t count) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) return {};
-  std::string data(header_size + item_size * count, '\0');
-  int got = gzread(file, data.data(), static_cast<unsigned>(data.size()));
-  gzclose(file);
-  if (got != static_cast<int>(data.size())) return {};
-  return data.substr(header_size);
-}
-
-void AppendU32Be(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
 
 // An 8-bit PNG (grey: channels 1; RGB: 3) of interleaved `pixels`.
 bool WritePng(const std::string& path, uint32_t width, uint32_t height, int channels,

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <chrono>
 #include <filesystem>
@@ -27,6 +26,7 @@
 #include <thread>
 
 #include "tests/integration/process.h"
+#include "tests/integration/test_files.h"
 
 extern char** environ;
 
@@ -37,28 +37,6 @@ namespace fs = std::filesystem;
 
 constexpr char kFashionDir[] = "/usr/share/datasets/fashion-mnist";
 constexpr size_t kImageSize = 28 * 28;
-
-std::string MakeTempDir() {
-  std::string pattern = (fs::temp_directory_path() / "chiron-train-cli-XXXXXX").string();
-  return ::mkdtemp(pattern.data());
-}
-
-void AppendU32Be(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
-
-// The first `count` records of a gzip IDX file (header of `header_size` bytes, then `item_size`
-// bytes per record). Empty on error.
-std::string ReadGzipRecords(const std::string& path, size_t header_size, size_t item_size,
-                            uint32_t count) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) return {};
-  std::string data(header_size + item_size * count, '\0');
-  int got = gzread(file, data.data(), static_cast<unsigned>(data.size()));
-  gzclose(file);
-  if (got != static_cast<int>(data.size())) return {};
-  return data.substr(header_size);
-}
 
 // Writes "<dir>/fashion-<stem>-images-idx3-ubyte" and its labels file (plain IDX) with the first
 // `count` samples of Debian's Fashion-MNIST `source` ("train" or "t10k"). "fashion" in the name
@@ -116,17 +94,9 @@ const nlohmann::json* FindBy(const nlohmann::json& list, const std::string& key,
   return nullptr;
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-
 class TrainCliTest : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = MakeTempDir(); }
+  void SetUp() override { dir_ = MakeTempDir("chiron-train-cli"); }
   void TearDown() override {
     if (HasFailure() && server_) {
       std::cout << "chirond's log (" << server_->log_path() << "):\n"

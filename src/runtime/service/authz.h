@@ -6,8 +6,12 @@
 // role it needs:
 //
 //   anyone with a client certificate   Attestation.*, Principals.Register, Principals.WhoAmI
-//   owner                               Datasets.*, Audit.List (its own chain)
-//   provider                            Audit.List (its own chain); recipes and job facts later
+//   any registered principal            Recipes.List (public cards), Audit.List (its own chain)
+//   owner                               Datasets.*, Jobs (its own jobs), Models.* (its own
+//                                       models); Models.Predict also on models it was granted
+//   provider                            Recipes.Register, Jobs.ListJobFacts (its own recipes'
+//                                       jobs)
+// docs/api.md lists every call with its role (api_doc_test keeps it true).
 //
 // Objects are always looked up within the caller's own namespace (an owner's datasets by
 // (owner, name) or checked against their owner), so one owner can never name, list, read,

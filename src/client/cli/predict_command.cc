@@ -65,6 +65,22 @@ struct Window {
   uint64_t take = 0;
   uint64_t seen = 0;  // samples in the inputs read so far (for "past the end")
   bool full() const { return take == 0; }
+
+  // For a file of `total` samples: which ones to take ([first, first + count), count may be 0).
+  struct Range {
+    uint64_t first = 0, count = 0;
+  };
+  Range Claim(uint64_t total) {
+    seen += total;
+    if (skip >= total) {
+      skip -= total;
+      return {};
+    }
+    Range range{skip, std::min(take, total - skip)};
+    skip = 0;
+    take -= range.count;
+    return range;
+  }
 };
 
 void AddSample(Samples& samples, std::string item, int label, std::string name, uint64_t index) {
@@ -179,15 +195,8 @@ Status ReadIdxSamples(const std::string& path, const std::string& labels_path,
                                 ModelTakes(model));
   }
   const uint64_t total = images.dims[0];
-  window.seen += total;
-  if (window.skip >= total) {
-    window.skip -= total;
-    return Status::Ok();
-  }
-  const uint64_t first = window.skip;
-  const uint64_t count = std::min(window.take, total - first);
-  window.skip = 0;
-  window.take -= count;
+  const auto [first, count] = window.Claim(total);
+  if (count == 0) return Status::Ok();
   const uint64_t sample_size = Product(shape);
   CHIRON_RETURN_IF_ERROR(Skip(*images.stream, first * sample_size));
   samples.image_shape = shape;
@@ -237,15 +246,8 @@ Status ReadRawSamples(const std::string& path, const v1::ModelInfo& model, Windo
                                 ")");
   }
   const uint64_t total = data.size() / sample_size;
-  window.seen += total;
-  if (window.skip >= total) {
-    window.skip -= total;
-    return Status::Ok();
-  }
-  const uint64_t first = window.skip;
-  const uint64_t count = std::min(window.take, total - first);
-  window.skip = 0;
-  window.take -= count;
+  const auto [first, count] = window.Claim(total);
+  if (count == 0) return Status::Ok();
   samples.image_shape = shape;
   samples.f32 = f32;
   const std::string name = BaseName(path);

@@ -55,6 +55,8 @@ class Connection {
   const attest::Claims& certificate_claims() const { return certificate_claims_; }
   const Bytes& server_spki_der() const { return server_spki_der_; }
   bool server_insecure() const { return server_insecure_; }
+  // The host:port this connection was opened to.
+  const std::string& server_address() const { return options_.server; }
 
   // Fresh evidence over a random nonce and this connection's keys, verified.
   Result<attest::Claims> FreshAttestation(AttestationTranscript* transcript = nullptr);

@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "chiron/v1/datasets.grpc.pb.h"
+#include "client/data_plane_client.h"
 #include "client/importers/encrypt.h"
+#include "shared/base/net.h"
 #include "shared/base/file_system.h"
 #include "shared/crypto/hash.h"
 #include "shared/crypto/random.h"
@@ -122,7 +124,7 @@ class UploadRun {
 
   // Ends the stream after the last chunk and reports how it went.
   Status Finish() {
-    Status closed = CloseStream();
+    Status closed = CloseStream(/*finished=*/true);
     if (!closed.ok()) return Explain(closed);
     UploadProgress final = progress_.Snapshot();
     if (final.chunks_acknowledged != header_.chunk_count()) {
@@ -196,16 +198,47 @@ class UploadRun {
                            " of a dataset with " + std::to_string(header_.chunk_count()) +
                            " chunks");
     }
+    std::string* ticket = response.mutable_upload_ticket();
+    if (request_.use_data_plane && response.data_plane_port() != 0) {
+      OpenDataPlane(static_cast<int>(response.data_plane_port()), AsBytes(*ticket));
+    }
+    SecureZero(ticket->data(), ticket->size());
     progress_.Update([&](UploadProgress& p) {
       p.chunks_acknowledged = next_chunk_;
       p.resumed_from = next_chunk_;
       p.bytes_acknowledged = header_.chunk_offset(next_chunk_);
     });
+    if (data_plane_) {
+      data_plane_->StartReading([this](uint64_t through, bool) { OnAck(through); });
+      return Status::Ok();
+    }
     // A stream has no deadline: it lasts as long as the upload.
     stream_context_ = std::make_unique<grpc::ClientContext>();
     stream_ = stub_->Upload(stream_context_.get());
     reader_ = std::thread([this] { ReadAcks(); });
     return Status::Ok();
+  }
+
+  // Connects to the data plane on the API server's host. If that fails (a firewall, an old
+  // runtime, a refused ticket), the upload goes through the Upload stream instead and the
+  // outcome says why.
+  void OpenDataPlane(int port, ByteSpan ticket) {
+    auto host = SplitHostPort(connection_.server_address(), "server address");
+    if (!host.ok()) {
+      data_plane_fallback_ = host.status().message();
+      return;
+    }
+    auto opened = DataPlaneUpload::Open(host->host, port, ticket, std::chrono::seconds(10));
+    if (!opened.ok()) {
+      data_plane_fallback_ = "data plane at port " + std::to_string(port) + ": " +
+                             opened.status().message();
+      return;
+    }
+    data_plane_ = std::move(*opened);
+    used_data_plane_ = true;
+    // Only a concurrent upload of the same dataset could have moved the resume point on.
+    uint64_t resume = data_plane_->resume_point();
+    if (resume > next_chunk_ && resume < header_.chunk_count()) next_chunk_ = resume;
   }
 
   // An earlier run may have completed the upload and died before removing its state.
@@ -226,6 +259,15 @@ class UploadRun {
 
   Status OnChunk(const dataset::ContainerPiece& piece) {
     if (piece.chunk_index < next_chunk_) return Status::Ok();  // durable from an earlier run
+    if (data_plane_) {
+      // The chunk goes out as the writer sealed it, straight from its buffer. Counted as sent
+      // first, so an ack that races ahead of the count is not dropped.
+      progress_.Update([&](UploadProgress& p) { ++p.chunks_sent; });
+      if (!data_plane_->Send(piece.chunk_index, piece.last, piece.bytes).ok()) {
+        return Interrupted();
+      }
+      return Status::Ok();
+    }
     v1::UploadChunk chunk;
     chunk.set_dataset_id(dataset_id_);
     chunk.set_index(piece.chunk_index);
@@ -240,17 +282,18 @@ class UploadRun {
 
   void ReadAcks() {
     v1::UploadAck ack;
-    while (stream_->Read(&ack)) {
-      uint64_t through = ack.acknowledged_through();
-      progress_.Update([&](UploadProgress& p) {
-        // A server can only move forward, and only over chunks it was sent.
-        if (through > p.chunks_acknowledged && through <= p.resumed_from + p.chunks_sent) {
-          p.chunks_acknowledged = through;
-          p.bytes_acknowledged = through == header_.chunk_count() ? header_.container_size()
-                                                                  : header_.chunk_offset(through);
-        }
-      });
-    }
+    while (stream_->Read(&ack)) OnAck(ack.acknowledged_through());
+  }
+
+  void OnAck(uint64_t through) {
+    progress_.Update([&](UploadProgress& p) {
+      // A server can only move forward, and only over chunks it was sent.
+      if (through > p.chunks_acknowledged && through <= p.resumed_from + p.chunks_sent) {
+        p.chunks_acknowledged = through;
+        p.bytes_acknowledged = through == header_.chunk_count() ? header_.container_size()
+                                                                : header_.chunk_offset(through);
+      }
+    });
   }
 
   Status Interrupted() { return Explain(CloseStream()); }
@@ -270,7 +313,12 @@ class UploadRun {
                             std::to_string(acked));
   }
 
-  Status CloseStream() {
+  Status CloseStream(bool finished = false) {
+    if (data_plane_) {
+      closed_status_ = data_plane_->Close(/*end=*/finished);
+      data_plane_.reset();
+      return closed_status_;
+    }
     if (!stream_) return closed_status_;
     stream_->WritesDone();
     if (reader_.joinable()) reader_.join();
@@ -281,6 +329,9 @@ class UploadRun {
 
  public:
   bool wrote_state() const { return wrote_state_; }
+  // Why the data plane was not used (empty if it was, or if the runtime offered none).
+  const std::string& data_plane_fallback() const { return data_plane_fallback_; }
+  bool used_data_plane() const { return used_data_plane_; }
 
  private:
   Connection& connection_;
@@ -297,6 +348,9 @@ class UploadRun {
   std::unique_ptr<grpc::ClientContext> stream_context_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::UploadChunk, v1::UploadAck>> stream_;
   std::thread reader_;
+  std::unique_ptr<DataPlaneUpload> data_plane_;  // set: chunks go there instead of stream_
+  bool used_data_plane_ = false;
+  std::string data_plane_fallback_;
   Status closed_status_;
 };
 
@@ -382,6 +436,8 @@ Result<UploadOutcome> UploadDataset(Connection& connection, const UploadRequest&
   outcome.samples = stats->samples;
   outcome.resumed = resuming;
   outcome.resumed_from = run.next_chunk();
+  outcome.via_data_plane = run.used_data_plane();
+  outcome.data_plane_fallback = run.data_plane_fallback();
   return outcome;
 }
 

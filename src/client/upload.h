@@ -49,6 +49,10 @@ struct UploadRequest {
   std::string state_path;
   uint64_t target_chunk_size = dataset::kDefaultChunkTargetSize;
   std::function<void(const UploadProgress&)> on_progress;
+  // Stream the chunks over the runtime's data plane when it offers one (docs/formats/
+  // data-plane.md): no TLS on the bulk bytes, which are sealed under the data key anyway. False:
+  // always through the Datasets.Upload stream on the attested TLS channel.
+  bool use_data_plane = true;
 };
 
 struct UploadOutcome {
@@ -59,6 +63,10 @@ struct UploadOutcome {
   bool resumed = false;
   uint64_t resumed_from = 0;      // first chunk sent in this run
   bool already_complete = false;  // a previous run had finished; nothing was sent
+  bool via_data_plane = false;    // the chunks went over the data plane
+  // Set when the runtime offered a data plane that could not be used (why, e.g. "connection
+  // refused"); the chunks then went through the Upload stream.
+  std::string data_plane_fallback;
 };
 
 // Errors: the importer's (file and record), the server's (PermissionDenied for a wrong role,

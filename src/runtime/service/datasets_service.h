@@ -21,6 +21,10 @@
 //      chunks checked before it are still stored; everything acknowledged stays stored. If
 //      storing fails (disk full, I/O error) the stream is cancelled (logged as
 //      dataset.store_failed) and the client resumes later from acknowledged_through.
+//   2'. Or the data plane: BeginUpload also answers a data-plane port and a single-use ticket
+//      for this caller and dataset (data_plane_server.h); the client streams the same chunks
+//      there, through the same checks, without TLS (docs/formats/data-plane.md says why that
+//      is safe), and falls back to the Upload stream if it cannot connect.
 //   3. After an interruption the client calls BeginUpload again and continues from
 //      next_chunk_index.
 //
@@ -33,6 +37,7 @@
 
 #include "chiron/v1/datasets.grpc.pb.h"
 #include "runtime/service/authz.h"
+#include "runtime/service/data_plane_server.h"
 #include "runtime/store/store.h"
 
 namespace chiron::runtime {
@@ -40,8 +45,10 @@ namespace chiron::runtime {
 class DatasetsService final : public v1::Datasets::Service {
  public:
   // `store` and `authorizer` must outlive the service.
-  DatasetsService(store::Store* store, const Authorizer* authorizer)
-      : store_(store), authorizer_(authorizer) {}
+  // `data_plane` may be null (no data plane: BeginUpload issues no ticket).
+  DatasetsService(store::Store* store, const Authorizer* authorizer,
+                  DataPlaneServer* data_plane = nullptr)
+      : store_(store), authorizer_(authorizer), data_plane_(data_plane) {}
 
   grpc::Status BeginUpload(grpc::ServerContext* context, const v1::BeginUploadRequest* request,
                            v1::BeginUploadResponse* response) override;
@@ -55,6 +62,7 @@ class DatasetsService final : public v1::Datasets::Service {
  private:
   store::Store* store_;
   const Authorizer* authorizer_;
+  DataPlaneServer* data_plane_;
 };
 
 }  // namespace chiron::runtime

@@ -1,8 +1,6 @@
 #include "runtime/service/metrics_http.h"
 
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include <cstring>
 
 #include "shared/base/log.h"
+#include "shared/base/net.h"
 
 namespace chiron::runtime {
 namespace {
@@ -203,59 +202,9 @@ std::string SerializeHttpResponse(const HttpResponse& response) {
 
 Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& listen, std::function<std::string()> metrics) {
-  std::string host, port;
-  if (!listen.empty() && listen[0] == '[') {
-    size_t close = listen.find(']');
-    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
-      return InvalidArgumentError("metrics address '" + listen + "' is not [host]:port");
-    }
-    host = listen.substr(1, close - 1);
-    port = listen.substr(close + 2);
-  } else {
-    size_t colon = listen.rfind(':');
-    if (colon == std::string::npos) {
-      return InvalidArgumentError("metrics address '" + listen + "' is not host:port");
-    }
-    host = listen.substr(0, colon);
-    port = listen.substr(colon + 1);
-  }
-  if (host.empty() || port.empty() || port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      std::stoi(port) > 65535) {
-    return InvalidArgumentError("metrics address '" + listen +
-                                "' needs a host and a port number, e.g. 127.0.0.1:9464");
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  int resolved = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
-  if (resolved != 0 || found == nullptr) {
-    return InvalidArgumentError("metrics address '" + listen +
-                                "': cannot resolve host: " + gai_strerror(resolved));
-  }
-  int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    freeaddrinfo(found);
-    return InternalError(std::string("metrics socket: ") + std::strerror(errno));
-  }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 16) != 0) {
-    int error = errno;
-    freeaddrinfo(found);
-    close(fd);
-    return UnavailableError("cannot listen for metrics on " + listen + ": " +
-                            std::strerror(error));
-  }
-  freeaddrinfo(found);
-  sockaddr_storage bound{};
-  socklen_t bound_size = sizeof bound;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_size);
-  int bound_port = bound.ss_family == AF_INET6
-                       ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                       : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  CHIRON_ASSIGN_OR_RETURN(TcpListener listener, ListenTcp(listen, "metrics address"));
+  int fd = listener.fd;
+  int bound_port = listener.port;
   int wake[2];
   if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     close(fd);

@@ -50,8 +50,14 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
     server->authorizer_ = std::make_unique<Authorizer>(server->store_.get());
     server->services_.push_back(
         std::make_unique<PrincipalsService>(server->store_.get(), server->authorizer_.get()));
-    server->services_.push_back(
-        std::make_unique<DatasetsService>(server->store_.get(), server->authorizer_.get()));
+    if (!options.data_plane_listen_address.empty()) {
+      auto data_plane =
+          DataPlaneServer::Start(options.data_plane_listen_address, server->store_.get());
+      if (!data_plane.ok()) return data_plane.status().WithContext("data plane");
+      server->data_plane_ = std::move(*data_plane);
+    }
+    server->services_.push_back(std::make_unique<DatasetsService>(
+        server->store_.get(), server->authorizer_.get(), server->data_plane_.get()));
     server->services_.push_back(
         std::make_unique<AuditService>(server->store_.get(), server->authorizer_.get()));
     LogInfo("store.open", {{"dir", store_dir}});
@@ -119,13 +125,16 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
   }
   LogInfo("server.listening",
           {{"address", options.listen_address}, {"port", std::to_string(server->port_)},
-           {"tls_key", ratls::PrincipalId(server->identity_.spki_der)}});
+           {"tls_key", ratls::PrincipalId(server->identity_.spki_der)},
+           {"data_plane_port", std::to_string(server->data_plane_port())}});
   return server;
 }
 
 void RuntimeServer::Shutdown(std::chrono::milliseconds grace) {
   if (metrics_http_) metrics_http_->Stop();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + grace);
+  // Ends data-plane uploads at once; chunks they had accepted are still stored.
+  if (data_plane_) data_plane_->Stop();
   if (jobs_) jobs_->Stop();
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/service/authz.h"
+#include "runtime/service/data_plane_server.h"
 #include "runtime/service/metrics.h"
 #include "runtime/service/metrics_http.h"
 #include "runtime/store/store.h"
@@ -38,6 +39,10 @@ struct ServerOptions {
   // host:port for the operator metrics endpoint (plain HTTP, GET /metrics, Prometheus text;
   // metrics.h); empty: none. Port 0 picks a free port (see RuntimeServer::metrics_port()).
   std::string metrics_listen_address;
+  // host:port of the data plane (data_plane_server.h, docs/formats/data-plane.md): the TLS-free
+  // port for upload chunks. Empty: none (clients then upload through Datasets.Upload). Port 0
+  // picks a free port (see RuntimeServer::data_plane_port()). Needs the store.
+  std::string data_plane_listen_address;
 };
 
 class RuntimeServer {
@@ -50,6 +55,8 @@ class RuntimeServer {
   int port() const { return port_; }
   // The metrics endpoint's port; 0 when it is off.
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
+  // The data plane's port; 0 when it is off.
+  int data_plane_port() const { return data_plane_ ? data_plane_->port() : 0; }
   ServiceMetrics& metrics() { return *metrics_; }
   tee::Platform& platform() { return *platform_; }
   const ratls::TlsIdentity& identity() const { return identity_; }
@@ -71,6 +78,7 @@ class RuntimeServer {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<jobs::JobManager> jobs_;  // destroyed before the store it uses
+  std::unique_ptr<DataPlaneServer> data_plane_;  // destroyed before the store it uses
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

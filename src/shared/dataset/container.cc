@@ -310,6 +310,15 @@ Result<DatasetReader> DatasetReader::Open(ByteSpan key, ByteSpan header_bytes) {
 }
 
 Result<SecretBytes> DatasetReader::OpenChunk(uint64_t index, ByteSpan sealed_chunk) const {
+  SecretBytes plaintext(sealed_chunk.size() >= crypto::kStreamTagSize
+                            ? sealed_chunk.size() - crypto::kStreamTagSize
+                            : 0);
+  CHIRON_RETURN_IF_ERROR(OpenChunkInto(index, sealed_chunk, plaintext.mutable_span()));
+  return plaintext;
+}
+
+Status DatasetReader::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk,
+                                    MutableByteSpan plaintext) const {
   uint64_t count = header_.chunk_count();
   if (index >= count) {
     return DataLossError("dataset " + DatasetIdHex(header_.dataset_id) + ": chunk index " +
@@ -324,9 +333,13 @@ Result<SecretBytes> DatasetReader::OpenChunk(uint64_t index, ByteSpan sealed_chu
                          std::to_string(header_.sealed_chunk_size(index)) +
                          "; it was truncated, extended or taken from elsewhere");
   }
+  if (plaintext.size() + crypto::kStreamTagSize != sealed_chunk.size()) {
+    return InvalidArgumentError(where + ": the plaintext buffer has " +
+                                std::to_string(plaintext.size()) + " bytes, not " +
+                                std::to_string(sealed_chunk.size() - crypto::kStreamTagSize));
+  }
   bool last = index + 1 == count;
-  auto plaintext = opener_.OpenChunk(index, sealed_chunk, last);
-  if (!plaintext.ok()) {
+  if (!opener_.OpenChunkInto(index, sealed_chunk, last, plaintext).ok()) {
     return DataLossError(where +
                          " failed authentication: it was altered, reordered, or taken from "
                          "another dataset or position");
@@ -336,14 +349,15 @@ Result<SecretBytes> DatasetReader::OpenChunk(uint64_t index, ByteSpan sealed_chu
   const DatasetSchema& schema = header_.schema;
   uint64_t records = header_.samples_in_chunk(index);
   for (uint64_t i = 0; i < records; ++i) {
-    Record record = RecordAt(plaintext->span(), i);
+    Record record = RecordAt(plaintext, i);
     if (record.label >= schema.class_count()) {
+      SecureZero(plaintext.data(), plaintext.size());
       return InvalidArgumentError(where + ", record " + std::to_string(i) + ": label " +
                                   std::to_string(record.label) + " is not below the class count " +
                                   std::to_string(schema.class_count()));
     }
   }
-  return plaintext;
+  return Status::Ok();
 }
 
 Result<SecretBytes> DatasetReader::OpenNextChunk(ByteSpan sealed_chunk) {

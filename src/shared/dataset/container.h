@@ -170,6 +170,10 @@ class DatasetReader {
   // a different last flag); InvalidArgument if a record's label is out of range. The returned
   // plaintext holds samples_in_chunk(index) records; read them with RecordAt.
   Result<SecretBytes> OpenChunk(uint64_t index, ByteSpan sealed_chunk) const;
+  // OpenChunk without an allocation: the plaintext goes into `plaintext`, which must have
+  // exactly plaintext_chunk_size(index) bytes (InvalidArgument otherwise). On any error it holds
+  // zeros, never unauthenticated plaintext.
+  Status OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, MutableByteSpan plaintext) const;
 
   // Sequential use, e.g. while receiving an upload: opens the next chunk in order.
   Result<SecretBytes> OpenNextChunk(ByteSpan sealed_chunk);

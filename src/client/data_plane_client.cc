@@ -1,0 +1,145 @@
+#include "client/data_plane_client.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "shared/base/net.h"
+#include "shared/crypto/random.h"
+
+namespace chiron::client {
+
+using dataplane::ServerFrame;
+using dataplane::ServerFrameType;
+
+Result<std::unique_ptr<DataPlaneUpload>> DataPlaneUpload::Open(
+    const std::string& host, int port, ByteSpan ticket, std::chrono::milliseconds connect_timeout) {
+  if (ticket.size() != dataplane::kTicketSize) {
+    return InvalidArgumentError("the runtime sent a " + std::to_string(ticket.size()) +
+                                "-byte upload ticket; it must have " +
+                                std::to_string(dataplane::kTicketSize));
+  }
+  CHIRON_ASSIGN_OR_RETURN(int fd, ConnectTcp(host, port, connect_timeout));
+  SetSocketTimeouts(fd, kStallTimeout);
+  dataplane::Hello hello;
+  hello.ticket_id = dataplane::DeriveTicketId(ticket);
+  auto nonce = crypto::RandomBytes(dataplane::kNonceSize);
+  if (!nonce.ok()) {
+    close(fd);
+    return nonce.status();
+  }
+  std::copy(nonce->begin(), nonce->end(), hello.nonce.begin());
+  std::unique_ptr<DataPlaneUpload> upload(
+      new DataPlaneUpload(fd, dataplane::DeriveAckKey(ticket), hello.nonce));
+  CHIRON_RETURN_IF_ERROR(WriteAll(fd, dataplane::EncodeHello(hello)));
+  CHIRON_ASSIGN_OR_RETURN(ServerFrame welcome, upload->ReadFrame());
+  if (welcome.type == ServerFrameType::kRejected) {
+    return UnavailableError("the data plane refused the upload ticket (unauthenticated reply: " +
+                            welcome.message + ")");
+  }
+  if (welcome.type == ServerFrameType::kError) {
+    return Status(static_cast<StatusCode>(welcome.code), welcome.message);
+  }
+  if (welcome.type != ServerFrameType::kWelcome) {
+    return DataLossError("the data plane answered the hello with a frame of type " +
+                         std::to_string(static_cast<int>(welcome.type)) + ", not a welcome");
+  }
+  upload->resume_point_ = welcome.value;
+  return upload;
+}
+
+DataPlaneUpload::~DataPlaneUpload() {
+  Close(false).IgnoreError();
+  close(fd_);
+}
+
+Result<ServerFrame> DataPlaneUpload::ReadFrame() {
+  Bytes frame;
+  std::optional<size_t> size;
+  while (!size) {
+    uint8_t byte = 0;
+    Status read = ReadExact(fd_, MutableByteSpan(&byte, 1));
+    if (!read.ok()) {
+      if (read.code() == StatusCode::kOutOfRange && frame.empty()) return read;  // clean end
+      return UnavailableError("the data-plane connection broke: " + read.message());
+    }
+    frame.push_back(byte);
+    CHIRON_ASSIGN_OR_RETURN(size, dataplane::ServerFrameSize(frame));
+  }
+  size_t have = frame.size();
+  frame.resize(*size);
+  Status read = ReadExact(fd_, MutableByteSpan(frame).subspan(have));
+  if (!read.ok()) return UnavailableError("the data-plane connection broke: " + read.message());
+  auto parsed = dataplane::ParseServerFrame(frame, ack_key_.span(), nonce_, sequence_);
+  if (parsed.ok() && parsed->type != ServerFrameType::kRejected) ++sequence_;
+  return parsed;
+}
+
+void DataPlaneUpload::StartReading(std::function<void(uint64_t, bool)> on_ack) {
+  reader_ = std::thread([this, on_ack = std::move(on_ack)] { ReadLoop(on_ack); });
+}
+
+void DataPlaneUpload::ReadLoop(const std::function<void(uint64_t, bool)>& on_ack) {
+  Status outcome;
+  while (true) {
+    auto frame = ReadFrame();
+    if (!frame.ok()) {
+      if (frame.status().code() != StatusCode::kOutOfRange) outcome = frame.status();
+      break;  // OutOfRange: the runtime closed after its last frame
+    }
+    if (frame->type == ServerFrameType::kAck) {
+      on_ack(frame->value, frame->complete);
+    } else if (frame->type == ServerFrameType::kError) {
+      outcome = Status(static_cast<StatusCode>(frame->code), frame->message);
+      break;
+    } else if (frame->type == ServerFrameType::kRejected) {
+      outcome = UnavailableError("the data plane ended the upload (unauthenticated reply: " +
+                                 frame->message + ")");
+      break;
+    } else {
+      outcome = DataLossError("the data plane sent a second welcome; it is not behaving as a "
+                              "Chiron runtime must");
+      break;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    outcome_ = outcome;
+  }
+  ended_ = true;
+  // Whatever the runtime still receives is discarded: stop the sender (Send fails from now on).
+  if (!outcome.ok()) shutdown(fd_, SHUT_RDWR);
+}
+
+Status DataPlaneUpload::Send(uint64_t index, bool last, ByteSpan sealed) {
+  if (ended_) return UnavailableError("the data plane ended the upload");
+  dataplane::ChunkHead head;
+  head.type = dataplane::ClientFrameType::kChunk;
+  head.last = last;
+  head.size = static_cast<uint32_t>(sealed.size());
+  head.index = index;
+  auto head_bytes = dataplane::EncodeChunkHead(head);
+  iovec parts[2] = {{head_bytes.data(), head_bytes.size()},
+                    {const_cast<uint8_t*>(sealed.data()), sealed.size()}};
+  return WriteAll(fd_, parts, 2);
+}
+
+Status DataPlaneUpload::Close(bool end) {
+  if (closed_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return outcome_;
+  }
+  closed_ = true;
+  if (end && !ended_) {
+    dataplane::ChunkHead head;
+    head.type = dataplane::ClientFrameType::kEnd;
+    WriteAll(fd_, dataplane::EncodeChunkHead(head)).IgnoreError();
+  }
+  // Nothing more will be sent; the runtime finishes storing, sends its last acks and closes.
+  shutdown(fd_, SHUT_WR);
+  if (reader_.joinable()) reader_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  return outcome_;
+}
+
+}  // namespace chiron::client

@@ -1,0 +1,201 @@
+#include "runtime/service/chunk_ingest.h"
+
+#include "shared/base/log.h"
+#include "shared/crypto/aead_stream.h"
+
+namespace chiron::runtime {
+
+Result<std::unique_ptr<ChunkIngest>> ChunkIngest::Open(store::Store* store,
+                                                       const std::string& owner_id,
+                                                       const std::string& dataset_id,
+                                                       Callbacks callbacks) {
+  auto record = store->GetDataset(dataset_id);
+  if (!record.ok() && record.status().code() != StatusCode::kNotFound) return record.status();
+  // Another owner's dataset is reported exactly like a missing one, so ids cannot be probed.
+  if (!record.ok() || record->owner_id != owner_id) {
+    return NotFoundError("you have no dataset with id " + dataset_id +
+                         ": call BeginUpload first (`chiron dataset upload` does)");
+  }
+  CHIRON_ASSIGN_OR_RETURN(SecretBytes key, store->GetDataKey(record->id));
+  CHIRON_ASSIGN_OR_RETURN(dataset::DatasetReader reader,
+                          dataset::DatasetReader::Open(key.span(), record->header.encoded));
+  return std::unique_ptr<ChunkIngest>(new ChunkIngest(store, owner_id, std::move(*record),
+                                                      std::move(reader), std::move(callbacks)));
+}
+
+ChunkIngest::ChunkIngest(store::Store* store, std::string owner_id, store::DatasetRecord record,
+                         dataset::DatasetReader reader, Callbacks callbacks)
+    : store_(store),
+      owner_id_(std::move(owner_id)),
+      dataset_id_(record.id),
+      chunk_count_(record.chunk_count),
+      stored_before_(record.acknowledged_through),
+      reader_(std::move(reader)),
+      callbacks_(std::move(callbacks)),
+      next_index_(record.acknowledged_through) {
+  storer_ = std::thread([this] { StoreLoop(); });
+}
+
+ChunkIngest::~ChunkIngest() { Finish().IgnoreError(); }
+
+Result<uint64_t> ChunkIngest::ExpectedSize(uint64_t index) const {
+  if (index >= chunk_count_) {
+    return OutOfRangeError("dataset " + dataset_id_ + " has " + std::to_string(chunk_count_) +
+                           " chunks; there is no chunk " + std::to_string(index));
+  }
+  return reader_.header().sealed_chunk_size(index);
+}
+
+bool ChunkIngest::WaitForRoom() {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait(lock, [&] { return storer_done_ || queued_bytes_ < kMaxQueuedBytes; });
+  return !storer_done_;
+}
+
+Status ChunkIngest::Check(uint64_t index, bool last, const std::string& sealed) {
+  const std::string what = "dataset " + dataset_id_ + " chunk " + std::to_string(index);
+  CHIRON_RETURN_IF_ERROR(ExpectedSize(index).status());
+  if (last != (index + 1 == chunk_count_)) {
+    return InvalidArgumentError(what + (last ? " was marked last but the header declares " +
+                                                   std::to_string(chunk_count_) + " chunks"
+                                             : " is the last chunk but was not marked last"));
+  }
+  if (index < stored_before_) {
+    // A re-send of a stored chunk: the same bytes are a no-op, other bytes are refused.
+    CHIRON_ASSIGN_OR_RETURN(Bytes stored, store_->ReadChunk(dataset_id_, index));
+    if (!ConstantTimeEqual(stored, AsBytes(sealed))) {
+      return AlreadyExistsError(what +
+                                " is already stored with different contents; a resumed upload "
+                                "must send the same container");
+    }
+    return Status::Ok();
+  }
+  if (index != next_index_) {
+    return FailedPreconditionError("dataset " + dataset_id_ + " expects chunk " +
+                                   std::to_string(next_index_) + " next, got chunk " +
+                                   std::to_string(index) + "; resume from chunk " +
+                                   std::to_string(next_index_));
+  }
+  size_t plaintext_size =
+      sealed.size() >= crypto::kStreamTagSize ? sealed.size() - crypto::kStreamTagSize : 0;
+  if (scratch_.size() != plaintext_size) scratch_ = SecretBytes(plaintext_size);
+  Status opened = reader_.OpenChunkInto(index, AsBytes(sealed), scratch_.mutable_span());
+  if (!opened.ok()) {
+    return Status(opened.code(),
+                  what + ": " + opened.message() +
+                      "; nothing was stored: re-send the chunk from the original container");
+  }
+  ++next_index_;
+  return Status::Ok();
+}
+
+Status ChunkIngest::Accept(uint64_t index, bool last, std::string sealed) {
+  Status checked = Check(index, last, sealed);
+  if (!checked.ok()) {
+    LogWarning("dataset.chunk_refused", {{"principal", owner_id_},
+                                         {"dataset", dataset_id_},
+                                         {"chunk", std::to_string(index)},
+                                         {"error", checked.ToString()}});
+    return checked;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (storer_done_) {
+      return store_error_.ok() ? UnavailableError("the upload stream is closing") : store_error_;
+    }
+    queued_bytes_ += sealed.size();
+    queue_.push_back({index, last, std::move(sealed)});
+  }
+  changed_.notify_all();
+  return Status::Ok();
+}
+
+std::string ChunkIngest::TakeBuffer() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (spare_.empty()) return {};
+  std::string buffer = std::move(spare_.back());
+  spare_.pop_back();
+  return buffer;
+}
+
+void ChunkIngest::StoreLoop() {
+  std::vector<Queued> group;
+  std::vector<store::Store::ChunkToStore> views;
+  while (true) {
+    group.clear();
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [&] { return !queue_.empty() || input_done_; });
+      if (queue_.empty()) break;
+      // Everything that queued up while the previous group was stored is one group.
+      while (!queue_.empty()) {
+        queued_bytes_ -= queue_.front().sealed.size();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    changed_.notify_all();  // the transport may queue more while this group is stored
+    views.clear();
+    for (const Queued& chunk : group) {
+      // Authenticated by Check under the data key at this index (or a re-send compared with the
+      // stored chunk): the store does not open it again.
+      views.push_back({chunk.index, chunk.last, AsBytes(chunk.sealed), true});
+    }
+    // The store checks indexes and sizes, writes the group to the dataset's segment, syncs once
+    // and commits once; all of it or none.
+    auto progress = store_->AppendChunks(dataset_id_, views);
+    if (!progress.ok()) {
+      std::string range =
+          std::to_string(group.front().index) + ".." + std::to_string(group.back().index);
+      LogWarning("dataset.store_failed", {{"principal", owner_id_},
+                                          {"dataset", dataset_id_},
+                                          {"chunks", range},
+                                          {"error", progress.status().ToString()}});
+      Status error = progress.status().WithContext("storing dataset " + dataset_id_ +
+                                                   " chunks " + range);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        store_error_ = error;
+      }
+      if (callbacks_.on_store_failure) callbacks_.on_store_failure(error);
+      break;
+    }
+    chunks_stored_ += group.size();
+    if (progress->complete) {
+      LogInfo("dataset.upload_complete", {{"principal", owner_id_},
+                                          {"dataset", dataset_id_},
+                                          {"chunks_this_stream", std::to_string(chunks_stored_)}});
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (Queued& chunk : group) {
+        if (spare_.size() < 4) spare_.push_back(std::move(chunk.sealed));
+      }
+    }
+    if (callbacks_.on_ack && !callbacks_.on_ack(*progress)) break;  // what is stored stays
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    storer_done_ = true;
+    // Chunks never stored are dropped: they were not acknowledged.
+    queue_.clear();
+    queued_bytes_ = 0;
+  }
+  changed_.notify_all();
+}
+
+Status ChunkIngest::Finish() {
+  if (!finished_) {
+    finished_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      input_done_ = true;
+    }
+    changed_.notify_all();
+    if (storer_.joinable()) storer_.join();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_error_;
+}
+
+}  // namespace chiron::runtime

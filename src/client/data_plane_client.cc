@@ -1,5 +1,6 @@
 #include "client/data_plane_client.h"
 
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -76,7 +77,10 @@ Result<ServerFrame> DataPlaneUpload::ReadFrame() {
 }
 
 void DataPlaneUpload::StartReading(std::function<void(uint64_t, bool)> on_ack) {
-  reader_ = std::thread([this, on_ack = std::move(on_ack)] { ReadLoop(on_ack); });
+  reader_ = std::thread([this, on_ack = std::move(on_ack)] {
+    pthread_setname_np(pthread_self(), "chiron-acks");
+    ReadLoop(on_ack);
+  });
 }
 
 void DataPlaneUpload::ReadLoop(const std::function<void(uint64_t, bool)>& on_ack) {

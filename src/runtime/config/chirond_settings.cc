@@ -1,5 +1,7 @@
 #include "runtime/config/chirond_settings.h"
 
+#include "shared/base/net.h"
+
 #include <algorithm>
 #include <set>
 
@@ -145,7 +147,27 @@ void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
   app.add_option("--metrics-listen", s.metrics_listen,
                  "host:port for operator metrics (plain HTTP, GET /metrics, Prometheus text; "
                  "service-level figures only, docs/operations.md); off unless given");
+  app.add_option("--data-listen", s.data_listen,
+                 "host:port of the data plane, the TLS-free port upload chunks may take (they "
+                 "are sealed under the dataset key; docs/formats/data-plane.md); 'auto' = the "
+                 "--listen host and its port + 1, 'off' = uploads only through the API port")
+      ->capture_default_str();
   app.add_flag("-v,--verbose", s.verbose, "log debug events");
+}
+
+Result<std::string> ResolveDataListen(const ChirondSettings& s) {
+  if (s.data_listen == "off") return std::string();
+  if (s.data_listen != "auto") {
+    CHIRON_RETURN_IF_ERROR(SplitHostPort(s.data_listen, "--data-listen").status());
+    return s.data_listen;
+  }
+  CHIRON_ASSIGN_OR_RETURN(HostPort api, SplitHostPort(s.listen, "--listen"));
+  std::string host = api.host.find(':') != std::string::npos ? "[" + api.host + "]" : api.host;
+  if (api.port == 65535) {
+    return InvalidArgumentError("--data-listen auto would use port 65536 (the --listen port + "
+                                "1); give --data-listen HOST:PORT or off");
+  }
+  return host + ":" + std::to_string(api.port == 0 ? 0 : api.port + 1);
 }
 
 std::vector<std::string> ConfigurableKeys(const CLI::App& app) {
@@ -212,6 +234,7 @@ std::string FormatSettings(const ChirondSettings& s) {
   out += ConfigLine("quota", s.quota);
   out += ConfigLine("max-datasets", std::to_string(s.max_datasets));
   out += OptionalLine("metrics-listen", s.metrics_listen, "not set: no metrics endpoint");
+  out += ConfigLine("data-listen", s.data_listen);
   out += ConfigLine("verbose", s.verbose ? "true" : "false");
   return out;
 }

@@ -31,6 +31,9 @@ struct ChirondSettings {
   std::string tsm_root;
   std::string port_file;
   std::string metrics_listen;  // empty: no metrics endpoint
+  // The data plane (docs/formats/data-plane.md): "auto" = the --listen host, its port + 1 (0 if
+  // that port is 0); "off"; or host:port.
+  std::string data_listen = "auto";
   std::string write_sim_policy;
   bool sim_debug = false;
   uint32_t sim_svn = 1;
@@ -57,6 +60,10 @@ Status ApplyConfigEntries(CLI::App& app, const std::vector<ConfigEntry>& entries
 // The effective settings as a config file that ApplyConfigEntries reads back to the same
 // settings (`chirond --print-config`). Unset optional values are written as comments.
 std::string FormatSettings(const ChirondSettings& settings);
+
+// The data plane's host:port for `settings` ("auto" resolved against --listen), or "" for
+// "off". InvalidArgument naming the option for an address that is not host:port.
+Result<std::string> ResolveDataListen(const ChirondSettings& settings);
 
 // "16G", "512M", "1048576": bytes with an optional K/M/G/T (or KiB...) suffix, powers of 1024.
 // False for anything else, zero, or an overflow.

@@ -138,6 +138,12 @@ int main(int argc, char** argv) {
   options.store_limits.max_datasets_per_owner = settings.max_datasets;
   options.listen_address = settings.listen;
   options.metrics_listen_address = settings.metrics_listen;
+  auto data_listen = runtime::ResolveDataListen(settings);
+  if (!data_listen.ok()) {
+    std::fprintf(stderr, "chirond: %s\n", data_listen.status().message().c_str());
+    return 1;
+  }
+  options.data_plane_listen_address = *data_listen;
   jobs::JobManagerOptions jobs;
   std::error_code ec;
   auto absolute_worker = std::filesystem::absolute(worker, ec);

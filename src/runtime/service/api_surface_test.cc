@@ -32,6 +32,8 @@ const std::map<std::string, std::string>& Allowlist() {
   static const auto* list = new std::map<std::string, std::string>{
       {"chiron.v1.GetEvidenceResponse.evidence",
        "the runtime's attestation evidence (docs/formats/evidence.md)"},
+      {"chiron.v1.BeginUploadResponse.upload_ticket",
+       "32 fresh random bytes from the runtime's RNG (DataPlaneServer::IssueTicket), nothing else"},
       {"chiron.v1.AuditRecord.previous_hash", "32-byte SHA-256 of the previous audit record"},
       {"chiron.v1.AuditRecord.hash", "32-byte SHA-256 of this audit record"},
       {"chiron.v1.Prediction.probabilities",

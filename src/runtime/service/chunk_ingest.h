@@ -107,6 +107,7 @@ class ChunkIngest {
   std::condition_variable changed_;
   std::deque<Queued> queue_;          // guarded by mu_
   std::vector<std::string> spare_;    // guarded by mu_: buffers of stored chunks
+  uint64_t spare_bytes_ = 0;          // guarded by mu_
   uint64_t queued_bytes_ = 0;         // guarded by mu_
   bool input_done_ = false;           // guarded by mu_
   bool storer_done_ = false;          // guarded by mu_

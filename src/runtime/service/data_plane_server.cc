@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -122,6 +123,7 @@ void DataPlaneServer::AcceptLoop() {
     connection->fd = fd;
     Connection* raw = connection.get();
     connection->thread = std::thread([this, raw] {
+      pthread_setname_np(pthread_self(), "chiron-dplane");
       Serve(raw);
       raw->done = true;
     });

@@ -22,6 +22,7 @@ struct UploadArgs {
   std::vector<std::string> classes;
   uint64_t chunk_size = dataset::kDefaultChunkTargetSize;
   bool no_progress = false;
+  bool no_data_plane = false;
   bool json = false;
 };
 
@@ -81,6 +82,7 @@ int RunUpload(const GlobalOptions& global, const UploadArgs& args) {
   request.source_fingerprint = *fingerprint;
   request.state_path = session->profile.UploadStatePath(args.name);
   request.target_chunk_size = args.chunk_size;
+  request.use_data_plane = !args.no_data_plane;
   uint64_t base_bytes = 0;
   bool base_known = false;
   if (!args.no_progress && bar.enabled()) {
@@ -105,7 +107,11 @@ int RunUpload(const GlobalOptions& global, const UploadArgs& args) {
                         {"resumed", outcome->resumed},
                         {"resumed_from_chunk", outcome->resumed_from},
                         {"already_complete", outcome->already_complete},
+                        {"via", outcome->via_data_plane ? "data plane" : "api"},
                         {"seconds", seconds}};
+    if (!outcome->data_plane_fallback.empty()) {
+      j["data_plane_fallback"] = outcome->data_plane_fallback;
+    }
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
@@ -113,6 +119,13 @@ int RunUpload(const GlobalOptions& global, const UploadArgs& args) {
     std::printf("dataset '%s' (%s) was already complete on the server\n", args.name.c_str(),
                 outcome->dataset_id.c_str());
     return kExitOk;
+  }
+  if (!outcome->data_plane_fallback.empty()) {
+    std::fprintf(stderr,
+                 "note: the runtime's data plane was not reachable (%s); the chunks went "
+                 "through the API port instead, which is slower (open the data-plane port, see "
+                 "chirond --data-listen)\n",
+                 outcome->data_plane_fallback.c_str());
   }
   if (outcome->resumed) {
     std::printf("resumed '%s' at chunk %llu of %llu\n", args.name.c_str(),
@@ -236,6 +249,10 @@ void AddDatasetCommands(CLI::App& app, GlobalOptions& global, CommandAction& act
       ->check(CLI::Range(uint64_t{1}, dataset::kMaxChunkPlaintextSize))
       ->capture_default_str();
   upload_cmd->add_flag("--no-progress", upload->no_progress, "no progress bar");
+  upload_cmd->add_flag("--no-data-plane", upload->no_data_plane,
+                       "send the chunks through the attested API connection, not the runtime's "
+                       "TLS-free data-plane port (they are sealed under the dataset key either "
+                       "way; docs/formats/data-plane.md)");
   upload_cmd->add_flag("--json", upload->json, "print the result as JSON");
   upload_cmd->callback([&global, &action, upload] {
     action = [&global, upload] { return RunUpload(global, *upload); };

@@ -8,16 +8,22 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "chiron/v1/audit.grpc.pb.h"
 #include "chiron/v1/datasets.grpc.pb.h"
 #include "chiron/v1/principals.grpc.pb.h"
 #include "client/connection.h"
+#include "client/data_plane_client.h"
 #include "client/importers/encrypt.h"
 #include "client/upload.h"
 #include "runtime/service/reference_policy.h"
 #include "runtime/service/server.h"
 #include "shared/audit/chain.h"
+#include "shared/base/net.h"
 #include "shared/crypto/keys.h"
 #include "shared/crypto/random.h"
 
@@ -110,6 +116,7 @@ class DataPathTest : public ::testing::Test {
                                             {"chiron-worker", dir_.path() + "/worker"},
                                             {"sandbox-policy", dir_.path() + "/policy.json"}};
     options.store_limits = limits;
+    options.data_plane_listen_address = "127.0.0.1:0";
     ASSERT_TRUE(FileSystem::Default()->CreateDirectories(options.platform.state_dir, 0700).ok());
     auto server = RuntimeServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -571,6 +578,262 @@ TEST_F(DataPathTest, QuotaRefusesAnUploadUpFront) {
   auto list = List(*owner);
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].name(), "small");
+}
+
+// ---- The data plane (docs/formats/data-plane.md): the TLS-free port for chunks, attacked. ----
+
+TEST_F(DataPathTest, UploadsTakeTheDataPlaneOrTheStreamWithTheSameResult) {
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  auto via_plane = UploadGenerated(*owner, "plane", 95, 21);
+  ASSERT_TRUE(via_plane.ok()) << via_plane.status().ToString();
+  EXPECT_TRUE(via_plane->via_data_plane);
+  EXPECT_EQ(via_plane->data_plane_fallback, "");
+  ExpectStoredDataset(via_plane->dataset_id, 95, 21);
+
+  client::UploadRequest request;
+  request.name = "stream";
+  request.open_source = []() -> Result<std::unique_ptr<importers::SampleSource>> {
+    return std::unique_ptr<importers::SampleSource>(std::make_unique<GeneratedSource>(95, 22));
+  };
+  request.source_fingerprint = "seed-22";
+  request.target_chunk_size = 310;
+  request.use_data_plane = false;
+  auto via_stream = client::UploadDataset(*owner, request);
+  ASSERT_TRUE(via_stream.ok()) << via_stream.status().ToString();
+  EXPECT_FALSE(via_stream->via_data_plane);
+  ExpectStoredDataset(via_stream->dataset_id, 95, 22);
+}
+
+// A raw hello with `ticket_id`; returns the first reply frame (or its error).
+Result<dataplane::ServerFrame> RawHello(int port, const dataplane::TicketId& ticket_id) {
+  CHIRON_ASSIGN_OR_RETURN(int fd, ConnectTcp("127.0.0.1", port, std::chrono::seconds(5)));
+  SetSocketTimeouts(fd, std::chrono::seconds(10));
+  dataplane::Hello hello;
+  hello.ticket_id = ticket_id;
+  Status sent = WriteAll(fd, dataplane::EncodeHello(hello));
+  Bytes reply(3);
+  Status read = sent.ok() ? ReadExact(fd, reply) : sent;
+  if (read.ok()) {
+    size_t length = size_t{reply[1]} | (size_t{reply[2]} << 8);
+    reply.resize(3 + length);
+    read = ReadExact(fd, MutableByteSpan(reply).subspan(3));
+  }
+  close(fd);
+  CHIRON_RETURN_IF_ERROR(read);
+  return dataplane::ParseServerFrame(reply, {}, {}, 0);
+}
+
+TEST_F(DataPathTest, DataPlaneAdmitsOnlyAFreshTicketOnce) {
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  Container c = MakeContainer(30, 23);
+  v1::BeginUploadResponse begun;
+  ASSERT_TRUE(Begin(*owner, "t", c.header, c.key, &begun).ok());
+  ASSERT_NE(begun.data_plane_port(), 0u);
+  ASSERT_EQ(begun.upload_ticket().size(), dataplane::kTicketSize);
+  const int port = static_cast<int>(begun.data_plane_port());
+
+  // A guessed ticket id is refused (unauthenticated: the runtime has no key to answer with).
+  dataplane::TicketId guessed{};
+  guessed[0] = 1;
+  auto refused = RawHello(port, guessed);
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ(refused->type, dataplane::ServerFrameType::kRejected);
+  EXPECT_NE(refused->message.find("unknown, used or expired upload ticket"), std::string::npos);
+
+  // The real ticket works once; presented again (a replayed hello), it is refused.
+  ByteSpan ticket = AsBytes(begun.upload_ticket());
+  {
+    auto first = client::DataPlaneUpload::Open("127.0.0.1", port, ticket, std::chrono::seconds(5));
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    EXPECT_EQ((*first)->resume_point(), 0u);
+  }
+  auto again = client::DataPlaneUpload::Open("127.0.0.1", port, ticket, std::chrono::seconds(5));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(again.status().message().find("refused the upload ticket"), std::string::npos);
+
+  // Not a Chiron client at all.
+  auto fd = ConnectTcp("127.0.0.1", port, std::chrono::seconds(5));
+  ASSERT_TRUE(fd.ok());
+  SetSocketTimeouts(*fd, std::chrono::seconds(10));
+  std::string garbage(dataplane::kHelloSize, 'G');
+  ASSERT_TRUE(WriteAll(*fd, AsBytes(garbage)).ok());
+  Bytes reply(3);
+  ASSERT_TRUE(ReadExact(*fd, reply).ok());
+  EXPECT_EQ(reply[0], static_cast<uint8_t>(dataplane::ServerFrameType::kRejected));
+  close(*fd);
+  EXPECT_EQ(server_->store()->GetDataset(begun.dataset_id())->acknowledged_through, 0u);
+}
+
+TEST_F(DataPathTest, DataPlaneRefusesHostileChunksAndKeepsWhatWasAcknowledged) {
+  v1::Principal principal;
+  auto owner = NewPrincipal(v1::ROLE_OWNER, &principal);
+  Container c = MakeContainer(60, 24);  // 6 chunks
+  Container other = MakeContainer(60, 25);
+  ASSERT_EQ(c.chunks.size(), 6u);
+  // Each attempt: a fresh ticket (BeginUpload again resumes), then `send` on the data plane.
+  auto attempt = [&](const std::function<void(client::DataPlaneUpload&)>& send) -> Status {
+    v1::BeginUploadResponse begun;
+    grpc::Status begin = Begin(*owner, "hostile", c.header, c.key, &begun);
+    if (!begin.ok()) return InternalError(begin.error_message());
+    auto upload = client::DataPlaneUpload::Open("127.0.0.1", begun.data_plane_port(),
+                                                AsBytes(begun.upload_ticket()),
+                                                std::chrono::seconds(5));
+    if (!upload.ok()) return upload.status();
+    (*upload)->StartReading([](uint64_t, bool) {});
+    send(**upload);
+    return (*upload)->Close(/*end=*/true);
+  };
+  auto stored = [&] {
+    auto record = server_->store()->FindDataset(principal.id(), "hostile");
+    return record.ok() ? record->acknowledged_through : ~uint64_t{0};
+  };
+
+  ASSERT_TRUE(attempt([&](client::DataPlaneUpload& u) {
+                ASSERT_TRUE(u.Send(0, false, c.chunks[0]).ok());
+                ASSERT_TRUE(u.Send(1, false, c.chunks[1]).ok());
+              }).ok());
+  EXPECT_EQ(stored(), 2u);
+
+  Bytes tampered = c.chunks[2];
+  tampered[7] ^= 0x01;
+  Status s = attempt([&](client::DataPlaneUpload& u) { u.Send(2, false, tampered).IgnoreError(); });
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
+  EXPECT_NE(s.message().find("chunk 2"), std::string::npos) << s.ToString();
+  s = attempt([&](client::DataPlaneUpload& u) { u.Send(2, false, other.chunks[2]).IgnoreError(); });
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << "spliced from another dataset: " << s.ToString();
+  s = attempt([&](client::DataPlaneUpload& u) { u.Send(3, false, c.chunks[3]).IgnoreError(); });
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  Bytes longer = c.chunks[2];
+  longer.push_back(0);
+  s = attempt([&](client::DataPlaneUpload& u) { u.Send(2, false, longer).IgnoreError(); });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("container's header says"), std::string::npos) << s.ToString();
+  s = attempt([&](client::DataPlaneUpload& u) { u.Send(9, false, c.chunks[2]).IgnoreError(); });
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange) << s.ToString();
+  s = attempt([&](client::DataPlaneUpload& u) { u.Send(1, false, c.chunks[2]).IgnoreError(); });
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << "replacing an acknowledged chunk";
+  EXPECT_EQ(stored(), 2u);
+
+  // A chunk accepted before a refused one is still stored and acknowledged.
+  uint64_t acked = 0;
+  {
+    v1::BeginUploadResponse begun;
+    ASSERT_TRUE(Begin(*owner, "hostile", c.header, c.key, &begun).ok());
+    EXPECT_EQ(begun.next_chunk_index(), 2u);
+    auto upload = client::DataPlaneUpload::Open("127.0.0.1", begun.data_plane_port(),
+                                                AsBytes(begun.upload_ticket()),
+                                                std::chrono::seconds(5));
+    ASSERT_TRUE(upload.ok());
+    (*upload)->StartReading([&acked](uint64_t through, bool) { acked = through; });
+    ASSERT_TRUE((*upload)->Send(2, false, c.chunks[2]).ok());
+    (*upload)->Send(3, false, tampered).IgnoreError();
+    EXPECT_EQ((*upload)->Close(true).code(), StatusCode::kDataLoss);
+  }
+  EXPECT_EQ(acked, 3u);
+  EXPECT_EQ(stored(), 3u);
+
+  ASSERT_TRUE(attempt([&](client::DataPlaneUpload& u) {
+                for (uint64_t i = 3; i < 6; ++i) ASSERT_TRUE(u.Send(i, i == 5, c.chunks[i]).ok());
+              }).ok());
+  EXPECT_EQ(stored(), 6u);
+  auto record = server_->store()->FindDataset(principal.id(), "hostile");
+  ASSERT_TRUE(record.ok());
+  ExpectStoredDataset(record->id, 60, 24);
+}
+
+// A host in the middle of the data plane: relays the client's bytes to the runtime and the
+// runtime's back, except that it flips one bit of the runtime's bytes at `flip_at` (counted from
+// the first byte the runtime sends). What the client is told then fails authentication.
+class TamperingRelay {
+ public:
+  TamperingRelay(int upstream_port, size_t flip_at) {
+    auto listener = ListenTcp("127.0.0.1:0", "relay");
+    EXPECT_TRUE(listener.ok());
+    listen_fd_ = listener->fd;
+    port_ = listener->port;
+    thread_ = std::thread([this, upstream_port, flip_at] {
+      int client = accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) return;
+      auto upstream = ConnectTcp("127.0.0.1", upstream_port, std::chrono::seconds(5));
+      if (!upstream.ok()) {
+        close(client);
+        return;
+      }
+      int server = *upstream;
+      std::thread up([client, server] { Pump(client, server, ~size_t{0}); });
+      Pump(server, client, flip_at);
+      up.join();
+      close(client);
+      close(server);
+    });
+  }
+  ~TamperingRelay() {
+    shutdown(listen_fd_, SHUT_RDWR);
+    thread_.join();
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  static void Pump(int from, int to, size_t flip_at) {
+    uint8_t buffer[65536];
+    size_t offset = 0;
+    while (true) {
+      ssize_t n = recv(from, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      if (flip_at >= offset && flip_at < offset + static_cast<size_t>(n)) {
+        buffer[flip_at - offset] ^= 0x01;
+      }
+      offset += static_cast<size_t>(n);
+      if (send(to, buffer, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
+    }
+    shutdown(to, SHUT_WR);
+    shutdown(from, SHUT_RD);
+  }
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST_F(DataPathTest, AClientBelievesNoAcknowledgementTheHostAltered) {
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  Container c = MakeContainer(60, 26);
+  const size_t kWelcome = 1 + 8 + dataplane::kMacSize;
+
+  // The welcome itself altered (its next-chunk field): the client does not start.
+  {
+    v1::BeginUploadResponse begun;
+    ASSERT_TRUE(Begin(*owner, "mitm", c.header, c.key, &begun).ok());
+    TamperingRelay relay(static_cast<int>(begun.data_plane_port()), /*flip_at=*/1);
+    auto upload = client::DataPlaneUpload::Open("127.0.0.1", relay.port(),
+                                                AsBytes(begun.upload_ticket()),
+                                                std::chrono::seconds(5));
+    ASSERT_FALSE(upload.ok());
+    EXPECT_EQ(upload.status().code(), StatusCode::kDataLoss) << upload.status().ToString();
+    EXPECT_NE(upload.status().message().find("not authenticated"), std::string::npos);
+  }
+  // The first ack's acknowledged_through altered: the runtime stored the chunk, but the client
+  // takes nothing from the forged ack and reports the forgery.
+  {
+    v1::BeginUploadResponse begun;
+    ASSERT_TRUE(Begin(*owner, "mitm", c.header, c.key, &begun).ok());
+    TamperingRelay relay(static_cast<int>(begun.data_plane_port()), kWelcome + 1);
+    auto upload = client::DataPlaneUpload::Open("127.0.0.1", relay.port(),
+                                                AsBytes(begun.upload_ticket()),
+                                                std::chrono::seconds(5));
+    ASSERT_TRUE(upload.ok()) << upload.status().ToString();
+    std::vector<uint64_t> believed;
+    (*upload)->StartReading([&believed](uint64_t through, bool) { believed.push_back(through); });
+    ASSERT_TRUE((*upload)->Send(0, false, c.chunks[0]).ok());
+    Status closed = (*upload)->Close(true);
+    EXPECT_EQ(closed.code(), StatusCode::kDataLoss) << closed.ToString();
+    EXPECT_TRUE(believed.empty());
+  }
+  // The runtime did store chunk 0 (only the ack was forged): a resume starts after it.
+  v1::BeginUploadResponse resumed;
+  ASSERT_TRUE(Begin(*owner, "mitm", c.header, c.key, &resumed).ok());
+  EXPECT_EQ(resumed.next_chunk_index(), 1u);
 }
 
 }  // namespace

@@ -15,6 +15,27 @@
 #include "shared/crypto/random.h"
 
 namespace chiron::runtime {
+namespace {
+
+// After a refusal the runtime stops reading frames, but the client may still be sending: closing
+// with unread bytes would reset the connection, and a reset can destroy the error frame before
+// the client reads it. So the rest is read and dropped (bounded in time and bytes) until the
+// client, having read the error, closes.
+void DrainAndClose(int fd) {
+  shutdown(fd, SHUT_WR);
+  SetSocketTimeouts(fd, std::chrono::seconds(2));
+  static constexpr size_t kMaxDrain = size_t{64} << 20;
+  char buffer[16384];
+  size_t drained = 0;
+  while (drained < kMaxDrain) {
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    drained += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
 
 using dataplane::ServerFrame;
 using dataplane::ServerFrameType;
@@ -142,7 +163,7 @@ void DataPlaneServer::Serve(Connection* connection) {
     frame.type = ServerFrameType::kRejected;
     frame.message = message;
     WriteAll(fd, dataplane::EncodeServerFrame(frame, {}, {}, 0)).IgnoreError();
-    shutdown(fd, SHUT_WR);
+    DrainAndClose(fd);
   };
   auto hello = dataplane::ParseHello(hello_bytes);
   if (!hello.ok()) {
@@ -195,7 +216,7 @@ void DataPlaneServer::Serve(Connection* connection) {
   auto opened = ChunkIngest::Open(store_, ticket->owner_id, ticket->dataset_id, callbacks);
   if (!opened.ok()) {
     send_error(opened.status());
-    shutdown(fd, SHUT_WR);
+    DrainAndClose(fd);
     return;
   }
   ChunkIngest& ingest = **opened;
@@ -258,7 +279,7 @@ void DataPlaneServer::Serve(Connection* connection) {
   }
   if (!stored.ok() && !already_told) send_error(stored);
   if (stored.ok() && !refused.ok()) send_error(refused);
-  shutdown(fd, SHUT_WR);
+  DrainAndClose(fd);
 }
 
 }  // namespace chiron::runtime

@@ -57,7 +57,7 @@ bool ChunkIngest::WaitForRoom() {
   return !storer_done_;
 }
 
-Status ChunkIngest::Check(uint64_t index, bool last, const std::string& sealed) {
+Status ChunkIngest::Check(uint64_t index, bool last, ByteSpan sealed) {
   const std::string what = "dataset " + dataset_id_ + " chunk " + std::to_string(index);
   CHIRON_RETURN_IF_ERROR(ExpectedSize(index).status());
   if (last != (index + 1 == chunk_count_)) {
@@ -68,7 +68,7 @@ Status ChunkIngest::Check(uint64_t index, bool last, const std::string& sealed) 
   if (index < stored_before_) {
     // A re-send of a stored chunk: the same bytes are a no-op, other bytes are refused.
     CHIRON_ASSIGN_OR_RETURN(Bytes stored, store_->ReadChunk(dataset_id_, index));
-    if (!ConstantTimeEqual(stored, AsBytes(sealed))) {
+    if (!ConstantTimeEqual(stored, sealed)) {
       return AlreadyExistsError(what +
                                 " is already stored with different contents; a resumed upload "
                                 "must send the same container");
@@ -84,7 +84,7 @@ Status ChunkIngest::Check(uint64_t index, bool last, const std::string& sealed) 
   size_t plaintext_size =
       sealed.size() >= crypto::kStreamTagSize ? sealed.size() - crypto::kStreamTagSize : 0;
   if (scratch_.size() != plaintext_size) scratch_ = SecretBytes(plaintext_size);
-  Status opened = reader_.OpenChunkInto(index, AsBytes(sealed), scratch_.mutable_span());
+  Status opened = reader_.OpenChunkInto(index, sealed, scratch_.mutable_span());
   if (!opened.ok()) {
     return Status(opened.code(),
                   what + ": " + opened.message() +
@@ -94,8 +94,8 @@ Status ChunkIngest::Check(uint64_t index, bool last, const std::string& sealed) 
   return Status::Ok();
 }
 
-Status ChunkIngest::Accept(uint64_t index, bool last, std::string sealed) {
-  Status checked = Check(index, last, sealed);
+Status ChunkIngest::Accept(uint64_t index, bool last, AlignedBuffer sealed) {
+  Status checked = Check(index, last, sealed.span());
   if (!checked.ok()) {
     LogWarning("dataset.chunk_refused", {{"principal", owner_id_},
                                          {"dataset", dataset_id_},
@@ -115,10 +115,10 @@ Status ChunkIngest::Accept(uint64_t index, bool last, std::string sealed) {
   return Status::Ok();
 }
 
-std::string ChunkIngest::TakeBuffer() {
+AlignedBuffer ChunkIngest::TakeBuffer() {
   std::lock_guard<std::mutex> lock(mu_);
   if (spare_.empty()) return {};
-  std::string buffer = std::move(spare_.back());
+  AlignedBuffer buffer = std::move(spare_.back());
   spare_.pop_back();
   spare_bytes_ -= buffer.size();
   return buffer;
@@ -145,7 +145,7 @@ void ChunkIngest::StoreLoop() {
     for (const Queued& chunk : group) {
       // Authenticated by Check under the data key at this index (or a re-send compared with the
       // stored chunk): the store does not open it again.
-      views.push_back({chunk.index, chunk.last, AsBytes(chunk.sealed), true});
+      views.push_back({chunk.index, chunk.last, chunk.sealed.span(), true, chunk.sealed.padded()});
     }
     // The store checks indexes and sizes, writes the group to the dataset's segment, syncs once
     // and commits once; all of it or none.

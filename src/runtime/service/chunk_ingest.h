@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "runtime/store/store.h"
+#include "shared/base/aligned_buffer.h"
 #include "shared/base/secret.h"
 #include "shared/base/status.h"
 #include "shared/dataset/container.h"
@@ -71,12 +72,13 @@ class ChunkIngest {
 
   // Checks, authenticates and queues one chunk (its bytes are moved in). An error is a refusal
   // with a message for the client (what was wrong and what to do); nothing of the refused chunk
-  // is stored. Chunks accepted before it are still stored.
-  Status Accept(uint64_t index, bool last, std::string sealed);
+  // is stored. Chunks accepted before it are still stored. The buffer goes to the store as it
+  // is (its zero padding included), which writes it to disk without copying it again.
+  Status Accept(uint64_t index, bool last, AlignedBuffer sealed);
 
   // A buffer whose chunk was stored, for the transport to receive the next chunk into (saves
   // an allocation and the page faults of a fresh 1 MiB buffer per chunk). May be empty.
-  std::string TakeBuffer();
+  AlignedBuffer TakeBuffer();
 
   // No more chunks: waits until everything queued is stored and acknowledged, stops the storer.
   // Returns the store's error if storing failed, else OK. Idempotent.
@@ -86,7 +88,7 @@ class ChunkIngest {
   ChunkIngest(store::Store* store, std::string owner_id, store::DatasetRecord record,
               dataset::DatasetReader reader, Callbacks callbacks);
   void StoreLoop();
-  Status Check(uint64_t index, bool last, const std::string& sealed);
+  Status Check(uint64_t index, bool last, ByteSpan sealed);
 
   store::Store* store_;
   const std::string owner_id_;
@@ -101,12 +103,12 @@ class ChunkIngest {
   struct Queued {
     uint64_t index;
     bool last;
-    std::string sealed;
+    AlignedBuffer sealed;
   };
   std::mutex mu_;
   std::condition_variable changed_;
   std::deque<Queued> queue_;          // guarded by mu_
-  std::vector<std::string> spare_;    // guarded by mu_: buffers of stored chunks
+  std::vector<AlignedBuffer> spare_;  // guarded by mu_: buffers of stored chunks
   uint64_t spare_bytes_ = 0;          // guarded by mu_
   uint64_t queued_bytes_ = 0;         // guarded by mu_
   bool input_done_ = false;           // guarded by mu_

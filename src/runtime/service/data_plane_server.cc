@@ -257,9 +257,9 @@ void DataPlaneServer::Serve(Connection* connection) {
           std::to_string(*expected) + "; re-send the chunk from the original container");
       break;
     }
-    std::string body = ingest.TakeBuffer();
-    body.resize(head->size);
-    read = ReadExact(fd, MutableByteSpan(reinterpret_cast<uint8_t*>(body.data()), body.size()));
+    AlignedBuffer body = ingest.TakeBuffer();
+    body.Resize(head->size);
+    read = ReadExact(fd, body.mutable_span());
     if (!read.ok()) {
       if (!stopping_) {
         LogWarning("data_plane.read_failed",

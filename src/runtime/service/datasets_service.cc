@@ -1,5 +1,7 @@
 #include "runtime/service/datasets_service.h"
 
+#include <cstring>
+
 #include "runtime/service/chunk_ingest.h"
 #include "runtime/service/grpc_status.h"
 #include "shared/base/log.h"
@@ -93,7 +95,11 @@ grpc::Status DatasetsService::Upload(
                                      ingest->dataset_id() + "; open one stream per dataset");
       break;
     }
-    refused = ingest->Accept(chunk.index(), chunk.last(), std::move(*chunk.mutable_sealed()));
+    // Into an aligned buffer, which the store writes to disk without another copy.
+    AlignedBuffer sealed = ingest->TakeBuffer();
+    sealed.Resize(chunk.sealed().size());
+    std::memcpy(sealed.data(), chunk.sealed().data(), chunk.sealed().size());
+    refused = ingest->Accept(chunk.index(), chunk.last(), std::move(sealed));
     if (!refused.ok()) break;
   }
   // Chunks accepted before a refusal are still stored (they were checked and may be acked).

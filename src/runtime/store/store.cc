@@ -11,6 +11,8 @@
 #include <utility>
 
 #include "runtime/store/store_impl.h"
+
+#include "shared/base/aligned_buffer.h"
 #include "shared/base/log.h"
 #include "shared/crypto/hash.h"
 
@@ -20,7 +22,7 @@ namespace {
 constexpr char kCatalogFile[] = "catalog.db";
 constexpr char kLockFile[] = "LOCK";
 constexpr char kBlobsDir[] = "blobs";
-constexpr char kFormatVersion[] = "2";
+constexpr char kFormatVersion[] = "3";
 constexpr char kKeyCheckLabel[] = "chiron-store key check v1";
 
 // The catalog schema (docs/store.md, "Catalog"). Columns named sealed_* hold sealed values
@@ -122,8 +124,15 @@ std::string SegmentFileName(std::string_view dataset_id) {
   return "d-" + std::string(dataset_id) + ".seg";
 }
 
+uint64_t SegmentSlotSize(const dataset::ContainerHeader& header) {
+  uint64_t count = header.chunk_count();
+  if (count == 0) return 0;
+  return AlignedBuffer::RoundUp(
+      std::max(header.sealed_chunk_size(0), header.sealed_chunk_size(count - 1)));
+}
+
 uint64_t SegmentOffset(const dataset::ContainerHeader& header, uint64_t index) {
-  return header.chunk_offset(index) - header.header_size();
+  return index * SegmentSlotSize(header);
 }
 
 std::string BlobFileName(BlobKind kind, std::string_view id, uint64_t generation) {

@@ -217,6 +217,10 @@ class Store {
     // Datasets.Upload does while receiving: the store then does not open the chunk a second
     // time. Every other check still applies.
     bool authenticated = false;
+    // Optional: `sealed` followed by zeros up to AlignedBuffer::RoundUp(sealed.size()), at a
+    // 4096-aligned address (AlignedBuffer::padded()). Given, the store writes it as it is,
+    // O_DIRECT without a copy; otherwise it writes `sealed` and the zeros itself.
+    ByteSpan padded;
   };
   virtual Result<UploadProgress> AppendChunks(const std::string& dataset_id,
                                               const std::vector<ChunkToStore>& chunks) = 0;

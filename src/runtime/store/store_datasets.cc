@@ -2,6 +2,7 @@
 #include <utility>
 
 #include "runtime/store/store_impl.h"
+#include "shared/base/aligned_buffer.h"
 #include "shared/crypto/hash.h"
 
 namespace chiron::store {
@@ -278,7 +279,16 @@ Result<UploadProgress> StoreImpl::AppendChunks(const std::string& dataset_id,
                           "; nothing was stored: re-send the chunk from the original container");
       }
     }
-    fresh.push_back(chunk.sealed);
+    // Each chunk fills its slot up to the next 4096 bytes (only the last chunk can be shorter
+    // than a slot, and nothing follows it).
+    const size_t padded_size = AlignedBuffer::RoundUp(chunk.sealed.size());
+    if (chunk.padded.size() == padded_size && chunk.padded.data() == chunk.sealed.data()) {
+      fresh.push_back(chunk.padded);
+    } else {
+      static const uint8_t kZeros[AlignedBuffer::kAlignment] = {};
+      fresh.push_back(chunk.sealed);
+      fresh.push_back(ByteSpan(kZeros, padded_size - chunk.sealed.size()));
+    }
     fresh_size += chunk.sealed.size();
     completes = completes || is_last;
     ++next;

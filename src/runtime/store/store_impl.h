@@ -131,8 +131,10 @@ class StoreImpl final : public Store {
 
 // File names inside blobs/ (docs/store.md, "Files").
 std::string SegmentFileName(std::string_view dataset_id);
-// Where chunk `index` lives in its dataset's segment file: the container's offset of the chunk
-// less the header (the header is sealed in the catalog, not stored in the segment).
+// Where chunk `index` lives in its dataset's segment file: slot `index`, each slot the largest
+// sealed chunk rounded up to 4096 bytes (zeros after the chunk), so that every chunk starts at an
+// aligned offset and a group of received chunks goes to disk with O_DIRECT, uncopied.
+uint64_t SegmentSlotSize(const dataset::ContainerHeader& header);
 uint64_t SegmentOffset(const dataset::ContainerHeader& header, uint64_t index);
 std::string BlobFileName(BlobKind kind, std::string_view id, uint64_t generation);
 // 1..kMaxIdSize characters of [A-Za-z0-9._-].

@@ -350,7 +350,7 @@ TEST_F(StoreTest, TamperedOrSwappedBlobFileIsDataLoss) {
   auto at = [&](uint64_t index) { return static_cast<size_t>(SegmentOffset(header, index)); };
   Bytes c_file = ReadWholeFile(c_segment);
   Bytes d_file = ReadWholeFile(d_segment);
-  ASSERT_EQ(c_file.size(), c.Whole().size() - c.header.size());
+  ASSERT_EQ(c_file, c.Segment());
   ASSERT_EQ(c_file.size(), d_file.size());
   // One flipped byte in chunk 2 of c.
   c_file[at(2) + 30] ^= 0x40;
@@ -443,9 +443,7 @@ TEST_F(StoreTest, DiskFullDuringAppendLosesNothingAndRetrySucceeds) {
   }
   Reopen();
   EXPECT_EQ(ListBlobFiles(dir_.path()).size(), 1u);
-  const Bytes whole = c.Whole();
-  EXPECT_EQ(ReadWholeFile(segment),
-            Bytes(whole.begin() + static_cast<long>(c.header.size()), whole.end()));
+  EXPECT_EQ(ReadWholeFile(segment), c.Segment());
   ExpectChunksIntact(c, c.chunks.size());
 }
 

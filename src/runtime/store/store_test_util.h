@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/store/store.h"
+#include "shared/base/aligned_buffer.h"
 #include "shared/base/bytes.h"
 #include "shared/dataset/container.h"
 
@@ -48,6 +49,16 @@ struct TestContainer {
   Bytes Whole() const {
     Bytes out = header;
     for (const Bytes& c : chunks) Append(out, c);
+    return out;
+  }
+  // The dataset's segment file as the store lays it out (docs/store.md): each chunk in its slot,
+  // zeros after it up to the next multiple of 4096 bytes.
+  Bytes Segment() const {
+    Bytes out;
+    for (const Bytes& c : chunks) {
+      Append(out, c);
+      out.resize(AlignedBuffer::RoundUp(out.size()), 0);
+    }
     return out;
   }
 };

@@ -8,16 +8,15 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 
 namespace chiron {
 namespace {
 
 // O_DIRECT alignment (the logical block size of every disk this runs on is at most 4096), and
-// the write size from which it pays off.
+// the write size from which it pays off (below it, the page cache is cheaper than a wait for
+// the device).
 constexpr uint64_t kBlock = 4096;
 constexpr size_t kDirectWriteMin = size_t{256} << 10;
 
@@ -25,6 +24,7 @@ Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
   std::string msg = what + " '" + path + "': " + std::strerror(err);
   switch (err) {
     case ENOENT: return NotFoundError(msg);
+    case EINVAL: return InvalidArgumentError(msg);
     case EACCES:
     case EPERM: return PermissionDeniedError(msg + " (check the file's owner and mode)");
     case ENOSPC:
@@ -53,6 +53,39 @@ std::string DirName(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
+}
+
+// pwritev of `pieces` back to back from `offset`, in batches of at most 1024 vectors, resuming
+// after short writes. `wrote_any` tells whether any byte went out (before an error).
+Status WriteVectors(int fd, const std::string& path, uint64_t offset,
+                    const std::vector<ByteSpan>& pieces, bool* wrote_any) {
+  std::vector<struct iovec> iov;
+  iov.reserve(pieces.size());
+  for (ByteSpan piece : pieces) {
+    if (!piece.empty()) iov.push_back({const_cast<uint8_t*>(piece.data()), piece.size()});
+  }
+  size_t next = 0;
+  uint64_t position = offset;
+  while (next < iov.size()) {
+    int count = static_cast<int>(std::min<size_t>(iov.size() - next, 1024));
+    ssize_t n = ::pwritev(fd, &iov[next], count, static_cast<off_t>(position));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("cannot write", path, errno);
+    }
+    *wrote_any = *wrote_any || n > 0;
+    position += static_cast<uint64_t>(n);
+    size_t written = static_cast<size_t>(n);
+    while (next < iov.size() && written >= iov[next].iov_len) {
+      written -= iov[next].iov_len;
+      ++next;
+    }
+    if (next < iov.size() && written > 0) {
+      iov[next].iov_base = static_cast<uint8_t*>(iov[next].iov_base) + written;
+      iov[next].iov_len -= written;
+    }
+  }
+  return Status::Ok();
 }
 
 class PosixFileSystem final : public FileSystem {
@@ -173,14 +206,10 @@ class PosixFileSystem final : public FileSystem {
 
   Status WriteAtDurable(const std::string& path, uint64_t offset,
                         const std::vector<ByteSpan>& pieces, int mode) override {
-    size_t total = 0;
-    for (ByteSpan piece : pieces) total += piece.size();
     bool created = false;
-    if (total >= kDirectWriteMin) {
-      Result<bool> direct = WriteAtDirect(path, offset, pieces, total, mode, &created);
-      if (!direct.ok()) return direct.status();
-      if (*direct) return Status::Ok();
-    }
+    Result<bool> direct = WriteAtDirect(path, offset, pieces, mode, &created);
+    if (!direct.ok()) return direct.status();
+    if (*direct) return Status::Ok();
     int raw = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (raw < 0 && errno == ENOENT) {
       raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, mode);
@@ -188,109 +217,50 @@ class PosixFileSystem final : public FileSystem {
     }
     Fd fd(raw);
     if (fd.get() < 0) return ErrnoStatus("cannot open", path, errno);
-    // pwritev in batches of IOV_MAX-sized vectors, resuming after short writes.
-    std::vector<struct iovec> iov;
-    iov.reserve(pieces.size());
-    for (ByteSpan piece : pieces) {
-      if (!piece.empty()) {
-        iov.push_back({const_cast<uint8_t*>(piece.data()), piece.size()});
-      }
-    }
-    size_t next = 0;
-    uint64_t position = offset;
-    while (next < iov.size()) {
-      int count = static_cast<int>(std::min<size_t>(iov.size() - next, 1024));
-      ssize_t n = ::pwritev(fd.get(), &iov[next], count, static_cast<off_t>(position));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("cannot write", path, errno);
-      }
-      position += static_cast<uint64_t>(n);
-      size_t written = static_cast<size_t>(n);
-      while (next < iov.size() && written >= iov[next].iov_len) {
-        written -= iov[next].iov_len;
-        ++next;
-      }
-      if (next < iov.size() && written > 0) {
-        iov[next].iov_base = static_cast<uint8_t*>(iov[next].iov_base) + written;
-        iov[next].iov_len -= written;
-      }
-    }
+    bool wrote_any = false;
+    CHIRON_RETURN_IF_ERROR(WriteVectors(fd.get(), path, offset, pieces, &wrote_any));
     if (::fdatasync(fd.get()) != 0) return ErrnoStatus("cannot fdatasync", path, errno);
     if (::close(fd.Release()) != 0) return ErrnoStatus("cannot close", path, errno);
     if (created) return SyncDirectory(DirName(path));
     return Status::Ok();
   }
 
-  // Large writes bypass the page cache (O_DIRECT): copying a group of chunks into fresh
-  // page-cache pages, and writing them back later, cost more CPU than the upload's AES passes
-  // (upload_bench). O_DIRECT wants the file offset, length and buffer aligned to the block size,
-  // so the bytes go through an aligned staging buffer that starts with the existing head of the
-  // first block and ends with zero padding, which is cut off again with ftruncate when it grew
-  // the file. Returns false (nothing written) where the file system refuses O_DIRECT (tmpfs), for
-  // the buffered path to do the write.
-  // `created` is set when this call created the file (also if it then returns false).
+  // Large writes whose offset and pieces are all aligned (the store's dataset segments, fed
+  // with AlignedBuffer chunks) bypass the page cache: O_DIRECT from the caller's memory, with no
+  // copy into page-cache pages and no write-back later; that copy cost more CPU than the
+  // upload's AES passes (upload_bench). Returns false (nothing written) where the file system
+  // refuses O_DIRECT (tmpfs) or the pieces are not aligned, for the buffered path to do it.
+  // `created_out` is set when this call created the file (also if it then returns false).
   Result<bool> WriteAtDirect(const std::string& path, uint64_t offset,
-                             const std::vector<ByteSpan>& pieces, size_t total, int mode,
-                             bool* created_out) {
-    bool created = false;
-    int raw = ::open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+                             const std::vector<ByteSpan>& pieces, int mode, bool* created_out) {
+    auto aligned = [](uint64_t v) { return v % kBlock == 0; };
+    size_t total = 0;
+    if (!aligned(offset)) return false;
+    for (ByteSpan piece : pieces) {
+      if (!aligned(reinterpret_cast<uintptr_t>(piece.data())) || !aligned(piece.size())) {
+        return false;
+      }
+      total += piece.size();
+    }
+    if (total < kDirectWriteMin) return false;
+    int raw = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
     if (raw < 0 && errno == ENOENT) {
-      raw = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC, mode);
-      created = true;
+      raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC, mode);
       *created_out = true;  // a file system without O_DIRECT may create it, then refuse
     }
     if (raw < 0 && errno == EINVAL) return false;
     Fd fd(raw);
     if (fd.get() < 0) return ErrnoStatus("cannot open", path, errno);
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("cannot stat", path, errno);
-    const uint64_t start = offset & ~(kBlock - 1);
-    const size_t head = static_cast<size_t>(offset - start);
-    const size_t length = (head + total + kBlock - 1) & ~(kBlock - 1);
-    thread_local std::unique_ptr<uint8_t, decltype(&std::free)> staging(nullptr, &std::free);
-    thread_local size_t staging_size = 0;
-    if (staging_size < length) {
-      staging.reset(static_cast<uint8_t*>(std::aligned_alloc(kBlock, length)));
-      if (!staging) return InternalError("cannot allocate a " + std::to_string(length) +
-                                         "-byte write buffer for '" + path + "'");
-      staging_size = length;
+    bool wrote_any = false;
+    Status written = WriteVectors(fd.get(), path, offset, pieces, &wrote_any);
+    if (!written.ok() && !wrote_any && written.code() == StatusCode::kInvalidArgument) {
+      return false;  // EINVAL on the first write: O_DIRECT not supported after all
     }
-    uint8_t* buffer = staging.get();
-    if (head > 0) {
-      // The block's bytes before `offset` are kept: read them (the file may end inside them).
-      ssize_t n;
-      do {
-        n = ::pread(fd.get(), buffer, kBlock, static_cast<off_t>(start));
-      } while (n < 0 && errno == EINTR);
-      if (n < 0 && errno == EINVAL) return false;
-      if (n < 0) return ErrnoStatus("cannot read", path, errno);
-      if (static_cast<size_t>(n) < head) std::memset(buffer + n, 0, head - static_cast<size_t>(n));
-    }
-    uint8_t* at = buffer + head;
-    for (ByteSpan piece : pieces) {
-      if (!piece.empty()) std::memcpy(at, piece.data(), piece.size());
-      at += piece.size();
-    }
-    std::memset(at, 0, static_cast<size_t>(buffer + length - at));
-    size_t done = 0;
-    while (done < length) {
-      ssize_t n = ::pwrite(fd.get(), buffer + done, length - done,
-                           static_cast<off_t>(start + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EINVAL && done == 0) return false;
-      if (n <= 0) return ErrnoStatus("cannot write", path, n < 0 ? errno : ENOSPC);
-      done += static_cast<size_t>(n);
-    }
-    // The padding must not stay: the file ends where the bytes end, or where it ended before.
-    uint64_t end = std::max<uint64_t>(offset + total, static_cast<uint64_t>(st.st_size));
-    if (start + length > end && ::ftruncate(fd.get(), static_cast<off_t>(end)) != 0) {
-      return ErrnoStatus("cannot truncate", path, errno);
-    }
+    CHIRON_RETURN_IF_ERROR(written);
     // O_DIRECT skips the page cache, not the disk's cache nor the size in the inode: sync both.
     if (::fdatasync(fd.get()) != 0) return ErrnoStatus("cannot fdatasync", path, errno);
     if (::close(fd.Release()) != 0) return ErrnoStatus("cannot close", path, errno);
-    if (created) CHIRON_RETURN_IF_ERROR(SyncDirectory(DirName(path)));
+    if (*created_out) CHIRON_RETURN_IF_ERROR(SyncDirectory(DirName(path)));
     return true;
   }
 

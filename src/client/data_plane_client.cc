@@ -117,15 +117,72 @@ void DataPlaneUpload::ReadLoop(const std::function<void(uint64_t, bool)>& on_ack
 
 Status DataPlaneUpload::Send(uint64_t index, bool last, ByteSpan sealed) {
   if (ended_) return UnavailableError("the data plane ended the upload");
-  dataplane::ChunkHead head;
-  head.type = dataplane::ClientFrameType::kChunk;
-  head.last = last;
-  head.size = static_cast<uint32_t>(sealed.size());
-  head.index = index;
-  auto head_bytes = dataplane::EncodeChunkHead(head);
-  iovec parts[2] = {{head_bytes.data(), head_bytes.size()},
-                    {const_cast<uint8_t*>(sealed.data()), sealed.size()}};
-  return WriteAll(fd_, parts, 2);
+  std::unique_lock<std::mutex> lock(send_mu_);
+  if (!sender_.joinable()) {
+    sender_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "chiron-send");
+      SendLoop();
+    });
+  }
+  send_changed_.wait(lock, [&] { return outgoing_.size() < kMaxQueued || !send_status_.ok(); });
+  if (!send_status_.ok()) return send_status_;
+  Outgoing chunk;
+  chunk.index = index;
+  chunk.last = last;
+  if (!spare_.empty()) {
+    chunk.bytes = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  chunk.bytes.assign(sealed.begin(), sealed.end());
+  outgoing_.push_back(std::move(chunk));
+  lock.unlock();
+  send_changed_.notify_all();
+  return Status::Ok();
+}
+
+void DataPlaneUpload::SendLoop() {
+  while (true) {
+    Outgoing chunk;
+    {
+      std::unique_lock<std::mutex> lock(send_mu_);
+      send_changed_.wait(lock, [&] { return !outgoing_.empty() || sender_stop_; });
+      if (outgoing_.empty()) return;
+      chunk = std::move(outgoing_.front());
+      outgoing_.pop_front();
+    }
+    dataplane::ChunkHead head;
+    head.type = dataplane::ClientFrameType::kChunk;
+    head.last = chunk.last;
+    head.size = static_cast<uint32_t>(chunk.bytes.size());
+    head.index = chunk.index;
+    auto head_bytes = dataplane::EncodeChunkHead(head);
+    iovec parts[2] = {{head_bytes.data(), head_bytes.size()},
+                      {chunk.bytes.data(), chunk.bytes.size()}};
+    Status sent = ended_ ? UnavailableError("the data plane ended the upload")
+                         : WriteAll(fd_, parts, 2);
+    {
+      std::lock_guard<std::mutex> lock(send_mu_);
+      if (!sent.ok()) {
+        send_status_ = sent;
+        outgoing_.clear();
+      } else if (spare_.size() < kMaxQueued) {
+        spare_.push_back(std::move(chunk.bytes));
+      }
+    }
+    send_changed_.notify_all();
+    if (!sent.ok()) return;
+  }
+}
+
+Status DataPlaneUpload::StopSender() {
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    sender_stop_ = true;
+  }
+  send_changed_.notify_all();
+  if (sender_.joinable()) sender_.join();
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return send_status_;
 }
 
 Status DataPlaneUpload::Close(bool end) {
@@ -134,15 +191,22 @@ Status DataPlaneUpload::Close(bool end) {
     return outcome_;
   }
   closed_ = true;
-  if (end && !ended_) {
+  // Everything queued goes out first (chunks sealed before an input error are still worth
+  // storing), then the End frame if the upload is whole.
+  Status sent = StopSender();
+  if (end && sent.ok() && !ended_) {
     dataplane::ChunkHead head;
     head.type = dataplane::ClientFrameType::kEnd;
-    WriteAll(fd_, dataplane::EncodeChunkHead(head)).IgnoreError();
+    sent = WriteAll(fd_, dataplane::EncodeChunkHead(head));
   }
   // Nothing more will be sent; the runtime finishes storing, sends its last acks and closes.
   shutdown(fd_, SHUT_WR);
   if (reader_.joinable()) reader_.join();
   std::lock_guard<std::mutex> lock(mu_);
+  // The runtime's word first (it says why it stopped reading); else a failed send.
+  if (outcome_.ok() && !sent.ok() && end) {
+    outcome_ = UnavailableError("the data-plane connection broke: " + sent.message());
+  }
   return outcome_;
 }
 

@@ -8,11 +8,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "shared/base/secret.h"
 #include "shared/base/status.h"
@@ -24,6 +27,7 @@ class DataPlaneUpload {
  public:
   // A connection that stalls this long in either direction is given up (Unavailable).
   static constexpr std::chrono::seconds kStallTimeout{300};
+  static constexpr size_t kMaxQueued = 4;
 
   // Connects, presents the ticket and waits for the runtime's authenticated welcome.
   // Unavailable if the port cannot be reached or the runtime refused the ticket (the caller may
@@ -41,11 +45,14 @@ class DataPlaneUpload {
   // Starts the reader: `on_ack(acknowledged_through, complete)` for every authenticated ack.
   void StartReading(std::function<void(uint64_t, bool)> on_ack);
 
-  // Sends one chunk frame. Unavailable once the connection broke or the runtime ended the upload
-  // with an error (Close then returns that error).
+  // Queues one chunk frame for the sender thread (the bytes are copied: the caller may reuse
+  // its buffer at once), so that sealing the next chunk overlaps with sending this one. Blocks
+  // while kMaxQueued chunks wait. Unavailable once the connection broke or the runtime ended the
+  // upload with an error (Close then returns that error).
   Status Send(uint64_t index, bool last, ByteSpan sealed);
 
-  // Ends the upload (an End frame if `end`), waits for the runtime to finish storing and close.
+  // Sends what is queued, ends the upload (an End frame if `end`), waits for the runtime to
+  // finish storing and close.
   // Returns the runtime's error if it sent one (its code and message), DataLoss for a reply
   // that failed authentication, Unavailable if the connection broke, else OK.
   Status Close(bool end);
@@ -55,6 +62,15 @@ class DataPlaneUpload {
       : fd_(fd), ack_key_(std::move(ack_key)), nonce_(nonce) {}
   Result<dataplane::ServerFrame> ReadFrame();
   void ReadLoop(const std::function<void(uint64_t, bool)>& on_ack);
+  void SendLoop();
+  // Stops the sender once what is queued went out, joins it; its error if any.
+  Status StopSender();
+
+  struct Outgoing {
+    uint64_t index = 0;
+    bool last = false;
+    Bytes bytes;
+  };
 
   int fd_;
   SecretBytes ack_key_;
@@ -66,6 +82,14 @@ class DataPlaneUpload {
   std::mutex mu_;
   Status outcome_;  // guarded by mu_: the runtime's error or the reader's failure
   bool closed_ = false;
+
+  std::thread sender_;
+  std::mutex send_mu_;
+  std::condition_variable send_changed_;
+  std::deque<Outgoing> outgoing_;  // guarded by send_mu_
+  std::vector<Bytes> spare_;       // guarded by send_mu_: buffers of sent chunks
+  bool sender_stop_ = false;       // guarded by send_mu_
+  Status send_status_;             // guarded by send_mu_: the first send failure
 };
 
 }  // namespace chiron::client

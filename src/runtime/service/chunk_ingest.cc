@@ -39,6 +39,12 @@ ChunkIngest::ChunkIngest(store::Store* store, std::string owner_id, store::Datas
     pthread_setname_np(pthread_self(), "chiron-storer");
     StoreLoop();
   });
+  if (callbacks_.on_refused) {
+    verifier_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "chiron-verify");
+      VerifyLoop();
+    });
+  }
 }
 
 ChunkIngest::~ChunkIngest() { Finish().IgnoreError(); }
@@ -53,13 +59,16 @@ Result<uint64_t> ChunkIngest::ExpectedSize(uint64_t index) const {
 
 bool ChunkIngest::WaitForRoom() {
   std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [&] { return storer_done_ || queued_bytes_ < kMaxQueuedBytes; });
-  return !storer_done_;
+  auto stopped = [&] { return storer_done_ || !refused_.ok(); };
+  changed_.wait(lock, [&] { return stopped() || queued_bytes_ < kMaxQueuedBytes; });
+  return !stopped();
 }
 
-Status ChunkIngest::Check(uint64_t index, bool last, ByteSpan sealed) {
+Status ChunkIngest::CheckPlace(uint64_t index, bool last, ByteSpan sealed,
+                               bool& needs_authentication) {
+  needs_authentication = false;
   const std::string what = "dataset " + dataset_id_ + " chunk " + std::to_string(index);
-  CHIRON_RETURN_IF_ERROR(ExpectedSize(index).status());
+  CHIRON_ASSIGN_OR_RETURN(uint64_t expected_size, ExpectedSize(index));
   if (last != (index + 1 == chunk_count_)) {
     return InvalidArgumentError(what + (last ? " was marked last but the header declares " +
                                                    std::to_string(chunk_count_) + " chunks"
@@ -81,26 +90,47 @@ Status ChunkIngest::Check(uint64_t index, bool last, ByteSpan sealed) {
                                    std::to_string(index) + "; resume from chunk " +
                                    std::to_string(next_index_));
   }
+  if (sealed.size() != expected_size) {
+    return DataLossError(what + " has " + std::to_string(sealed.size()) + " bytes but must have " +
+                         std::to_string(expected_size) +
+                         "; it was truncated, extended or taken from elsewhere; nothing was "
+                         "stored: re-send the chunk from the original container");
+  }
+  ++next_index_;
+  needs_authentication = true;
+  return Status::Ok();
+}
+
+Status ChunkIngest::Authenticate(uint64_t index, ByteSpan sealed) {
   size_t plaintext_size =
       sealed.size() >= crypto::kStreamTagSize ? sealed.size() - crypto::kStreamTagSize : 0;
   if (scratch_.size() != plaintext_size) scratch_ = SecretBytes(plaintext_size);
   Status opened = reader_.OpenChunkInto(index, sealed, scratch_.mutable_span());
   if (!opened.ok()) {
-    return Status(opened.code(),
-                  what + ": " + opened.message() +
-                      "; nothing was stored: re-send the chunk from the original container");
+    return Status(opened.code(), "dataset " + dataset_id_ + " chunk " + std::to_string(index) +
+                                     ": " + opened.message() +
+                                     "; nothing was stored: re-send the chunk from the original "
+                                     "container");
   }
-  ++next_index_;
   return Status::Ok();
 }
 
+void ChunkIngest::LogRefusal(uint64_t index, const Status& status) const {
+  LogWarning("dataset.chunk_refused", {{"principal", owner_id_},
+                                       {"dataset", dataset_id_},
+                                       {"chunk", std::to_string(index)},
+                                       {"error", status.ToString()}});
+}
+
 Status ChunkIngest::Accept(uint64_t index, bool last, AlignedBuffer sealed) {
-  Status checked = Check(index, last, sealed.span());
+  bool needs_authentication = false;
+  Status checked = CheckPlace(index, last, sealed.span(), needs_authentication);
+  const bool on_verifier = static_cast<bool>(callbacks_.on_refused);
+  if (checked.ok() && needs_authentication && !on_verifier) {
+    checked = Authenticate(index, sealed.span());
+  }
   if (!checked.ok()) {
-    LogWarning("dataset.chunk_refused", {{"principal", owner_id_},
-                                         {"dataset", dataset_id_},
-                                         {"chunk", std::to_string(index)},
-                                         {"error", checked.ToString()}});
+    LogRefusal(index, checked);
     return checked;
   }
   {
@@ -108,11 +138,56 @@ Status ChunkIngest::Accept(uint64_t index, bool last, AlignedBuffer sealed) {
     if (storer_done_) {
       return store_error_.ok() ? UnavailableError("the upload stream is closing") : store_error_;
     }
+    if (!refused_.ok()) return refused_;
     queued_bytes_ += sealed.size();
-    queue_.push_back({index, last, std::move(sealed)});
+    if (on_verifier) {
+      pending_.push_back({index, last, std::move(sealed), needs_authentication});
+    } else {
+      queue_.push_back({index, last, std::move(sealed)});
+    }
   }
   changed_.notify_all();
   return Status::Ok();
+}
+
+void ChunkIngest::VerifyLoop() {
+  while (true) {
+    Queued chunk;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [&] { return !pending_.empty() || input_done_ || storer_done_; });
+      if (pending_.empty() || storer_done_) break;
+      chunk = std::move(pending_.front());
+      pending_.pop_front();
+    }
+    Status authenticated = chunk.needs_authentication
+                               ? Authenticate(chunk.index, chunk.sealed.span())
+                               : Status::Ok();
+    if (!authenticated.ok()) {
+      LogRefusal(chunk.index, authenticated);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        refused_ = authenticated;
+        // Chunks behind the refused one are dropped: they were not acknowledged.
+        queued_bytes_ -= chunk.sealed.size();
+        for (const Queued& dropped : pending_) queued_bytes_ -= dropped.sealed.size();
+        pending_.clear();
+      }
+      changed_.notify_all();
+      callbacks_.on_refused(authenticated);
+      break;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(chunk));
+    }
+    changed_.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    verified_done_ = true;
+  }
+  changed_.notify_all();
 }
 
 AlignedBuffer ChunkIngest::TakeBuffer() {
@@ -131,7 +206,7 @@ void ChunkIngest::StoreLoop() {
     group.clear();
     {
       std::unique_lock<std::mutex> lock(mu_);
-      changed_.wait(lock, [&] { return !queue_.empty() || input_done_; });
+      changed_.wait(lock, [&] { return !queue_.empty() || verified_done_; });
       if (queue_.empty()) break;
       // Everything that queued up while the previous group was stored is one group.
       while (!queue_.empty()) {
@@ -189,6 +264,7 @@ void ChunkIngest::StoreLoop() {
     storer_done_ = true;
     // Chunks never stored are dropped: they were not acknowledged.
     queue_.clear();
+    pending_.clear();
     queued_bytes_ = 0;
   }
   changed_.notify_all();
@@ -200,12 +276,14 @@ Status ChunkIngest::Finish() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       input_done_ = true;
+      if (!verifier_.joinable()) verified_done_ = true;
     }
     changed_.notify_all();
+    if (verifier_.joinable()) verifier_.join();
     if (storer_.joinable()) storer_.join();
   }
   std::lock_guard<std::mutex> lock(mu_);
-  return store_error_;
+  return store_error_.ok() ? refused_ : store_error_;
 }
 
 }  // namespace chiron::runtime

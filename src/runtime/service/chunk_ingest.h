@@ -13,8 +13,16 @@
 // durable. If storing fails (disk full, I/O error), `on_store_failure` is called once, from the
 // storer thread, so the transport can end its stream; Finish then returns the error.
 //
+// Authentication on its own thread: with Callbacks::on_refused set, Accept makes only the cheap
+// checks (place, size, flag, a re-send's bytes) and a verifier thread authenticates the chunks in
+// order before they reach the storer, so that decrypting one chunk overlaps with receiving the
+// next (the data plane does this). A chunk that fails then is reported through on_refused, once,
+// from the verifier thread: nothing after it is stored, everything before it still is, and
+// Finish returns the refusal. Without on_refused, Accept authenticates before it returns (the
+// gRPC stream, whose handler must answer a refusal as the stream's status).
+//
 // Thread safety: Accept, WaitForRoom, TakeBuffer and Finish from one thread (the transport's);
-// the callbacks run on the storer thread.
+// the callbacks run on the storer or verifier thread.
 #pragma once
 
 #include <condition_variable>
@@ -44,6 +52,8 @@ class ChunkIngest {
     // client went away): the storer then stops taking new groups.
     std::function<bool(const store::UploadProgress&)> on_ack;
     std::function<void(const Status&)> on_store_failure;
+    // Set: authenticate on a verifier thread, and report a chunk that fails here.
+    std::function<void(const Status&)> on_refused;
   };
 
   // Opens `dataset_id` of `owner_id` for appending. NotFound (worded so it cannot tell another
@@ -67,7 +77,8 @@ class ChunkIngest {
   Result<uint64_t> ExpectedSize(uint64_t index) const;
 
   // Blocks until the queue has room. False once the storer stopped (a store failure, or acks
-  // could not be delivered): the transport should stop reading and call Finish.
+  // could not be delivered) or the verifier refused a chunk: the transport should stop reading
+  // and call Finish.
   bool WaitForRoom();
 
   // Checks, authenticates and queues one chunk (its bytes are moved in). An error is a refusal
@@ -81,14 +92,19 @@ class ChunkIngest {
   AlignedBuffer TakeBuffer();
 
   // No more chunks: waits until everything queued is stored and acknowledged, stops the storer.
-  // Returns the store's error if storing failed, else OK. Idempotent.
+  // Returns the store's error if storing failed, else the verifier's refusal, else OK.
+  // Idempotent.
   Status Finish();
 
  private:
   ChunkIngest(store::Store* store, std::string owner_id, store::DatasetRecord record,
               dataset::DatasetReader reader, Callbacks callbacks);
   void StoreLoop();
-  Status Check(uint64_t index, bool last, ByteSpan sealed);
+  void VerifyLoop();
+  // Place, size, flag and a re-send's bytes; sets `needs_authentication` for a new chunk.
+  Status CheckPlace(uint64_t index, bool last, ByteSpan sealed, bool& needs_authentication);
+  Status Authenticate(uint64_t index, ByteSpan sealed);
+  void LogRefusal(uint64_t index, const Status& status) const;
 
   store::Store* store_;
   const std::string owner_id_;
@@ -104,18 +120,23 @@ class ChunkIngest {
     uint64_t index;
     bool last;
     AlignedBuffer sealed;
+    bool needs_authentication = false;  // pending_ only
   };
   std::mutex mu_;
   std::condition_variable changed_;
-  std::deque<Queued> queue_;          // guarded by mu_
+  std::deque<Queued> pending_;        // guarded by mu_: accepted, not yet authenticated
+  std::deque<Queued> queue_;          // guarded by mu_: authenticated, to be stored
   std::vector<AlignedBuffer> spare_;  // guarded by mu_: buffers of stored chunks
   uint64_t spare_bytes_ = 0;          // guarded by mu_
-  uint64_t queued_bytes_ = 0;         // guarded by mu_
+  uint64_t queued_bytes_ = 0;         // guarded by mu_: in pending_ and queue_
   bool input_done_ = false;           // guarded by mu_
+  bool verified_done_ = false;        // guarded by mu_: nothing more will reach queue_
+  Status refused_;                    // guarded by mu_: the verifier's refusal
   bool storer_done_ = false;          // guarded by mu_
   Status store_error_;                // guarded by mu_
   uint64_t chunks_stored_ = 0;        // storer thread only
   std::thread storer_;
+  std::thread verifier_;
   bool finished_ = false;
 };
 

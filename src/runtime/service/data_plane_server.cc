@@ -204,8 +204,8 @@ void DataPlaneServer::Serve(Connection* connection) {
     frame.complete = progress.complete;
     return send(frame);
   };
+  // A store failure: tell the client now and stop reading (this thread may be blocked in recv).
   callbacks.on_store_failure = [&](const Status& error) {
-    // Tell the client now and stop reading: the connection thread may be blocked in recv.
     send_error(error);
     {
       std::lock_guard<std::mutex> lock(write_mu);
@@ -213,6 +213,9 @@ void DataPlaneServer::Serve(Connection* connection) {
     }
     shutdown(fd, SHUT_RD);
   };
+  // A chunk the verifier thread refused: the loop below stops at its next frame, and the client
+  // hears of it after the acks of the chunks before it (Finish stores those first).
+  callbacks.on_refused = [](const Status&) {};
   auto opened = ChunkIngest::Open(store_, ticket->owner_id, ticket->dataset_id, callbacks);
   if (!opened.ok()) {
     send_error(opened.status());

@@ -3,6 +3,7 @@
 //
 //   ninja -C build upload_bench && build/bin/upload_bench [--repeat N] [--reps N]
 //   perf record -g build/bin/upload_bench --profile 5   # only the headline path, 5 times
+//     [--profile-chunk BYTES] [--profile-store disk|tmpfs]
 //
 // Inputs, all real Fashion-MNIST (Debian's dataset-fashion-mnist, train split):
 //   plain  an uncompressed IDX pair made once in a temporary directory: the 60,000 training
@@ -248,12 +249,16 @@ int main(int argc, char** argv) {
   int repeat = 6;
   int reps = 3;
   int profile_runs = 0;
+  uint64_t profile_chunk = uint64_t{1} << 20;
+  bool profile_tmpfs = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--repeat") repeat = std::max(1, std::atoi(argv[i + 1]));
     else if (flag == "--reps") reps = std::max(1, std::atoi(argv[i + 1]));
     else if (flag == "--profile") profile_runs = std::max(1, std::atoi(argv[i + 1]));
-    else Die("unknown flag " + flag + " (use --repeat N, --reps N, --profile N)");
+    else if (flag == "--profile-chunk") profile_chunk = std::max(1LL, std::atoll(argv[i + 1]));
+    else if (flag == "--profile-store") profile_tmpfs = std::string(argv[i + 1]) == "tmpfs";
+    else Die("unknown flag " + flag + " (use --repeat N, --reps N, --profile N [--profile-chunk BYTES] [--profile-store disk|tmpfs])");
   }
   SetMinLogLevel(LogLevel::kWarning);
 
@@ -272,9 +277,12 @@ int main(int argc, char** argv) {
   const uint64_t kMiB = uint64_t{1} << 20;
   if (profile_runs > 0) {
     // Only the headline path, N times, for `perf record`: no baselines, no ratio.
-    Series only{"plain: end to end, 1 MiB chunks, disk"};
+    Runtime* store = profile_tmpfs && tmpfs ? tmpfs.get() : disk.get();
+    Series only{"plain: end to end, " + std::to_string(profile_chunk) + "-byte chunks, " +
+                (store == disk.get() ? "disk" : "tmpfs")};
     for (int i = 0; i < profile_runs; ++i) {
-      only.seconds.push_back(WallSeconds([&] { only.bytes = disk->Upload(plain_images, kMiB, i); }));
+      only.seconds.push_back(
+          WallSeconds([&] { only.bytes = store->Upload(plain_images, profile_chunk, i); }));
     }
     std::printf("%s: median %.1f MB/s, %.1f..%.1f\n", only.label.c_str(), only.MedianMbps(),
                 only.MinMbps(), only.MaxMbps());

@@ -143,7 +143,8 @@ void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout) {
 Status ReadExact(int fd, MutableByteSpan out) {
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t got = recv(fd, out.data() + done, out.size() - done, 0);
+    // MSG_WAITALL: one wake-up per buffer rather than one per arriving segment.
+    ssize_t got = recv(fd, out.data() + done, out.size() - done, MSG_WAITALL);
     if (got > 0) {
       done += static_cast<size_t>(got);
       continue;

@@ -154,10 +154,12 @@ void DataPlaneServer::AcceptLoop() {
 
 void DataPlaneServer::Serve(Connection* connection) {
   const int fd = connection->fd;
-  SetSocketTimeouts(fd, kIdleTimeout);
-
+  // A connection that does not say hello soon gives its slot back: kMaxConnections silent
+  // connections must not keep uploads out for long.
+  SetSocketTimeouts(fd, kHelloTimeout);
   Bytes hello_bytes(dataplane::kHelloSize);
   if (!ReadExact(fd, hello_bytes).ok()) return;
+  SetSocketTimeouts(fd, kIdleTimeout);
   auto reject = [fd](const std::string& message) {
     ServerFrame frame;
     frame.type = ServerFrameType::kRejected;

@@ -11,8 +11,8 @@
 //
 // Tickets are single use (the connection that presents one consumes it), expire
 // kTicketLifetime after they were issued if unused, and at most kMaxTickets are outstanding (the
-// oldest goes first). At most kMaxConnections connections are served at once; a connection idle
-// for kIdleTimeout is closed.
+// oldest goes first). At most kMaxConnections connections are served at once; a connection that
+// sends no hello within kHelloTimeout, or is idle for kIdleTimeout later, is closed.
 //
 // Thread safety: IssueTicket from any thread; Stop from one. Connections run on their own
 // threads, joined by Stop.
@@ -41,6 +41,7 @@ class DataPlaneServer {
   static constexpr size_t kMaxTickets = 1024;
   static constexpr size_t kMaxConnections = 16;
   static constexpr std::chrono::seconds kIdleTimeout{120};
+  static constexpr std::chrono::seconds kHelloTimeout{10};
 
   // `listen` is host:port (port 0 picks a free one). `store` must outlive the server.
   static Result<std::unique_ptr<DataPlaneServer>> Start(const std::string& listen,

@@ -114,7 +114,6 @@ class ChunkIngest {
   dataset::DatasetReader reader_;
   Callbacks callbacks_;
   uint64_t next_index_;
-  SecretBytes scratch_;  // plaintext of the chunk being authenticated; zeroed when destroyed
 
   struct Queued {
     uint64_t index;

@@ -272,10 +272,11 @@ Result<UploadProgress> StoreImpl::AppendChunks(const std::string& dataset_id,
     }
     if (!chunk.authenticated) {
       CHIRON_RETURN_IF_ERROR(open_reader());
-      Result<SecretBytes> opened = reader->OpenChunk(index, chunk.sealed);
+      // Stored sealed: the tag and the labels are checked, nothing else is decrypted.
+      Status opened = reader->AuthenticateChunk(index, chunk.sealed);
       if (!opened.ok()) {
-        return Status(opened.status().code(),
-                      what + ": " + opened.status().message() +
+        return Status(opened.code(),
+                      what + ": " + opened.message() +
                           "; nothing was stored: re-send the chunk from the original container");
       }
     }
@@ -370,12 +371,12 @@ Result<Bytes> StoreImpl::ReadChunk(const std::string& dataset_id, uint64_t index
   CHIRON_ASSIGN_OR_RETURN(SecretBytes data_key, UnsealDataKey(*row));
   CHIRON_ASSIGN_OR_RETURN(dataset::DatasetReader reader,
                           dataset::DatasetReader::Open(data_key.span(), r.header.encoded));
-  Result<SecretBytes> opened = reader.OpenChunk(index, *chunk);
+  Status opened = reader.AuthenticateChunk(index, *chunk);
   if (!opened.ok()) {
     return DataLossError("store: the segment file of " + what + " ('" + path +
                          "') does not hold the chunk that was acknowledged (altered, swapped "
                          "with another file, or replaced): " +
-                         opened.status().message());
+                         opened.message());
   }
   return chunk;
 }

@@ -223,4 +223,50 @@ Status AeadStreamOpener::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, bo
   return Status::Ok();
 }
 
+Status AeadStreamOpener::CheckChunk(uint64_t index, ByteSpan sealed_chunk) const {
+  if (index >= kStreamMaxChunks) {
+    return InvalidArgumentError("AEAD stream chunk index " + std::to_string(index) +
+                                " is beyond the format's limit of 2^32 - 1");
+  }
+  if (sealed_chunk.size() < kStreamTagSize) {
+    return DataLossError("AEAD stream chunk " + std::to_string(index) + " is " +
+                         std::to_string(sealed_chunk.size()) +
+                         " bytes, shorter than its 16-byte tag");
+  }
+  if (sealed_chunk.size() - kStreamTagSize > kStreamMaxChunkSize) {
+    return DataLossError("AEAD stream chunk is larger than GCM allows");
+  }
+  return Status::Ok();
+}
+
+Result<GcmTagChecker*> AeadStreamOpener::Checker() const {
+  if (!checker_) {
+    CHIRON_ASSIGN_OR_RETURN(GcmTagChecker checker, GcmTagChecker::Create(key_.span()));
+    checker_ = std::make_unique<GcmTagChecker>(std::move(checker));
+  }
+  return checker_.get();
+}
+
+Status AeadStreamOpener::VerifyChunk(uint64_t index, ByteSpan sealed_chunk, bool last) const {
+  CHIRON_RETURN_IF_ERROR(CheckChunk(index, sealed_chunk));
+  CHIRON_ASSIGN_OR_RETURN(GcmTagChecker * checker, Checker());
+  uint8_t nonce[kNonceSize];
+  MakeNonce(nonce_prefix_, static_cast<uint32_t>(index), last, nonce);
+  SetIndexAndLast(aad_.data() + aad_.size() - 5, static_cast<uint32_t>(index), last);
+  const size_t size = sealed_chunk.size() - kStreamTagSize;
+  return checker->Verify(ByteSpan(nonce, kNonceSize), aad_, sealed_chunk.first(size),
+                         sealed_chunk.subspan(size));
+}
+
+Status AeadStreamOpener::DecryptStrided(uint64_t index, ByteSpan sealed_chunk, bool last,
+                                        size_t stride, size_t width, MutableByteSpan out) const {
+  CHIRON_RETURN_IF_ERROR(CheckChunk(index, sealed_chunk));
+  CHIRON_ASSIGN_OR_RETURN(GcmTagChecker * checker, Checker());
+  uint8_t nonce[kNonceSize];
+  MakeNonce(nonce_prefix_, static_cast<uint32_t>(index), last, nonce);
+  return checker->DecryptStrided(ByteSpan(nonce, kNonceSize),
+                                 sealed_chunk.first(sealed_chunk.size() - kStreamTagSize), stride,
+                                 width, out);
+}
+
 }  // namespace chiron::crypto

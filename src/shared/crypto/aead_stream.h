@@ -15,6 +15,7 @@
 #include "shared/base/bytes.h"
 #include "shared/base/secret.h"
 #include "shared/base/status.h"
+#include "shared/crypto/gcm_tag.h"
 
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
 
@@ -88,13 +89,26 @@ class AeadStreamOpener {
   // unauthenticated plaintext is left behind.
   Status OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, bool last, MutableByteSpan out) const;
 
+  // Authenticates chunk `index` without decrypting it (GcmTagChecker: GHASH only, about three
+  // times faster than OpenChunk), for a caller that keeps the chunk sealed. Same errors as
+  // OpenChunk.
+  Status VerifyChunk(uint64_t index, ByteSpan sealed_chunk, bool last) const;
+  // Decrypts `width` bytes at every multiple of `stride` of the chunk's plaintext into `out`
+  // (GcmTagChecker::DecryptStrided), e.g. each record's label. Only for a chunk VerifyChunk
+  // accepted.
+  Status DecryptStrided(uint64_t index, ByteSpan sealed_chunk, bool last, size_t stride,
+                        size_t width, MutableByteSpan out) const;
+
  private:
   AeadStreamOpener() = default;
+  Status CheckChunk(uint64_t index, ByteSpan sealed_chunk) const;
+  Result<GcmTagChecker*> Checker() const;
   SecretBytes key_;
   Bytes stream_aad_;
   Bytes nonce_prefix_;
   std::unique_ptr<EVP_CIPHER_CTX, internal::CipherCtxDeleter> ctx_;
   mutable Bytes aad_;  // scratch, as in the sealer
+  mutable std::unique_ptr<GcmTagChecker> checker_;  // made on first use
 };
 
 }  // namespace chiron::crypto

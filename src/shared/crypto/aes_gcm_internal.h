@@ -17,6 +17,15 @@ Status CheckGcmKey(ByteSpan key);
 bool CipherUpdate(EVP_CIPHER_CTX* ctx, const uint8_t* in, size_t size, uint8_t* out);
 bool CipherAad(EVP_CIPHER_CTX* ctx, ByteSpan aad);
 
+// A GF(2^128) element in GCM's bit order (SP 800-38D): byte 0's high bit is the x^0 coefficient.
+struct GfBlock {
+  uint64_t hi = 0, lo = 0;
+};
+GfBlock LoadBlock(const uint8_t* p);   // 16 bytes, big-endian halves
+void StoreBlock(GfBlock b, uint8_t* p);
+// Multiplication in GF(2^128) (SP 800-38D, algorithm 1; bitwise, for a few blocks only).
+GfBlock GfMultiply(GfBlock x, GfBlock y);
+
 // OpenSSL's GCM accepts IVs of at most this many bytes; longer ones use AesGcmLongIv.
 inline constexpr size_t kMaxOpensslGcmIvSize = 128;
 // GCM from its definition for long IVs: en/decrypts `input` into `output` (same size) and

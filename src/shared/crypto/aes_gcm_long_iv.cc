@@ -13,27 +13,21 @@
 #include "shared/crypto/openssl_util.h"
 
 namespace chiron::crypto::internal {
-namespace {
 
-struct Block {
-  uint64_t hi = 0, lo = 0;
-};
-
-Block Load(const uint8_t* p) {
-  Block b;
+GfBlock LoadBlock(const uint8_t* p) {
+  GfBlock b;
   for (int i = 0; i < 8; ++i) b.hi = b.hi << 8 | p[i];
   for (int i = 8; i < 16; ++i) b.lo = b.lo << 8 | p[i];
   return b;
 }
 
-void Store(Block b, uint8_t* p) {
+void StoreBlock(GfBlock b, uint8_t* p) {
   for (int i = 7; i >= 0; --i, b.hi >>= 8) p[i] = static_cast<uint8_t>(b.hi);
   for (int i = 15; i >= 8; --i, b.lo >>= 8) p[i] = static_cast<uint8_t>(b.lo);
 }
 
-// Multiplication in GF(2^128) with GCM's bit order (SP 800-38D, algorithm 1).
-Block Multiply(Block x, Block y) {
-  Block z, v = y;
+GfBlock GfMultiply(GfBlock x, GfBlock y) {
+  GfBlock z, v = y;
   for (int i = 0; i < 128; ++i) {
     uint64_t bit = i < 64 ? (x.hi >> (63 - i)) & 1 : (x.lo >> (127 - i)) & 1;
     if (bit) {
@@ -47,6 +41,13 @@ Block Multiply(Block x, Block y) {
   }
   return z;
 }
+
+namespace {
+
+using Block = GfBlock;
+Block Load(const uint8_t* p) { return LoadBlock(p); }
+void Store(Block b, uint8_t* p) { StoreBlock(b, p); }
+Block Multiply(Block x, Block y) { return GfMultiply(x, y); }
 
 class Ghash {
  public:

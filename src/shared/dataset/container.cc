@@ -360,6 +360,45 @@ Status DatasetReader::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk,
   return Status::Ok();
 }
 
+Status DatasetReader::AuthenticateChunk(uint64_t index, ByteSpan sealed_chunk) const {
+  uint64_t count = header_.chunk_count();
+  if (index >= count) {
+    return DataLossError("dataset " + DatasetIdHex(header_.dataset_id) + ": chunk index " +
+                         std::to_string(index) + " is past the last chunk (" +
+                         std::to_string(count) + " chunks); the container was extended");
+  }
+  std::string where =
+      "dataset " + DatasetIdHex(header_.dataset_id) + ": " + ChunkName(index, count);
+  if (sealed_chunk.size() != header_.sealed_chunk_size(index)) {
+    return DataLossError(where + " has " + std::to_string(sealed_chunk.size()) +
+                         " bytes but must have " +
+                         std::to_string(header_.sealed_chunk_size(index)) +
+                         "; it was truncated, extended or taken from elsewhere");
+  }
+  bool last = index + 1 == count;
+  if (!opener_.VerifyChunk(index, sealed_chunk, last).ok()) {
+    return DataLossError(where +
+                         " failed authentication: it was altered, reordered, or taken from "
+                         "another dataset or position");
+  }
+  const DatasetSchema& schema = header_.schema;
+  const size_t label_size = LabelSize(schema.label_type);
+  const uint64_t records = header_.samples_in_chunk(index);
+  Bytes labels(records * label_size);
+  CHIRON_RETURN_IF_ERROR(opener_.DecryptStrided(index, sealed_chunk, last, schema.record_size(),
+                                                label_size, labels));
+  for (uint64_t i = 0; i < records; ++i) {
+    uint32_t label = labels[i * label_size];
+    if (label_size == 2) label |= uint32_t{labels[i * label_size + 1]} << 8;
+    if (label >= schema.class_count()) {
+      return InvalidArgumentError(where + ", record " + std::to_string(i) + ": label " +
+                                  std::to_string(label) + " is not below the class count " +
+                                  std::to_string(schema.class_count()));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<SecretBytes> DatasetReader::OpenNextChunk(ByteSpan sealed_chunk) {
   CHIRON_ASSIGN_OR_RETURN(SecretBytes plaintext, OpenChunk(next_chunk_, sealed_chunk));
   ++next_chunk_;

@@ -174,6 +174,10 @@ class DatasetReader {
   // exactly plaintext_chunk_size(index) bytes (InvalidArgument otherwise). On any error it holds
   // zeros, never unauthenticated plaintext.
   Status OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, MutableByteSpan plaintext) const;
+  // The checks of OpenChunk without decrypting the chunk: its tag is checked (GHASH only) and
+  // only the records' labels are decrypted, to check them against the class count. For a caller
+  // that stores the chunk sealed (the runtime receiving an upload). Same errors as OpenChunk.
+  Status AuthenticateChunk(uint64_t index, ByteSpan sealed_chunk) const;
 
   // Sequential use, e.g. while receiving an upload: opens the next chunk in order.
   Result<SecretBytes> OpenNextChunk(ByteSpan sealed_chunk);

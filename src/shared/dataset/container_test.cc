@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "shared/crypto/aead_stream.h"
+#include "shared/crypto/hkdf.h"
 #include "shared/crypto/random.h"
 
 namespace chiron::dataset {
@@ -252,6 +254,61 @@ TEST_F(ContainerTest, TamperedChunkByteIsRejected) {
       ExpectError(opened.status(), StatusCode::kDataLoss, "failed authentication");
     }
   }
+}
+
+// AuthenticateChunk (tag only, labels decrypted) must judge every chunk exactly as OpenChunk.
+TEST_F(ContainerTest, AuthenticateChunkAgreesWithOpenChunk) {
+  auto reader = DatasetReader::Open(key_, written_.header);
+  ASSERT_TRUE(reader.ok());
+  for (size_t chunk = 0; chunk < written_.chunks.size(); ++chunk) {
+    EXPECT_TRUE(reader->AuthenticateChunk(chunk, written_.chunks[chunk]).ok());
+    for (size_t i = 0; i < written_.chunks[chunk].size(); ++i) {
+      Bytes tampered = written_.chunks[chunk];
+      tampered[i] ^= 0x10;
+      Status status = reader->AuthenticateChunk(chunk, tampered);
+      ExpectError(status, StatusCode::kDataLoss, "failed authentication");
+    }
+    // At another index, and cut short.
+    size_t other = (chunk + 1) % written_.chunks.size();
+    if (written_.chunks[other].size() == written_.chunks[chunk].size()) {
+      EXPECT_EQ(reader->AuthenticateChunk(other, written_.chunks[chunk]).code(),
+                StatusCode::kDataLoss);
+    }
+    Bytes cut(written_.chunks[chunk].begin(), written_.chunks[chunk].end() - 1);
+    EXPECT_EQ(reader->AuthenticateChunk(chunk, cut).code(), StatusCode::kDataLoss);
+  }
+  EXPECT_EQ(reader->AuthenticateChunk(99, written_.chunks[0]).code(), StatusCode::kDataLoss);
+}
+
+// A chunk sealed correctly under the dataset's keys but carrying a label past the class table
+// (an owner's client that skips DatasetWriter's check): both ways of opening it refuse it.
+TEST_F(ContainerTest, OutOfRangeLabelInAProperlySealedChunkIsRefused) {
+  auto reader = DatasetReader::Open(key_, written_.header);
+  ASSERT_TRUE(reader.ok());
+  const ContainerHeader& header = reader->header();
+  auto plain = reader->OpenChunk(0, written_.chunks[0]);
+  ASSERT_TRUE(plain.ok());
+  Bytes forged_plain(plain->span().begin(), plain->span().end());
+  forged_plain[header.schema.record_size()] = static_cast<uint8_t>(header.schema.class_count());
+  auto chunk_key = crypto::Hkdf(crypto::HashAlgorithm::kSha256, key_, header.dataset_id,
+                                AsBytes("chiron dataset v1 chunk key"), 32);
+  ASSERT_TRUE(chunk_key.ok());
+  auto sealer = crypto::AeadStreamSealer::CreateWithNoncePrefixForTesting(
+      chunk_key->span(), header.stream_aad(), header.nonce_prefix);
+  ASSERT_TRUE(sealer.ok());
+  auto forged = sealer->SealChunk(forged_plain, /*last=*/header.chunk_count() == 1);
+  ASSERT_TRUE(forged.ok());
+  // The control: the same sealer over the real plaintext reproduces the real chunk.
+  auto control = crypto::AeadStreamSealer::CreateWithNoncePrefixForTesting(
+      chunk_key->span(), header.stream_aad(), header.nonce_prefix);
+  ASSERT_TRUE(control.ok());
+  EXPECT_EQ(*control->SealChunk(plain->span(), header.chunk_count() == 1), written_.chunks[0]);
+
+  ExpectError(reader->AuthenticateChunk(0, *forged), StatusCode::kInvalidArgument,
+              "record 1: label");
+  auto opened = reader->OpenChunk(0, *forged);
+  ASSERT_FALSE(opened.ok());
+  ExpectError(opened.status(), StatusCode::kInvalidArgument, "record 1: label");
 }
 
 TEST_F(ContainerTest, ReorderedChunksAreRejected) {

@@ -129,15 +129,33 @@ Status DataPlaneUpload::Send(uint64_t index, bool last, ByteSpan sealed) {
   Outgoing chunk;
   chunk.index = index;
   chunk.last = last;
-  if (!spare_.empty()) {
-    chunk.bytes = std::move(spare_.back());
-    spare_.pop_back();
+  if (!acquired_.empty() && sealed.data() == acquired_.data() &&
+      sealed.size() == acquired_.size()) {
+    chunk.bytes = std::move(acquired_);  // sealed right here: no copy
+    acquired_.clear();
+  } else {
+    if (!spare_.empty()) {
+      chunk.bytes = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    chunk.bytes.assign(sealed.begin(), sealed.end());
   }
-  chunk.bytes.assign(sealed.begin(), sealed.end());
   outgoing_.push_back(std::move(chunk));
   lock.unlock();
   send_changed_.notify_all();
   return Status::Ok();
+}
+
+MutableByteSpan DataPlaneUpload::AcquireBuffer(size_t size) {
+  std::unique_lock<std::mutex> lock(send_mu_);
+  send_changed_.wait(lock, [&] { return outgoing_.size() < kMaxQueued || !send_status_.ok(); });
+  if (!send_status_.ok() || ended_) return {};
+  if (acquired_.empty() && !spare_.empty()) {
+    acquired_ = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  acquired_.resize(size);
+  return MutableByteSpan(acquired_);
 }
 
 void DataPlaneUpload::SendLoop() {

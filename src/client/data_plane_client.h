@@ -45,11 +45,14 @@ class DataPlaneUpload {
   // Starts the reader: `on_ack(acknowledged_through, complete)` for every authenticated ack.
   void StartReading(std::function<void(uint64_t, bool)> on_ack);
 
-  // Queues one chunk frame for the sender thread (the bytes are copied: the caller may reuse
-  // its buffer at once), so that sealing the next chunk overlaps with sending this one. Blocks
-  // while kMaxQueued chunks wait. Unavailable once the connection broke or the runtime ended the
-  // upload with an error (Close then returns that error).
+  // Queues one chunk frame for the sender thread, so that sealing the next chunk overlaps with
+  // sending this one. Blocks while kMaxQueued chunks wait. `sealed` is copied unless it is the
+  // buffer AcquireBuffer handed out last (then it is sent from there). Unavailable once the
+  // connection broke or the runtime ended the upload with an error (Close then returns it).
   Status Send(uint64_t index, bool last, ByteSpan sealed);
+  // A buffer of `size` bytes to seal the next chunk into (DatasetWriterOptions::seal_into), so
+  // Send need not copy it. Blocks while kMaxQueued chunks wait; empty once sending failed.
+  MutableByteSpan AcquireBuffer(size_t size);
 
   // Sends what is queued, ends the upload (an End frame if `end`), waits for the runtime to
   // finish storing and close.
@@ -88,6 +91,7 @@ class DataPlaneUpload {
   std::condition_variable send_changed_;
   std::deque<Outgoing> outgoing_;  // guarded by send_mu_
   std::vector<Bytes> spare_;       // guarded by send_mu_: buffers of sent chunks
+  Bytes acquired_;                 // the caller's thread only: handed out by AcquireBuffer
   bool sender_stop_ = false;       // guarded by send_mu_
   Status send_status_;             // guarded by send_mu_: the first send failure
 };

@@ -117,6 +117,13 @@ class UploadRun {
 
   ~UploadRun() { CloseStream().IgnoreError(); }
 
+  // Where the writer seals the next chunk: straight into the data-plane sender's buffer when
+  // there is one (no copy on the way to the socket), else in place.
+  MutableByteSpan SealInto(uint64_t index, size_t size) {
+    if (!data_plane_ || index < next_chunk_) return {};
+    return data_plane_->AcquireBuffer(size);
+  }
+
   Status Sink(const dataset::ContainerPiece& piece) {
     if (piece.kind == dataset::ContainerPiece::Kind::kHeader) return OnHeader(piece.bytes);
     return OnChunk(piece);
@@ -406,6 +413,7 @@ Result<UploadOutcome> UploadDataset(Connection& connection, const UploadRequest&
   }
 
   UploadRun run(connection, request, std::move(state), resuming);
+  options.seal_into = [&run](uint64_t index, size_t size) { return run.SealInto(index, size); };
   auto stats = importers::EncryptSource(
       *source, key.span(), dataset_id,
       [&run](const dataset::ContainerPiece& piece) { return run.Sink(piece); }, options);

@@ -604,6 +604,17 @@ TEST_F(DataPathTest, UploadsTakeTheDataPlaneOrTheStreamWithTheSameResult) {
   ExpectStoredDataset(via_stream->dataset_id, 95, 22);
 }
 
+TEST_F(DataPathTest, AnUnreachableDataPlaneFallsBackToTheStream) {
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  server_->StopDataPlaneForTesting();
+  auto uploaded = UploadGenerated(*owner, "fallback", 95, 27);
+  ASSERT_TRUE(uploaded.ok()) << uploaded.status().ToString();
+  EXPECT_FALSE(uploaded->via_data_plane);
+  EXPECT_NE(uploaded->data_plane_fallback.find("cannot connect"), std::string::npos)
+      << uploaded->data_plane_fallback;
+  ExpectStoredDataset(uploaded->dataset_id, 95, 27);
+}
+
 // A raw hello with `ticket_id`; returns the first reply frame (or its error).
 Result<dataplane::ServerFrame> RawHello(int port, const dataplane::TicketId& ticket_id) {
   CHIRON_ASSIGN_OR_RETURN(int fd, ConnectTcp("127.0.0.1", port, std::chrono::seconds(5)));

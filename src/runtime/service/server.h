@@ -57,6 +57,11 @@ class RuntimeServer {
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   // The data plane's port; 0 when it is off.
   int data_plane_port() const { return data_plane_ ? data_plane_->port() : 0; }
+  // Closes the data-plane port while BeginUpload keeps naming it: what a client behind a firewall
+  // that blocks the port sees. Tests only.
+  void StopDataPlaneForTesting() {
+    if (data_plane_) data_plane_->Stop();
+  }
   ServiceMetrics& metrics() { return *metrics_; }
   tee::Platform& platform() { return *platform_; }
   const ratls::TlsIdentity& identity() const { return identity_; }

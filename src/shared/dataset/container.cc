@@ -213,6 +213,7 @@ Result<std::unique_ptr<DatasetWriter>> DatasetWriter::Create(ByteSpan key,
   std::unique_ptr<DatasetWriter> writer(
       new DatasetWriter(std::move(header), std::move(sealer), std::move(sink)));
   writer->chunk_ = SecretBytes(writer->header_.plaintext_chunk_size(0) + kChunkTagSize);
+  writer->seal_into_ = options.seal_into;
   ContainerPiece piece;
   piece.kind = ContainerPiece::Kind::kHeader;
   piece.bytes = writer->header_.encoded;
@@ -252,8 +253,19 @@ Status DatasetWriter::Add(uint32_t label, ByteSpan sample) {
 
   if (chunk_fill_ < header_.plaintext_chunk_size(chunk_index_)) return Status::Ok();
   bool last = chunk_index_ + 1 == header_.chunk_count();
-  // Seal in place: the buffer has room for the tag, and afterwards holds only ciphertext.
+  // Seal in place (the buffer has room for the tag, and afterwards holds only ciphertext), or
+  // where the sink asked.
   MutableByteSpan sealed(chunk_.data(), chunk_fill_ + kChunkTagSize);
+  if (seal_into_) {
+    MutableByteSpan elsewhere = seal_into_(chunk_index_, chunk_fill_ + kChunkTagSize);
+    if (!elsewhere.empty() && elsewhere.size() != sealed.size()) {
+      SecureZero(chunk_.data(), chunk_fill_);
+      return Fail(InternalError("the sink offered " + std::to_string(elsewhere.size()) +
+                                " bytes to seal a " + std::to_string(sealed.size()) +
+                                "-byte chunk into"));
+    }
+    if (!elsewhere.empty()) sealed = elsewhere;
+  }
   Status sealed_status = sealer_.SealChunkInto(ByteSpan(chunk_.data(), chunk_fill_), last, sealed);
   if (!sealed_status.ok()) {
     SecureZero(chunk_.data(), chunk_fill_);

@@ -111,6 +111,12 @@ struct DatasetWriterOptions {
   // sealing different samples under a reused prefix destroys confidentiality
   // (crypto::AeadStreamSealer::CreateToReseal).
   Bytes reseal_nonce_prefix;
+  // Set: where to seal each chunk (`sealed_size` bytes: ciphertext || tag) instead of in place
+  // in the writer's own buffer; the piece the sink then receives points there. For a sink that
+  // hands chunks to another thread without copying them (the data-plane sender). An empty span
+  // means in place after all. The chunk's plaintext then stays in the writer's buffer until the
+  // next chunk overwrites it or the writer is destroyed (which zeroes it).
+  std::function<MutableByteSpan(uint64_t chunk_index, size_t sealed_size)> seal_into;
 };
 
 // Encrypts samples as they stream in. Holds at most one chunk of plaintext, in memory that is
@@ -142,6 +148,7 @@ class DatasetWriter {
   crypto::AeadStreamSealer sealer_;
   ContainerSink sink_;
   SecretBytes chunk_;  // plaintext of the chunk being filled
+  std::function<MutableByteSpan(uint64_t, size_t)> seal_into_;
   uint64_t chunk_fill_ = 0;
   uint64_t chunk_index_ = 0;
   uint64_t samples_added_ = 0;

@@ -13,18 +13,20 @@ constexpr std::string_view kTicketIdLabel = "chiron data plane ticket id v1";
 constexpr std::string_view kAckKeyLabel = "chiron data plane ack key v1";
 constexpr std::string_view kMacLabel = "chiron data plane frame v1";
 
+// For the encoders, which cannot fail: HMAC-SHA256 fails only if OpenSSL cannot allocate, and
+// the zero MAC sent then is refused by every reader. The reader (ParseServerFrame) must not use
+// this: a zero expected MAC would accept a forged frame carrying a zero MAC.
 Bytes Hmac(ByteSpan key, ByteSpan data) {
   auto mac = crypto::HmacSha256(key, data);
-  // HMAC-SHA256 fails only if OpenSSL cannot allocate; a zero MAC then verifies nothing.
   return mac.ok() ? std::move(*mac) : Bytes(kMacSize, 0);
 }
 
-Bytes FrameMac(ByteSpan ack_key, const Nonce& nonce, uint64_t sequence, ByteSpan body) {
+Bytes FrameMacInput(const Nonce& nonce, uint64_t sequence, ByteSpan body) {
   Bytes input(kMacLabel.begin(), kMacLabel.end());
   Append(input, nonce);
   AppendU64Le(input, sequence);
   Append(input, body);
-  return Hmac(ack_key, input);
+  return input;
 }
 
 std::string_view Cut(const std::string& message) {
@@ -130,7 +132,7 @@ Bytes EncodeServerFrame(const ServerFrame& frame, ByteSpan ack_key, const Nonce&
     }
   }
   if (frame.type != ServerFrameType::kRejected) {
-    Append(body, FrameMac(ack_key, nonce, sequence, body));
+    Append(body, Hmac(ack_key, FrameMacInput(nonce, sequence, body)));
   }
   return body;
 }
@@ -173,7 +175,9 @@ Result<ServerFrame> ParseServerFrame(ByteSpan bytes, ByteSpan ack_key, const Non
   frame.type = static_cast<ServerFrameType>(bytes[0]);
   if (frame.type != ServerFrameType::kRejected) {
     ByteSpan body = bytes.first(bytes.size() - kMacSize);
-    Bytes expected = FrameMac(ack_key, nonce, sequence, body);
+    // Fails closed: if the MAC cannot be computed, nothing is believed.
+    CHIRON_ASSIGN_OR_RETURN(Bytes expected,
+                            crypto::HmacSha256(ack_key, FrameMacInput(nonce, sequence, body)));
     if (!ConstantTimeEqual(expected, bytes.last(kMacSize))) {
       return DataLossError(
           "a data-plane reply from the runtime is not authenticated (forged, replayed or "

@@ -23,7 +23,13 @@ Result<std::unique_ptr<DataPlaneUpload>> DataPlaneUpload::Open(
   CHIRON_ASSIGN_OR_RETURN(int fd, ConnectTcp(host, port, connect_timeout));
   SetSocketTimeouts(fd, kStallTimeout);
   dataplane::Hello hello;
-  hello.ticket_id = dataplane::DeriveTicketId(ticket);
+  auto ticket_id = dataplane::DeriveTicketId(ticket);
+  auto ack_key = dataplane::DeriveAckKey(ticket);
+  if (!ticket_id.ok() || !ack_key.ok()) {
+    close(fd);
+    return !ticket_id.ok() ? ticket_id.status() : ack_key.status();
+  }
+  hello.ticket_id = *ticket_id;
   auto nonce = crypto::RandomBytes(dataplane::kNonceSize);
   if (!nonce.ok()) {
     close(fd);
@@ -31,7 +37,7 @@ Result<std::unique_ptr<DataPlaneUpload>> DataPlaneUpload::Open(
   }
   std::copy(nonce->begin(), nonce->end(), hello.nonce.begin());
   std::unique_ptr<DataPlaneUpload> upload(
-      new DataPlaneUpload(fd, dataplane::DeriveAckKey(ticket), hello.nonce));
+      new DataPlaneUpload(fd, std::move(*ack_key), hello.nonce));
   CHIRON_RETURN_IF_ERROR(WriteAll(fd, dataplane::EncodeHello(hello)));
   CHIRON_ASSIGN_OR_RETURN(ServerFrame welcome, upload->ReadFrame());
   if (welcome.type == ServerFrameType::kRejected) {

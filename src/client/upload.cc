@@ -131,9 +131,16 @@ class UploadRun {
 
   // Ends the stream after the last chunk and reports how it went.
   Status Finish() {
+    const bool via_data_plane = data_plane_ != nullptr;
     Status closed = CloseStream(/*finished=*/true);
     if (!closed.ok()) return Explain(closed);
     UploadProgress final = progress_.Snapshot();
+    if (final.chunks_acknowledged != header_.chunk_count() && via_data_plane) {
+      // A plain TCP connection also ends cleanly when the runtime dies (the kernel closes it):
+      // an interruption like any other, resumable.
+      return Explain(UnavailableError("the runtime closed the data-plane connection before it "
+                                      "acknowledged every chunk"));
+    }
     if (final.chunks_acknowledged != header_.chunk_count()) {
       return InternalError("the server acknowledged " + std::to_string(final.chunks_acknowledged) +
                            " of " + std::to_string(header_.chunk_count()) +

@@ -94,8 +94,9 @@ Result<SecretBytes> DataPlaneServer::IssueTicket(const std::string& owner_id,
     }
     tickets_.erase(oldest);
   }
-  tickets_[dataplane::DeriveTicketId(ticket.span())] =
-      Ticket{owner_id, dataset_id, dataplane::DeriveAckKey(ticket.span()), now};
+  CHIRON_ASSIGN_OR_RETURN(dataplane::TicketId id, dataplane::DeriveTicketId(ticket.span()));
+  CHIRON_ASSIGN_OR_RETURN(SecretBytes ack_key, dataplane::DeriveAckKey(ticket.span()));
+  tickets_[id] = Ticket{owner_id, dataset_id, std::move(ack_key), now};
   return ticket;
 }
 

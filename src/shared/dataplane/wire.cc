@@ -35,15 +35,16 @@ std::string_view Cut(const std::string& message) {
 
 }  // namespace
 
-TicketId DeriveTicketId(ByteSpan ticket) {
-  Bytes mac = Hmac(ticket, AsBytes(kTicketIdLabel));
+// No zero fallback here: an all-zero ack key would let anyone forge acknowledgements.
+Result<TicketId> DeriveTicketId(ByteSpan ticket) {
+  CHIRON_ASSIGN_OR_RETURN(Bytes mac, crypto::HmacSha256(ticket, AsBytes(kTicketIdLabel)));
   TicketId id{};
   std::copy_n(mac.begin(), id.size(), id.begin());
   return id;
 }
 
-SecretBytes DeriveAckKey(ByteSpan ticket) {
-  Bytes mac = Hmac(ticket, AsBytes(kAckKeyLabel));
+Result<SecretBytes> DeriveAckKey(ByteSpan ticket) {
+  CHIRON_ASSIGN_OR_RETURN(Bytes mac, crypto::HmacSha256(ticket, AsBytes(kAckKeyLabel)));
   SecretBytes key(mac);
   SecureZero(mac.data(), mac.size());
   return key;

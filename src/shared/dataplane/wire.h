@@ -60,8 +60,9 @@ using Nonce = std::array<uint8_t, kNonceSize>;
 
 // The public id of a ticket (what the client presents) and the key of the runtime's MACs: two
 // HMAC-SHA256 derivations of the secret ticket, so neither reveals the ticket or the other.
-TicketId DeriveTicketId(ByteSpan ticket);
-SecretBytes DeriveAckKey(ByteSpan ticket);
+// Errors only if OpenSSL cannot compute HMAC-SHA256 (Internal).
+Result<TicketId> DeriveTicketId(ByteSpan ticket);
+Result<SecretBytes> DeriveAckKey(ByteSpan ticket);
 
 struct Hello {
   TicketId ticket_id{};
@@ -108,8 +109,9 @@ Result<std::optional<size_t>> ServerFrameSize(ByteSpan bytes);
 
 // Parses and authenticates one whole server frame (exactly ServerFrameSize bytes). DataLoss
 // "not authenticated" if the MAC does not verify for this key, nonce and sequence (forged,
-// replayed, reordered or from another connection); InvalidArgument if malformed. A Rejected
-// frame is returned as is: the caller must treat it as unauthenticated.
+// replayed, reordered or from another connection); InvalidArgument if malformed; Internal if
+// HMAC-SHA256 cannot be computed. A Rejected frame is returned as is: the caller must treat it as
+// unauthenticated.
 Result<ServerFrame> ParseServerFrame(ByteSpan bytes, ByteSpan ack_key, const Nonce& nonce,
                                      uint64_t sequence);
 

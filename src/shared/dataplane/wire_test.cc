@@ -130,7 +130,7 @@ TEST(DataPlaneWireTest, HelloRoundTripsWithTheSpecLayout) {
 
 TEST(DataPlaneWireTest, HelloKnownAnswer) {
   Hello hello;
-  hello.ticket_id = DeriveTicketId(CountingTicket());
+  hello.ticket_id = *DeriveTicketId(CountingTicket());
   hello.nonce = CountingNonce();
   EXPECT_EQ(HexEncode(EncodeHello(hello)),
             "4348524e44503031"
@@ -322,7 +322,7 @@ TEST(DataPlaneWireTest, EndWithAnyNonZeroByteIsRefused) {
 // ---- Server frames ----
 
 TEST(DataPlaneWireTest, EveryServerFrameTypeRoundTrips) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   struct Case {
     ServerFrame frame;
@@ -360,7 +360,7 @@ TEST(DataPlaneWireTest, EveryServerFrameTypeRoundTrips) {
 
 // The bytes of every type, body field by field, with the MAC computed by OpenSSL from the spec.
 TEST(DataPlaneWireTest, ServerFramesHaveTheSpecLayoutAndMac) {
-  SecretBytes key = DeriveAckKey(CountingTicket());
+  SecretBytes key = *DeriveAckKey(CountingTicket());
   Nonce nonce = CountingNonce();
   const uint64_t sequence = 0x0102030405060708ull;
 
@@ -391,7 +391,7 @@ TEST(DataPlaneWireTest, ServerFramesHaveTheSpecLayoutAndMac) {
 // Known answer from `openssl dgst -sha256 -mac HMAC` (ack key of ticket 00..1f, nonce a0..af,
 // sequence 5, welcome with next chunk 7), so the labels and the MAC input order are pinned.
 TEST(DataPlaneWireTest, WelcomeKnownAnswer) {
-  SecretBytes key = DeriveAckKey(CountingTicket());
+  SecretBytes key = *DeriveAckKey(CountingTicket());
   Bytes wire = EncodeServerFrame(Welcome(7), key.span(), CountingNonce(), 5);
   EXPECT_EQ(HexEncode(wire),
             "010700000000000000"
@@ -399,7 +399,7 @@ TEST(DataPlaneWireTest, WelcomeKnownAnswer) {
 }
 
 TEST(DataPlaneWireTest, ServerFrameSizeOnEveryPrefix) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   struct Case {
     ServerFrame frame;
@@ -440,7 +440,7 @@ TEST(DataPlaneWireTest, ServerFrameSizeOnEveryPrefix) {
 }
 
 TEST(DataPlaneWireTest, OverLongMessageLengthIsRefused) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   for (uint16_t length : {uint16_t{kMaxMessageSize + 1}, uint16_t{4096}, uint16_t{0xffff}}) {
     // Error: type | code | length | message | MAC, with a MAC that verifies.
@@ -470,7 +470,7 @@ TEST(DataPlaneWireTest, OverLongMessageLengthIsRefused) {
 }
 
 TEST(DataPlaneWireTest, UnknownServerFrameTypeIsRefused) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   int refused = 0;
   for (int type = 0; type < 256; ++type) {
@@ -494,7 +494,7 @@ TEST(DataPlaneWireTest, UnknownServerFrameTypeIsRefused) {
 }
 
 TEST(DataPlaneWireTest, AckCompleteFlagOtherThanZeroOrOneIsRefused) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   for (uint8_t flag : {uint8_t{2}, uint8_t{0x80}, uint8_t{0xff}}) {
     // Authentic (the MAC verifies), so only the flag check can refuse it.
@@ -508,7 +508,7 @@ TEST(DataPlaneWireTest, AckCompleteFlagOtherThanZeroOrOneIsRefused) {
 }
 
 TEST(DataPlaneWireTest, MessagesLongerThanTheLimitAreCutOnEncode) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   std::string message;
   for (size_t i = 0; i < 5000; ++i) message.push_back(static_cast<char>('a' + i % 26));
@@ -529,7 +529,7 @@ TEST(DataPlaneWireTest, MessagesLongerThanTheLimitAreCutOnEncode) {
 // ---- MAC attacks: what a host in the middle can try on the runtime's frames ----
 
 TEST(DataPlaneWireTest, AFlippedBitAnywhereInAnAuthenticatedFrameIsDataLoss) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   for (const ServerFrame& frame : AuthenticatedFrames()) {
     Bytes wire = EncodeServerFrame(frame, key.span(), nonce, 6);
@@ -560,7 +560,7 @@ TEST(DataPlaneWireTest, AFlippedBitAnywhereInAnAuthenticatedFrameIsDataLoss) {
 
 // A host that records frame k and plays it back in place of frame j, or plays them out of order.
 TEST(DataPlaneWireTest, TheRightFrameAtTheWrongSequenceIsDataLoss) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   std::vector<Bytes> frames;
   frames.push_back(EncodeServerFrame(Welcome(0), key.span(), nonce, 0));
@@ -590,7 +590,7 @@ TEST(DataPlaneWireTest, TheRightFrameAtTheWrongSequenceIsDataLoss) {
 
 // A host that replays an acknowledgement recorded on an earlier connection of the same upload.
 TEST(DataPlaneWireTest, AFrameFromAnotherConnectionIsDataLoss) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   for (const ServerFrame& frame : AuthenticatedFrames()) {
     Bytes wire = EncodeServerFrame(frame, key.span(), nonce, 1);
@@ -611,13 +611,13 @@ TEST(DataPlaneWireTest, AFrameFromAnotherConnectionIsDataLoss) {
 // public ticket id (it sees every hello) and tries to MAC with it.
 TEST(DataPlaneWireTest, AFrameUnderAnotherTicketsAckKeyIsDataLoss) {
   Bytes ticket = Random(kTicketSize);
-  SecretBytes key = DeriveAckKey(ticket);
+  SecretBytes key = *DeriveAckKey(ticket);
   Nonce nonce = RandomNonce();
   Bytes near = ticket;
   near[kTicketSize - 1] ^= 0x80;
-  TicketId id = DeriveTicketId(ticket);
+  TicketId id = *DeriveTicketId(ticket);
   auto key_of = [](ByteSpan t) {
-    SecretBytes k = DeriveAckKey(t);
+    SecretBytes k = *DeriveAckKey(t);
     return Bytes(k.span().begin(), k.span().end());
   };
   std::vector<Bytes> wrong_keys = {key_of(Random(kTicketSize)), key_of(near),
@@ -653,7 +653,7 @@ TEST(DataPlaneWireTest, AConstantMacNeverVerifies) {
 }
 
 TEST(DataPlaneWireTest, AFrameCutOrExtendedIsInvalidArgument) {
-  SecretBytes key = DeriveAckKey(Random(kTicketSize));
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
   Nonce nonce = RandomNonce();
   std::vector<ServerFrame> frames = AuthenticatedFrames();
   frames.push_back(Rejected("unknown ticket"));
@@ -687,13 +687,13 @@ TEST(DataPlaneWireTest, TicketIdAndAckKeyAreDistinctDeterministicDerivations) {
   tickets.push_back(near);
   std::vector<Bytes> seen;
   for (const Bytes& ticket : tickets) {
-    TicketId id = DeriveTicketId(ticket);
-    SecretBytes key = DeriveAckKey(ticket);
+    TicketId id = *DeriveTicketId(ticket);
+    SecretBytes key = *DeriveAckKey(ticket);
     Bytes id_bytes(id.begin(), id.end());
     Bytes key_bytes(key.span().begin(), key.span().end());
     ASSERT_EQ(key_bytes.size(), kMacSize);
-    EXPECT_EQ(DeriveTicketId(ticket), id);
-    EXPECT_TRUE(ConstantTimeEqual(DeriveAckKey(ticket).span(), key.span()));
+    EXPECT_EQ(*DeriveTicketId(ticket), id);
+    EXPECT_TRUE(ConstantTimeEqual(DeriveAckKey(ticket)->span(), key.span()));
     EXPECT_NE(id_bytes, key_bytes);
     EXPECT_NE(id_bytes, ticket);
     EXPECT_NE(key_bytes, ticket);
@@ -708,9 +708,9 @@ TEST(DataPlaneWireTest, TicketIdAndAckKeyAreDistinctDeterministicDerivations) {
     seen.push_back(key_bytes);
   }
   // Known answers from `openssl dgst -sha256 -mac HMAC -macopt hexkey:000102...1f`.
-  TicketId id = DeriveTicketId(CountingTicket());
+  TicketId id = *DeriveTicketId(CountingTicket());
   EXPECT_EQ(HexEncode(id), "36b48897f17ed9cbdaccf1e622bafddb52767bd241596dac5a484d1efedd9e45");
-  EXPECT_EQ(HexEncode(DeriveAckKey(CountingTicket()).span()),
+  EXPECT_EQ(HexEncode(DeriveAckKey(CountingTicket())->span()),
             "045d186b015929d91345612fabde314dc4feede5dbe11b15fb07a77c2195d9df");
 }
 

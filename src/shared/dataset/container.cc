@@ -329,8 +329,7 @@ Result<SecretBytes> DatasetReader::OpenChunk(uint64_t index, ByteSpan sealed_chu
   return plaintext;
 }
 
-Status DatasetReader::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk,
-                                    MutableByteSpan plaintext) const {
+Result<std::string> DatasetReader::CheckPlace(uint64_t index, ByteSpan sealed_chunk) const {
   uint64_t count = header_.chunk_count();
   if (index >= count) {
     return DataLossError("dataset " + DatasetIdHex(header_.dataset_id) + ": chunk index " +
@@ -345,6 +344,13 @@ Status DatasetReader::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk,
                          std::to_string(header_.sealed_chunk_size(index)) +
                          "; it was truncated, extended or taken from elsewhere");
   }
+  return where;
+}
+
+Status DatasetReader::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk,
+                                    MutableByteSpan plaintext) const {
+  CHIRON_ASSIGN_OR_RETURN(std::string where, CheckPlace(index, sealed_chunk));
+  const uint64_t count = header_.chunk_count();
   if (plaintext.size() + crypto::kStreamTagSize != sealed_chunk.size()) {
     return InvalidArgumentError(where + ": the plaintext buffer has " +
                                 std::to_string(plaintext.size()) + " bytes, not " +
@@ -373,20 +379,8 @@ Status DatasetReader::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk,
 }
 
 Status DatasetReader::AuthenticateChunk(uint64_t index, ByteSpan sealed_chunk) const {
-  uint64_t count = header_.chunk_count();
-  if (index >= count) {
-    return DataLossError("dataset " + DatasetIdHex(header_.dataset_id) + ": chunk index " +
-                         std::to_string(index) + " is past the last chunk (" +
-                         std::to_string(count) + " chunks); the container was extended");
-  }
-  std::string where =
-      "dataset " + DatasetIdHex(header_.dataset_id) + ": " + ChunkName(index, count);
-  if (sealed_chunk.size() != header_.sealed_chunk_size(index)) {
-    return DataLossError(where + " has " + std::to_string(sealed_chunk.size()) +
-                         " bytes but must have " +
-                         std::to_string(header_.sealed_chunk_size(index)) +
-                         "; it was truncated, extended or taken from elsewhere");
-  }
+  CHIRON_ASSIGN_OR_RETURN(std::string where, CheckPlace(index, sealed_chunk));
+  const uint64_t count = header_.chunk_count();
   bool last = index + 1 == count;
   if (!opener_.VerifyChunk(index, sealed_chunk, last).ok()) {
     return DataLossError(where +

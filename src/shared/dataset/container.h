@@ -197,6 +197,10 @@ class DatasetReader {
   Record RecordAt(ByteSpan plaintext, uint64_t i) const;
 
  private:
+  // DataLoss unless `index` is a chunk of this container and `sealed_chunk` has its size; else
+  // "dataset <id>: chunk i of n", for the caller's messages.
+  Result<std::string> CheckPlace(uint64_t index, ByteSpan sealed_chunk) const;
+
   DatasetReader(ContainerHeader header, crypto::AeadStreamOpener opener)
       : header_(std::move(header)), opener_(std::move(opener)) {}
 

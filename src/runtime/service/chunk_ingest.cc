@@ -216,8 +216,8 @@ void ChunkIngest::StoreLoop() {
     changed_.notify_all();  // the transport may queue more while this group is stored
     views.clear();
     for (const Queued& chunk : group) {
-      // Authenticated by Check under the data key at this index (or a re-send compared with the
-      // stored chunk): the store does not open it again.
+      // Authenticated under the data key at this index (Authenticate), or a re-send compared
+      // byte for byte with the stored chunk (CheckPlace): the store does not check it again.
       views.push_back({chunk.index, chunk.last, chunk.sealed.span(), true, chunk.sealed.padded()});
     }
     // The store checks indexes and sizes, writes the group to the dataset's segment, syncs once

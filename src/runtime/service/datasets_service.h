@@ -14,7 +14,7 @@
 //      reordered or spliced chunk is refused now, not at training time), stores it durably and
 //      only then acks. Storing is pipelined with receiving: the handler thread receives and
 //      checks each chunk (so a refusal ends the stream with its error at once) and queues it (at
-//      most 32 MiB), while a second thread stores everything that queued up as one group
+//      most ChunkIngest::kMaxQueuedBytes), while a second thread stores everything that queued up as one group
 //      (Store::AppendChunks, told the chunks are authenticated: one fdatasync, one transaction) and
 //      sends one ack whose acknowledged_through covers the whole group. Nothing is acknowledged
 //      before it is authenticated and durable. A refused chunk ends the stream with its error;

@@ -615,6 +615,36 @@ TEST_F(DataPathTest, AnUnreachableDataPlaneFallsBackToTheStream) {
   ExpectStoredDataset(uploaded->dataset_id, 95, 27);
 }
 
+// A host (or anyone on the network) holding every data-plane slot with silent connections cannot
+// stop uploads: they take the gRPC stream meanwhile, and the plane serves again once the slots
+// are free.
+TEST_F(DataPathTest, SilentConnectionsHoldingEverySlotDoNotStopUploads) {
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  std::vector<int> squatters;
+  for (size_t i = 0; i < DataPlaneServer::kMaxConnections; ++i) {
+    auto fd = ConnectTcp("127.0.0.1", server_->data_plane_port(), std::chrono::seconds(5));
+    ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+    squatters.push_back(*fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // all of them accepted
+  auto blocked = UploadGenerated(*owner, "squatted", 95, 28);
+  ASSERT_TRUE(blocked.ok()) << blocked.status().ToString();
+  EXPECT_FALSE(blocked->via_data_plane);
+  EXPECT_NE(blocked->data_plane_fallback, "");
+  ExpectStoredDataset(blocked->dataset_id, 95, 28);
+
+  for (int fd : squatters) close(fd);
+  // The runtime notices the closed connections and reaps them (its accept loop wakes every s).
+  bool freed = false;
+  for (int attempt = 0; attempt < 50 && !freed; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto again = UploadGenerated(*owner, "free-" + std::to_string(attempt), 20, 29);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    freed = again->via_data_plane;
+  }
+  EXPECT_TRUE(freed) << "the data plane never served again after the squatters left";
+}
+
 // A raw hello with `ticket_id`; returns the first reply frame (or its error).
 Result<dataplane::ServerFrame> RawHello(int port, const dataplane::TicketId& ticket_id) {
   CHIRON_ASSIGN_OR_RETURN(int fd, ConnectTcp("127.0.0.1", port, std::chrono::seconds(5)));

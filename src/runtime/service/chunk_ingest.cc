@@ -6,6 +6,42 @@
 #include "shared/crypto/aead_stream.h"
 
 namespace chiron::runtime {
+namespace {
+
+// The process-wide pool behind TakeBuffer: buffers of stored chunks, at most kMaxPooledBytes.
+class BufferPool {
+ public:
+  static BufferPool& Get() {
+    static BufferPool* const pool = new BufferPool();  // never destroyed: used until exit
+    return *pool;
+  }
+
+  AlignedBuffer Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (buffers_.empty()) return {};
+    AlignedBuffer buffer = std::move(buffers_.back());
+    buffers_.pop_back();
+    bytes_ -= buffer.capacity();
+    return buffer;
+  }
+
+  // Keeps what fits under the cap; the rest is freed with `returned`.
+  void Give(std::vector<AlignedBuffer>& returned) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (AlignedBuffer& buffer : returned) {
+      if (bytes_ + buffer.capacity() > ChunkIngest::kMaxPooledBytes) break;
+      bytes_ += buffer.capacity();
+      buffers_.push_back(std::move(buffer));
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<AlignedBuffer> buffers_;  // guarded by mu_
+  uint64_t bytes_ = 0;                  // guarded by mu_: their capacities
+};
+
+}  // namespace
 
 Result<std::unique_ptr<ChunkIngest>> ChunkIngest::Open(store::Store* store,
                                                        const std::string& owner_id,
@@ -188,18 +224,12 @@ void ChunkIngest::VerifyLoop() {
   changed_.notify_all();
 }
 
-AlignedBuffer ChunkIngest::TakeBuffer() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (spare_.empty()) return {};
-  AlignedBuffer buffer = std::move(spare_.back());
-  spare_.pop_back();
-  spare_bytes_ -= buffer.size();
-  return buffer;
-}
+AlignedBuffer ChunkIngest::TakeBuffer() { return BufferPool::Get().Take(); }
 
 void ChunkIngest::StoreLoop() {
   std::vector<Queued> group;
   std::vector<store::Store::ChunkToStore> views;
+  std::vector<AlignedBuffer> stored;
   while (true) {
     group.clear();
     {
@@ -245,16 +275,11 @@ void ChunkIngest::StoreLoop() {
                                           {"dataset", dataset_id_},
                                           {"chunks_this_stream", std::to_string(chunks_stored_)}});
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      // Kept for the transport to receive into: a fresh buffer per chunk would cost its
-      // zero-fill and page faults (upload_bench showed both).
-      for (Queued& chunk : group) {
-        if (spare_bytes_ + chunk.sealed.size() > kMaxQueuedBytes) break;
-        spare_bytes_ += chunk.sealed.size();
-        spare_.push_back(std::move(chunk.sealed));
-      }
-    }
+    // Kept for the transports to receive into: a fresh buffer per chunk would cost its
+    // zero-fill and page faults (upload_bench showed both).
+    stored.clear();
+    for (Queued& chunk : group) stored.push_back(std::move(chunk.sealed));
+    BufferPool::Get().Give(stored);
     if (callbacks_.on_ack && !callbacks_.on_ack(*progress)) break;  // what is stored stays
   }
   {

@@ -45,10 +45,13 @@ namespace chiron::runtime {
 
 class ChunkIngest {
  public:
-  // Chunks received and not yet stored, per stream; also the most that is kept as spare
-  // receive buffers. 16 MiB measured as well as 32 (upload_bench, within noise) and halves the
-  // memory a connection can hold; 64 MiB was slower.
+  // Chunks received and not yet stored, per stream. 16 MiB measured as well as 32
+  // (upload_bench, within noise) and halves the memory a connection can hold; 64 MiB was slower.
   static constexpr uint64_t kMaxQueuedBytes = uint64_t{16} << 20;
+  // Buffers of stored chunks kept for receiving the next ones, process-wide (shared by all
+  // streams, so kept across uploads): a fresh buffer costs its page faults and zero-fill, which
+  // upload_bench showed in every upload's first 32 MiB.
+  static constexpr uint64_t kMaxPooledBytes = uint64_t{32} << 20;
 
   struct Callbacks {
     // After each durable group. Returns false if the transport can no longer deliver acks (the
@@ -90,8 +93,9 @@ class ChunkIngest {
   // is (its zero padding included), which writes it to disk without copying it again.
   Status Accept(uint64_t index, bool last, AlignedBuffer sealed);
 
-  // A buffer whose chunk was stored, for the transport to receive the next chunk into (saves
-  // an allocation and the page faults of a fresh 1 MiB buffer per chunk). May be empty.
+  // A buffer whose chunk was stored (by this or an earlier stream), for the transport to
+  // receive the next chunk into: saves an allocation and the page faults of a fresh 1 MiB
+  // buffer per chunk. May be empty.
   AlignedBuffer TakeBuffer();
 
   // No more chunks: waits until everything queued is stored and acknowledged, stops the storer.
@@ -128,8 +132,6 @@ class ChunkIngest {
   std::condition_variable changed_;
   std::deque<Queued> pending_;        // guarded by mu_: accepted, not yet authenticated
   std::deque<Queued> queue_;          // guarded by mu_: authenticated, to be stored
-  std::vector<AlignedBuffer> spare_;  // guarded by mu_: buffers of stored chunks
-  uint64_t spare_bytes_ = 0;          // guarded by mu_
   uint64_t queued_bytes_ = 0;         // guarded by mu_: in pending_ and queue_
   bool input_done_ = false;           // guarded by mu_
   bool verified_done_ = false;        // guarded by mu_: nothing more will reach queue_

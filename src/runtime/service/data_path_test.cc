@@ -104,7 +104,7 @@ class DataPathTest : public ::testing::Test {
  protected:
   void SetUp() override { StartServer(); }
 
-  void StartServer(store::StoreLimits limits = {}) {
+  void StartServer(store::StoreLimits limits = {}, DataPlaneLimits data_plane_limits = {}) {
     server_.reset();
     std::ofstream(dir_.path() + "/worker") << "worker v1";
     std::ofstream(dir_.path() + "/policy.json") << "{}";
@@ -117,6 +117,7 @@ class DataPathTest : public ::testing::Test {
                                             {"sandbox-policy", dir_.path() + "/policy.json"}};
     options.store_limits = limits;
     options.data_plane_listen_address = "127.0.0.1:0";
+    options.data_plane_limits = data_plane_limits;
     ASSERT_TRUE(FileSystem::Default()->CreateDirectories(options.platform.state_dir, 0700).ok());
     auto server = RuntimeServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -704,6 +705,88 @@ TEST_F(DataPathTest, DataPlaneAdmitsOnlyAFreshTicketOnce) {
   EXPECT_EQ(reply[0], static_cast<uint8_t>(dataplane::ServerFrameType::kRejected));
   close(*fd);
   EXPECT_EQ(server_->store()->GetDataset(begun.dataset_id())->acknowledged_through, 0u);
+}
+
+TEST_F(DataPathTest, AnUnusedTicketExpires) {
+  DataPlaneLimits limits;
+  limits.ticket_lifetime = std::chrono::milliseconds(1000);
+  StartServer({}, limits);
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  Container c = MakeContainer(30, 31);
+  v1::BeginUploadResponse stale;
+  ASSERT_TRUE(Begin(*owner, "late", c.header, c.key, &stale).ok());
+  const int port = static_cast<int>(stale.data_plane_port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // past the lifetime
+  auto late =
+      client::DataPlaneUpload::Open("127.0.0.1", port, AsBytes(stale.upload_ticket()),
+                                    std::chrono::seconds(5));
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(late.status().message().find("refused the upload ticket"), std::string::npos)
+      << late.status().ToString();
+
+  // BeginUpload again (as a resumed upload does) hands out a fresh ticket, which is admitted.
+  v1::BeginUploadResponse fresh;
+  ASSERT_TRUE(Begin(*owner, "late", c.header, c.key, &fresh).ok());
+  EXPECT_NE(fresh.upload_ticket(), stale.upload_ticket());
+  auto on_time = client::DataPlaneUpload::Open("127.0.0.1", port, AsBytes(fresh.upload_ticket()),
+                                               std::chrono::seconds(5));
+  ASSERT_TRUE(on_time.ok()) << on_time.status().ToString();
+}
+
+// Whether the runtime has closed `fd` (end of stream or reset) without sending anything; fails
+// the test if it sent bytes.
+bool ClosedWithoutReply(int fd) {
+  char byte = 0;
+  ssize_t got = recv(fd, &byte, 1, MSG_DONTWAIT);
+  EXPECT_LE(got, 0) << "the runtime answered a hello it should have given up on";
+  return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+TEST_F(DataPathTest, SilentAndTricklingHellosLoseTheirSlots) {
+  DataPlaneLimits limits;
+  limits.hello_timeout = std::chrono::milliseconds(400);
+  StartServer({}, limits);
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  const int port = server_->data_plane_port();
+  // Every slot but one held by a connection that says nothing...
+  std::vector<int> silent;
+  for (size_t i = 0; i + 1 < DataPlaneServer::kMaxConnections; ++i) {
+    auto fd = ConnectTcp("127.0.0.1", port, std::chrono::seconds(5));
+    ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+    silent.push_back(*fd);
+  }
+  // ...and the last by one that trickles a hello a byte at a time: each byte well within the
+  // timeout, the whole hello far beyond it. The deadline is for the whole hello, so the runtime
+  // hangs up before the last byte (a timeout per receive would wait for all of it).
+  auto trickler = ConnectTcp("127.0.0.1", port, std::chrono::seconds(5));
+  ASSERT_TRUE(trickler.ok()) << trickler.status().ToString();
+  dataplane::Hello hello;
+  Bytes hello_bytes = dataplane::EncodeHello(hello);
+  size_t sent = 0;
+  bool closed = false;
+  for (; sent < hello_bytes.size() && !closed; ++sent) {
+    if (send(*trickler, &hello_bytes[sent], 1, MSG_NOSIGNAL) != 1) break;  // reset: closed
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    closed = ClosedWithoutReply(*trickler);
+  }
+  EXPECT_LT(sent, hello_bytes.size()) << "the runtime waited for the whole trickled hello";
+  close(*trickler);
+
+  // The silent ones are dropped too, without the client closing them: uploads get the data
+  // plane back (the runtime reaps finished connections about once a second).
+  bool served = false;
+  for (int attempt = 0; attempt < 50 && !served; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto upload = UploadGenerated(*owner, "after-" + std::to_string(attempt), 20, 32);
+    ASSERT_TRUE(upload.ok()) << upload.status().ToString();
+    served = upload->via_data_plane;
+  }
+  EXPECT_TRUE(served) << "silent connections kept the data plane's slots";
+  for (int fd : silent) {
+    EXPECT_TRUE(ClosedWithoutReply(fd));
+    close(fd);
+  }
 }
 
 TEST_F(DataPathTest, DataPlaneRefusesHostileChunksAndKeepsWhatWasAcknowledged) {

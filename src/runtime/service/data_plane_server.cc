@@ -41,7 +41,8 @@ using dataplane::ServerFrame;
 using dataplane::ServerFrameType;
 
 Result<std::unique_ptr<DataPlaneServer>> DataPlaneServer::Start(const std::string& listen,
-                                                                store::Store* store) {
+                                                                store::Store* store,
+                                                                DataPlaneLimits limits) {
   CHIRON_ASSIGN_OR_RETURN(TcpListener listener, ListenTcp(listen, "data-plane address"));
   int wake[2];
   if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -49,7 +50,7 @@ Result<std::unique_ptr<DataPlaneServer>> DataPlaneServer::Start(const std::strin
     return InternalError(std::string("data plane wake pipe: ") + std::strerror(errno));
   }
   std::unique_ptr<DataPlaneServer> server(
-      new DataPlaneServer(listener.fd, listener.port, wake[0], wake[1], store));
+      new DataPlaneServer(listener.fd, listener.port, wake[0], wake[1], store, limits));
   server->accept_thread_ = std::thread([raw = server.get()] { raw->AcceptLoop(); });
   LogInfo("data_plane.listening", {{"address", listen}, {"port", std::to_string(listener.port)}});
   return server;
@@ -85,7 +86,7 @@ Result<SecretBytes> DataPlaneServer::IssueTicket(const std::string& owner_id,
   auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(tickets_mu_);
   for (auto it = tickets_.begin(); it != tickets_.end();) {
-    it = now - it->second.issued > kTicketLifetime ? tickets_.erase(it) : std::next(it);
+    it = now - it->second.issued > limits_.ticket_lifetime ? tickets_.erase(it) : std::next(it);
   }
   while (tickets_.size() >= kMaxTickets) {
     auto oldest = tickets_.begin();
@@ -106,7 +107,9 @@ std::optional<DataPlaneServer::Ticket> DataPlaneServer::Redeem(const dataplane::
   if (it == tickets_.end()) return std::nullopt;
   Ticket ticket = std::move(it->second);
   tickets_.erase(it);  // single use
-  if (std::chrono::steady_clock::now() - ticket.issued > kTicketLifetime) return std::nullopt;
+  if (std::chrono::steady_clock::now() - ticket.issued > limits_.ticket_lifetime) {
+    return std::nullopt;
+  }
   return ticket;
 }
 
@@ -155,12 +158,15 @@ void DataPlaneServer::AcceptLoop() {
 
 void DataPlaneServer::Serve(Connection* connection) {
   const int fd = connection->fd;
-  // A connection that does not say hello soon gives its slot back: kMaxConnections silent
-  // connections must not keep uploads out for long.
-  SetSocketTimeouts(fd, kHelloTimeout);
+  // A connection that does not say its whole hello soon gives its slot back: kMaxConnections
+  // silent (or trickling) connections must not keep uploads out for long.
+  SetSocketTimeouts(fd, limits_.hello_timeout);
   Bytes hello_bytes(dataplane::kHelloSize);
-  if (!ReadExact(fd, hello_bytes).ok()) return;
-  SetSocketTimeouts(fd, kIdleTimeout);
+  if (!ReadExactWithin(fd, hello_bytes, limits_.hello_timeout).ok()) {
+    shutdown(fd, SHUT_RDWR);  // the peer sees the end now; the socket closes when reaped
+    return;
+  }
+  SetSocketTimeouts(fd, limits_.idle_timeout);
   auto reject = [fd](const std::string& message) {
     ServerFrame frame;
     frame.type = ServerFrameType::kRejected;

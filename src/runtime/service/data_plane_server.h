@@ -10,9 +10,10 @@
 // go back authenticated with the ticket's ack key.
 //
 // Tickets are single use (the connection that presents one consumes it), expire
-// kTicketLifetime after they were issued if unused, and at most kMaxTickets are outstanding (the
-// oldest goes first). At most kMaxConnections connections are served at once; a connection that
-// sends no hello within kHelloTimeout, or is idle for kIdleTimeout later, is closed.
+// DataPlaneLimits::ticket_lifetime after they were issued if unused, and at most kMaxTickets are
+// outstanding (the oldest goes first). At most kMaxConnections connections are served at once; a
+// connection that sends no hello within hello_timeout, or is idle for idle_timeout later, is
+// closed.
 //
 // Thread safety: IssueTicket from any thread; Stop from one. Connections run on their own
 // threads, joined by Stop.
@@ -35,17 +36,22 @@
 
 namespace chiron::runtime {
 
+// The data plane's time limits. The defaults are chirond's; tests shorten them to see them act.
+struct DataPlaneLimits {
+  std::chrono::milliseconds ticket_lifetime = std::chrono::minutes(10);
+  std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(120);
+};
+
 class DataPlaneServer {
  public:
-  static constexpr std::chrono::minutes kTicketLifetime{10};
   static constexpr size_t kMaxTickets = 1024;
   static constexpr size_t kMaxConnections = 16;
-  static constexpr std::chrono::seconds kIdleTimeout{120};
-  static constexpr std::chrono::seconds kHelloTimeout{10};
 
   // `listen` is host:port (port 0 picks a free one). `store` must outlive the server.
   static Result<std::unique_ptr<DataPlaneServer>> Start(const std::string& listen,
-                                                        store::Store* store);
+                                                        store::Store* store,
+                                                        DataPlaneLimits limits = {});
   ~DataPlaneServer();  // Stop()
   DataPlaneServer(const DataPlaneServer&) = delete;
   DataPlaneServer& operator=(const DataPlaneServer&) = delete;
@@ -72,9 +78,10 @@ class DataPlaneServer {
     std::atomic<bool> done{false};
   };
 
-  DataPlaneServer(int listen_fd, int port, int wake_read, int wake_write, store::Store* store)
+  DataPlaneServer(int listen_fd, int port, int wake_read, int wake_write, store::Store* store,
+                  DataPlaneLimits limits)
       : listen_fd_(listen_fd), port_(port), wake_read_(wake_read), wake_write_(wake_write),
-        store_(store) {}
+        store_(store), limits_(limits) {}
   void AcceptLoop();
   void ReapFinished();  // joins connections whose threads ended; caller holds connections_mu_
   void Serve(Connection* connection);
@@ -85,6 +92,7 @@ class DataPlaneServer {
   int wake_read_;
   int wake_write_;
   store::Store* store_;
+  const DataPlaneLimits limits_;
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;
 

@@ -52,7 +52,8 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
         std::make_unique<PrincipalsService>(server->store_.get(), server->authorizer_.get()));
     if (!options.data_plane_listen_address.empty()) {
       auto data_plane =
-          DataPlaneServer::Start(options.data_plane_listen_address, server->store_.get());
+          DataPlaneServer::Start(options.data_plane_listen_address, server->store_.get(),
+                                 options.data_plane_limits);
       if (!data_plane.ok()) return data_plane.status().WithContext("data plane");
       server->data_plane_ = std::move(*data_plane);
     }

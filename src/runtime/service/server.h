@@ -43,6 +43,8 @@ struct ServerOptions {
   // port for upload chunks. Empty: none (clients then upload through Datasets.Upload). Port 0
   // picks a free port (see RuntimeServer::data_plane_port()). Needs the store.
   std::string data_plane_listen_address;
+  // Its ticket lifetime and connection timeouts (tests shorten them).
+  DataPlaneLimits data_plane_limits;
 };
 
 class RuntimeServer {

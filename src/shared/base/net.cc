@@ -163,6 +163,39 @@ Status ReadExact(int fd, MutableByteSpan out) {
   return Status::Ok();
 }
 
+Status ReadExactWithin(int fd, MutableByteSpan out, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t done = 0;
+  while (done < out.size()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return UnavailableError("the peer sent " + std::to_string(done) + " of " +
+                              std::to_string(out.size()) + " bytes in " +
+                              std::to_string(timeout.count()) + " ms (timed out)");
+    }
+    pollfd wait{fd, POLLIN, 0};
+    int ready = poll(&wait, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) {
+      return UnavailableError(std::string("poll failed: ") + std::strerror(errno));
+    }
+    if (ready <= 0) continue;  // EINTR or the time is up: the loop decides
+    ssize_t got = recv(fd, out.data() + done, out.size() - done, MSG_DONTWAIT);
+    if (got > 0) {
+      done += static_cast<size_t>(got);
+      continue;
+    }
+    if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (got == 0 && done == 0) return OutOfRangeError("end of stream");
+    if (got == 0) {
+      return UnavailableError("the peer closed the connection after " + std::to_string(done) +
+                              " of " + std::to_string(out.size()) + " bytes");
+    }
+    return UnavailableError(std::string("receive failed: ") + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
 Status WriteAll(int fd, iovec* parts, int count) {
   while (count > 0) {
     msghdr message{};

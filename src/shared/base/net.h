@@ -38,6 +38,10 @@ void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout);
 // Reads exactly out.size() bytes. OK; OutOfRange "end of stream" if the peer closed cleanly
 // before the first byte; Unavailable for a close in the middle, a timeout or an error.
 Status ReadExact(int fd, MutableByteSpan out);
+// The same within `timeout` for the whole read, not per receive as SO_RCVTIMEO counts it: a
+// peer that trickles one byte at a time cannot stretch it. Unavailable "... (timed out)" when
+// the time is up.
+Status ReadExactWithin(int fd, MutableByteSpan out, std::chrono::milliseconds timeout);
 // Writes every byte of the iovecs (modified as it goes), MSG_NOSIGNAL. Unavailable on error.
 Status WriteAll(int fd, iovec* parts, int count);
 Status WriteAll(int fd, ByteSpan data);

@@ -29,8 +29,14 @@ Bytes FrameMacInput(const Nonce& nonce, uint64_t sequence, ByteSpan body) {
   return input;
 }
 
+// At most kMaxMessageSize bytes, never ending inside a UTF-8 character (the messages name
+// files and datasets, which may be in any language).
 std::string_view Cut(const std::string& message) {
-  return std::string_view(message).substr(0, kMaxMessageSize);
+  if (message.size() <= kMaxMessageSize) return message;
+  size_t size = kMaxMessageSize;
+  // The byte after the cut continuing a character (10xxxxxx) means the cut splits one.
+  while (size > 0 && (static_cast<uint8_t>(message[size]) & 0xC0) == 0x80) --size;
+  return std::string_view(message).substr(0, size);
 }
 
 }  // namespace

@@ -526,6 +526,27 @@ TEST(DataPlaneWireTest, MessagesLongerThanTheLimitAreCutOnEncode) {
   }
 }
 
+TEST(DataPlaneWireTest, ACutNeverSplitsAUtf8Character) {
+  SecretBytes key = *DeriveAckKey(Random(kTicketSize));
+  Nonce nonce = RandomNonce();
+  // "é" is two bytes, "€" three: placed so that byte kMaxMessageSize falls inside them.
+  for (const std::string& wide : {std::string("\xC3\xA9"), std::string("\xE2\x82\xAC")}) {
+    for (size_t before = kMaxMessageSize - wide.size() + 1; before < kMaxMessageSize; ++before) {
+      std::string message = std::string(before, 'x') + wide + "tail";
+      auto parsed =
+          ParseServerFrame(EncodeServerFrame(ErrorFrame(1, message), key.span(), nonce, 0),
+                           key.span(), nonce, 0);
+      ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+      EXPECT_EQ(parsed->message, std::string(before, 'x')) << before;
+    }
+  }
+  // A character that ends exactly at the limit is kept whole.
+  std::string fits = std::string(kMaxMessageSize - 2, 'x') + "\xC3\xA9" + "more";
+  auto parsed = ParseServerFrame(EncodeServerFrame(Rejected(fits), {}, {}, 0), {}, {}, 0);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->message, fits.substr(0, kMaxMessageSize));
+}
+
 // ---- MAC attacks: what a host in the middle can try on the runtime's frames ----
 
 TEST(DataPlaneWireTest, AFlippedBitAnywhereInAnAuthenticatedFrameIsDataLoss) {

@@ -194,6 +194,12 @@ TEST_F(DatasetCliTest, ProviderAndOtherOwnersAreRefused) {
   auto whoami = Chiron("acme", {"whoami", "--json"}, "chiron-operator");
   ASSERT_EQ(whoami.exit_code, 0) << whoami.err;
   EXPECT_EQ(nlohmann::json::parse(whoami.out)["role"], "provider");
+  // Its own messages carry its own name, not the owner tool's.
+  EXPECT_NE(whoami.err.find("chiron-operator: WARNING"), std::string::npos) << whoami.err;
+  auto no_policy =
+      RunCommand({BinaryPath("chiron-operator"), "--profile", dir_ + "/nobody", "attest"});
+  EXPECT_EQ(no_policy.exit_code, 4);
+  EXPECT_EQ(no_policy.err.rfind("chiron-operator: ", 0), 0u) << no_policy.err;
 
   // Bob sees none of Alice's datasets and cannot delete them.
   EXPECT_TRUE(ListJson("bob").empty());

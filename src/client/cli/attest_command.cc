@@ -22,8 +22,9 @@ void PrintClaims(const attest::Claims& claims, bool json) {
   }
   if (claims.simulated) {
     std::fprintf(stderr,
-                 "chiron: WARNING: this server runs on the sim platform, a software simulation "
-                 "with no hardware protection. Do not send real data to it.\n");
+                 "%s: WARNING: this server runs on the sim platform, a software simulation "
+                 "with no hardware protection. Do not send real data to it.\n",
+                 ProgramName());
   }
 }
 
@@ -138,7 +139,7 @@ int RunEvidenceVerify(const GlobalOptions& global, const EvidenceVerifyArgs& arg
         "report data was not checked against an expected value: pass --report-data HEX to "
         "require that this evidence binds your key or nonce");
   }
-  std::fprintf(stderr, "chiron: %s verified\n",
+  std::fprintf(stderr, "%s: %s verified\n", ProgramName(),
                std::string(EvidenceFileKindName(verified->kind)).c_str());
   PrintClaims(verified->claims, args.json);
   return kExitOk;

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   invoked = invoked.substr(invoked.find_last_of('/') + 1);
   global.operator_mode = invoked == "chiron-operator";
   global.program = global.operator_mode ? "chiron-operator" : "chiron";
+  SetProgramName(global.program);
 
   CLI::App app{global.operator_mode
                    ? "chiron-operator: the provider's tool for a Chiron runtime (register, "

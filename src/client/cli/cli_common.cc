@@ -13,8 +13,18 @@ std::string GlobalOptions::ProfileDir() const {
   return profile_dir.empty() ? Profile::DefaultDirectory(operator_mode) : profile_dir;
 }
 
+namespace {
+std::string& MutableProgramName() {
+  static std::string* const name = new std::string("chiron");
+  return *name;
+}
+}  // namespace
+
+const char* ProgramName() { return MutableProgramName().c_str(); }
+void SetProgramName(const std::string& name) { MutableProgramName() = name; }
+
 int Fail(const Status& status) {
-  std::fprintf(stderr, "chiron: %s\n", status.message().c_str());
+  std::fprintf(stderr, "%s: %s\n", ProgramName(), status.message().c_str());
   switch (status.code()) {
     case StatusCode::kUnauthenticated:
     case StatusCode::kDataLoss: return kExitVerificationFailed;
@@ -26,7 +36,7 @@ int Fail(const Status& status) {
 }
 
 int FailVerification(const Status& status) {
-  std::fprintf(stderr, "chiron: verification FAILED: %s\n", status.message().c_str());
+  std::fprintf(stderr, "%s: verification FAILED: %s\n", ProgramName(), status.message().c_str());
   return kExitVerificationFailed;
 }
 
@@ -78,9 +88,9 @@ Result<std::unique_ptr<Connection>> ConnectSession(const Session& session,
   CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Connection::Connect(options));
   if (connection->server_insecure()) {
     std::fprintf(stderr,
-                 "chiron: WARNING: %s runs on the sim platform, a software simulation with no "
+                 "%s: WARNING: %s runs on the sim platform, a software simulation with no "
                  "hardware protection. Do not send real data to it.\n",
-                 session.server.c_str());
+                 ProgramName(), session.server.c_str());
   }
   return connection;
 }

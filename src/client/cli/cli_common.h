@@ -42,7 +42,12 @@ struct GlobalOptions {
 // The action main() runs once parsing succeeded (set by a subcommand's callback).
 using CommandAction = std::function<int()>;
 
-// Prints "chiron: <message>" to stderr and maps the code to an exit code.
+// The name the tool's own messages on stderr start with: "chiron", or "chiron-operator" when
+// invoked as that. main() sets it.
+const char* ProgramName();
+void SetProgramName(const std::string& name);
+
+// Prints "<program>: <message>" to stderr and maps the code to an exit code.
 int Fail(const Status& status);
 // Verification failures are exit 2 whatever their code.
 int FailVerification(const Status& status);

@@ -83,9 +83,9 @@ int RunInit(const GlobalOptions& global, const InitArgs& args) {
     if (principal.status().code() == StatusCode::kUnavailable ||
         principal.status().code() == StatusCode::kDeadlineExceeded) {
       std::fprintf(stderr,
-                   "chiron: %s is not reachable (%s); the profile is ready, run `%s register` "
+                   "%s: %s is not reachable (%s); the profile is ready, run `%s register` "
                    "once the server is up\n",
-                   settings.server.c_str(), principal.status().message().c_str(),
+                   ProgramName(), settings.server.c_str(), principal.status().message().c_str(),
                    global.program.c_str());
       return kExitOk;
     }

@@ -241,6 +241,22 @@ class DataPathTest : public ::testing::Test {
     return client::UploadDataset(c, request);
   }
 
+  // Uploads small datasets (names `prefix`0, 1, ...), one every 200 ms for up to 10 s, until one
+  // goes through the data plane rather than the stream fallback. Every upload must succeed.
+  bool DataPlaneServesAgain(client::Connection& owner, const std::string& prefix, uint32_t seed) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      auto upload = UploadGenerated(owner, prefix + std::to_string(attempt), 20, seed);
+      if (!upload.ok()) {
+        ADD_FAILURE() << upload.status().ToString();
+        return false;
+      }
+      if (upload->via_data_plane) return true;
+    }
+    return false;
+  }
+
+
   // Reads every stored chunk of the dataset back from the store and checks the records against
   // the generated samples: nothing was lost or corrupted.
   void ExpectStoredDataset(const std::string& dataset_id, uint64_t count, uint32_t seed) {
@@ -636,14 +652,8 @@ TEST_F(DataPathTest, SilentConnectionsHoldingEverySlotDoNotStopUploads) {
 
   for (int fd : squatters) close(fd);
   // The runtime notices the closed connections and reaps them (its accept loop wakes every s).
-  bool freed = false;
-  for (int attempt = 0; attempt < 50 && !freed; ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    auto again = UploadGenerated(*owner, "free-" + std::to_string(attempt), 20, 29);
-    ASSERT_TRUE(again.ok()) << again.status().ToString();
-    freed = again->via_data_plane;
-  }
-  EXPECT_TRUE(freed) << "the data plane never served again after the squatters left";
+  EXPECT_TRUE(DataPlaneServesAgain(*owner, "free-", 29))
+      << "the data plane never served again after the squatters left";
 }
 
 // A raw hello with `ticket_id`; returns the first reply frame (or its error).
@@ -775,14 +785,8 @@ TEST_F(DataPathTest, SilentAndTricklingHellosLoseTheirSlots) {
 
   // The silent ones are dropped too, without the client closing them: uploads get the data
   // plane back (the runtime reaps finished connections about once a second).
-  bool served = false;
-  for (int attempt = 0; attempt < 50 && !served; ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    auto upload = UploadGenerated(*owner, "after-" + std::to_string(attempt), 20, 32);
-    ASSERT_TRUE(upload.ok()) << upload.status().ToString();
-    served = upload->via_data_plane;
-  }
-  EXPECT_TRUE(served) << "silent connections kept the data plane's slots";
+  EXPECT_TRUE(DataPlaneServesAgain(*owner, "after-", 32))
+      << "silent connections kept the data plane's slots";
   for (int fd : silent) {
     EXPECT_TRUE(ClosedWithoutReply(fd));
     close(fd);

@@ -4,6 +4,8 @@
 //   ninja -C build upload_bench && build/bin/upload_bench [--repeat N] [--reps N]
 //   perf record -g build/bin/upload_bench --profile 5   # only the headline path, 5 times
 //     [--profile-chunk BYTES] [--profile-store disk|tmpfs]
+//   (each upload's time, and chirond's dataset.upload_complete line with store_ms, the part of
+//   it the storer spent writing, syncing and committing, go to stderr)
 //
 // Inputs, all real Fashion-MNIST (Debian's dataset-fashion-mnist, train split):
 //   plain  an uncompressed IDX pair made once in a temporary directory: the 60,000 training
@@ -308,7 +310,13 @@ int main(int argc, char** argv) {
     Runtime* store = profile_tmpfs && tmpfs ? tmpfs.get() : disk.get();
     Series only{"plain: end to end, " + std::to_string(profile_chunk) + "-byte chunks, " +
                 (store == disk.get() ? "disk" : "tmpfs")};
-    for (int i = 0; i < profile_runs; ++i) only.Add(store->Upload(plain_images, profile_chunk, i));
+    // Info lines on: each upload's dataset.upload_complete reports its groups and store_ms, the
+    // time the storer spent writing, syncing and committing (the disk's share of the upload).
+    SetMinLogLevel(LogLevel::kInfo);
+    for (int i = 0; i < profile_runs; ++i) {
+      only.Add(store->Upload(plain_images, profile_chunk, i));
+      std::fprintf(stderr, "upload %d: %.1f ms\n", i, only.seconds.back() * 1e3);
+    }
     std::printf("%s: median %.1f MB/s, %.1f..%.1f\n", only.label.c_str(), only.MedianMbps(),
                 only.MinMbps(), only.MaxMbps());
     return 0;
@@ -386,8 +394,13 @@ int main(int argc, char** argv) {
   // Ratios of throughput, each against the raw AES-256-GCM median of this run.
   auto ratio = [&](const Series& s) { return s.MedianMbps() / raw.MedianMbps(); };
   std::printf("ratio end to end / raw AES-256-GCM (goal >= 0.3):\n");
-  std::printf("  plain IDX, 1 MiB chunks, disk:  %.3f %s\n", ratio(plain1),
-              ratio(plain1) >= 0.3 ? "(goal met)" : "(goal NOT met)");
+  // Not met on disk but met by the same code to tmpfs: the disk bound the run (its own rate is
+  // on the last line), not the pipeline.
+  const char* verdict = ratio(plain1) >= 0.3 ? "(goal met)"
+                        : tmpfs && ratio(plain_tmpfs) >= 0.3
+                            ? "(goal NOT met on disk; met to tmpfs: the disk bound this run)"
+                            : "(goal NOT met)";
+  std::printf("  plain IDX, 1 MiB chunks, disk:  %.3f %s\n", ratio(plain1), verdict);
   std::printf("  plain IDX, 1 MiB, TLS stream:   %.3f (the chunks inside attested TLS gRPC)\n",
               ratio(plain_tls));
   std::printf("  plain IDX, 4 MiB chunks, disk:  %.3f\n", ratio(plain4));

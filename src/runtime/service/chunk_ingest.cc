@@ -252,7 +252,9 @@ void ChunkIngest::StoreLoop() {
     }
     // The store checks indexes and sizes, writes the group to the dataset's segment, syncs once
     // and commits once; all of it or none.
+    const auto store_start = std::chrono::steady_clock::now();
     auto progress = store_->AppendChunks(dataset_id_, views);
+    store_time_ += std::chrono::steady_clock::now() - store_start;
     if (!progress.ok()) {
       std::string range =
           std::to_string(group.front().index) + ".." + std::to_string(group.back().index);
@@ -270,10 +272,17 @@ void ChunkIngest::StoreLoop() {
       break;
     }
     chunks_stored_ += group.size();
+    ++groups_stored_;
     if (progress->complete) {
+      // groups and store_ms (the time spent writing, syncing and committing them) tell whether
+      // the disk bounded the upload: store_ms close to the upload's duration means it did.
+      const auto store_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(store_time_).count();
       LogInfo("dataset.upload_complete", {{"principal", owner_id_},
                                           {"dataset", dataset_id_},
-                                          {"chunks_this_stream", std::to_string(chunks_stored_)}});
+                                          {"chunks_this_stream", std::to_string(chunks_stored_)},
+                                          {"groups", std::to_string(groups_stored_)},
+                                          {"store_ms", std::to_string(store_ms)}});
     }
     // Kept for the transports to receive into: a fresh buffer per chunk would cost its
     // zero-fill and page faults (upload_bench showed both).

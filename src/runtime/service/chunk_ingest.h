@@ -25,6 +25,7 @@
 // the callbacks run on the storer or verifier thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -139,6 +140,8 @@ class ChunkIngest {
   bool storer_done_ = false;          // guarded by mu_
   Status store_error_;                // guarded by mu_
   uint64_t chunks_stored_ = 0;        // storer thread only
+  uint64_t groups_stored_ = 0;        // storer thread only
+  std::chrono::steady_clock::duration store_time_{};  // storer thread only: in AppendChunks
   std::thread storer_;
   std::thread verifier_;
   bool finished_ = false;

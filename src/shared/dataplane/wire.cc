@@ -34,7 +34,7 @@ Bytes FrameMacInput(const Nonce& nonce, uint64_t sequence, ByteSpan body) {
 std::string_view Cut(const std::string& message) {
   if (message.size() <= kMaxMessageSize) return message;
   size_t size = kMaxMessageSize;
-  // The byte after the cut continuing a character (10xxxxxx) means the cut splits one.
+  // A continuation byte (top bits 10) right after the cut means the cut splits a character.
   while (size > 0 && (static_cast<uint8_t>(message[size]) & 0xC0) == 0x80) --size;
   return std::string_view(message).substr(0, size);
 }

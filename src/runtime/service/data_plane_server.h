@@ -12,8 +12,8 @@
 // Tickets are single use (the connection that presents one consumes it), expire
 // DataPlaneLimits::ticket_lifetime after they were issued if unused, and at most kMaxTickets are
 // outstanding (the oldest goes first). At most kMaxConnections connections are served at once; a
-// connection that sends no hello within hello_timeout, or is idle for idle_timeout later, is
-// closed.
+// connection that has not sent its whole hello within hello_timeout, or is idle for idle_timeout
+// later, is closed.
 //
 // Thread safety: IssueTicket from any thread; Stop from one. Connections run on their own
 // threads, joined by Stop.

@@ -288,7 +288,9 @@ int main(int argc, char** argv) {
     else if (flag == "--profile") profile_runs = std::max(1, std::atoi(argv[i + 1]));
     else if (flag == "--profile-chunk") profile_chunk = std::max(1LL, std::atoll(argv[i + 1]));
     else if (flag == "--profile-store") profile_tmpfs = std::string(argv[i + 1]) == "tmpfs";
-    else Die("unknown flag " + flag + " (use --repeat N, --reps N, --profile N [--profile-chunk BYTES] [--profile-store disk|tmpfs])");
+    else Die("unknown flag " + flag +
+             " (use --repeat N, --reps N, --profile N [--profile-chunk BYTES] "
+             "[--profile-store disk|tmpfs])");
   }
   SetMinLogLevel(LogLevel::kWarning);
 

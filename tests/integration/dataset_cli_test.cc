@@ -391,7 +391,8 @@ TEST_F(DatasetCliTest, InterruptedUploadResumesAndHostileResumeStateIsRefused) {
   // Changed input: refused, with what to do.
   state["data_key"] = good_key;
   std::ofstream(state_path) << state.dump();
-  std::string other = WriteGeneratedIdx(dir_, "gen", 3000, 10);  // same names, new contents and mtime
+  // Same names, new contents and modification time.
+  std::string other = WriteGeneratedIdx(dir_, "gen", 3000, 10);
   (void)other;
   auto changed = RunCommand(argv);
   EXPECT_EQ(changed.exit_code, 4) << changed.err;

@@ -26,7 +26,7 @@ inline constexpr int kExitUsage = 1;
 inline constexpr int kExitVerificationFailed = 2;  // attestation, evidence, audit chain, tamper
 inline constexpr int kExitUnreachable = 3;         // server unreachable or connection lost
 inline constexpr int kExitError = 4;               // anything else
-inline constexpr int kExitRefused = 5;             // the server refused: wrong role / not registered
+inline constexpr int kExitRefused = 5;             // the server refused: wrong role, unregistered
 inline constexpr int kExitJobFailed = 6;           // a training job ended failed or cancelled
 
 struct GlobalOptions {

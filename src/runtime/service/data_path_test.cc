@@ -4,7 +4,9 @@
 // stored lost.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -791,6 +793,41 @@ TEST_F(DataPathTest, SilentAndTricklingHellosLoseTheirSlots) {
     EXPECT_TRUE(ClosedWithoutReply(fd));
     close(fd);
   }
+}
+
+TEST_F(DataPathTest, AnAdmittedConnectionThatGoesQuietIsClosed) {
+  DataPlaneLimits limits;
+  limits.idle_timeout = std::chrono::milliseconds(500);
+  StartServer({}, limits);
+  auto owner = NewPrincipal(v1::ROLE_OWNER);
+  Container c = MakeContainer(30, 33);
+  v1::BeginUploadResponse begun;
+  ASSERT_TRUE(Begin(*owner, "quiet", c.header, c.key, &begun).ok());
+  auto fd = ConnectTcp("127.0.0.1", static_cast<int>(begun.data_plane_port()),
+                       std::chrono::seconds(5));
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  dataplane::Hello hello;
+  auto ticket_id = dataplane::DeriveTicketId(AsBytes(begun.upload_ticket()));
+  ASSERT_TRUE(ticket_id.ok());
+  hello.ticket_id = *ticket_id;
+  ASSERT_TRUE(WriteAll(*fd, dataplane::EncodeHello(hello)).ok());
+  // Admitted (the welcome comes), then silence from the client: the runtime must hang up
+  // rather than hold the slot and the ingest. Everything it sends is read until the end; the
+  // 10 s receive timeout here only fires if it never hangs up.
+  SetSocketTimeouts(*fd, std::chrono::seconds(10));
+  Bytes received;
+  uint8_t buffer[256];
+  ssize_t got = 0;
+  while ((got = recv(*fd, buffer, sizeof buffer, 0)) > 0) {
+    received.insert(received.end(), buffer, buffer + got);
+  }
+  const int error = got < 0 ? errno : 0;
+  close(*fd);
+  ASSERT_FALSE(received.empty());
+  EXPECT_EQ(received[0], static_cast<uint8_t>(dataplane::ServerFrameType::kWelcome));
+  EXPECT_TRUE(got == 0 || error == ECONNRESET)
+      << "the runtime kept a quiet admitted connection open: " << std::strerror(error);
+  EXPECT_EQ(server_->store()->GetDataset(begun.dataset_id())->acknowledged_through, 0u);
 }
 
 TEST_F(DataPathTest, DataPlaneRefusesHostileChunksAndKeepsWhatWasAcknowledged) {

@@ -286,37 +286,37 @@ TEST(DataPlaneWireTest, ChunkHeadWithUnknownFlagBitsIsRefused) {
   }
 }
 
-TEST(DataPlaneWireTest, ChunkHeadWithNonZeroReservedBytesIsRefused) {
-  ChunkHead head;
-  head.last = true;
-  head.size = 100;
-  auto wire = EncodeChunkHead(head);
-  for (size_t at : {size_t{2}, size_t{3}}) {
+// Sets each single bit of each byte at `positions` (which must be zero in `wire`) and expects
+// ParseChunkHead to refuse it as InvalidArgument naming `what`.
+void ExpectEverySingleBitRefused(const std::array<uint8_t, kChunkHeadSize>& wire,
+                                 const std::vector<size_t>& positions, const std::string& what) {
+  for (size_t at : positions) {
     for (int bit = 0; bit < 8; ++bit) {
       auto bytes = wire;
       bytes[at] = static_cast<uint8_t>(1u << bit);
       auto parsed = ParseChunkHead(bytes);
       ASSERT_FALSE(parsed.ok()) << at << " " << bit;
       EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
-      EXPECT_NE(parsed.status().message().find("reserved"), std::string::npos);
+      EXPECT_NE(parsed.status().message().find(what), std::string::npos)
+          << parsed.status().message();
     }
   }
+}
+
+TEST(DataPlaneWireTest, ChunkHeadWithNonZeroReservedBytesIsRefused) {
+  ChunkHead head;
+  head.last = true;
+  head.size = 100;
+  ExpectEverySingleBitRefused(EncodeChunkHead(head), {2, 3}, "reserved");
 }
 
 TEST(DataPlaneWireTest, EndWithAnyNonZeroByteIsRefused) {
   ChunkHead end;
   end.type = ClientFrameType::kEnd;
-  auto wire = EncodeChunkHead(end);
-  for (size_t at = 1; at < kChunkHeadSize; ++at) {
-    for (int bit = 0; bit < 8; ++bit) {
-      auto bytes = wire;
-      bytes[at] = static_cast<uint8_t>(1u << bit);
-      auto parsed = ParseChunkHead(bytes);
-      ASSERT_FALSE(parsed.ok()) << at << " " << bit;
-      EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
-      EXPECT_NE(parsed.status().message().find("End frame has non-zero bytes"), std::string::npos);
-    }
-  }
+  std::vector<size_t> every_byte_but_the_type;
+  for (size_t at = 1; at < kChunkHeadSize; ++at) every_byte_but_the_type.push_back(at);
+  ExpectEverySingleBitRefused(EncodeChunkHead(end), every_byte_but_the_type,
+                              "End frame has non-zero bytes");
 }
 
 // ---- Server frames ----

@@ -13,7 +13,8 @@ constexpr size_t kEvictAbove = 4096;
 RateLimiter::RateLimiter(Clock clock) : clock_(std::move(clock)) {}
 
 Status RateLimiter::Take(const std::string& key, uint32_t per_minute, uint64_t count,
-                         const std::string& what) {
+                         const std::string& what, std::chrono::milliseconds* retry_after) {
+  if (retry_after != nullptr) *retry_after = std::chrono::milliseconds(0);
   if (per_minute == 0) return Status::Ok();
   if (count > per_minute) {
     return ResourceExhaustedError(what + " allows " + std::to_string(per_minute) +
@@ -41,6 +42,11 @@ Status RateLimiter::Take(const std::string& key, uint32_t per_minute, uint64_t c
   if (bucket.tokens + 1e-9 < static_cast<double>(count)) {
     const double wait = (static_cast<double>(count) - bucket.tokens) / rate_per_second;
     const uint64_t seconds = static_cast<uint64_t>(std::ceil(wait - 1e-9));
+    if (retry_after != nullptr) {
+      // At most 60 s (count <= per_minute); rounded up so the retry finds the tokens there.
+      const auto millis = static_cast<int64_t>(std::ceil(wait * 1000.0 - 1e-6));
+      *retry_after = std::chrono::milliseconds(std::max<int64_t>(1, millis));
+    }
     return ResourceExhaustedError(what + " allows " + std::to_string(per_minute) +
                                   " queries per minute and you used them; retry in " +
                                   std::to_string(std::max<uint64_t>(1, seconds)) + " s");

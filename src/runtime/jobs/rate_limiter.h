@@ -30,10 +30,13 @@ class RateLimiter {
   // Takes `count` tokens from the bucket of `key`, which allows `per_minute` per minute
   // (0: unlimited, always OK). A new bucket, or one whose limit changed, starts full.
   // ResourceExhausted (nothing taken) if the bucket holds fewer than `count` tokens: the message
-  // names `what`, the limit and the whole seconds to wait before the same request can pass; or,
-  // if count > per_minute, says that no request that large can ever pass.
+  // names `what`, the limit and the whole seconds to wait before the same request can pass, and
+  // `*retry_after` (when given) is set to that wait in milliseconds, rounded up (at least 1 ms):
+  // the same request sent after it passes, if nothing else took tokens from the bucket meanwhile.
+  // If count > per_minute, the message says that no request that large can ever pass and
+  // `*retry_after` is set to 0 (waiting does not help). `*retry_after` is 0 after an OK too.
   Status Take(const std::string& key, uint32_t per_minute, uint64_t count,
-              const std::string& what);
+              const std::string& what, std::chrono::milliseconds* retry_after = nullptr);
 
   // Drops every bucket whose key starts with `prefix` (a deleted model).
   void Forget(const std::string& prefix);

@@ -33,6 +33,29 @@ TEST_F(RateLimiterTest, BurstUpToTheLimitThenRefusedWithRetryTime) {
   EXPECT_FALSE(limiter_.Take("m/a", 60, 1, "model 'm'").ok());
 }
 
+TEST_F(RateLimiterTest, ARefusalSaysHowLongToWaitInMillisecondsAndTheRetryThenPasses) {
+  milliseconds retry_after(-1);
+  ASSERT_TRUE(limiter_.Take("m/a", 120, 100, "model 'm'", &retry_after).ok());
+  EXPECT_EQ(retry_after, milliseconds(0));
+  // 20 tokens left, refilled at 2 per second: 21 more need 0.5 s.
+  Status refused = limiter_.Take("m/a", 120, 21, "model 'm'", &retry_after);
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(retry_after, milliseconds(500));
+  EXPECT_NE(refused.message().find("retry in 1 s"), std::string::npos) << refused.message();
+  now_ += retry_after - milliseconds(1);
+  EXPECT_FALSE(limiter_.Take("m/a", 120, 21, "model 'm'", &retry_after).ok());
+  EXPECT_EQ(retry_after, milliseconds(1));  // never 0 for a request that can pass later
+  now_ += retry_after;
+  EXPECT_TRUE(limiter_.Take("m/a", 120, 21, "model 'm'", &retry_after).ok());
+  EXPECT_EQ(retry_after, milliseconds(0));
+  // Too large to ever pass: no wait helps, so none is given.
+  EXPECT_FALSE(limiter_.Take("m/a", 120, 121, "model 'm'", &retry_after).ok());
+  EXPECT_EQ(retry_after, milliseconds(0));
+  // An unlimited model never refuses.
+  EXPECT_TRUE(limiter_.Take("free", 0, 1000, "m", &retry_after).ok());
+  EXPECT_EQ(retry_after, milliseconds(0));
+}
+
 TEST_F(RateLimiterTest, RefusedRequestsTakeNothingAndTheBucketCaps) {
   ASSERT_TRUE(limiter_.Take("k", 120, 120, "x").ok());
   now_ += seconds(5);  // 10 tokens back

@@ -217,11 +217,21 @@ Result<ModelGrant> StoreImpl::ChargeGrant(const std::string& model_id,
   if (!found.has_value()) return NotFoundError("no " + DescribeGrant(model_id, grantee_id));
   ModelGrant grant = std::move(*found);
   if (grant.budget != 0 && (count > grant.budget || grant.used > grant.budget - count)) {
-    return ResourceExhaustedError("your grant on this model has used " +
-                                  std::to_string(grant.used) + " of its " +
-                                  std::to_string(grant.budget) +
-                                  " queries; ask the model's owner for more (chiron model grant "
-                                  "... --budget N)");
+    // Say what is left: a request larger than the rest is not a spent budget, and a smaller
+    // one would pass.
+    const uint64_t left = grant.used < grant.budget ? grant.budget - grant.used : 0;
+    if (left == 0) {
+      return ResourceExhaustedError("your grant on this model has used all " +
+                                    std::to_string(grant.budget) +
+                                    " of its queries: ask the model's owner for more (they run "
+                                    "`chiron model grant NAME --to YOUR_ID --budget N`)");
+    }
+    return ResourceExhaustedError(
+        "your grant on this model has " + std::to_string(left) + " of its " +
+        std::to_string(grant.budget) + " queries left and this request asks for " +
+        std::to_string(count) + ": send at most " + std::to_string(left) +
+        " samples (a smaller --count), or ask the model's owner for more (they run `chiron "
+        "model grant NAME --to YOUR_ID --budget N`)");
   }
   grant.used += count;
   grant.updated_unix = Now();

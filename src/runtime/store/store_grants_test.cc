@@ -68,10 +68,16 @@ TEST_F(StoreGrantsTest, GrantChargeRevokeWithAuditInBothChains) {
   EXPECT_EQ(charged->used, 7u);
   auto over = store_->ChargeGrant(kModel, kBob, 4, {AuditEvent{kAlice, "model.predict", "4"}});
   EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_THAT(over.status().message(), HasSubstr("used 7 of its 10 queries"));
+  // Not "spent": 3 are left, the request asks for more, and a smaller one would pass.
+  EXPECT_THAT(over.status().message(),
+              HasSubstr("has 3 of its 10 queries left and this request asks for 4"));
+  EXPECT_THAT(over.status().message(), HasSubstr("send at most 3 samples"));
   EXPECT_EQ(CountEvents(kAlice, "model.predict"), 1u) << "a refused charge writes no record";
   EXPECT_EQ(store_->GetGrant(kModel, kBob)->used, 7u);
   ASSERT_TRUE(store_->ChargeGrant(kModel, kBob, 3, {}).ok());
+  auto spent = store_->ChargeGrant(kModel, kBob, 1, {});
+  EXPECT_EQ(spent.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(spent.status().message(), HasSubstr("has used all 10 of its queries"));
 
   // Granting again changes the budget and keeps the usage; it survives a restart.
   ASSERT_TRUE(store_->PutGrant(kModel, kAlice, kBob, 20, Audits("m to bob again")).ok());

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace chiron;

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "shared/worker_protocol.h"
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/worker_protocol.h"
+#include "shared/worker_abi/sandbox_policy.h"
 
 namespace chiron {
 namespace {

@@ -3,7 +3,7 @@
 //
 // The runtime's SandboxLauncher (src/runtime/sandbox/sandbox.h) has already put the worker in new
 // user, mount, PID, network, IPC, UTS and cgroup namespaces, closed every descriptor but the
-// channels (fixed numbers, shared/worker_protocol.h), set the resource limits and
+// channels (fixed numbers, shared/worker_abi/worker_protocol.h), set the resource limits and
 // no_new_privs, and exec'd the worker with a fixed environment. Lockdown() completes the cage:
 //
 //   1. refuses to run unless the process is single-threaded (Landlock restricts only the calling
@@ -17,8 +17,8 @@
 //      was root of its user namespace only to build the empty root;
 //   6. applies a Landlock ruleset that handles every access right of the kernel's ABI
 //      (filesystem, network, scopes) and allows only read+execute of the recipe file;
-//   7. loads the seccomp allowlist of worker/sandbox_policy.h (kill-process by default), with
-//      TSYNC.
+//   7. loads the seccomp allowlist of shared/worker_abi/sandbox_policy.h (kill-process by
+//      default), with TSYNC.
 //
 // Any failure leaves the process in an unknown, partly confined state: the caller must exit with
 // kWorkerExitLockdownFailed at once and never load the recipe.
@@ -28,7 +28,7 @@
 #include <string>
 
 #include "shared/base/status.h"
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 
 namespace chiron {
 

@@ -26,10 +26,10 @@
 #include <new>
 #include <string>
 
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 #include "worker/engine.h"
 #include "worker/lockdown.h"
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/sandbox_policy.h"
 #include "worker/torch_preinit.h"
 
 namespace chiron::worker {

@@ -17,11 +17,11 @@
 #include <cstring>
 #include <string>
 
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 #include "tests/redteam/redteam_abi.h"
 #include "worker/loader.h"
 #include "worker/lockdown.h"
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/sandbox_policy.h"
 
 namespace chiron::redteam {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 
 namespace chiron::redteam {
 

@@ -24,7 +24,7 @@
 #include "runtime/service/server.h"
 #include "shared/base/file_system.h"
 #include "shared/base/log.h"
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/sandbox_policy.h"
 
 namespace {
 

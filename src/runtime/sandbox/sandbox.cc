@@ -19,7 +19,7 @@
 #include <string>
 
 #include "runtime/sandbox/channels.h"
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/sandbox_policy.h"
 
 namespace chiron::sandbox {
 namespace {

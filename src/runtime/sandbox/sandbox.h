@@ -48,7 +48,7 @@
 
 #include "shared/base/bytes.h"
 #include "shared/base/status.h"
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 
 namespace chiron::sandbox {
 

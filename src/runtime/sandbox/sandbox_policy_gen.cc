@@ -2,7 +2,7 @@
 // src/runtime/sandbox/CMakeLists.txt). The file is what chirond measures as its sandbox policy.
 #include <cstdio>
 
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/sandbox_policy.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) {

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <limits>
 
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/sandbox_policy.h"
 
 namespace chiron::train {
 namespace {

@@ -1,8 +1,8 @@
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/sandbox_policy.h"
 
 #include <string>
 
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 
 namespace chiron {
 namespace {

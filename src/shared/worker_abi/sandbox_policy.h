@@ -1,11 +1,14 @@
 // The sandbox policy of chiron-worker, in one place: the seccomp allowlist, the Landlock rule and
-// the fixed resource limits. Compiled into both sides:
+// the fixed resource limits. Part of the worker boundary's ABI (src/shared/worker_abi), compiled
+// into both sides:
 //   - the worker (src/worker/lockdown.cc) enforces it on itself;
 //   - the runtime (src/runtime/sandbox) applies the fixed limits when it launches the worker, and
 //     checks the fingerprint the worker reports in its hello frame against its own.
 // The policy is therefore covered by the measurement of both binaries (they are part of the
 // attested image), and SandboxPolicyBytes() gives its canonical text so that an auditor can read
-// exactly what was measured (`chirond --print-sandbox-policy` style tools print these bytes).
+// exactly what was measured: the build writes those bytes to bin/sandbox-policy.txt
+// (chiron_sandbox_policy_gen), and chirond refuses to start when that file differs from its own
+// compiled-in copy (src/runtime/main/chirond.cc). There is no command-line flag that prints them.
 //
 // Changing anything here changes SandboxPolicyFingerprint(): a worker and a runtime built from
 // different policies refuse to work together (the runtime rejects the hello frame).

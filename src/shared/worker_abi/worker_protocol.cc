@@ -1,4 +1,4 @@
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 
 #include <bit>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "shared/worker_protocol.h"
+#include "shared/worker_abi/worker_protocol.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <limits>
 
-#include "worker/sandbox_policy.h"
+#include "shared/worker_abi/sandbox_policy.h"
 
 namespace chiron {
 namespace {

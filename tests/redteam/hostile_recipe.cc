@@ -246,6 +246,19 @@ AttackReport ExhaustMemory() {
   }
 }
 
+// Touches `mebibytes` MiB in 4 MiB blocks and keeps them: resident memory, not just address
+// space. The runtime's max_resident_size must kill the worker before it is done.
+AttackReport GrowResident(int mebibytes) {
+  static std::vector<char*> hoard;
+  for (int i = 0; i < mebibytes / 4; ++i) {
+    char* block = static_cast<char*>(std::malloc(4 << 20));
+    if (block == nullptr) return Blocked();
+    std::memset(block, 1, 4 << 20);
+    hoard.push_back(block);
+  }
+  return Succeeded();
+}
+
 void WriteFrame(const void* data, size_t size) {
   ssize_t ignored = write(kWorkerControlFd, data, size);
   (void)ignored;
@@ -364,6 +377,7 @@ AttackReport Run(const AttackContext* context, const std::string& attack, const 
   if (attack == "probe-fds") return ProbeDescriptors();
   if (attack == "thread-bomb") return ThreadBomb();
   if (attack == "exhaust-memory") return ExhaustMemory();
+  if (attack == "grow-resident") return GrowResident(std::atoi(arg));
   if (attack == "spin") {
     volatile uint64_t counter = 0;
     for (;;) counter = counter + 1;

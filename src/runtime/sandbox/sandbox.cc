@@ -15,8 +15,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <thread>
 
 #include "runtime/sandbox/channels.h"
 #include "shared/worker_abi/sandbox_policy.h"
@@ -155,13 +158,27 @@ int MillisecondsUntil(Deadline deadline) {
   return static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
 }
 
+// The "VmHWM:" figure (peak resident size) of a /proc/PID/status text, in bytes; 0 if absent
+// (the process has exited and its memory is gone).
+uint64_t ParsePeakResidentSize(std::string_view status) {
+  constexpr std::string_view kKey = "\nVmHWM:";
+  const size_t at = status.find(kKey);
+  if (at == std::string_view::npos) return 0;
+  uint64_t kibibytes = 0;
+  for (size_t i = at + kKey.size(); i < status.size() && status[i] != '\n'; ++i) {
+    if (status[i] >= '0' && status[i] <= '9') kibibytes = kibibytes * 10 + (status[i] - '0');
+  }
+  return kibibytes * 1024;
+}
+
 class SandboxedProcessImpl : public SandboxedProcess {
  public:
-  SandboxedProcessImpl(pid_t pid, UniqueFd pidfd, UniqueFd control, Mapping inputs,
-                       Mapping parameters, Mapping gradients, Mapping output,
+  SandboxedProcessImpl(pid_t pid, UniqueFd pidfd, UniqueFd status, UniqueFd control,
+                       Mapping inputs, Mapping parameters, Mapping gradients, Mapping output,
                        const SandboxConfig& config)
       : pid_(pid),
         pidfd_(std::move(pidfd)),
+        status_(std::move(status)),
         control_(std::move(control)),
         inputs_(std::move(inputs)),
         parameters_(std::move(parameters)),
@@ -170,7 +187,10 @@ class SandboxedProcessImpl : public SandboxedProcess {
         parameter_count_(config.parameter_count),
         output_count_(config.output_count),
         input_size_(config.input_size),
-        cpu_seconds_limit_(config.limits.cpu_seconds) {}
+        cpu_seconds_limit_(config.limits.cpu_seconds),
+        max_resident_size_(config.limits.max_resident_size) {
+    if (max_resident_size_ != 0) monitor_ = std::thread([this] { MonitorMemory(); });
+  }
 
   ~SandboxedProcessImpl() override {
     if (!reaped_) {
@@ -179,6 +199,8 @@ class SandboxedProcessImpl : public SandboxedProcess {
       while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
       }
     }
+    // The monitor returns once the pidfd says the worker has exited.
+    if (monitor_.joinable()) monitor_.join();
   }
 
   pid_t pid() const override { return pid_; }
@@ -276,10 +298,19 @@ class SandboxedProcessImpl : public SandboxedProcess {
     return CopyAndValidate(output_, count, max_abs);
   }
 
+  // Any thread: pidfd_ is fixed from construction to destruction, and the kernel answers ESRCH
+  // (ignored) for a worker that has already exited or been reaped.
   void Kill() override {
-    if (reaped_) return;
-    killed_ = true;
+    if (reaped_.load(std::memory_order_acquire)) return;
+    killed_.store(true, std::memory_order_release);
     syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  }
+
+  // Monotonic: the largest of every reading (the kernel's counters are approximate per CPU, so
+  // a later ru_maxrss can be a little below an earlier VmHWM).
+  uint64_t peak_resident_size() const override {
+    if (reaped_.load(std::memory_order_acquire)) return peak_.load(std::memory_order_acquire);
+    return RecordPeak(ReadPeakResidentSize());
   }
 
   Result<ExitInfo> Wait(Deadline deadline) override {
@@ -299,8 +330,11 @@ class SandboxedProcessImpl : public SandboxedProcess {
       reaped = wait4(pid_, &status, 0, &usage);
     } while (reaped < 0 && errno == EINTR);
     if (reaped != pid_) return ErrnoStatus("wait4 for the worker");
-    reaped_ = true;
     exit_info_ = Classify(status, usage);
+    // ru_maxrss of this child is its own final peak (the monitor's readings are samples of it).
+    RecordPeak(exit_info_.max_resident_size);
+    reaped_.store(true, std::memory_order_release);
+    if (monitor_.joinable()) monitor_.join();  // its pidfd is readable: it has returned or will
     return exit_info_;
   }
 
@@ -311,6 +345,50 @@ class SandboxedProcessImpl : public SandboxedProcess {
     Bytes copy(count * sizeof(float));
     std::memcpy(copy.data(), arena.data(), copy.size());
     return ValidateFloatArena(copy, count, max_abs);
+  }
+
+  // VmHWM of this worker, read through the descriptor opened before the child could be reaped
+  // (bound to this process, not to its pid number). 0 once it has exited or without a descriptor.
+  uint64_t ReadPeakResidentSize() const {
+    if (!status_.valid()) return 0;
+    std::array<char, 4096> text;
+    ssize_t n;
+    do {
+      n = pread(status_.get(), text.data(), text.size(), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) return 0;
+    return ParsePeakResidentSize(std::string_view(text.data(), static_cast<size_t>(n)));
+  }
+
+  // peak_ = max(peak_, bytes); returns the new maximum.
+  uint64_t RecordPeak(uint64_t bytes) const {
+    uint64_t seen = peak_.load(std::memory_order_acquire);
+    while (bytes > seen && !peak_.compare_exchange_weak(seen, bytes)) {
+    }
+    return std::max(seen, bytes);
+  }
+
+  // The monitor thread: every kMemoryPollInterval, the worker's peak against the limit. It ends
+  // when the worker has exited (pidfd readable), or once it has killed it.
+  void MonitorMemory() {
+    const int interval = static_cast<int>(kMemoryPollInterval.count());
+    for (;;) {
+      pollfd fds{pidfd_.get(), POLLIN, 0};
+      const int ready = poll(&fds, 1, interval);
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0) {  // cannot watch any more: fail closed
+        Kill();
+        return;
+      }
+      if (ready > 0) return;  // exited
+      const uint64_t peak = ReadPeakResidentSize();
+      RecordPeak(peak);
+      if (peak > max_resident_size_) {
+        memory_killed_.store(true, std::memory_order_release);
+        syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+        return;
+      }
+    }
   }
 
   ExitInfo Classify(int status, const rusage& usage) const {
@@ -329,7 +407,9 @@ class SandboxedProcessImpl : public SandboxedProcess {
       info.category = ExitCategory::kInvalidSyscall;
     } else if (info.signal == SIGXCPU) {
       info.category = ExitCategory::kCpuTimeLimit;
-    } else if (info.signal == SIGKILL && killed_) {
+    } else if (info.signal == SIGKILL && memory_killed_.load(std::memory_order_acquire)) {
+      info.category = ExitCategory::kOutOfMemory;
+    } else if (info.signal == SIGKILL && killed_.load(std::memory_order_acquire)) {
       info.category = ExitCategory::kKilledByRuntime;
     } else if (info.signal == SIGKILL && info.cpu_seconds >= 0.5 * cpu_seconds_limit_) {
       // RLIMIT_CPU with soft == hard: the kernel sends SIGKILL at the limit (a PID-namespace
@@ -344,7 +424,8 @@ class SandboxedProcessImpl : public SandboxedProcess {
   }
 
   pid_t pid_;
-  UniqueFd pidfd_;
+  const UniqueFd pidfd_;  // never reassigned: Kill() from any thread relies on it
+  const UniqueFd status_;  // /proc/PID/status of this worker (invalid if it could not be opened)
   UniqueFd control_;
   Mapping inputs_;
   Mapping parameters_;
@@ -354,10 +435,14 @@ class SandboxedProcessImpl : public SandboxedProcess {
   size_t output_count_;
   size_t input_size_;
   double cpu_seconds_limit_;
+  uint64_t max_resident_size_;
   int landlock_abi_ = 0;
-  bool killed_ = false;
-  bool reaped_ = false;
-  ExitInfo exit_info_;
+  std::atomic<bool> killed_{false};
+  std::atomic<bool> memory_killed_{false};
+  std::atomic<bool> reaped_{false};
+  mutable std::atomic<uint64_t> peak_{0};  // bytes: the largest VmHWM read or ru_maxrss
+  ExitInfo exit_info_;             // valid once reaped_ (owner thread only)
+  std::thread monitor_;            // last member: started after every other one is ready
 };
 
 Status ValidateConfig(const SandboxConfig& config) {
@@ -383,6 +468,10 @@ Status ValidateConfig(const SandboxConfig& config) {
       config.limits.max_threads == 0) {
     return InvalidArgumentError(
         "sandbox: limits need address space >= 64 MiB, cpu_seconds > 0, max_threads > 0");
+  }
+  if (config.limits.max_resident_size != 0 &&
+      config.limits.max_resident_size < kMinResidentLimit) {
+    return InvalidArgumentError("sandbox: max_resident_size must be 0 (none) or >= 16 MiB");
   }
   for (const std::string& entry : config.environment) {
     if (entry.find('=') == std::string::npos || entry.find('\0') != std::string::npos) {
@@ -512,6 +601,13 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxCo
     }
     return status;
   };
+  // The child cannot be reaped before we wait for it, so this pid is still this child: the
+  // descriptor stays bound to it (reads fail once it has exited, never show another process).
+  UniqueFd status(open(("/proc/" + std::to_string(pid) + "/status").c_str(),
+                       O_RDONLY | O_CLOEXEC));
+  if (!status.valid() && config.limits.max_resident_size != 0) {
+    return abandon(ErrnoStatus("sandbox: open the worker's /proc status for its memory limit"));
+  }
   // The child holds its own copies now.
   sync_read.reset();
   error_write.reset();
@@ -546,7 +642,8 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxCo
   }
 
   auto process = std::make_unique<SandboxedProcessImpl>(
-      pid, std::move(pidfd_owner), std::move(control), std::move(inputs.runtime_mapping),
+      pid, std::move(pidfd_owner), std::move(status), std::move(control),
+      std::move(inputs.runtime_mapping),
       std::move(parameters.runtime_mapping),
       std::move(gradients.runtime_mapping), std::move(output.runtime_mapping), config);
 

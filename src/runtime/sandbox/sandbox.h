@@ -33,8 +33,18 @@
 // Precondition: the process must not ignore SIGCHLD nor reap children it did not start
 // (waitpid(-1)): the worker is a direct child and Wait() reaps it with wait4.
 //
-// Thread safety: Start() may be called from several threads at once. A SandboxedProcess is not
-// thread safe: use it from one thread at a time.
+// Memory: with limits.max_resident_size set, a monitor thread per SandboxedProcess reads the
+// worker's peak resident size (VmHWM of /proc/PID/status, through a descriptor opened while the
+// child could not yet be reaped, so never another process's) every kMemoryPollInterval and
+// SIGKILLs the worker through its pidfd once the peak exceeds the limit; Wait() then classifies
+// the end as kOutOfMemory. Between two polls a worker can overshoot the limit by what it can fault
+// in during one interval (docs/sandbox.md, "Memory": about 40-120 MiB at 2-6 GB/s).
+//
+// Thread safety: Start() may be called from several threads at once. A SandboxedProcess is used
+// from one thread at a time, except Kill() and peak_resident_size(), which any thread may call at
+// any moment until the destructor starts (the pidfd they use is fixed for the object's lifetime,
+// and a signal to an exited or reaped worker is a no-op): a Kill() from another thread makes a
+// ReceiveFrame() or Wait() blocked in the owner thread return promptly (Unavailable, or the exit).
 #pragma once
 
 #include <sys/types.h>
@@ -58,7 +68,15 @@ struct SandboxLimits {
   uint64_t address_space_size = 8ull << 30;  // RLIMIT_AS, bytes (libtorch needs ~3x resident)
   uint32_t cpu_seconds = 3600;               // RLIMIT_CPU; the kernel SIGKILLs at the limit
   uint32_t max_threads = 64;                 // RLIMIT_NPROC inside the worker's user namespace
+  // Peak resident memory, bytes (0: none), enforced by the runtime's monitor (see above), not by
+  // the kernel: at least kMinResidentLimit. It counts every page the worker touched, including
+  // the pages of the shared arenas it mapped (inputs, parameters, gradients, output).
+  uint64_t max_resident_size = 0;
 };
+
+// How often the monitor reads the worker's resident size when max_resident_size is set.
+inline constexpr std::chrono::milliseconds kMemoryPollInterval{20};
+inline constexpr uint64_t kMinResidentLimit = 16ull << 20;
 
 struct SandboxConfig {
   std::string worker_path;               // absolute path of the worker binary
@@ -80,7 +98,8 @@ enum class ExitCategory {
   kExitedCleanly,    // exit status 0
   kFailed,           // another exit status (see worker_protocol.h kWorkerExit*)
   kInvalidSyscall,   // killed by seccomp (SIGSYS): the recipe tried something forbidden
-  kOutOfMemory,      // exit kWorkerExitOutOfMemory (an allocation failed under RLIMIT_AS)
+  kOutOfMemory,      // exit kWorkerExitOutOfMemory (an allocation failed under RLIMIT_AS), or
+                     // SIGKILL from the monitor: the peak resident size passed max_resident_size
   kCpuTimeLimit,     // killed by RLIMIT_CPU
   kKilledByRuntime,  // Kill() was called (deadline, shutdown, protocol violation)
   kCrashed,          // any other signal (SIGSEGV, SIGABRT, ...)
@@ -92,7 +111,7 @@ struct ExitInfo {
   int exit_code = -1;  // when the worker exited
   int signal = 0;      // when a signal ended it
   double cpu_seconds = 0;
-  uint64_t max_resident_size = 0;  // bytes
+  uint64_t max_resident_size = 0;  // bytes: wait4's ru_maxrss of this worker (and nothing else)
   std::string ToString() const;
 };
 
@@ -129,8 +148,14 @@ class SandboxedProcess {
   // memory; check the copy, never the arena). InvalidArgument if the range exceeds the arena.
   virtual Status CopyGradients(size_t offset, std::span<float> out) = 0;
 
-  // SIGKILL through the pidfd (never hits a recycled pid). Idempotent.
+  // SIGKILL through the pidfd (never hits a recycled pid). Idempotent; callable from any thread
+  // (see the thread-safety note above). Wait() then says kKilledByRuntime (or kOutOfMemory if the
+  // memory monitor killed it first).
   virtual void Kill() = 0;
+  // This worker's own peak resident size in bytes: its VmHWM while it runs (the largest seen by the
+  // monitor or read now), wait4's ru_maxrss for this child once Wait() reaped it. Never another
+  // process's (unlike getrusage(RUSAGE_CHILDREN)). 0 if the kernel would not say. Any thread.
+  virtual uint64_t peak_resident_size() const = 0;
   // Waits for the worker to end (after Kill() or on its own) and classifies the end.
   // DeadlineExceeded if it is still running at the deadline (it keeps running).
   virtual Result<ExitInfo> Wait(Deadline deadline) = 0;

@@ -52,7 +52,7 @@
 #include "runtime/train/trained_model.h"
 #include "runtime/train/training_session.h"
 #include "worker/engine.h"
-#include "worker/engine_fashion_mnist.h"
+#include "shared/testing/fashion_mnist.h"
 
 namespace chiron {
 namespace {

@@ -1,7 +1,7 @@
 // Real data: the LeNet recipe trained for one short epoch on a slice of Fashion-MNIST in Chiron's
 // shape (trusted shuffler picks batches, engine computes gradients, trusted optimizer applies
 // them, trusted metrics score the predictions). No libtorch include: only the engine's flat API.
-#include "worker/engine_fashion_mnist.h"
+#include "shared/testing/fashion_mnist.h"
 
 #include <gtest/gtest.h>
 

@@ -8,7 +8,7 @@
 
 #include "runtime/train/prediction_session.h"
 #include "runtime/train/training_session.h"
-#include "src/worker/engine_fashion_mnist.h"
+#include "shared/testing/fashion_mnist.h"
 #include "tests/workers/scripted_recipe.h"
 #include "tests/workers/scripted_script.h"
 

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "runtime/train/prediction_session.h"
-#include "src/worker/engine_fashion_mnist.h"
+#include "shared/testing/fashion_mnist.h"
 
 namespace chiron::train {
 namespace {

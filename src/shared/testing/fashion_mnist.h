@@ -1,5 +1,8 @@
-// Test and benchmark support (not part of the worker): reads the Debian-packaged Fashion-MNIST
-// IDX files (gzip) into memory, for engine_fashion_mnist_test and bench/train_bench.
+// Test and benchmark support (linked into no product): reads the Debian-packaged Fashion-MNIST
+// IDX files (gzip) into memory, for the worker's engine tests, the runtime's training tests, the
+// scripted-worker tests and bench/train_bench. It lives in src/shared so that both sides of the
+// worker boundary can use it without src/runtime including src/worker (its namespace,
+// chiron::worker::testing, is where it started). Header-only; callers link ZLIB.
 //
 // IDX format: big-endian u32 magic (0x00000803 images, 0x00000801 labels), big-endian u32 sizes
 // (count, then rows and columns for images), then u8 data.

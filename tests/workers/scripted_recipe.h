@@ -12,7 +12,9 @@
 // The model (always): multinomial logistic regression over the sample's elements (u8 / 255, or
 // the f32 values), weights [classes × elements] then biases [classes], no buffers; initial
 // weights uniform in ±0.01 from the configure frame's seed, biases 0; real mean cross-entropy
-// loss and gradients, logits as outputs. Deterministic and single-threaded.
+// loss and gradients, logits as outputs; one buffer, the training samples seen (like batch norm's
+// num_batches_tracked), so the runtime's buffer path is exercised. Deterministic and
+// single-threaded.
 //
 // Keys (defaults in brackets). "Step" K counts compute-gradients requests from 0 in this worker.
 //   epochs N                 declared epochs [1]
@@ -24,11 +26,13 @@
 //   output scores|label_only|top_k N
 //                            declared output policy [scores, every class]
 //   decimals N               declared output decimals [4]
+//   buffers 0|1              the model's buffer count [1]
 //   sleep_per_step_ms N      sleep N ms in every compute-gradients request [0]
 //   allocate_mb N [K]        at step K [0] allocate N MiB, touch every page, keep it to the end
 //   fail_at_step K KIND      at step K: crash (SIGSEGV), nan (a NaN gradient), hang (sleep until
 //                            killed), exit CODE (_exit(CODE)), bad_frame (a frame with a wrong
-//                            magic), refuse REASON (a failed frame with WorkerFailure REASON)
+//                            magic), refuse REASON (a failed frame with WorkerFailure REASON),
+//                            syscall (socket(2), which the seccomp policy kills)
 //   leak CHANNEL             modulate CHANNEL with the leak bit: bit 0 of the first byte of every
 //                            sample this worker has been given so far (training batches and
 //                            predict inputs), OR-ed. The runtime shuffles and splits the data, so
@@ -63,6 +67,10 @@
 //                              description    the five values of description page 0
 //                              exit_code      _exit(value & 0xff) at step secret_at_step
 //   secret_at_step K         [0]
+//   remember_inputs          the worker keeps the first byte of the first sample of the first
+//                            predict request it serves, and every later answer names class
+//                            (that byte % classes) with logit 20, the others 0: a recipe that
+//                            carries one caller's input into another caller's answers
 #pragma once
 
 #include <initializer_list>

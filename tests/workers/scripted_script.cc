@@ -108,8 +108,14 @@ Status ParseLine(const std::vector<std::string_view>& w, Script& script) {
     }
     return Status::Ok();
   }
+  if (key == "buffers") return one_u64(&script.buffers, 1);
   if (key == "decimals") return one_u32(&script.output.decimals, kMaxOutputDecimals);
   if (key == "sleep_per_step_ms") return one_u64(&script.sleep_per_step_ms, 3600000);
+  if (key == "remember_inputs") {
+    if (values != 0) return Bad(key);
+    script.remember_inputs = true;
+    return Status::Ok();
+  }
   if (key == "allocate_mb") {
     if (values < 1 || values > 2 || !ParseU64(w[1], &script.allocate_mb) ||
         script.allocate_mb > (1u << 20) ||
@@ -126,6 +132,7 @@ Status ParseLine(const std::vector<std::string_view>& w, Script& script) {
     else if (values == 2 && kind == "nan") script.fail_kind = FailKind::kNan;
     else if (values == 2 && kind == "hang") script.fail_kind = FailKind::kHang;
     else if (values == 2 && kind == "bad_frame") script.fail_kind = FailKind::kBadFrame;
+    else if (values == 2 && kind == "syscall") script.fail_kind = FailKind::kSyscall;
     else if (values == 3 && (kind == "exit" || kind == "refuse") && ParseU64(w[3], &n) &&
              n <= 255) {
       script.fail_kind = kind == "exit" ? FailKind::kExit : FailKind::kRefuse;

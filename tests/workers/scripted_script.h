@@ -13,7 +13,7 @@ namespace chiron::scripted {
 
 inline constexpr size_t kMaxScriptSize = 64 << 10;
 
-enum class FailKind { kCrash, kNan, kHang, kExit, kBadFrame, kRefuse };
+enum class FailKind { kCrash, kNan, kHang, kExit, kBadFrame, kRefuse, kSyscall };
 enum class LeakChannel { kNone, kTime, kMemory, kState, kFailure, kEpochs };
 enum class SecretPlace {
   kNone,
@@ -36,6 +36,7 @@ struct Script {
   TrainingConfig training;  // SGD; epochs, batch size, learning rate, momentum from the script
   ResourceBudget budget;
   OutputPolicy output;
+  uint64_t buffers = 1;
   uint64_t sleep_per_step_ms = 0;
   uint64_t allocate_mb = 0;
   uint64_t allocate_at_step = 0;
@@ -50,6 +51,7 @@ struct Script {
   SecretPlace secret_place = SecretPlace::kNone;
   uint64_t secret = 0;
   uint64_t secret_at_step = 0;
+  bool remember_inputs = false;
 };
 
 // Parses the recipe bytes (header included). InvalidArgument for a missing header, an unknown

@@ -15,7 +15,10 @@
 // is kWorkerExitProtocolError.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -130,10 +133,12 @@ class Worker {
         classes_(static_cast<uint64_t>(config.schema.class_count)),
         sample_size_(elements_ * ElementSize(config.schema.element_type)),
         parameter_count_(classes_ * elements_ + classes_),
+        buffer_count_(script.buffers),
         features_(elements_),
         logits_(classes_) {}
 
   uint64_t parameter_count() const { return parameter_count_; }
+  uint64_t buffer_count() const { return buffer_count_; }
   uint64_t output_size() const { return classes_; }
 
   int Serve() {
@@ -141,8 +146,8 @@ class Worker {
     const Channel parameters = MapChannel(kWorkerParameterFd, PROT_READ);
     const Channel gradients = MapChannel(kWorkerGradientFd, PROT_READ | PROT_WRITE);
     const Channel output = MapChannel(kWorkerOutputFd, PROT_READ | PROT_WRITE);
-    if (parameter_count_ * sizeof(float) > parameters.size ||
-        parameter_count_ * sizeof(float) > gradients.size) {
+    const uint64_t state_size = (parameter_count_ + buffer_count_) * sizeof(float);
+    if (state_size > parameters.size || state_size > gradients.size) {
       return kWorkerExitProtocolError;
     }
     params_ = reinterpret_cast<const float*>(parameters.data);
@@ -205,7 +210,7 @@ class Worker {
   }
 
   void InitialParameters(const WorkerFrame& request) {
-    if (request.fields[0] != parameter_count_ || request.fields[1] != 0) {
+    if (request.fields[0] != parameter_count_ || request.fields[1] != buffer_count_) {
       SendFailure(request.sequence, static_cast<uint64_t>(WorkerFailure::kBadRequest));
       return;
     }
@@ -219,11 +224,12 @@ class Worker {
       const double unit = static_cast<double>(z >> 11) * 0x1.0p-53;
       grads_[i] = i < classes_ * elements_ ? static_cast<float>((unit * 2 - 1) * 0.01) : 0.0f;
     }
+    if (buffer_count_ > 0) grads_[parameter_count_] = 0;  // training samples seen
     WorkerFrame reply;
     reply.type = WorkerFrameType::kParametersReady;
     reply.sequence = request.sequence;
     reply.fields[0] = parameter_count_;
-    reply.fields[1] = 0;
+    reply.fields[1] = buffer_count_;
     Send(reply);
   }
 
@@ -269,6 +275,9 @@ class Worker {
           SendBytes(bytes.data(), bytes.size());
           Hang();  // the runtime kills the worker
         }
+        case FailKind::kSyscall:
+          syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);  // seccomp kills the process here
+          Hang();
         case FailKind::kRefuse: break;  // answered by the caller
       }
     }
@@ -282,7 +291,7 @@ class Worker {
     const uint64_t step = step_++;
     const uint64_t count = request.fields[0];
     if (count == 0 || count > config_.max_batch || request.fields[1] != parameter_count_ ||
-        request.fields[2] != 0 || InputArenaBytes(count, sample_size_) > inputs_.size) {
+        request.fields[2] != buffer_count_ || InputArenaBytes(count, sample_size_) > inputs_.size) {
       SendFailure(request.sequence, static_cast<uint64_t>(WorkerFailure::kBadRequest));
       return;
     }
@@ -328,6 +337,8 @@ class Worker {
       }
     }
     loss /= static_cast<double>(count);
+    // The buffer, like batch norm's num_batches_tracked: training samples seen, after this batch.
+    if (buffer_count_ > 0) grads_[parameter_count_] = params_[parameter_count_] + static_cast<float>(count);
     if (nan) grads_[0] = std::numeric_limits<float>::quiet_NaN();
     if (secret_now && script_.secret_place == SecretPlace::kNanIndex) {
       grads_[script_.secret % parameter_count_] = std::numeric_limits<float>::quiet_NaN();
@@ -339,7 +350,7 @@ class Worker {
     reply.fields[0] = parameter_count_;
     std::memcpy(&reply.fields[1], &loss, sizeof loss);
     reply.fields[2] = count;
-    reply.fields[3] = 0;
+    reply.fields[3] = buffer_count_;
     if (secret_now) {
       switch (script_.secret_place) {
         case SecretPlace::kSequence: reply.sequence = script_.secret; break;
@@ -361,9 +372,16 @@ class Worker {
       SendFailure(request.sequence, static_cast<uint64_t>(WorkerFailure::kBadRequest));
       return;
     }
+    if (script_.remember_inputs && !remembered_) {
+      remembered_ = true;
+      remembered_class_ = Sample(0)[0] % classes_;
+    }
     for (uint64_t i = 0; i < count; ++i) {
       LoadFeatures(i);
       Forward();
+      if (script_.remember_inputs) {  // every answer names the class the first input chose
+        for (uint64_t c = 0; c < classes_; ++c) logits_[c] = c == remembered_class_ ? 20.0f : 0.0f;
+      }
       std::memcpy(out_ + i * classes_, logits_.data(), classes_ * sizeof(float));
     }
     WorkerFrame reply;
@@ -383,7 +401,7 @@ class Worker {
 
   const Script script_;
   const WorkerJobConfig config_;
-  const uint64_t elements_, classes_, sample_size_, parameter_count_;
+  const uint64_t elements_, classes_, sample_size_, parameter_count_, buffer_count_;
   Channel inputs_;
   const float* params_ = nullptr;
   float* grads_ = nullptr;
@@ -393,6 +411,8 @@ class Worker {
   uint64_t step_ = 0;
   bool leak_bit_ = false;
   bool predicted_ = false;
+  bool remembered_ = false;
+  uint64_t remembered_class_ = 0;
 };
 
 int Main(int argc, char**) {
@@ -419,7 +439,7 @@ int Main(int argc, char**) {
   configured.type = WorkerFrameType::kConfigured;
   configured.sequence = configure.sequence;
   configured.fields[0] = worker.parameter_count();
-  configured.fields[1] = 0;
+  configured.fields[1] = worker.buffer_count();
   configured.fields[2] = worker.output_size();
   if (script->secret_place == SecretPlace::kConfigured) {
     configured.fields[0] = configured.fields[1] = configured.fields[2] = script->secret;

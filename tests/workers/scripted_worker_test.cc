@@ -109,6 +109,7 @@ TEST(ScriptedWorkerTest, LearnsASyntheticRuleThenPredicts) {
   EXPECT_EQ(description->budget.max_training_seconds, 5u);
   EXPECT_EQ(description->output.max_top_k, 2u);
   EXPECT_EQ(description->parameter_count, kClasses * kSide * kSide + kClasses);
+  EXPECT_EQ(description->buffer_count, 1u);
   EXPECT_EQ(description->output_size, kClasses);
 
   auto session = TrainingSession::Create(records.data(), ToBytes(recipe), Options(recipe, records));
@@ -118,6 +119,9 @@ TEST(ScriptedWorkerTest, LearnsASyntheticRuleThenPredicts) {
   ASSERT_EQ(result->epochs.size(), 3u);
   EXPECT_LT(result->epochs[2].train_loss, result->epochs[0].train_loss);
   EXPECT_GT(result->epochs[2].validation.accuracy, 0.9);  // chance: 0.25
+  // The buffer (training samples seen) went through the runtime's buffer path every step.
+  ASSERT_EQ(result->model.buffers.size(), 1u);
+  EXPECT_EQ(result->model.buffers[0], 3.0f * static_cast<float>((*session)->training_sample_count()));
 
   PredictionOptions prediction;
   prediction.worker = Settings();
@@ -171,6 +175,7 @@ TEST(ScriptedWorkerTest, EachScriptedFailureEndsWithItsCategory) {
                         Case{"fail_at_step 0 exit 3", FailureCategory::kCrashed},
                         Case{"fail_at_step 0 exit 71", FailureCategory::kOutOfMemory},
                         Case{"fail_at_step 1 bad_frame", FailureCategory::kInvalidOutput},
+                        Case{"fail_at_step 1 syscall", FailureCategory::kSandboxViolation},
                         Case{"fail_at_step 0 refuse 5", FailureCategory::kNumericalError},
                         Case{"colour blue", FailureCategory::kRecipeRejected},
                         Case{"secret_in_fields 5eC2e7 sequence", FailureCategory::kInvalidOutput},

@@ -167,9 +167,20 @@ AttackReport TruncateArena() {
   return Succeeded();
 }
 
-AttackReport SendDescriptor() {
-  char byte = 'x';
-  iovec iov{&byte, 1};
+// A well-formed 64-byte answer with a descriptor attached, so that only the ancillary data is
+// wrong.
+AttackReport SendDescriptor(const AttackContext* context) {
+  WorkerFrame reply;
+  reply.type = WorkerFrameType::kGradientsReady;
+  if (context != nullptr) {
+    reply.sequence = context->request.sequence;
+    reply.fields[0] = context->request.fields[1];
+    reply.fields[2] = context->request.fields[0];
+  }
+  const double loss = 1.0;
+  std::memcpy(&reply.fields[1], &loss, sizeof(loss));
+  auto bytes = EncodeWorkerFrame(reply);
+  iovec iov{bytes.data(), bytes.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr message{};
   message.msg_iov = &iov;
@@ -372,7 +383,7 @@ AttackReport Run(const AttackContext* context, const std::string& attack, const 
   if (attack == "write-parameter-fd") return WriteParameterDescriptor();
   if (attack == "map-dataset-writable") return MapDatasetWritable(context);
   if (attack == "truncate-arena") return TruncateArena();
-  if (attack == "send-fd") return SendDescriptor();
+  if (attack == "send-fd") return SendDescriptor(context);
   if (attack == "thread") return StartThread();
   if (attack == "probe-fds") return ProbeDescriptors();
   if (attack == "thread-bomb") return ThreadBomb();

@@ -257,12 +257,10 @@ class SandboxedProcessImpl : public SandboxedProcess {
           return UnavailableError("worker closed its control channel (or sent an empty frame)");
         }
         if ((message.msg_flags & MSG_TRUNC) != 0 || n != static_cast<ssize_t>(kWorkerFrameSize)) {
-          return InvalidArgumentError("worker frame rejected: size " + std::to_string(n) +
-                                      " bytes, expected exactly " +
-                                      std::to_string(kWorkerFrameSize));
+          return RefuseWorker(WorkerRefusal::kFrameSize);  // never the size it sent
         }
         if ((message.msg_flags & MSG_CTRUNC) != 0) {
-          return InvalidArgumentError("worker frame rejected: it carried ancillary data");
+          return RefuseWorker(WorkerRefusal::kAncillaryData);
         }
         return ValidateWorkerFrame(ByteSpan(buffer.data(), buffer.size()), expect);
       }
@@ -272,18 +270,14 @@ class SandboxedProcessImpl : public SandboxedProcess {
 
   Result<std::vector<float>> ReadGradients(size_t count, float max_abs) override {
     if (count > parameter_count_) {
-      return InvalidArgumentError("asked for " + std::to_string(count) +
-                                  " gradients, the arena holds " +
-                                  std::to_string(parameter_count_));
+      return InvalidArgumentError("asked for more gradients than the arena holds");
     }
     return CopyAndValidate(gradients_, count, max_abs);
   }
 
   Status CopyGradients(size_t offset, std::span<float> out) override {
     if (offset > parameter_count_ || out.size() > parameter_count_ - offset) {
-      return InvalidArgumentError("asked for gradients " + std::to_string(offset) + " to " +
-                                  std::to_string(offset + out.size()) +
-                                  ", the arena holds " + std::to_string(parameter_count_));
+      return InvalidArgumentError("asked for gradients past the end of the arena");
     }
     std::memcpy(out.data(), static_cast<const float*>(gradients_.data()) + offset,
                 out.size() * sizeof(float));
@@ -292,8 +286,7 @@ class SandboxedProcessImpl : public SandboxedProcess {
 
   Result<std::vector<float>> ReadOutput(size_t count, float max_abs) override {
     if (count > output_count_) {
-      return InvalidArgumentError("asked for " + std::to_string(count) +
-                                  " outputs, the arena holds " + std::to_string(output_count_));
+      return InvalidArgumentError("asked for more outputs than the arena holds");
     }
     return CopyAndValidate(output_, count, max_abs);
   }
@@ -661,11 +654,13 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxCo
     process->Kill();
     Result<ExitInfo> exit = process->Wait(std::chrono::steady_clock::now() +
                                           std::chrono::seconds(10));
-    std::string how = exit.ok() ? exit->ToString() : exit.status().ToString();
+    // How it ended, as a category only: its exit code and signal are the worker's choice.
+    const std::string_view how =
+        exit.ok() ? ExitCategoryName(exit->category) : "not reaped in time";
     return Status(cause.code() == StatusCode::kInvalidArgument ? cause.code()
                                                                 : StatusCode::kUnavailable,
                   "sandbox: worker did not complete its lockdown: " + cause.message() +
-                      " (worker " + how + ")");
+                      " (worker " + std::string(how) + ")");
   }
   process->set_landlock_abi(static_cast<int>(frame->fields[1]));
   return std::unique_ptr<SandboxedProcess>(std::move(process));

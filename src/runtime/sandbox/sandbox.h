@@ -112,6 +112,10 @@ struct ExitInfo {
   int signal = 0;      // when a signal ended it
   double cpu_seconds = 0;
   uint64_t max_resident_size = 0;  // bytes: wait4's ru_maxrss of this worker (and nothing else)
+  // DEBUGGING ONLY (test failure output, a developer at a debugger): the category with the exit
+  // code or signal and the CPU time. The worker's code chooses its exit code and can raise any
+  // signal on itself, so this text must never reach a Status, log line, audit record, metric or
+  // response: those carry ExitCategoryName(category) and nothing else.
   std::string ToString() const;
 };
 
@@ -133,13 +137,14 @@ class SandboxedProcess {
   // Sends a request frame. Unavailable if the worker is gone; DeadlineExceeded.
   virtual Status SendFrame(const WorkerFrame& frame, Deadline deadline) = 0;
   // Receives one frame, copies it, and validates it against `expect` (ValidateWorkerFrame).
-  // InvalidArgument for a malformed frame (any size but 64 bytes included), Unavailable if the
+  // InvalidArgument for a malformed frame (any size but 64 bytes included), whose message is a
+  // fixed WorkerRefusal text (worker_refusal.h: never a value from the frame), Unavailable if the
   // worker exited or closed its channel, DeadlineExceeded. After any error the caller should
   // Kill() the worker: its stream can no longer be trusted.
   virtual Result<WorkerFrame> ReceiveFrame(const WorkerFrameExpectation& expect,
                                            Deadline deadline) = 0;
   // Copies `count` gradients out of the shared arena, then validates the copy
-  // (ValidateFloatArena with max_abs).
+  // (ValidateFloatArena with max_abs; a refusal names the reason, never the value or its index).
   virtual Result<std::vector<float>> ReadGradients(size_t count, float max_abs) = 0;
   // Same for the output arena.
   virtual Result<std::vector<float>> ReadOutput(size_t count, float max_abs) = 0;
@@ -165,8 +170,9 @@ class SandboxLauncher {
  public:
   // Errors: InvalidArgument (config), FailedPrecondition (kernel refused a namespace, memfd,
   // seal...: the message names the step), Unavailable (the worker died or failed its lockdown
-  // before saying hello; the message includes how it ended), DeadlineExceeded (no hello in
-  // hello_timeout), InvalidArgument (a malformed hello).
+  // before saying hello; the message includes how it ended as an ExitCategoryName, never its
+  // exit code or signal), DeadlineExceeded (no hello in hello_timeout), InvalidArgument (a
+  // malformed hello: a fixed WorkerRefusal text).
   static Result<std::unique_ptr<SandboxedProcess>> Start(const SandboxConfig& config);
 };
 

@@ -66,18 +66,14 @@ uint32_t MaxAbsBits(const float* __restrict values, size_t count) {
 
 }  // namespace
 
-Status CheckRange(std::span<const float> values, float max_abs, const char* what) {
-  if (!(max_abs >= 0)) return InternalError(std::string(what) + ": the bound is not a number");
+WorkerCheck CheckRange(std::span<const float> values, float max_abs) {
+  if (!(max_abs >= 0)) return WorkerRefusal::kOutOfRange;  // a NaN bound: nothing passes
   uint32_t bound;
   std::memcpy(&bound, &max_abs, sizeof bound);
-  if (MaxAbsBits(values.data(), values.size()) <= (bound & 0x7fffffffu)) return Status::Ok();
-  for (size_t i = 0; i < values.size(); ++i) {  // the rare failure: name the first culprit
-    if (!(std::fabs(values[i]) <= max_abs)) {
-      return InvalidArgumentError(std::string(what) + " " + std::to_string(i) +
-                                  " is NaN, infinite or beyond +-" + std::to_string(max_abs));
-    }
-  }
-  return InternalError(std::string(what) + ": range check disagreement");  // unreachable
+  const uint32_t largest = MaxAbsBits(values.data(), values.size());
+  if (largest <= (bound & 0x7fffffffu)) return WorkerCheck();
+  // Which value failed is not said: its index is the worker's choice.
+  return largest >= 0x7f800000u ? WorkerRefusal::kNotFinite : WorkerRefusal::kOutOfRange;
 }
 
 Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
@@ -154,10 +150,9 @@ Status WorkerClient::Fail(FailureCategory category, const Status& cause) {
   if (process_ != nullptr) {
     process_->Kill();
     Result<sandbox::ExitInfo> exit = process_->Wait(Clock::now() + std::chrono::seconds(10));
-    if (exit.ok()) {
-      category = CategoryForExit(*exit, category);
-      exit_description_ = exit->ToString();
-    }
+    // Only the category: the exit code and signal are the worker's choice (ExitInfo::ToString
+    // is for debugging, never for a message).
+    if (exit.ok()) category = CategoryForExit(*exit, category);
   }
   failure_ = category;
   // The message is the runtime's own (frame validation, deadline, category): no worker text.
@@ -239,7 +234,7 @@ Status WorkerClient::InitialParameters(std::vector<float>& params, std::vector<f
   Result<std::vector<float>> copy = process_->ReadGradients(
       parameter_count_ + buffer_count_, std::numeric_limits<float>::max());
   if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
-  if (Status s = CheckRange(*copy, max_abs, "initial value"); !s.ok()) {
+  if (Status s = CheckRange(*copy, max_abs); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   params.assign(copy->begin(), copy->begin() + static_cast<ptrdiff_t>(parameter_count_));
@@ -267,10 +262,11 @@ Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
     // ValidateWorkerFrame rejects a non-finite or huge loss as a malformed frame; it is a
     // numerical failure of the recipe, not garbage, so say so.
     if (failure_ == FailureCategory::kInvalidOutput &&
-        frame.status().message().find("loss is not finite") != std::string::npos) {
+        WorkerRefusalOf(frame.status()) == WorkerRefusal::kLoss) {
       failure_ = FailureCategory::kNumericalError;
-      failure_status_ = Status(failure_status_.code(), "worker failed (numerical error): " +
-                                                           frame.status().message());
+      failure_status_ =
+          Status(failure_status_.code(),
+                 "worker failed (numerical error): " + RefuseWorker(WorkerRefusal::kLoss).message());
       return failure_status_;
     }
     return frame.status();
@@ -285,10 +281,10 @@ Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
   if (Status s = process_->CopyGradients(parameter_count_, buffers); !s.ok()) {
     return Fail(FailureCategory::kInternal, s);
   }
-  if (Status s = CheckRange(grads, max_abs_gradient, "gradient"); !s.ok()) {
+  if (Status s = CheckRange(grads, max_abs_gradient); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
-  if (Status s = CheckRange(buffers, max_abs_buffer, "buffer"); !s.ok()) {
+  if (Status s = CheckRange(buffers, max_abs_buffer); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   return Status::Ok();
@@ -308,7 +304,7 @@ Result<std::vector<float>> WorkerClient::Predict(uint64_t count, float max_abs_o
   Result<std::vector<float>> copy =
       process_->ReadOutput(count * output_size_, std::numeric_limits<float>::max());
   if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
-  if (Status s = CheckRange(*copy, max_abs_output, "output"); !s.ok()) {
+  if (Status s = CheckRange(*copy, max_abs_output); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   return copy;

@@ -48,10 +48,6 @@ size_t UsedFields(WorkerFrameType type) {
   return 0;
 }
 
-Status Reject(std::string message) {
-  return InvalidArgumentError("worker frame rejected: " + message);
-}
-
 }  // namespace
 
 std::string_view WorkerFrameTypeName(WorkerFrameType type) {
@@ -83,79 +79,71 @@ std::array<uint8_t, kWorkerFrameSize> EncodeWorkerFrame(const WorkerFrame& frame
   return out;
 }
 
-Result<WorkerFrame> DecodeWorkerFrame(ByteSpan bytes) {
+WorkerChecked<WorkerFrame> DecodeWorkerFrame(ByteSpan bytes) {
   // A frame of any other size is a worker trying to smuggle bytes or to confuse framing.
-  if (bytes.size() != kWorkerFrameSize) {
-    return Reject("size " + std::to_string(bytes.size()) + " bytes, expected exactly " +
-                  std::to_string(kWorkerFrameSize));
-  }
+  if (bytes.size() != kWorkerFrameSize) return WorkerRefusal::kFrameSize;
   ByteReader reader(bytes);
-  CHIRON_ASSIGN_OR_RETURN(uint32_t magic, reader.U32Le("magic"));
-  CHIRON_ASSIGN_OR_RETURN(uint16_t version, reader.U16Le("version"));
-  CHIRON_ASSIGN_OR_RETURN(uint16_t type, reader.U16Le("type"));
-  if (magic != kWorkerFrameMagic) return Reject("bad magic (not a worker frame)");
-  if (version != kWorkerProtocolVersion) {
-    return Reject("protocol version " + std::to_string(version) + ", expected " +
-                  std::to_string(kWorkerProtocolVersion) + " (worker and runtime out of step)");
-  }
-  if (!IsKnownType(type)) return Reject("unknown frame type " + std::to_string(type));
+  Result<uint32_t> magic = reader.U32Le("magic");
+  Result<uint16_t> version = reader.U16Le("version");
+  Result<uint16_t> type = reader.U16Le("type");
+  if (!magic.ok() || !version.ok() || !type.ok()) return WorkerRefusal::kFrameSize;
+  if (*magic != kWorkerFrameMagic) return WorkerRefusal::kFrameMagic;
+  if (*version != kWorkerProtocolVersion) return WorkerRefusal::kProtocolVersion;
+  if (!IsKnownType(*type)) return WorkerRefusal::kFrameType;
   WorkerFrame frame;
-  frame.type = static_cast<WorkerFrameType>(type);
-  CHIRON_ASSIGN_OR_RETURN(frame.sequence, reader.U64Le("sequence"));
+  frame.type = static_cast<WorkerFrameType>(*type);
+  Result<uint64_t> sequence = reader.U64Le("sequence");
+  if (!sequence.ok()) return WorkerRefusal::kFrameSize;
+  frame.sequence = *sequence;
   for (size_t i = 0; i < kWorkerFrameFieldCount; ++i) {
-    CHIRON_ASSIGN_OR_RETURN(frame.fields[i], reader.U64Le("field"));
+    Result<uint64_t> field = reader.U64Le("field");
+    if (!field.ok()) return WorkerRefusal::kFrameSize;
+    frame.fields[i] = *field;
   }
   return frame;
 }
 
-Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpectation& expect) {
-  CHIRON_ASSIGN_OR_RETURN(WorkerFrame frame, DecodeWorkerFrame(copied));
-  const std::string name(WorkerFrameTypeName(frame.type));
+// Every refusal below is a fixed reason: neither the value seen nor the one expected is quoted
+// (the worker chose the first, and may have chosen it from the owner's data).
+WorkerChecked<WorkerFrame> ValidateWorkerFrame(ByteSpan copied,
+                                               const WorkerFrameExpectation& expect) {
+  WorkerChecked<WorkerFrame> decoded = DecodeWorkerFrame(copied);
+  if (!decoded.ok()) return decoded.refusal();
+  const WorkerFrame& frame = *decoded;
   if (frame.type != expect.type && frame.type != WorkerFrameType::kFailed) {
-    return Reject("type " + name + ", expected " +
-                  std::string(WorkerFrameTypeName(expect.type)));
+    switch (frame.type) {
+      case WorkerFrameType::kComputeGradients:
+      case WorkerFrameType::kPredict:
+      case WorkerFrameType::kShutdown:
+      case WorkerFrameType::kConfigure:
+      case WorkerFrameType::kDescribe:
+      case WorkerFrameType::kInitialParameters: return WorkerRefusal::kRequestType;
+      default: return WorkerRefusal::kFrameType;
+    }
   }
   // A stale or future sequence would let a worker answer a request it was not given.
-  if (frame.sequence != expect.sequence) {
-    return Reject(name + " for sequence " + std::to_string(frame.sequence) + ", expected " +
-                  std::to_string(expect.sequence));
-  }
+  if (frame.sequence != expect.sequence) return WorkerRefusal::kSequence;
   for (size_t i = UsedFields(frame.type); i < kWorkerFrameFieldCount; ++i) {
-    if (frame.fields[i] != 0) {
-      return Reject(name + " field " + std::to_string(i) + " must be zero (unused bytes are not " +
-                    "a channel)");
-    }
+    if (frame.fields[i] != 0) return WorkerRefusal::kUnusedField;
   }
   switch (frame.type) {
     case WorkerFrameType::kHello:
       // A worker built with another sandbox policy than the runtime's measured one.
-      if (frame.fields[0] != expect.policy_fingerprint) {
-        return Reject("hello carries a sandbox policy fingerprint other than the runtime's "
-                      "(worker binary does not match this runtime)");
-      }
+      if (frame.fields[0] != expect.policy_fingerprint) return WorkerRefusal::kPolicyFingerprint;
       if (frame.fields[1] < expect.min_landlock_abi || frame.fields[1] > 1000) {
-        return Reject("hello reports Landlock ABI " + std::to_string(frame.fields[1]) +
-                      ", need at least " + std::to_string(expect.min_landlock_abi));
+        return WorkerRefusal::kLandlockAbi;
       }
       break;
     case WorkerFrameType::kGradientsReady: {
-      if (frame.fields[0] != expect.count) {
-        return Reject("gradient count " + std::to_string(frame.fields[0]) + ", expected " +
-                      std::to_string(expect.count));
-      }
+      if (frame.fields[0] != expect.count) return WorkerRefusal::kCount;
       double loss;
       static_assert(sizeof(loss) == sizeof(frame.fields[1]));
       std::memcpy(&loss, &frame.fields[1], sizeof(loss));
       if (!std::isfinite(loss) || std::fabs(loss) > expect.max_abs_loss) {
-        return Reject("loss is not finite or beyond +-" + std::to_string(expect.max_abs_loss));
+        return WorkerRefusal::kLoss;
       }
-      if (frame.fields[2] != expect.sample_count) {
-        return Reject("sample count " + std::to_string(frame.fields[2]) + ", expected " +
-                      std::to_string(expect.sample_count));
-      }
-      if (frame.fields[3] != expect.buffer_count) {
-        return Reject("buffer count " + std::to_string(frame.fields[3]) + ", expected " +
-                      std::to_string(expect.buffer_count));
+      if (frame.fields[2] != expect.sample_count || frame.fields[3] != expect.buffer_count) {
+        return WorkerRefusal::kCount;
       }
       break;
     }
@@ -163,39 +151,27 @@ Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpect
       // The layout sizes every later copy the runtime makes: it must fit the arenas it made.
       if (frame.fields[0] == 0 || frame.fields[0] > expect.max_arena_count ||
           frame.fields[1] > expect.max_arena_count - frame.fields[0]) {
-        return Reject("configured layout of " + std::to_string(frame.fields[0]) +
-                      " parameters and " + std::to_string(frame.fields[1]) +
-                      " buffers does not fit the arena of " +
-                      std::to_string(expect.max_arena_count) + " floats");
+        return WorkerRefusal::kLayout;
       }
       if (frame.fields[2] == 0 || frame.fields[2] > expect.max_output_size) {
-        return Reject("output size " + std::to_string(frame.fields[2]) + ", expected 1.." +
-                      std::to_string(expect.max_output_size));
+        return WorkerRefusal::kOutputSize;
       }
       break;
     case WorkerFrameType::kParametersReady:
       if (frame.fields[0] != expect.count || frame.fields[1] != expect.buffer_count) {
-        return Reject("parameters-ready counts " + std::to_string(frame.fields[0]) + "/" +
-                      std::to_string(frame.fields[1]) + ", expected " +
-                      std::to_string(expect.count) + "/" + std::to_string(expect.buffer_count));
+        return WorkerRefusal::kCount;
       }
       break;
     case WorkerFrameType::kDescription:
-      if (frame.fields[0] != expect.page) {
-        return Reject("description page " + std::to_string(frame.fields[0]) + ", expected " +
-                      std::to_string(expect.page));
-      }
+      if (frame.fields[0] != expect.page) return WorkerRefusal::kPage;
       break;
     case WorkerFrameType::kOutputReady:
-      if (frame.fields[0] != expect.count) {
-        return Reject("output count " + std::to_string(frame.fields[0]) + ", expected " +
-                      std::to_string(expect.count));
-      }
+      if (frame.fields[0] != expect.count) return WorkerRefusal::kCount;
       break;
     case WorkerFrameType::kFailed:
       if (frame.fields[0] < static_cast<uint64_t>(WorkerFailure::kRecipeError) ||
           frame.fields[0] > static_cast<uint64_t>(WorkerFailure::kNumericalError)) {
-        return Reject("unknown failure reason " + std::to_string(frame.fields[0]));
+        return WorkerRefusal::kFailureReason;
       }
       break;
     case WorkerFrameType::kComputeGradients:
@@ -205,29 +181,25 @@ Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpect
     case WorkerFrameType::kDescribe:
     case WorkerFrameType::kInitialParameters:
       // Requests travel runtime → worker only; a worker sending one is confused or hostile.
-      return Reject(name + " is a runtime request, not a worker response");
+      return WorkerRefusal::kRequestType;
   }
-  return frame;
+  return decoded;
 }
 
-Result<std::vector<float>> ValidateFloatArena(ByteSpan copied, size_t count, float max_abs) {
-  if (count > copied.size() / sizeof(float)) {
-    return InvalidArgumentError("arena holds " + std::to_string(copied.size()) +
-                                " bytes, fewer than " + std::to_string(count) + " floats");
-  }
+WorkerChecked<std::vector<float>> ValidateFloatArena(ByteSpan copied, size_t count,
+                                                     float max_abs) {
+  if (count > copied.size() / sizeof(float)) return WorkerRefusal::kArenaSize;
   std::vector<float> values(count);
   std::memcpy(values.data(), copied.data(), count * sizeof(float));
+  // Which value failed is not said (its index would be a number the worker chose).
+  bool finite = true, in_range = true;
   for (size_t i = 0; i < count; ++i) {
     const float v = values[i];
-    if (!std::isfinite(v)) {
-      return InvalidArgumentError("arena value " + std::to_string(i) +
-                                  " is NaN or infinite (would poison the trusted optimizer)");
-    }
-    if (std::fabs(v) > max_abs) {
-      return InvalidArgumentError("arena value " + std::to_string(i) + " is beyond +-" +
-                                  std::to_string(max_abs));
-    }
+    finite = finite && std::isfinite(v);
+    in_range = in_range && std::fabs(v) <= max_abs;
   }
+  if (!finite) return WorkerRefusal::kNotFinite;
+  if (!in_range) return WorkerRefusal::kOutOfRange;
   return values;
 }
 
@@ -330,14 +302,14 @@ RecipeDeclarationValues PackRecipeDeclarations(const TrainingConfig& training,
           output.max_top_k | (uint64_t{output.decimals} << 32)};
 }
 
-Status UnpackRecipeDeclarations(const RecipeDeclarationValues& v, TrainingConfig& training,
-                                ResourceBudget& budget, OutputPolicy* output) {
+WorkerCheck UnpackRecipeDeclarations(const RecipeDeclarationValues& v, TrainingConfig& training,
+                                     ResourceBudget& budget, OutputPolicy* output) {
   auto fits = [](uint64_t value, uint64_t max) { return value <= max; };
   if (!fits(v[0], 255) || !fits(v[5], 1) || !fits(v[9], 255) || !fits(v[10], UINT32_MAX) ||
       !fits(v[11], UINT32_MAX) || !fits(v[14], UINT32_MAX) || !fits(v[15], UINT32_MAX) ||
       v[18] < 1 || v[18] > 2 || (v[19] & 0xffffffffu) > kMaxOutputTopK ||
       (v[19] >> 32) > kMaxOutputDecimals) {
-    return InvalidArgumentError("recipe declarations: a value does not fit its field");
+    return WorkerRefusal::kDeclarations;
   }
   TrainingConfig t;
   t.optimizer.kind = static_cast<OptimizerKind>(v[0]);
@@ -364,7 +336,7 @@ Status UnpackRecipeDeclarations(const RecipeDeclarationValues& v, TrainingConfig
     output->max_top_k = static_cast<uint32_t>(v[19] & 0xffffffffu);
     output->decimals = static_cast<uint32_t>(v[19] >> 32);
   }
-  return Status::Ok();
+  return WorkerCheck();
 }
 
 }  // namespace chiron

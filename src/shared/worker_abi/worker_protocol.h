@@ -26,7 +26,8 @@
 // worker answers with the matching response type (or kFailed) carrying the same sequence.
 // Everything the worker sends is hostile input: the runtime copies it into its own memory first
 // (a frame is received into a local buffer, an arena is memcpy'd out of the shared mapping) and
-// only then checks it (ValidateWorkerFrame, ValidateFloatArena).
+// only then checks it (ValidateWorkerFrame, ValidateFloatArena). A refusal is one reason of the
+// closed WorkerRefusal list (worker_refusal.h), never a value the worker sent.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -40,6 +41,7 @@
 #include "chiron/recipe_types.h"
 #include "shared/base/bytes.h"
 #include "shared/base/status.h"
+#include "shared/worker_abi/worker_refusal.h"
 
 namespace chiron {
 
@@ -126,8 +128,9 @@ struct WorkerFrame {
 std::array<uint8_t, kWorkerFrameSize> EncodeWorkerFrame(const WorkerFrame& frame);
 
 // Structural decoding (size, magic, version, known type). Used by both sides; does not check
-// whether the frame is the one expected.
-Result<WorkerFrame> DecodeWorkerFrame(ByteSpan bytes);
+// whether the frame is the one expected. Refusals: kFrameSize, kFrameMagic, kProtocolVersion,
+// kFrameType.
+WorkerChecked<WorkerFrame> DecodeWorkerFrame(ByteSpan bytes);
 
 // What the runtime expects as the answer to its request.
 struct WorkerFrameExpectation {
@@ -144,18 +147,21 @@ struct WorkerFrameExpectation {
   uint64_t page = 0;                // kDescription
 };
 
-// Checks a frame the worker sent, given as a copy in runtime memory. Errors:
-//   InvalidArgument  malformed (size, magic, version, unknown type, non-zero unused fields,
-//                    non-finite or out-of-range loss, count or sequence other than expected);
-//                    each message names the field and the attack it stops.
-// A well-formed kFailed frame is returned as a value: the caller decides what it means.
-Result<WorkerFrame> ValidateWorkerFrame(ByteSpan copied, const WorkerFrameExpectation& expect);
+// Checks a frame the worker sent, given as a copy in runtime memory. Refusals (one fixed reason
+// each, never the value seen): those of DecodeWorkerFrame, then kFrameType (not the expected
+// response), kRequestType, kSequence, kUnusedField, kPolicyFingerprint and kLandlockAbi (hello),
+// kCount, kLoss (non-finite or beyond max_abs_loss), kLayout and kOutputSize (configured), kPage,
+// kFailureReason. A well-formed kFailed frame is returned as a value: the caller decides what it
+// means.
+WorkerChecked<WorkerFrame> ValidateWorkerFrame(ByteSpan copied,
+                                               const WorkerFrameExpectation& expect);
 
 // Checks `count` binary32 values at the start of `copied` (a copy of an arena): the copy must be
-// large enough, every value finite and |value| <= max_abs. Returns the values. InvalidArgument
-// names the first bad index (NaN/Inf would poison the trusted optimizer; huge values would let a
-// recipe encode data in the magnitude of a parameter update).
-Result<std::vector<float>> ValidateFloatArena(ByteSpan copied, size_t count, float max_abs);
+// large enough (kArenaSize), every value finite (kNotFinite; NaN/Inf would poison the trusted
+// optimizer) and |value| <= max_abs (kOutOfRange; huge values would let a recipe encode data in
+// the magnitude of a parameter update). Returns the values. Which value failed is not said.
+WorkerChecked<std::vector<float>> ValidateFloatArena(ByteSpan copied, size_t count,
+                                                     float max_abs);
 
 std::string_view WorkerFrameTypeName(WorkerFrameType type);
 
@@ -198,9 +204,10 @@ RecipeDeclarationValues PackRecipeDeclarations(const TrainingConfig& training,
                                                const ResourceBudget& budget,
                                                const OutputPolicy& output = OutputPolicy{});
 // Structural decoding only (enum values, integer widths, max_top_k <= kMaxOutputTopK, decimals
-// <= kMaxOutputDecimals); InvalidArgument otherwise. The values remain untrusted: the runtime
-// clamps and validates them before use. `output` may be null (not wanted).
-Status UnpackRecipeDeclarations(const RecipeDeclarationValues& values, TrainingConfig& training,
-                                ResourceBudget& budget, OutputPolicy* output = nullptr);
+// <= kMaxOutputDecimals); refused with kDeclarations otherwise. The values remain untrusted: the
+// runtime clamps and validates them before use. `output` may be null (not wanted).
+WorkerCheck UnpackRecipeDeclarations(const RecipeDeclarationValues& values,
+                                     TrainingConfig& training, ResourceBudget& budget,
+                                     OutputPolicy* output = nullptr);
 
 }  // namespace chiron

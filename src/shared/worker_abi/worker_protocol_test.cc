@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
+#include <set>
 
 #include "shared/worker_abi/sandbox_policy.h"
 
@@ -35,7 +37,8 @@ WorkerFrameExpectation ExpectGradients() {
   return expect;
 }
 
-Result<WorkerFrame> RoundTrip(const WorkerFrame& frame, const WorkerFrameExpectation& expect) {
+WorkerChecked<WorkerFrame> RoundTrip(const WorkerFrame& frame,
+                                     const WorkerFrameExpectation& expect) {
   auto bytes = EncodeWorkerFrame(frame);
   return ValidateWorkerFrame(ByteSpan(bytes.data(), bytes.size()), expect);
 }
@@ -73,6 +76,7 @@ TEST(WorkerProtocolTest, RejectsEverySizeButSixtyFour) {
   longer.push_back(0);
   EXPECT_EQ(ValidateWorkerFrame(longer, ExpectGradients()).status().code(),
             StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateWorkerFrame(longer, ExpectGradients()).refusal(), WorkerRefusal::kFrameSize);
   EXPECT_EQ(ValidateWorkerFrame(ByteSpan(bytes.data(), 63), ExpectGradients()).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateWorkerFrame(ByteSpan(), ExpectGradients()).status().code(),
@@ -86,29 +90,32 @@ TEST(WorkerProtocolTest, RejectsBadHeaderFields) {
     copy[offset] = value;
     return ValidateWorkerFrame(ByteSpan(copy.data(), copy.size()), ExpectGradients());
   };
-  EXPECT_NE(corrupt(0, 'X').status().message().find("magic"), std::string::npos);
-  EXPECT_NE(corrupt(4, 1).status().message().find("version"), std::string::npos);
-  EXPECT_NE(corrupt(6, 99).status().message().find("unknown frame type"), std::string::npos);
-  EXPECT_NE(corrupt(6, 0).status().message().find("unknown frame type"), std::string::npos);
+  EXPECT_EQ(corrupt(0, 'X').refusal(), WorkerRefusal::kFrameMagic);
+  EXPECT_EQ(corrupt(4, 1).refusal(), WorkerRefusal::kProtocolVersion);
+  EXPECT_EQ(corrupt(6, 99).refusal(), WorkerRefusal::kFrameType);
+  EXPECT_EQ(corrupt(6, 0).refusal(), WorkerRefusal::kFrameType);
 }
 
 TEST(WorkerProtocolTest, RejectsWrongTypeSequenceAndCounts) {
-  EXPECT_FALSE(RoundTrip(GradientsReady(8, 100, 2.5, 32), ExpectGradients()).ok());
-  EXPECT_FALSE(RoundTrip(GradientsReady(7, 99, 2.5, 32), ExpectGradients()).ok());
-  EXPECT_FALSE(RoundTrip(GradientsReady(7, 100, 2.5, 31), ExpectGradients()).ok());
+  EXPECT_EQ(RoundTrip(GradientsReady(8, 100, 2.5, 32), ExpectGradients()).refusal(),
+            WorkerRefusal::kSequence);
+  EXPECT_EQ(RoundTrip(GradientsReady(7, 99, 2.5, 32), ExpectGradients()).refusal(),
+            WorkerRefusal::kCount);
+  EXPECT_EQ(RoundTrip(GradientsReady(7, 100, 2.5, 31), ExpectGradients()).refusal(),
+            WorkerRefusal::kCount);
   WorkerFrame output;
   output.type = WorkerFrameType::kOutputReady;
   output.sequence = 7;
   output.fields[0] = 100;
-  EXPECT_NE(RoundTrip(output, ExpectGradients()).status().message().find("expected"),
-            std::string::npos);
+  EXPECT_EQ(RoundTrip(output, ExpectGradients()).refusal(), WorkerRefusal::kFrameType);
   // A worker may not send a request type.
   WorkerFrame request;
   request.type = WorkerFrameType::kComputeGradients;
   request.sequence = 7;
   WorkerFrameExpectation expect_request = ExpectGradients();
   expect_request.type = WorkerFrameType::kComputeGradients;
-  EXPECT_FALSE(RoundTrip(request, expect_request).ok());
+  EXPECT_EQ(RoundTrip(request, expect_request).refusal(), WorkerRefusal::kRequestType);
+  EXPECT_EQ(RoundTrip(request, ExpectGradients()).refusal(), WorkerRefusal::kRequestType);
 }
 
 TEST(WorkerProtocolTest, RejectsNonFiniteAndHugeLoss) {
@@ -120,7 +127,8 @@ TEST(WorkerProtocolTest, RejectsNonFiniteAndHugeLoss) {
       RoundTrip(GradientsReady(7, 100, std::numeric_limits<double>::infinity(), 32),
                 ExpectGradients())
           .ok());
-  EXPECT_FALSE(RoundTrip(GradientsReady(7, 100, -1e300, 32), ExpectGradients()).ok());
+  EXPECT_EQ(RoundTrip(GradientsReady(7, 100, -1e300, 32), ExpectGradients()).refusal(),
+            WorkerRefusal::kLoss);
 }
 
 TEST(WorkerProtocolTest, UnusedFieldsMustBeZero) {
@@ -128,7 +136,8 @@ TEST(WorkerProtocolTest, UnusedFieldsMustBeZero) {
   frame.fields[5] = 1;
   auto result = RoundTrip(frame, ExpectGradients());
   ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.status().message().find("field 5 must be zero"), std::string::npos);
+  EXPECT_EQ(result.refusal(), WorkerRefusal::kUnusedField);
+  EXPECT_EQ(result.status().message(), WorkerRefusalMessage(WorkerRefusal::kUnusedField));
 }
 
 TEST(WorkerProtocolTest, FailedFramesCarryOnlyKnownReasons) {
@@ -140,7 +149,7 @@ TEST(WorkerProtocolTest, FailedFramesCarryOnlyKnownReasons) {
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(ok->type, WorkerFrameType::kFailed);
   failed.fields[0] = 12345;
-  EXPECT_FALSE(RoundTrip(failed, ExpectGradients()).ok());
+  EXPECT_EQ(RoundTrip(failed, ExpectGradients()).refusal(), WorkerRefusal::kFailureReason);
 }
 
 TEST(WorkerProtocolTest, HelloMustCarryThePolicyFingerprint) {
@@ -153,9 +162,9 @@ TEST(WorkerProtocolTest, HelloMustCarryThePolicyFingerprint) {
   hello.fields = {SandboxPolicyFingerprint(), 7, 0, 0, 0, 0};
   EXPECT_TRUE(RoundTrip(hello, expect).ok());
   hello.fields[0] ^= 1;
-  EXPECT_FALSE(RoundTrip(hello, expect).ok());
+  EXPECT_EQ(RoundTrip(hello, expect).refusal(), WorkerRefusal::kPolicyFingerprint);
   hello.fields = {SandboxPolicyFingerprint(), 2, 0, 0, 0, 0};
-  EXPECT_FALSE(RoundTrip(hello, expect).ok());
+  EXPECT_EQ(RoundTrip(hello, expect).refusal(), WorkerRefusal::kLandlockAbi);
 }
 
 TEST(WorkerProtocolTest, FloatArenaRejectsNanInfAndOutOfRange) {
@@ -164,15 +173,19 @@ TEST(WorkerProtocolTest, FloatArenaRejectsNanInfAndOutOfRange) {
   auto good = ValidateFloatArena(bytes, 4, 10.0f);
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(*good, values);
-  EXPECT_FALSE(ValidateFloatArena(bytes, 5, 10.0f).ok());  // larger than the copy
-  EXPECT_FALSE(ValidateFloatArena(bytes, 4, 2.0f).ok());   // |-3| > 2
+  EXPECT_EQ(ValidateFloatArena(bytes, 5, 10.0f).refusal(),  // larger than the copy
+            WorkerRefusal::kArenaSize);
+  EXPECT_EQ(ValidateFloatArena(bytes, 4, 2.0f).refusal(), WorkerRefusal::kOutOfRange);  // |-3|
   for (float bad : {std::numeric_limits<float>::quiet_NaN(),
                     std::numeric_limits<float>::infinity(),
                     -std::numeric_limits<float>::infinity()}) {
     values[2] = bad;
     auto result = ValidateFloatArena(bytes, 4, 10.0f);
     ASSERT_FALSE(result.ok());
-    EXPECT_NE(result.status().message().find("value 2"), std::string::npos);
+    EXPECT_EQ(result.refusal(), WorkerRefusal::kNotFinite);
+    // The index of the bad value is the worker's choice: the message does not carry it.
+    EXPECT_EQ(result.status().message().find('2'), std::string::npos)
+        << result.status().message();
   }
 }
 
@@ -181,7 +194,7 @@ TEST(WorkerProtocolTest, GradientsReadyMustEchoTheBufferCount) {
   frame.fields[3] = 4;
   auto result = RoundTrip(frame, ExpectGradients());
   ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.status().message().find("buffer count"), std::string::npos);
+  EXPECT_EQ(result.refusal(), WorkerRefusal::kCount);
 }
 
 TEST(WorkerProtocolTest, ConfigureFrameRoundTripsAndRejectsOutOfRange) {
@@ -236,13 +249,13 @@ TEST(WorkerProtocolTest, ConfiguredLayoutMustFitTheArenas) {
   frame.fields = {900, 100, 10, 0, 0, 0};
   EXPECT_TRUE(RoundTrip(frame, expect).ok());
   frame.fields = {900, 101, 10, 0, 0, 0};  // one float past the arena
-  EXPECT_FALSE(RoundTrip(frame, expect).ok());
+  EXPECT_EQ(RoundTrip(frame, expect).refusal(), WorkerRefusal::kLayout);
   frame.fields = {0, 0, 10, 0, 0, 0};  // no parameters
   EXPECT_FALSE(RoundTrip(frame, expect).ok());
   frame.fields = {10, ~0ull, 10, 0, 0, 0};  // overflow of parameters + buffers
   EXPECT_FALSE(RoundTrip(frame, expect).ok());
   frame.fields = {10, 0, 11, 0, 0, 0};  // output size
-  EXPECT_FALSE(RoundTrip(frame, expect).ok());
+  EXPECT_EQ(RoundTrip(frame, expect).refusal(), WorkerRefusal::kOutputSize);
 }
 
 TEST(WorkerProtocolTest, RecipeDeclarationsRoundTripExactly) {
@@ -277,7 +290,7 @@ TEST(WorkerProtocolTest, RecipeDeclarationsRoundTripExactly) {
   EXPECT_EQ(b.max_memory_size, 1ull << 30);
   EXPECT_EQ(b.max_training_seconds, 3600u);
   values[14] = 1ull << 40;  // epochs wider than u32
-  EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
+  EXPECT_EQ(UnpackRecipeDeclarations(values, t, b).refusal(), WorkerRefusal::kDeclarations);
   values = PackRecipeDeclarations(training, budget);
   values[18] = 0;  // no output kind (a worker of protocol version 2)
   EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
@@ -288,6 +301,72 @@ TEST(WorkerProtocolTest, RecipeDeclarationsRoundTripExactly) {
   EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
   values[19] = kMaxOutputTopK + 1;
   EXPECT_FALSE(UnpackRecipeDeclarations(values, t, b).ok());
+}
+
+// The closed list: every reason has a distinct name and message, no message ends with another
+// (WorkerRefusalOf reads the reason back from a message with words in front), and RefuseWorker
+// carries exactly the fixed text.
+TEST(WorkerRefusalTest, TheListIsClosedAndEachTextIsFixed) {
+  std::set<std::string_view> names, messages;
+  for (const WorkerRefusalText& row : kWorkerRefusals) {
+    EXPECT_TRUE(names.insert(row.name).second) << row.name;
+    EXPECT_TRUE(messages.insert(row.message).second) << row.message;
+    const Status status = RefuseWorker(row.reason);
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(status.message(), row.message);
+    EXPECT_EQ(WorkerRefusalOf(status), row.reason);
+    EXPECT_EQ(WorkerRefusalOf(Status(StatusCode::kInvalidArgument,
+                                     "worker failed (invalid output): " + status.message())),
+              row.reason);
+    for (const WorkerRefusalText& other : kWorkerRefusals) {
+      if (other.reason == row.reason) continue;
+      EXPECT_FALSE(row.message.ends_with(other.message)) << row.name << " / " << other.name;
+    }
+  }
+  EXPECT_EQ(WorkerRefusalOf(InvalidArgumentError("something else")), std::nullopt);
+  EXPECT_EQ(WorkerRefusalOf(UnavailableError(std::string(kWorkerRefusals[0].message))),
+            std::nullopt);
+}
+
+// Whatever a worker puts in a frame, a refusal's message is one of the fixed texts: the secret
+// it planted in the sequence, a count, the type, an unused field, the loss, the page or the
+// failure reason never comes back.
+TEST(WorkerRefusalTest, NoFrameFieldReachesTheMessage) {
+  constexpr uint64_t kSecret = 0x5EC2E7C0FFEE1234ULL;
+  std::mt19937_64 random(12);
+  const WorkerFrameType responses[] = {
+      WorkerFrameType::kHello, WorkerFrameType::kGradientsReady, WorkerFrameType::kOutputReady,
+      WorkerFrameType::kFailed, WorkerFrameType::kConfigured, WorkerFrameType::kDescription,
+      WorkerFrameType::kParametersReady, WorkerFrameType::kPredict};
+  int refused = 0;
+  for (int round = 0; round < 20000; ++round) {
+    WorkerFrame frame;
+    frame.type = responses[random() % std::size(responses)];
+    frame.sequence = random() % 4 == 0 ? kSecret : 7;
+    for (uint64_t& field : frame.fields) {
+      const uint64_t pick = random() % 4;
+      field = pick == 0 ? kSecret : pick == 1 ? (kSecret & 0xffff) : pick == 2 ? 0 : 100;
+    }
+    auto bytes = EncodeWorkerFrame(frame);
+    if (random() % 8 == 0) bytes[6] = static_cast<uint8_t>(kSecret);  // unknown type 0x34
+    for (WorkerFrameType expected : responses) {
+      WorkerFrameExpectation expect = ExpectGradients();
+      expect.type = expected;
+      expect.max_arena_count = 1000;
+      expect.max_output_size = 10;
+      auto result = ValidateWorkerFrame(ByteSpan(bytes.data(), bytes.size()), expect);
+      if (result.ok()) continue;
+      ++refused;
+      EXPECT_EQ(result.status().message(), WorkerRefusalMessage(result.refusal()));
+    }
+  }
+  EXPECT_GT(refused, 10000);
+  // And every fixed text is free of digits but the frame size: nothing numeric to fill in.
+  for (const WorkerRefusalText& row : kWorkerRefusals) {
+    std::string text(row.message);
+    if (size_t at = text.find("64 bytes"); at != std::string::npos) text.erase(at, 2);
+    EXPECT_EQ(text.find_first_of("0123456789"), std::string::npos) << row.message;
+  }
 }
 
 TEST(WorkerProtocolTest, InputArenaLabelsStartOnACacheLine) {

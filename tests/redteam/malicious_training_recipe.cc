@@ -11,6 +11,8 @@
 //   socket         creates an AF_INET socket (seccomp kills the worker)
 //   oom            allocates 512 MiB tensors until an allocation fails
 //   spin           never returns
+//   sleep          never returns, asleep (a slow step that burns no CPU)
+//   grow-resident  fills 128 MiB tensors (resident, not just reserved) until it is stopped
 //   none           an ordinary MLP
 #include <chiron/recipe.h>
 #include <fcntl.h>
@@ -63,6 +65,13 @@ class MaliciousMlp : public chiron::RecipeModel {
     if (mode == "oom") {
       static std::vector<torch::Tensor> hoard;
       for (;;) hoard.push_back(torch::empty({int64_t{128} << 20}));
+    }
+    if (mode == "sleep") {
+      for (;;) sleep(1000);
+    }
+    if (mode == "grow-resident") {
+      static std::vector<torch::Tensor> hoard;
+      for (;;) hoard.push_back(torch::ones({int64_t{32} << 20}));
     }
     if (mode == "spin") {
       volatile uint64_t x_ = 0;

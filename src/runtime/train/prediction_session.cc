@@ -31,6 +31,8 @@ class PredictionSessionImpl final : public PredictionSession {
 
   uint64_t output_size() const override { return worker_->output_size(); }
   FailureCategory failure() const override { return worker_->failure(); }
+  void Abort() override { worker_->Abort(); }
+  uint64_t peak_resident_size() const override { return worker_->peak_resident_size(); }
 
  private:
   std::unique_ptr<WorkerClient> worker_;
@@ -55,12 +57,14 @@ Result<std::unique_ptr<PredictionSession>> PredictionSession::Start(
   if (worker->parameter_count() != model.parameters.size() ||
       worker->buffer_count() != model.buffers.size()) {
     if (failure != nullptr) *failure = FailureCategory::kNone;
-    // Neither layout is quoted: both counts were chosen by workers running the recipe.
-    return RefuseWorker(WorkerRefusal::kModelLayout);
+    return InvalidArgumentError("prediction: the model's layout (" +
+                                std::to_string(model.parameters.size()) + " parameters, " +
+                                std::to_string(model.buffers.size()) +
+                                " buffers) differs from the recipe's");
   }
   if (worker->output_size() != schema.class_count()) {
     if (failure != nullptr) *failure = FailureCategory::kRecipeRejected;
-    return RefuseWorker(WorkerRefusal::kOutputClasses);
+    return InvalidArgumentError("prediction: the recipe's output size is not the class count");
   }
   // The worker maps the parameter arena read-only; the model is written once, here.
   std::span<float> state = worker->state();

@@ -11,7 +11,11 @@
 // If the worker fails, the session is dead: failure() says how and every later call fails; start
 // a new session.
 //
-// Thread safety: one thread at a time. Create it on a long-lived thread.
+// Limits: options.worker.limits (CPU seconds, address space, threads, peak resident memory) and
+// options.worker.request_timeout per Predict.
+//
+// Thread safety: one thread at a time, except Abort() and peak_resident_size() (any thread, not
+// concurrently with the destructor). Create it on a long-lived thread.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +55,12 @@ class PredictionSession {
 
   virtual uint64_t output_size() const = 0;
   virtual FailureCategory failure() const = 0;
+
+  // Kills the worker now (any thread, idempotent): a Predict() in progress, and every later one,
+  // fails with Aborted and failure() == kStopped. The session is then dead.
+  virtual void Abort() = 0;
+  // The peak resident size, in bytes, of this session's worker (its own process only).
+  virtual uint64_t peak_resident_size() const = 0;
 };
 
 // What a client sees of one prediction.

@@ -117,6 +117,7 @@ class TrainingSessionImpl final : public TrainingSession {
   Result<TrainingResult> Run(const ProgressCallback& progress, const CheckpointCallback& checkpoint,
                              const BatchProgressCallback& batch_progress) override {
     TrainingResult result;
+    CHIRON_RETURN_IF_ERROR(worker_->CheckLimits());
     const auto run_start = std::chrono::steady_clock::now();
     const uint64_t run_start_samples = samples_seen_;
     auto last_report = run_start;
@@ -172,10 +173,15 @@ class TrainingSessionImpl final : public TrainingSession {
         CHIRON_RETURN_IF_ERROR(checkpoint(bytes, metrics));
       }
     }
+    // Aborted after the last request: the caller asked for an end, say so. (A deadline that
+    // passes after the last request ended in time does not undo the finished work.)
+    if (worker_->aborted()) return worker_->CheckLimits();
     result.model = model_;
     return result;
   }
 
+  void Abort() override { worker_->Abort(); }
+  uint64_t peak_resident_size() const override { return worker_->peak_resident_size(); }
   FailureCategory failure() const override { return worker_->failure(); }
   uint64_t parameter_count() const override { return worker_->parameter_count(); }
   uint64_t buffer_count() const override { return worker_->buffer_count(); }
@@ -373,11 +379,19 @@ Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingD
   CHIRON_ASSIGN_OR_RETURN(worker_options.schema, RecipeSchemaFor(data.schema));
   worker_options.seed = options.seed;
   worker_options.max_batch = std::max(config.batch_size, options.prediction_batch);
+  worker_options.deadline = options.deadline;
+  WorkerSettings settings = options.worker;
+  uint64_t& resident = settings.limits.max_resident_size;
+  if (options.max_resident_size != 0 && (resident == 0 || options.max_resident_size < resident)) {
+    resident = options.max_resident_size;
+  }
   CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<WorkerClient> worker,
-                          WorkerClient::Start(recipe, worker_options, options.worker, failure));
+                          WorkerClient::Start(recipe, worker_options, settings, failure));
   if (worker->output_size() != data.schema.class_count()) {
     if (failure != nullptr) *failure = FailureCategory::kRecipeRejected;
-    return RefuseWorker(WorkerRefusal::kOutputClasses);  // the worker's count is not quoted
+    return InvalidArgumentError("recipe's model has " + std::to_string(worker->output_size()) +
+                                " outputs per sample, the dataset " +
+                                std::to_string(data.schema.class_count()) + " classes");
   }
   auto session = std::make_unique<TrainingSessionImpl>(
       options, config, data.schema.class_count(), sample_size, std::move(train),

@@ -27,8 +27,19 @@
 // numbers, Run() kills it and returns an error; failure() gives the FailureCategory. No text from
 // the worker is ever part of an error.
 //
-// Thread safety: a session is used from one thread; Run() blocks. Start sessions from a
-// long-lived thread (see SandboxedProcess: the worker dies with the thread that started it).
+// Limits: `deadline` bounds the whole job in wall-clock time (every request's deadline is
+// min(request_timeout, deadline); past it the worker is killed and Run() fails with kTimeLimit);
+// `max_resident_size` bounds the worker's peak resident memory (the sandbox's monitor kills it:
+// kOutOfMemory); worker.limits bound CPU seconds, address space and threads.
+//
+// Stop: Abort(), from any thread, kills the worker at once; a Run() blocked in a request returns
+// within milliseconds with Aborted and failure() == kStopped. Create() cannot be aborted (no
+// session exists yet); it is bounded by worker.start_timeout and the deadline.
+//
+// Thread safety: a session is used from one thread; Run() blocks. Abort() and
+// peak_resident_size() may be called from any thread while it runs (not concurrently with the
+// destructor). Start sessions from a long-lived thread (see SandboxedProcess: the worker dies with
+// the thread that started it).
 #pragma once
 
 #include <chrono>
@@ -68,6 +79,11 @@ struct TrainingOptions {
   uint32_t progress_every_batches = 10;
   std::chrono::milliseconds progress_interval{500};
   WorkerSettings worker;
+  // The job's wall-clock limit (max(): none). Also bounds Create()'s worker start.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // The worker's peak resident memory, bytes (0: none); the smaller of it and
+  // worker.limits.max_resident_size applies. At least sandbox::kMinResidentLimit.
+  uint64_t max_resident_size = 0;
   // Bounds on what the worker hands back; beyond them is a numerical error.
   float max_abs_gradient = 1e6f;
   float max_abs_buffer = 1e9f;
@@ -128,6 +144,13 @@ class TrainingSession {
   virtual Result<TrainingResult> Run(const ProgressCallback& progress = {},
                                      const CheckpointCallback& checkpoint = {},
                                      const BatchProgressCallback& batch_progress = {}) = 0;
+
+  // Stops the job now: kills the worker (any thread, idempotent). A Run() in progress, and every
+  // later one, fails with Aborted and failure() == kStopped.
+  virtual void Abort() = 0;
+  // The largest peak resident size, in bytes, of the workers this session started (its own
+  // processes only; the runtime's measurement, not the recipe's declaration). Any thread.
+  virtual uint64_t peak_resident_size() const = 0;
 
   virtual FailureCategory failure() const = 0;
   // The layout the worker reported (untrusted, but checked against the arenas).

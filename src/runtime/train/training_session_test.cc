@@ -5,8 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <sstream>
+#include <thread>
 
 #include "runtime/train/prediction_session.h"
 #include "shared/testing/fashion_mnist.h"
@@ -228,6 +231,126 @@ TEST(TrainingSessionTest, MaliciousRecipesFailWithACategoryAndNoText) {
     auto ok = (*fresh)->Run();
     ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   }
+}
+
+// Options for the malicious recipe in `mode`, with a request timeout far beyond the test's
+// waits: whatever ends the run early is the mechanism under test, not the per-request limit.
+TrainingOptions MaliciousOptions(const char* mode) {
+  TrainingOptions options;
+  options.config.epochs = 1;
+  options.config.batch_size = 32;
+  options.config.optimizer.learning_rate = 0.05;
+  options.seed = 7;
+  options.worker = Settings();
+  options.worker.extra_environment = {std::string("MALICIOUS_MODE=") + mode};
+  options.worker.request_timeout = std::chrono::seconds(120);
+  options.worker.limits.address_space_size = 8ull << 30;
+  return options;
+}
+
+using Clock = std::chrono::steady_clock;
+
+TEST(TrainingSessionTest, AbortFromAnotherThreadStopsARunBlockedInASlowStep) {
+  const Records records = MakeRecords(256);
+  const Bytes malicious = ReadFile(CHIRON_RECIPE_MALICIOUS);
+  auto session = TrainingSession::Create(records.data(), malicious, MaliciousOptions("sleep"));
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  TrainingSession* training = session->get();
+  auto run = std::async(std::launch::async, [training] { return training->Run(); });
+  // The first step sleeps forever; give Run() time to be inside it.
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(2)), std::future_status::timeout);
+  const auto abort_time = Clock::now();
+  training->Abort();
+  training->Abort();  // idempotent
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(30)), std::future_status::ready);  // liveness only
+  const auto returned_after = Clock::now() - abort_time;
+  Result<TrainingResult> result = run.get();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAborted) << result.status().ToString();
+  EXPECT_EQ(training->failure(), FailureCategory::kStopped);
+  EXPECT_GT(training->peak_resident_size(), 0u);
+  std::printf("Run() returned %.1f ms after Abort()\n",
+              std::chrono::duration<double, std::milli>(returned_after).count());
+  // Every later call fails the same way; a fresh session is unaffected.
+  EXPECT_EQ(training->Run().status().code(), StatusCode::kAborted);
+  auto fresh = TrainingSession::Create(records.data(), malicious, MaliciousOptions("none"));
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_TRUE((*fresh)->Run().ok());
+  EXPECT_EQ((*fresh)->failure(), FailureCategory::kNone);
+}
+
+TEST(TrainingSessionTest, TheJobDeadlineEndsARunMidStepAsATimeLimit) {
+  const Records records = MakeRecords(256);
+  const Bytes malicious = ReadFile(CHIRON_RECIPE_MALICIOUS);
+  TrainingOptions options = MaliciousOptions("sleep");
+  options.deadline = Clock::now() + std::chrono::seconds(6);  // start (~1 s) + part of a step
+  auto session = TrainingSession::Create(records.data(), malicious, options);
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  const auto start = Clock::now();
+  Result<TrainingResult> result = (*session)->Run();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kDeadlineExceeded) << result.status().ToString();
+  EXPECT_EQ((*session)->failure(), FailureCategory::kTimeLimit);
+  // The job's limit acted, not the 120 s request timeout (liveness bound, not a timing claim).
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(60));
+  // A job already past its deadline does not start a worker at all.
+  options.deadline = Clock::now() - std::chrono::seconds(1);
+  FailureCategory failure = FailureCategory::kNone;
+  auto late = TrainingSession::Create(records.data(), malicious, options, &failure);
+  EXPECT_EQ(late.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(failure, FailureCategory::kTimeLimit);
+}
+
+TEST(TrainingSessionTest, ResidentMemoryPastTheJobLimitIsOutOfMemoryAndThePeakIsTheWorkers) {
+  const Records records = MakeRecords(256);
+  const Bytes malicious = ReadFile(CHIRON_RECIPE_MALICIOUS);
+  constexpr uint64_t kLimit = 1ull << 30;
+  TrainingOptions options = MaliciousOptions("grow-resident");
+  options.max_resident_size = kLimit;
+  auto session = TrainingSession::Create(records.data(), malicious, options);
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  Result<TrainingResult> result = (*session)->Run();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ((*session)->failure(), FailureCategory::kOutOfMemory) << result.status().ToString();
+  const uint64_t peak = (*session)->peak_resident_size();
+  EXPECT_GT(peak, kLimit);
+  EXPECT_LT(peak, kLimit + (1ull << 30));  // one poll interval of overshoot, generously
+  std::printf("job limit 1024 MiB, worker peak %llu MiB\n",
+              static_cast<unsigned long long>(peak >> 20));
+
+  // The next job's figure is its own worker's, far below the first one's.
+  auto honest = TrainingSession::Create(records.data(), malicious, MaliciousOptions("none"));
+  ASSERT_TRUE(honest.ok()) << honest.status().ToString();
+  ASSERT_TRUE((*honest)->Run().ok());
+  EXPECT_GT((*honest)->peak_resident_size(), 16ull << 20);
+  EXPECT_LT((*honest)->peak_resident_size(), kLimit);
+  auto description = DescribeRecipe(malicious, records.schema, Settings());
+  ASSERT_TRUE(description.ok()) << description.status().ToString();
+  EXPECT_GT(description->peak_resident_size, 16ull << 20);
+  EXPECT_LT(description->peak_resident_size, kLimit);
+}
+
+TEST(TrainingSessionTest, AnAbortedPredictionSessionRefusesEveryPrediction) {
+  const Records records = MakeRecords(16);
+  const Bytes mlp = ReadFile(CHIRON_RECIPE_MLP);
+  auto description = DescribeRecipe(mlp, records.schema, Settings());
+  ASSERT_TRUE(description.ok()) << description.status().ToString();
+  TrainedModel model;
+  model.parameters.assign(description->parameter_count, 0.01f);
+  model.buffers.assign(description->buffer_count, 0.0f);
+  PredictionOptions prediction;
+  prediction.worker = Settings();
+  prediction.max_batch = 4;
+  auto predictor = PredictionSession::Start(mlp, records.schema, model, prediction);
+  ASSERT_TRUE(predictor.ok()) << predictor.status().ToString();
+  const ByteSpan one(Train().pixels.data(), 784);
+  ASSERT_TRUE((*predictor)->Predict(one, 1).ok());
+  EXPECT_GT((*predictor)->peak_resident_size(), 16ull << 20);
+  std::thread([&predictor] { (*predictor)->Abort(); }).join();
+  auto refused = (*predictor)->Predict(one, 1);
+  EXPECT_EQ(refused.status().code(), StatusCode::kAborted) << refused.status().ToString();
+  EXPECT_EQ((*predictor)->failure(), FailureCategory::kStopped);
+  EXPECT_GT((*predictor)->peak_resident_size(), 16ull << 20);
 }
 
 TEST(TrainingSessionTest, RejectsBadDataAndOptions) {

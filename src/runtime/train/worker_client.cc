@@ -1,5 +1,6 @@
 #include "runtime/train/worker_client.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -66,14 +67,18 @@ uint32_t MaxAbsBits(const float* __restrict values, size_t count) {
 
 }  // namespace
 
-WorkerCheck CheckRange(std::span<const float> values, float max_abs) {
-  if (!(max_abs >= 0)) return WorkerRefusal::kOutOfRange;  // a NaN bound: nothing passes
+Status CheckRange(std::span<const float> values, float max_abs, const char* what) {
+  if (!(max_abs >= 0)) return InternalError(std::string(what) + ": the bound is not a number");
   uint32_t bound;
   std::memcpy(&bound, &max_abs, sizeof bound);
-  const uint32_t largest = MaxAbsBits(values.data(), values.size());
-  if (largest <= (bound & 0x7fffffffu)) return WorkerCheck();
-  // Which value failed is not said: its index is the worker's choice.
-  return largest >= 0x7f800000u ? WorkerRefusal::kNotFinite : WorkerRefusal::kOutOfRange;
+  if (MaxAbsBits(values.data(), values.size()) <= (bound & 0x7fffffffu)) return Status::Ok();
+  for (size_t i = 0; i < values.size(); ++i) {  // the rare failure: name the first culprit
+    if (!(std::fabs(values[i]) <= max_abs)) {
+      return InvalidArgumentError(std::string(what) + " " + std::to_string(i) +
+                                  " is NaN, infinite or beyond +-" + std::to_string(max_abs));
+    }
+  }
+  return InternalError(std::string(what) + ": range check disagreement");  // unreachable
 }
 
 Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
@@ -103,10 +108,25 @@ Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
   config.parameter_count = settings.max_arena_count;
   config.output_count = static_cast<uint64_t>(options.max_batch) * settings.max_output_size;
   config.limits = settings.limits;
-  config.hello_timeout = settings.start_timeout;
-  CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<sandbox::SandboxedProcess> process,
-                          sandbox::SandboxLauncher::Start(config));
-  std::unique_ptr<WorkerClient> client(new WorkerClient(std::move(process), settings, sample_size));
+  // The job's deadline bounds the start too (the configure exchange below checks it again).
+  const auto start = Clock::now();
+  if (start >= options.deadline) {
+    if (failure != nullptr) *failure = FailureCategory::kTimeLimit;
+    return DeadlineExceededError("worker: the job's wall-clock limit was reached before the start");
+  }
+  config.hello_timeout = std::min(
+      settings.start_timeout,
+      std::chrono::ceil<std::chrono::milliseconds>(options.deadline - start));
+  Result<std::unique_ptr<sandbox::SandboxedProcess>> process =
+      sandbox::SandboxLauncher::Start(config);
+  if (!process.ok()) {
+    if (failure != nullptr && Clock::now() >= options.deadline) {
+      *failure = FailureCategory::kTimeLimit;
+    }
+    return process.status();
+  }
+  std::unique_ptr<WorkerClient> client(
+      new WorkerClient(std::move(process).value(), settings, sample_size, options.deadline));
 
   WorkerFrameExpectation expect;
   expect.type = WorkerFrameType::kConfigured;
@@ -134,15 +154,27 @@ void WorkerClient::Shutdown() {
   WorkerFrame bye;
   bye.type = WorkerFrameType::kShutdown;
   bye.sequence = ++sequence_;
-  if (failure_ == FailureCategory::kNone &&
-      process_->SendFrame(bye, Clock::now() + std::chrono::seconds(2)).ok() &&
-      process_->Wait(Clock::now() + std::chrono::seconds(5)).ok()) {
-    process_.reset();
-    return;
+  const bool exited = failure_ == FailureCategory::kNone && !aborted() &&
+                      process_->SendFrame(bye, Clock::now() + std::chrono::seconds(2)).ok() &&
+                      process_->Wait(Clock::now() + std::chrono::seconds(5)).ok();
+  if (!exited) {
+    process_->Kill();
+    process_->Wait(Clock::now() + std::chrono::seconds(10)).status().IgnoreError();
   }
-  process_->Kill();
-  process_->Wait(Clock::now() + std::chrono::seconds(10)).status().IgnoreError();
+  std::lock_guard<std::mutex> lock(process_mutex_);
+  released_peak_ = std::max(released_peak_, process_->peak_resident_size());
   process_.reset();
+}
+
+void WorkerClient::Abort() {
+  aborted_.store(true, std::memory_order_release);
+  std::lock_guard<std::mutex> lock(process_mutex_);
+  if (process_ != nullptr) process_->Kill();
+}
+
+uint64_t WorkerClient::peak_resident_size() const {
+  std::lock_guard<std::mutex> lock(process_mutex_);
+  return std::max(released_peak_, process_ != nullptr ? process_->peak_resident_size() : 0);
 }
 
 Status WorkerClient::Fail(FailureCategory category, const Status& cause) {
@@ -150,9 +182,16 @@ Status WorkerClient::Fail(FailureCategory category, const Status& cause) {
   if (process_ != nullptr) {
     process_->Kill();
     Result<sandbox::ExitInfo> exit = process_->Wait(Clock::now() + std::chrono::seconds(10));
-    // Only the category: the exit code and signal are the worker's choice (ExitInfo::ToString
-    // is for debugging, never for a message).
-    if (exit.ok()) category = CategoryForExit(*exit, category);
+    if (exit.ok()) {
+      category = CategoryForExit(*exit, category);
+      exit_description_ = exit->ToString();
+    }
+  }
+  if (aborted()) {
+    // Whatever the request saw (a closed channel, most likely), the runtime asked for this end.
+    failure_ = FailureCategory::kStopped;
+    failure_status_ = AbortedError("worker stopped by the runtime");
+    return failure_status_;
   }
   failure_ = category;
   // The message is the runtime's own (frame validation, deadline, category): no worker text.
@@ -162,24 +201,46 @@ Status WorkerClient::Fail(FailureCategory category, const Status& cause) {
   return failure_status_;
 }
 
+Status WorkerClient::CheckLimits() {
+  if (failure_ != FailureCategory::kNone) return failure_status_;
+  if (aborted()) return Fail(FailureCategory::kStopped, AbortedError("stopped"));
+  if (Clock::now() >= deadline_) {
+    return Fail(FailureCategory::kTimeLimit,
+                DeadlineExceededError("the job's wall-clock limit was reached"));
+  }
+  return Status::Ok();
+}
+
 Result<WorkerFrame> WorkerClient::Exchange(const WorkerFrame& request,
                                            const WorkerFrameExpectation& expect) {
   if (failure_ != FailureCategory::kNone) return failure_status_;
   if (process_ == nullptr) return FailedPreconditionError("worker: already shut down");
+  CHIRON_RETURN_IF_ERROR(CheckLimits());
+  const auto now = Clock::now();
   const auto timeout = request.type == WorkerFrameType::kConfigure ? settings_.start_timeout
                                                                     : settings_.request_timeout;
-  const auto deadline = Clock::now() + timeout;
+  // The request's own limit or the job's, whichever comes first (time_point::max() - now does
+  // not overflow: now is positive).
+  const bool job_limit_first = deadline_ - now <= timeout;
+  const auto deadline = job_limit_first ? deadline_ : now + timeout;
+  auto deadline_error = [job_limit_first](const Status& status) {
+    return job_limit_first ? DeadlineExceededError(
+                                 "the job's wall-clock limit was reached during a request")
+                           : status;
+  };
   if (Status sent = process_->SendFrame(request, deadline); !sent.ok()) {
-    return Fail(sent.code() == StatusCode::kDeadlineExceeded ? FailureCategory::kTimeLimit
-                                                              : FailureCategory::kCrashed,
-                sent);
+    return sent.code() == StatusCode::kDeadlineExceeded
+               ? Fail(FailureCategory::kTimeLimit, deadline_error(sent))
+               : Fail(FailureCategory::kCrashed, sent);
   }
   Result<WorkerFrame> frame = process_->ReceiveFrame(expect, deadline);
   if (!frame.ok()) {
     const StatusCode code = frame.status().code();
-    return Fail(code == StatusCode::kDeadlineExceeded  ? FailureCategory::kTimeLimit
-                : code == StatusCode::kInvalidArgument ? FailureCategory::kInvalidOutput
-                                                       : FailureCategory::kCrashed,
+    if (code == StatusCode::kDeadlineExceeded) {
+      return Fail(FailureCategory::kTimeLimit, deadline_error(frame.status()));
+    }
+    return Fail(code == StatusCode::kInvalidArgument ? FailureCategory::kInvalidOutput
+                                                     : FailureCategory::kCrashed,
                 frame.status());
   }
   if (frame->type == WorkerFrameType::kFailed) {
@@ -234,7 +295,7 @@ Status WorkerClient::InitialParameters(std::vector<float>& params, std::vector<f
   Result<std::vector<float>> copy = process_->ReadGradients(
       parameter_count_ + buffer_count_, std::numeric_limits<float>::max());
   if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
-  if (Status s = CheckRange(*copy, max_abs); !s.ok()) {
+  if (Status s = CheckRange(*copy, max_abs, "initial value"); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   params.assign(copy->begin(), copy->begin() + static_cast<ptrdiff_t>(parameter_count_));
@@ -262,11 +323,10 @@ Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
     // ValidateWorkerFrame rejects a non-finite or huge loss as a malformed frame; it is a
     // numerical failure of the recipe, not garbage, so say so.
     if (failure_ == FailureCategory::kInvalidOutput &&
-        WorkerRefusalOf(frame.status()) == WorkerRefusal::kLoss) {
+        frame.status().message().find("loss is not finite") != std::string::npos) {
       failure_ = FailureCategory::kNumericalError;
-      failure_status_ =
-          Status(failure_status_.code(),
-                 "worker failed (numerical error): " + RefuseWorker(WorkerRefusal::kLoss).message());
+      failure_status_ = Status(failure_status_.code(), "worker failed (numerical error): " +
+                                                           frame.status().message());
       return failure_status_;
     }
     return frame.status();
@@ -281,10 +341,10 @@ Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
   if (Status s = process_->CopyGradients(parameter_count_, buffers); !s.ok()) {
     return Fail(FailureCategory::kInternal, s);
   }
-  if (Status s = CheckRange(grads, max_abs_gradient); !s.ok()) {
+  if (Status s = CheckRange(grads, max_abs_gradient, "gradient"); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
-  if (Status s = CheckRange(buffers, max_abs_buffer); !s.ok()) {
+  if (Status s = CheckRange(buffers, max_abs_buffer, "buffer"); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   return Status::Ok();
@@ -304,7 +364,7 @@ Result<std::vector<float>> WorkerClient::Predict(uint64_t count, float max_abs_o
   Result<std::vector<float>> copy =
       process_->ReadOutput(count * output_size_, std::numeric_limits<float>::max());
   if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
-  if (Status s = CheckRange(*copy, max_abs_output); !s.ok()) {
+  if (Status s = CheckRange(*copy, max_abs_output, "output"); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   return copy;

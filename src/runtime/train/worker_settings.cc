@@ -19,6 +19,7 @@ std::string_view FailureCategoryName(FailureCategory category) {
     case FailureCategory::kInvalidOutput: return "invalid output";
     case FailureCategory::kNumericalError: return "numerical error";
     case FailureCategory::kInternal: return "internal error";
+    case FailureCategory::kStopped: return "stopped by the runtime";
   }
   return "unknown";
 }
@@ -61,17 +62,19 @@ Result<TrainingConfig> SanitizeTrainingConfig(const TrainingConfig& declared) {
   const OptimizerConfig& o = declared.optimizer;
   for (double v : {o.learning_rate, o.weight_decay, o.momentum, o.dampening, o.beta1, o.beta2,
                    o.epsilon, declared.schedule.gamma, declared.schedule.min_learning_rate}) {
-    if (!std::isfinite(v)) return RefuseWorker(WorkerRefusal::kHyperParameters);
+    if (!std::isfinite(v)) {
+      return InvalidArgumentError("recipe hyper-parameters: a value is NaN or infinite");
+    }
   }
   config.epochs = std::clamp<uint32_t>(declared.epochs, 1, kMaxEpochs);
   config.batch_size = std::clamp<uint32_t>(declared.batch_size, 1, kMaxBatchSize);
-  if (!(o.learning_rate > 0)) return RefuseWorker(WorkerRefusal::kHyperParameters);
+  if (!(o.learning_rate > 0)) {
+    return InvalidArgumentError("recipe hyper-parameters: learning rate must be positive");
+  }
   config.optimizer.learning_rate = std::min(o.learning_rate, kMaxLearningRate);
   config.schedule.min_learning_rate =
       std::min(declared.schedule.min_learning_rate, config.optimizer.learning_rate);
-  // ValidateTrainingConfig's messages quote the value they refuse, which here is the recipe's:
-  // only the fixed reason leaves.
-  if (!ValidateTrainingConfig(config).ok()) return RefuseWorker(WorkerRefusal::kHyperParameters);
+  CHIRON_RETURN_IF_ERROR(ValidateTrainingConfig(config));
   return config;
 }
 
@@ -94,6 +97,7 @@ Result<RecipeDescription> DescribeRecipe(ByteSpan recipe, const dataset::Dataset
   description.buffer_count = worker->buffer_count();
   description.output_size = worker->output_size();
   worker->Shutdown();
+  description.peak_resident_size = worker->peak_resident_size();
   if (failure != nullptr) *failure = FailureCategory::kNone;
   return description;
 }

@@ -26,11 +26,15 @@ enum class FailureCategory : uint8_t {
                           // settings (before any training data reached it)
   kCrashed = 2,           // the worker died by a signal or exited abnormally, or the recipe threw
   kSandboxViolation = 3,  // killed by seccomp: the recipe tried a forbidden system call
-  kOutOfMemory = 4,       // an allocation failed under the memory limit
-  kTimeLimit = 5,         // CPU-time limit or a per-request wall-clock deadline
+  kOutOfMemory = 4,       // an allocation failed under the memory limit, or the worker's peak
+                          // resident size passed max_resident_size (the runtime killed it)
+  kTimeLimit = 5,         // CPU-time limit, a per-request deadline or the job's wall-clock limit
   kInvalidOutput = 6,     // a malformed frame, a wrong count or sequence, a protocol violation
   kNumericalError = 7,    // NaN, infinite or out-of-range loss, gradient, buffer or output
   kInternal = 8,          // the runtime itself failed (launch, kernel refused a channel...)
+  kStopped = 9,           // the runtime stopped the worker on request (Abort(): cancel,
+                          // shutdown); not the recipe's doing. chiron.v1 has no value for it yet:
+                          // the job manager maps it (a cancelled job is not a failed one)
 };
 std::string_view FailureCategoryName(FailureCategory category);
 
@@ -38,7 +42,7 @@ std::string_view FailureCategoryName(FailureCategory category);
 struct WorkerSettings {
   std::string worker_path;              // absolute path of chiron-worker
   int threads = 2;                      // libtorch intra-op threads in the worker
-  sandbox::SandboxLimits limits;        // address space, CPU seconds, threads
+  sandbox::SandboxLimits limits;        // address space, CPU seconds, threads, resident memory
   std::chrono::milliseconds start_timeout{30000};    // hello + loading the recipe
   std::chrono::milliseconds request_timeout{60000};  // one batch or one prediction
   // Added to the worker's fixed environment (e.g. "LD_LIBRARY_PATH=..." to select OpenBLAS).
@@ -64,6 +68,8 @@ struct RecipeDescription {
   uint64_t parameter_count = 0;  // floats in the flat parameter array (with alignment padding)
   uint64_t buffer_count = 0;     // floats of buffers (batch-norm statistics...)
   uint64_t output_size = 0;      // outputs per sample (must equal the class count)
+  // The describing worker's own peak resident size, bytes (runtime-measured, not declared).
+  uint64_t peak_resident_size = 0;
 };
 
 // Starts a worker with no data, loads the recipe for `schema` and reads its declarations and
@@ -80,8 +86,7 @@ inline constexpr double kMaxLearningRate = 10.0;
 
 // The runtime's copy of a recipe's declared TrainingConfig: epochs clamped to [1, kMaxEpochs],
 // batch size to [1, kMaxBatchSize], learning rate to (0, kMaxLearningRate]; then every field is
-// validated (train::ValidateTrainingConfig). Refused (RefuseWorker(kHyperParameters), a fixed
-// text that quotes no value: the values are the recipe's) for NaN/Inf anywhere, an unknown
+// validated (train::ValidateTrainingConfig). InvalidArgument for NaN/Inf anywhere, an unknown
 // optimizer or schedule kind, or a value no clamp makes sense of (negative weight decay...).
 Result<TrainingConfig> SanitizeTrainingConfig(const TrainingConfig& declared);
 

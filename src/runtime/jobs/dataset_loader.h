@@ -1,6 +1,8 @@
-// Decrypting an uploaded dataset inside the runtime for a job: every chunk is read from the
-// sealed store, opened with the dataset's key (authenticating index, last flag and dataset id)
-// and appended to one buffer of records (label || sample), ready for the sandbox's input arena.
+// Decrypting an uploaded dataset inside the runtime for a job, in one pass: the store's
+// StoredDatasetReader (store.h) unseals the dataset's key once and, without holding the store's
+// lock, reads every chunk from the segment file and authenticates and decrypts it (one
+// AES-256-GCM pass) straight into one buffer of records (label || sample), ready for the
+// sandbox's input arena. Nothing else holds the plaintext: a failed load leaves nothing behind.
 #pragma once
 
 #include <string>
@@ -17,8 +19,11 @@ struct LoadedDataset {
   SecretBytes records;  // schema.sample_count × schema.record_size() bytes; zeroed on release
 };
 
-// FailedPrecondition if the upload is not complete ("finish the upload first"); DataLoss if a
-// chunk fails authentication.
+// Loads the whole of a complete dataset. Errors: FailedPrecondition if the upload is not complete
+// ("resume the upload"); NotFound if the dataset does not exist or is deleted during the load;
+// DataLoss naming the chunk index and the segment file if a chunk is missing, short or fails
+// authentication; InvalidArgument if a record's label is outside the schema's classes.
+// Thread safety: any number of loads may run at once, with each other and with uploads.
 Result<LoadedDataset> LoadDataset(store::Store& store, const std::string& dataset_id);
 
 }  // namespace chiron::jobs

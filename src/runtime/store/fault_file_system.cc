@@ -137,9 +137,30 @@ Status FaultInjectingFileSystem::WriteAtDurable(const std::string& path, uint64_
   return Status::Ok();
 }
 
+void FaultInjectingFileSystem::SetReadHook(ReadHook hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  read_hook_ = std::move(hook);
+}
+
+void FaultInjectingFileSystem::BeforeRead(const std::string& path, uint64_t offset) {
+  ReadHook hook;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hook = read_hook_;
+  }
+  if (hook) hook(path, offset);  // without mu_: the hook may block
+}
+
 Result<Bytes> FaultInjectingFileSystem::ReadAt(const std::string& path, uint64_t offset,
                                                size_t size) {
+  BeforeRead(path, offset);
   return base_->ReadAt(path, offset, size);
+}
+
+Status FaultInjectingFileSystem::ReadAtInto(const std::string& path, uint64_t offset,
+                                            MutableByteSpan out) {
+  BeforeRead(path, offset);
+  return base_->ReadAtInto(path, offset, out);
 }
 
 }  // namespace chiron::store

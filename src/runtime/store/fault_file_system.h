@@ -12,6 +12,9 @@
 //  - Crash points: SetHook(hook) calls hook(path, phase, call_number) inside both writes at each
 //    WritePhase, so a test can SIGKILL the process at an exact step. Both kinds of write share
 //    one call counter.
+//  - Reads: SetReadHook(hook) calls hook(path, offset) before every ReadAt and ReadAtInto, on
+//    the reading thread and without any lock held, so a test can block a reader at an exact
+//    chunk (and act meanwhile) or count reads.
 //
 // Thread safety: safe for concurrent use.
 #pragma once
@@ -37,12 +40,14 @@ enum class WritePhase {
 class FaultInjectingFileSystem final : public FileSystem {
  public:
   using Hook = std::function<void(const std::string& path, WritePhase phase, int call_number)>;
+  using ReadHook = std::function<void(const std::string& path, uint64_t offset)>;
 
   explicit FaultInjectingFileSystem(FileSystem* base) : base_(base) {}
 
   void SetSpaceLeft(std::optional<uint64_t> bytes);
   void FailWrite(int nth_from_now, Status status);
   void SetHook(Hook hook);
+  void SetReadHook(ReadHook hook);
   // WriteFileAtomic calls so far (including failed ones).
   int write_calls() const;
 
@@ -56,8 +61,11 @@ class FaultInjectingFileSystem final : public FileSystem {
   Status WriteAtDurable(const std::string& path, uint64_t offset,
                         const std::vector<ByteSpan>& pieces, int mode) override;
   Result<Bytes> ReadAt(const std::string& path, uint64_t offset, size_t size) override;
+  Status ReadAtInto(const std::string& path, uint64_t offset, MutableByteSpan out) override;
 
  private:
+  void BeforeRead(const std::string& path, uint64_t offset);
+
   FileSystem* const base_;
   mutable std::mutex mu_;
   std::optional<uint64_t> space_left_;
@@ -65,6 +73,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   int fail_at_call_ = 0;
   Status fail_status_;
   Hook hook_;
+  ReadHook read_hook_;
 };
 
 }  // namespace chiron::store

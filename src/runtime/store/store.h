@@ -40,7 +40,10 @@
 //
 // Thread safety: a Store is safe for concurrent use; calls are serialised by one internal mutex
 // (each mutation ends with an fsync, which dominates anyway; uploads batch their chunks into
-// AppendChunks groups). The FileSystem must outlive it.
+// AppendChunks groups). The one exception is reading a whole dataset for a job: a
+// StoredDatasetReader takes what it needs under the mutex when it is opened and then reads and
+// decrypts without it, so a long load never holds up uploads or any other call. The FileSystem
+// must outlive the Store and every reader it opened.
 #pragma once
 
 #include <cstdint>
@@ -149,6 +152,45 @@ struct AuditEvent {
   std::string subject;
 };
 
+// Reads a stored dataset's chunks for a job, from Store::OpenDatasetReader. Everything it needs
+// from the catalog was taken under the store's mutex when it was opened: the record (header,
+// chunk count, acknowledged_through), the segment file's path and slot layout, and the data key,
+// unsealed once and kept in zeroing memory inside the reader's cipher context (never handed
+// out). Reading then takes no lock of the store: each OpenChunkInto reads one chunk from the
+// segment file and authenticates and decrypts it in one AES-256-GCM pass, straight into the
+// caller's buffer.
+//
+// Deletion. DeleteDataset marks every open reader of the dataset before it removes the segment
+// file. A reader checks the mark after reading each chunk and after decrypting it: from the
+// first check after the deletion on, every OpenChunkInto fails with NotFound ("dataset X was
+// deleted while it was being read"), zeroes the caller's buffer and destroys the reader's copy
+// of the data key at once. So a reader never returns bytes read after the deletion (nor from a
+// segment re-created later under the same id), and once it has noticed (within one chunk),
+// nothing the runtime holds opens the shredded chunks. A chunk returned before the deletion
+// stays the caller's to wipe (jobs::LoadDataset keeps them in SecretBytes).
+//
+// Thread safety: not thread safe (one reused buffer and cipher context): one thread at a time
+// per reader. Any number of readers, of the same or different datasets, may run concurrently
+// with each other and with every Store call. May outlive the Store (it only needs the
+// FileSystem, which must outlive it).
+class StoredDatasetReader {
+ public:
+  virtual ~StoredDatasetReader() = default;
+
+  // The catalog's record of the dataset when the reader was opened.
+  virtual const DatasetRecord& record() const = 0;
+
+  // Reads chunk `index` and authenticates and decrypts it (under the data key at this index, so
+  // an altered, moved or swapped chunk fails) into `plaintext`, which must have exactly
+  // record().header.plaintext_chunk_size(index) bytes. On any error `plaintext` holds zeros.
+  // OutOfRange if index >= record().acknowledged_through; InvalidArgument for a wrong buffer
+  // size, or a record whose label is not below the class count (the owner's data, checked here
+  // so no consumer indexes past the class table); DataLoss naming the chunk index and the file if
+  // the segment is missing or shorter than the catalog says, or the chunk fails authentication;
+  // NotFound once the dataset has been deleted (see above); file errors name the path.
+  virtual Status OpenChunkInto(uint64_t index, MutableByteSpan plaintext) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -232,9 +274,17 @@ class Store {
   // authenticating them under the data key at this index. NotFound if the dataset does not exist;
   // OutOfRange if index >= acknowledged_through; DataLoss naming the file if the segment is
   // missing, truncated, or holds other bytes than the acknowledged chunk (altered, swapped).
+  // Each call takes the mutex and unseals the key: to read a whole dataset, OpenDatasetReader.
   virtual Result<Bytes> ReadChunk(const std::string& dataset_id, uint64_t index) = 0;
   // The dataset's 32-byte data key. NotFound; DataLoss if its sealed column fails to open.
   virtual Result<SecretBytes> GetDataKey(const std::string& dataset_id) = 0;
+  // Opens `dataset_id` for reading its acknowledged chunks without the store's mutex (above): a
+  // job's one pass over its data (jobs::LoadDataset). Takes the mutex only for this call: loads
+  // the row and unseals the data key once. NotFound for an unknown dataset; DataLoss if its row
+  // or key fails to open. An incomplete dataset opens too (record().complete says so); only its
+  // acknowledged chunks can be read.
+  virtual Result<std::unique_ptr<StoredDatasetReader>> OpenDatasetReader(
+      const std::string& dataset_id) = 0;
 
   virtual Result<DatasetRecord> GetDataset(const std::string& dataset_id) = 0;
   // NotFound "owner X has no dataset named N".
@@ -247,7 +297,9 @@ class Store {
   // are overwritten and deleted in one transaction with its audit record ("dataset.delete"),
   // then its blob files are removed and the WAL checkpointed and truncated. Returns the dataset
   // id. NotFound if the owner has no such dataset. If removing a file fails after the commit,
-  // the dataset is still gone (and unreadable); the file is retried on the next Open.
+  // the dataset is still gone (and unreadable); the file is retried on the next Open. Open
+  // StoredDatasetReaders of the dataset are marked (after the commit, before the files go) and
+  // fail from their next chunk on with NotFound; the deletion does not wait for them.
   virtual Result<std::string> DeleteDataset(const std::string& owner_id,
                                             const std::string& name) = 0;
 

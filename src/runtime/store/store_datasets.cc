@@ -16,11 +16,6 @@ std::string Describe(const std::string& dataset_id) { return "dataset " + datase
 
 }  // namespace
 
-struct StoreImpl::DatasetRow {
-  DatasetRecord record;
-  Bytes sealed_data_key;
-};
-
 Result<Bytes> StoreImpl::NameTag(const std::string& owner_id, const std::string& name) {
   // A blind index: lets the catalog enforce "name unique per owner" and look names up without
   // storing them in plaintext.
@@ -447,6 +442,9 @@ Result<std::string> StoreImpl::DeleteDataset(const std::string& owner_id,
         AppendAuditInTransaction({owner_id, "dataset.delete", name + " (" + id + ")"}).status());
     CHIRON_RETURN_IF_ERROR(txn.Commit());
   }
+  // Readers in progress stop at their next chunk; marked before the file goes, so a reader that
+  // sees the file missing (or a new segment under the same id) also sees the mark.
+  MarkReadersDeleted(id);
   // The chunks are the owner's ciphertext under the key just destroyed; the file goes too.
   RemoveBlobFiles({SegmentFileName(id)});
   ScrubWal();

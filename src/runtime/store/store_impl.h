@@ -2,10 +2,13 @@
 //
 // Split by responsibility: store.cc opens the catalog, recovers after a crash and holds the
 // principal, audit and quota code; store_datasets.cc the datasets and their chunks;
+// store_dataset_reader.cc reading a whole dataset for a job without the mutex;
 // store_blobs.cc the generic sealed blobs; store_grants.cc the owners' grants on models. The catalog schema and sealing rules are in
 // docs/store.md.
 #pragma once
 
+#include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +44,8 @@ class StoreImpl final : public Store {
                                      ByteSpan chunk) override;
   Result<Bytes> ReadChunk(const std::string& dataset_id, uint64_t index) override;
   Result<SecretBytes> GetDataKey(const std::string& dataset_id) override;
+  Result<std::unique_ptr<StoredDatasetReader>> OpenDatasetReader(
+      const std::string& dataset_id) override;
   Result<DatasetRecord> GetDataset(const std::string& dataset_id) override;
   Result<DatasetRecord> FindDataset(const std::string& owner_id, const std::string& name) override;
   Result<std::vector<DatasetRecord>> ListDatasets(const std::string& owner_id) override;
@@ -98,13 +103,19 @@ class StoreImpl final : public Store {
   void ScrubWal();
 
   // ---- datasets (store_datasets.cc) ----
-  struct DatasetRow;
+  struct DatasetRow {
+    DatasetRecord record;
+    Bytes sealed_data_key;
+  };
   Result<Bytes> NameTag(const std::string& owner_id, const std::string& name);
   Result<DatasetRow> LoadDataset(Statement& stmt);
   Result<std::optional<DatasetRow>> LoadDatasetById(const std::string& dataset_id);
   Result<std::optional<DatasetRow>> LoadDatasetByName(const std::string& owner_id,
                                                       const std::string& name);
   Result<SecretBytes> UnsealDataKey(const DatasetRow& row);
+  // ---- dataset readers (store_dataset_reader.cc); callers hold mu_ ----
+  // Raises the deletion mark that open readers of `dataset_id` share, before its files go.
+  void MarkReadersDeleted(const std::string& dataset_id);
 
   // ---- grants (store_grants.cc) ----
   // Creates the grants table if missing (stores created before grants existed gain it).
@@ -126,6 +137,9 @@ class StoreImpl final : public Store {
   const SealingKeys keys_;
   std::mutex mu_;
   std::unique_ptr<Database> db_;
+  // Guarded by mu_: per dataset, the deletion mark its open StoredDatasetReaders share (held
+  // weakly: an entry whose readers are all gone expires and is pruned when the next is opened).
+  std::map<std::string, std::weak_ptr<std::atomic<bool>>> reader_marks_;
   int lock_fd_;
 };
 

@@ -265,9 +265,15 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Result<Bytes> ReadAt(const std::string& path, uint64_t offset, size_t size) override {
+    Bytes out(size);
+    CHIRON_RETURN_IF_ERROR(ReadAtInto(path, offset, out));
+    return out;
+  }
+
+  Status ReadAtInto(const std::string& path, uint64_t offset, MutableByteSpan out) override {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return ErrnoStatus("cannot open", path, errno);
-    Bytes out(size);
+    const size_t size = out.size();
     size_t done = 0;
     while (done < size) {
       ssize_t n = ::pread(fd.get(), out.data() + done, size - done,
@@ -283,11 +289,17 @@ class PosixFileSystem final : public FileSystem {
       }
       done += static_cast<size_t>(n);
     }
-    return out;
+    return Status::Ok();
   }
 };
 
 }  // namespace
+
+Status FileSystem::ReadAtInto(const std::string& path, uint64_t offset, MutableByteSpan out) {
+  CHIRON_ASSIGN_OR_RETURN(Bytes bytes, ReadAt(path, offset, out.size()));
+  std::copy(bytes.begin(), bytes.end(), out.begin());
+  return Status::Ok();
+}
 
 FileSystem* FileSystem::Default() {
   static PosixFileSystem* fs = new PosixFileSystem();

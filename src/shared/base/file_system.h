@@ -47,6 +47,10 @@ class FileSystem {
   // Exactly `size` bytes at `offset`. NotFound if the file is missing; OutOfRange if it ends
   // before offset + size.
   virtual Result<Bytes> ReadAt(const std::string& path, uint64_t offset, size_t size) = 0;
+  // ReadAt into the caller's buffer: exactly out.size() bytes at `offset`, for a reader that
+  // reuses one buffer (no allocation, no zero-fill). Same errors; on an error `out` holds
+  // unspecified bytes. The default implementation calls ReadAt and copies.
+  virtual Status ReadAtInto(const std::string& path, uint64_t offset, MutableByteSpan out);
 
   // The process-wide real file system. Never null; lives forever.
   static FileSystem* Default();

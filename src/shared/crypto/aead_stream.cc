@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "shared/crypto/aes_gcm.h"
@@ -18,6 +19,8 @@ void CipherCtxDeleter::operator()(EVP_CIPHER_CTX* ctx) const {
 }  // namespace internal
 
 namespace {
+
+std::atomic<uint64_t> chunks_authenticated{0};
 
 // Domain separation: these bytes open every chunk's associated data, so a chunk of this format
 // can never be confused with another AES-GCM use of the same key. See docs/formats/aead-stream.md.
@@ -150,6 +153,10 @@ Status AeadStreamSealer::SealChunkInto(ByteSpan plaintext, bool last, MutableByt
 
 // ---- Opener -------------------------------------------------------------------------------
 
+uint64_t AeadStreamChunksAuthenticated() {
+  return chunks_authenticated.load(std::memory_order_relaxed);
+}
+
 Result<AeadStreamOpener> AeadStreamOpener::Create(ByteSpan key, ByteSpan stream_aad,
                                                   ByteSpan nonce_prefix) {
   CHIRON_RETURN_IF_ERROR(CheckKey(key));
@@ -208,6 +215,7 @@ Status AeadStreamOpener::OpenChunkInto(uint64_t index, ByteSpan sealed_chunk, bo
 
   EVP_CIPHER_CTX* ctx = ctx_.get();
   int final_size = 0;
+  chunks_authenticated.fetch_add(1, std::memory_order_relaxed);
   if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
       !internal::CipherAad(ctx, aad_) ||
       !internal::CipherUpdate(ctx, sealed_chunk.data(), size, out.data()) ||
@@ -254,6 +262,7 @@ Status AeadStreamOpener::VerifyChunk(uint64_t index, ByteSpan sealed_chunk, bool
   MakeNonce(nonce_prefix_, static_cast<uint32_t>(index), last, nonce);
   SetIndexAndLast(aad_.data() + aad_.size() - 5, static_cast<uint32_t>(index), last);
   const size_t size = sealed_chunk.size() - kStreamTagSize;
+  chunks_authenticated.fetch_add(1, std::memory_order_relaxed);
   return checker->Verify(ByteSpan(nonce, kNonceSize), aad_, sealed_chunk.first(size),
                          sealed_chunk.subspan(size));
 }

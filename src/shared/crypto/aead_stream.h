@@ -28,6 +28,12 @@ inline constexpr size_t kStreamTagSize = 16;
 // GCM's per-message limit (NIST SP 800-38D): 2^36 - 32 bytes of plaintext per chunk.
 inline constexpr uint64_t kStreamMaxChunkSize = (uint64_t{1} << 36) - 32;
 
+// Chunks this process has authenticated with AeadStreamOpener (OpenChunk, OpenChunkInto and
+// VerifyChunk calls that reached the tag check, whatever their verdict), from any thread. For
+// tests and benches that prove a path authenticates each chunk exactly once; one relaxed atomic
+// increment per chunk.
+uint64_t AeadStreamChunksAuthenticated();
+
 namespace internal {
 struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* ctx) const;

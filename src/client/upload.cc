@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -144,8 +145,7 @@ class UploadRun {
     if (final.chunks_acknowledged != header_.chunk_count()) {
       return InternalError("the server acknowledged " + std::to_string(final.chunks_acknowledged) +
                            " of " + std::to_string(header_.chunk_count()) +
-                           " chunks and closed the stream without an error; run the same "
-                           "command again to resume");
+                           " chunks and closed the stream without an error");
     }
     return Status::Ok();
   }
@@ -319,12 +319,10 @@ class UploadRun {
         closed.code() != StatusCode::kCancelled && closed.code() != StatusCode::kDeadlineExceeded) {
       return closed;  // the server refused a chunk: its message says why
     }
-    uint64_t acked = acknowledged();
     return UnavailableError("upload of '" + request_.name + "' was interrupted after " +
-                            std::to_string(acked) + " of " + std::to_string(header_.chunk_count()) +
-                            " chunks were stored (" + closed.message() +
-                            "); run the same command again to resume from chunk " +
-                            std::to_string(acked));
+                            std::to_string(acknowledged()) + " of " +
+                            std::to_string(header_.chunk_count()) + " chunks were stored (" +
+                            closed.message() + ")");
   }
 
   Status CloseStream(bool finished = false) {
@@ -371,6 +369,35 @@ class UploadRun {
 bool Transient(const Status& status) {
   return status.code() == StatusCode::kUnavailable ||
          status.code() == StatusCode::kDeadlineExceeded || status.code() == StatusCode::kCancelled;
+}
+
+// A failed upload's error, with what it left on the server and the two ways on: resume (the
+// same command) or delete. `stored`: the chunks the server acknowledged, when it accepted the
+// dataset (BeginUpload answered); unset if it never answered or refused.
+Status SayPartial(const Status& failed, const std::string& name, std::optional<uint64_t> stored,
+                  uint64_t chunk_count, bool wrote_state) {
+  const std::string remove = "`chiron dataset delete " + name + "`";
+  if (stored.has_value()) {
+    const std::string partial = "; dataset '" + name + "' is partial on the server (" +
+                                std::to_string(*stored) + " of " + std::to_string(chunk_count) +
+                                " chunks stored): ";
+    if (Transient(failed)) {
+      return Status(failed.code(), failed.message() + partial +
+                                       "run the same command again to resume from chunk " +
+                                       std::to_string(*stored) + ", or delete it with " + remove);
+    }
+    return Status(failed.code(), failed.message() + partial + "delete it with " + remove +
+                                     " and upload again, or, once the cause is gone and the "
+                                     "input unchanged, run the same command again to resume");
+  }
+  if (Transient(failed) && wrote_state) {
+    // The server may have created the dataset before the connection broke.
+    return Status(failed.code(),
+                  failed.message() + "; run the same command again to resume (`chiron dataset "
+                                     "list` shows whether the server kept a partial dataset '" +
+                      name + "'; " + remove + " deletes it)");
+  }
+  return failed;
 }
 
 }  // namespace
@@ -441,7 +468,10 @@ Result<UploadOutcome> UploadDataset(Connection& connection, const UploadRequest&
     if (!Transient(finished) && run.wrote_state() && run.dataset_id().empty()) {
       RemoveState(request.state_path);
     }
-    return finished;
+    std::optional<uint64_t> stored;
+    if (!run.dataset_id().empty()) stored = run.acknowledged();
+    return SayPartial(finished, request.name, stored, run.header().chunk_count(),
+                      run.wrote_state());
   }
   RemoveState(request.state_path);
   UploadOutcome outcome;

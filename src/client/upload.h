@@ -72,8 +72,10 @@ struct UploadOutcome {
 // Errors: the importer's (file and record), the server's (PermissionDenied for a wrong role,
 // AlreadyExists for a name taken by another dataset, ResourceExhausted for the quota, DataLoss
 // or InvalidArgument if it refused a chunk), FailedPrecondition if a resume finds the input
-// changed, Unavailable "interrupted after chunk K of N ... run the same command again to resume"
-// if the connection broke.
+// changed, Unavailable "interrupted after K of N chunks were stored" if the connection broke.
+// Whenever the server had accepted the dataset, the message goes on to say that the dataset is
+// partial on the server (K of N chunks) and how to go on: "run the same command again to resume
+// from chunk K, or delete it with `chiron dataset delete NAME`" (for a refusal, delete first).
 Result<UploadOutcome> UploadDataset(Connection& connection, const UploadRequest& request);
 
 // A SHA-256 (hex) over each path's kind, size and modification time; directories recursively,

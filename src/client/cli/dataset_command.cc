@@ -164,6 +164,7 @@ int RunList(const GlobalOptions& global, bool json) {
                       {"class_count", info.class_count()},
                       {"stored_size", info.stored_size()},
                       {"complete", info.complete()},
+                      {"status", info.complete() ? "complete" : "partial"},
                       {"chunk_count", info.chunk_count()},
                       {"acknowledged_chunks", info.acknowledged_chunks()},
                       {"created_unix", info.created_unix()}});
@@ -177,7 +178,9 @@ int RunList(const GlobalOptions& global, bool json) {
   }
   std::printf("%-24s %-18s %9s %-10s %7s %10s %-14s %s\n", "NAME", "ID", "SAMPLES", "SHAPE",
               "CLASSES", "STORED", "STATUS", "CREATED (UTC)");
+  std::string partial;  // names of partial datasets
   for (const v1::DatasetInfo& info : response.datasets()) {
+    if (!info.complete()) partial += (partial.empty() ? "'" : ", '") + info.name() + "'";
     std::printf("%-24s %-18s %9llu %-10s %7u %10s %-14s %s\n", info.name().c_str(),
                 (info.dataset_id().substr(0, 16) + "..").c_str(),
                 static_cast<unsigned long long>(info.sample_count()), Shape(info).c_str(),
@@ -188,16 +191,24 @@ int RunList(const GlobalOptions& global, bool json) {
                                       .c_str(),
                 FormatTime(info.created_unix()).c_str());
   }
+  if (!partial.empty()) {
+    // A partial dataset is an upload that did not finish: it cannot be trained on yet.
+    std::printf("\npartial (an upload that did not finish; it cannot be used yet): %s. Run the "
+                "same `chiron dataset upload` command again to resume it, or delete it with "
+                "`chiron dataset delete NAME`.\n",
+                partial.c_str());
+  }
   return kExitOk;
 }
 
-int RunDelete(const GlobalOptions& global, const std::string& name) {
+int RunDelete(const GlobalOptions& global, const std::string& name, bool force) {
   auto session = OpenSession(global);
   if (!session.ok()) return Fail(session.status());
   auto connection = ConnectSession(*session);
   if (!connection.ok()) return FailConnect(connection.status());
   v1::DeleteDatasetRequest request;
   request.set_name(name);
+  request.set_force(force);
   v1::DeleteDatasetResponse response;
   auto context = (*connection)->NewContext();
   Status status = FromGrpc(
@@ -206,6 +217,9 @@ int RunDelete(const GlobalOptions& global, const std::string& name) {
   if (!status.ok()) return Fail(status);
   // A partial upload's local resume state (with its data key) goes too.
   FileSystem::Default()->RemoveFile(session->profile.UploadStatePath(name)).IgnoreError();
+  for (const std::string& job : response.cancelled_jobs()) {
+    std::printf("cancelled job %s, which was reading it\n", job.c_str());
+  }
   std::printf("deleted '%s' (dataset %s): its key was destroyed and its chunks removed\n",
               name.c_str(), response.dataset_id().c_str());
   return kExitOk;
@@ -271,8 +285,14 @@ void AddDatasetCommands(CLI::App& app, GlobalOptions& global, CommandAction& act
       "delete", "Delete a dataset: its key is destroyed (crypto-shredding), then its chunks");
   delete_cmd->footer("Example:\n  chiron dataset delete fmnist-train");
   delete_cmd->add_option("NAME", *delete_name, "the dataset's name")->required();
-  delete_cmd->callback([&global, &action, delete_name] {
-    action = [&global, delete_name] { return RunDelete(global, *delete_name); };
+  auto delete_force = std::make_shared<bool>(false);
+  delete_cmd->add_flag("--force", *delete_force,
+                       "also when unfinished training jobs read it: cancel them first (without "
+                       "it, such a dataset is not deleted and the jobs are named)");
+  delete_cmd->callback([&global, &action, delete_name, delete_force] {
+    action = [&global, delete_name, delete_force] {
+      return RunDelete(global, *delete_name, *delete_force);
+    };
   });
 }
 

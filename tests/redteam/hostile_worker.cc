@@ -13,9 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "shared/worker_abi/worker_protocol.h"
 #include "tests/redteam/redteam_abi.h"
@@ -48,7 +52,150 @@ void* Idle(void*) {
   return nullptr;
 }
 
+// ---- Secret-value attacks (REDTEAM_SECRET_ATTACK) --------------------------------------------
+// The worker speaks the whole protocol (hello, configure, describe, initial parameters,
+// gradients, predictions) benignly, except for the one field the attack names, where it puts
+// kSecret: "PHASE-FIELD", PHASE one of hello, configure, describe, initial, gradients, predict.
+
+bool Attacking(const std::string& attack, const char* phase, const char* field) {
+  return attack == std::string(phase) + "-" + field;
+}
+
+// Sends `frame` with the attack applied to its header or size where the attack asks for it.
+void SendAttacked(WorkerFrame frame, const std::string& attack, const char* phase) {
+  if (Attacking(attack, phase, "sequence")) frame.sequence = kSecret;
+  if (Attacking(attack, phase, "padding")) frame.fields[5] = kSecret;
+  if (Attacking(attack, phase, "failure")) {
+    frame.type = WorkerFrameType::kFailed;
+    frame.fields = {kSecret, 0, 0, 0, 0, 0};
+  }
+  if (Attacking(attack, phase, "request")) frame.type = WorkerFrameType::kPredict;
+  auto bytes = EncodeWorkerFrame(frame);
+  if (Attacking(attack, phase, "type")) {  // an unknown type: the secret's low 16 bits
+    bytes[6] = static_cast<uint8_t>(kSecret);
+    bytes[7] = static_cast<uint8_t>(kSecret >> 8);
+  }
+  if (Attacking(attack, phase, "version")) {
+    bytes[4] = static_cast<uint8_t>(kSecret);
+    bytes[5] = static_cast<uint8_t>(kSecret >> 8);
+  }
+  if (Attacking(attack, phase, "size")) {  // a frame of (secret & 0xfff) bytes
+    std::vector<uint8_t> sized(kSecretIndex, 0x34);
+    std::memcpy(sized.data(), bytes.data(), std::min(sized.size(), bytes.size()));
+    if (write(kWorkerControlFd, sized.data(), sized.size()) < 0) _exit(kWorkerExitProtocolError);
+    return;
+  }
+  if (Attacking(attack, phase, "exit")) _exit(static_cast<int>(kSecret & 0xff));
+  if (write(kWorkerControlFd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+    _exit(kWorkerExitProtocolError);
+  }
+}
+
+int SecretAttackMain(const std::string& attack) {
+  Result<LockdownReport> report = Lockdown(LockdownOptions{});
+  if (!report.ok()) return kWorkerExitLockdownFailed;
+  WorkerFrame hello;
+  hello.type = WorkerFrameType::kHello;
+  hello.fields[0] = Attacking(attack, "hello", "fingerprint") ? kSecret
+                                                              : SandboxPolicyFingerprint();
+  hello.fields[1] = Attacking(attack, "hello", "landlock")
+                        ? kSecret
+                        : static_cast<uint64_t>(report->landlock_abi);
+  SendAttacked(hello, attack, "hello");
+
+  size_t parameter_size, gradient_size, output_size;
+  MapChannel(kWorkerParameterFd, PROT_READ, &parameter_size);
+  auto* gradients = static_cast<float*>(
+      MapChannel(kWorkerGradientFd, PROT_READ | PROT_WRITE, &gradient_size));
+  auto* output =
+      static_cast<float*>(MapChannel(kWorkerOutputFd, PROT_READ | PROT_WRITE, &output_size));
+  // A NaN at index kSecretIndex, or (the "huge" attacks) the secret as a float there.
+  auto plant = [&](float* arena, size_t floats, const char* phase) {
+    if (kSecretIndex >= floats) _exit(kWorkerExitProtocolError);
+    if (Attacking(attack, phase, "nan")) arena[kSecretIndex] = std::nanf("");
+    if (Attacking(attack, phase, "huge")) arena[kSecretIndex] = static_cast<float>(kSecret);
+  };
+  for (;;) {
+    uint8_t buffer[kWorkerFrameSize + 1];
+    ssize_t n = read(kWorkerControlFd, buffer, sizeof(buffer));
+    if (n == 0) return kWorkerExitOk;
+    Result<WorkerFrame> request = DecodeWorkerFrame(ByteSpan(buffer, n < 0 ? 0 : n));
+    if (!request.ok()) return kWorkerExitProtocolError;
+    WorkerFrame reply;
+    reply.sequence = request->sequence;
+    const char* phase = "";
+    switch (request->type) {
+      case WorkerFrameType::kShutdown: return kWorkerExitOk;
+      case WorkerFrameType::kConfigure:
+        phase = "configure";
+        reply.type = WorkerFrameType::kConfigured;
+        reply.fields[0] = Attacking(attack, phase, "layout") ? kSecret : kSecretAttackParameters;
+        reply.fields[2] = Attacking(attack, phase, "outputs") ? kSecret : kSecretAttackOutputs;
+        break;
+      case WorkerFrameType::kDescribe: {
+        phase = "describe";
+        reply.type = WorkerFrameType::kDescription;
+        const uint64_t page = request->fields[0];
+        reply.fields[0] = Attacking(attack, phase, "page") ? kSecret : page;
+        TrainingConfig training;
+        training.epochs = 1;
+        RecipeDeclarationValues values = PackRecipeDeclarations(training, ResourceBudget{});
+        if (Attacking(attack, phase, "epochs")) values[14] = kSecret;  // wider than u32
+        if (Attacking(attack, phase, "rate")) {
+          const double rate = -static_cast<double>(kSecret);
+          std::memcpy(&values[1], &rate, sizeof(rate));
+        }
+        if (page >= kDescriptionPages) return kWorkerExitProtocolError;
+        for (size_t i = 0; i < kDescriptionValuesPerPage; ++i) {
+          reply.fields[1 + i] = values[page * kDescriptionValuesPerPage + i];
+        }
+        break;
+      }
+      case WorkerFrameType::kInitialParameters: {
+        phase = "initial";
+        const uint64_t count = request->fields[0] + request->fields[1];
+        if (count * sizeof(float) > gradient_size) return kWorkerExitProtocolError;
+        std::memset(gradients, 0, count * sizeof(float));
+        plant(gradients, count, phase);
+        reply.type = WorkerFrameType::kParametersReady;
+        reply.fields[0] = Attacking(attack, phase, "count") ? kSecret : request->fields[0];
+        reply.fields[1] = request->fields[1];
+        break;
+      }
+      case WorkerFrameType::kComputeGradients: {
+        phase = "gradients";
+        const uint64_t count = request->fields[1] + request->fields[2];
+        if (count * sizeof(float) > gradient_size) return kWorkerExitProtocolError;
+        for (uint64_t i = 0; i < count; ++i) gradients[i] = 0.25f;
+        plant(gradients, count, phase);
+        reply.type = WorkerFrameType::kGradientsReady;
+        reply.fields[0] = Attacking(attack, phase, "count") ? kSecret : request->fields[1];
+        const double loss = Attacking(attack, phase, "loss") ? std::bit_cast<double>(kSecret) : 1.5;
+        std::memcpy(&reply.fields[1], &loss, sizeof(loss));
+        reply.fields[2] = Attacking(attack, phase, "samples") ? kSecret : request->fields[0];
+        reply.fields[3] = Attacking(attack, phase, "buffers") ? kSecret : request->fields[2];
+        break;
+      }
+      case WorkerFrameType::kPredict: {
+        phase = "predict";
+        const uint64_t count = request->fields[1];
+        if (count * sizeof(float) > output_size) return kWorkerExitProtocolError;
+        for (uint64_t i = 0; i < count; ++i) output[i] = 0.5f;
+        plant(output, count, phase);
+        reply.type = WorkerFrameType::kOutputReady;
+        reply.fields[0] = Attacking(attack, phase, "count") ? kSecret : count;
+        break;
+      }
+      default: return kWorkerExitProtocolError;
+    }
+    SendAttacked(reply, attack, phase);
+  }
+}
+
 int Main(int argc, char** argv) {
+  if (const char* secret_attack = std::getenv(kSecretAttackVariable)) {
+    return SecretAttackMain(secret_attack);
+  }
   std::string attack = "none";
   std::string arg;
   bool lock = true;

@@ -43,4 +43,17 @@ inline constexpr const char* kRunSymbol = "chiron_redteam_run";
 // Output arena layout of a report: [0] outcome, [1] errno, [2] leaked_size, [3...] leaked bytes.
 inline constexpr size_t kReportFloats = 3 + 64;
 
+// Secret-value attacks (worker_values_redteam_test.cc): the hostile worker runs the attack named
+// by this environment variable (set through WorkerSettings::extra_environment), speaking the
+// whole protocol benignly except for one field, into which it encodes kSecret (or a slice of
+// it). The test checks that the secret comes back in no message.
+inline constexpr const char* kSecretAttackVariable = "REDTEAM_SECRET_ATTACK";
+inline constexpr uint64_t kSecret = 0x5EC2E7C0FFEE1234ULL;
+// The layout the secret-attack worker reports when it answers configure benignly.
+inline constexpr uint64_t kSecretAttackParameters = 8000;
+inline constexpr uint64_t kSecretAttackOutputs = 10;
+// The index of the first NaN a NaN attack plants: the secret's low 12 bits (0x234 = 564), low
+// enough for every arena the test makes.
+inline constexpr uint64_t kSecretIndex = kSecret & 0xfff;
+
 }  // namespace chiron::redteam

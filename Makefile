@@ -1,10 +1,13 @@
 # Chiron's two commands:
 #   make demo   install what is missing, build, run the main job end to end on real data
-#   make test   install what is missing, build, run the whole test suite (also ASan+UBSan, fuzz)
-# Other targets: deps, build, check (tests of the main build only), asan, fuzz, bench, format.
+#   make test   install what is missing, build, run the whole test suite (also ASan+UBSan, TSan,
+#               fuzz)
+# Other targets: deps, build, check (tests of the main build only), asan, tsan, fuzz, bench,
+# format.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 10
@@ -14,7 +17,7 @@ CMAKE_FLAGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps build check test asan fuzz demo bench format clean
+.PHONY: all deps build check test asan tsan fuzz demo bench format clean
 
 all: build
 
@@ -37,6 +40,17 @@ asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -LE slow
 
+# ThreadSanitizer over the torch-free parts that run threads of their own against real
+# sandboxed workers: the training queue (runners, cancel, stop) and model access (the prediction
+# worker pool), labelled `jobs`.
+TSAN_TESTS = training_queue_test jobs_model_access_test provider_facts_test rate_limiter_test
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIRON_TSAN=ON \
+	  -DCHIRON_WITH_TORCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TESTS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) -R '^($(subst $(eval) ,|,$(TSAN_TESTS)))$$'
+
 # libFuzzer targets (clang), each run for a bounded time on its seed corpus.
 fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIRON_FUZZ=ON \
@@ -44,7 +58,7 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	bash scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-test: check asan fuzz
+test: check asan tsan fuzz
 	@echo "make test: all suites passed"
 
 demo: build
@@ -57,4 +71,4 @@ format:
 	find src include tests fuzz bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

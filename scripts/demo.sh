@@ -88,7 +88,7 @@ step "Owner: predictions for 6 test images (black box: classes and rounded proba
 owner predict fmnist-$recipe --idx "$fashion/t10k-images-idx3-ubyte.gz" \
   --labels "$fashion/t10k-labels-idx1-ubyte.gz" --offset 100 --count 6 --top-k 3
 
-step "Provider: the same job as the provider sees it (facts only: no data, no metric)"
+step "Provider: the same job as the provider sees it (facts only: no data, no metric; it shows running, with no outcome, until its time budget has run out, however early it ended)"
 provider job facts
 
 step "Owner and provider: verifying the audit chains"

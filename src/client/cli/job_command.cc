@@ -148,7 +148,8 @@ int RunFacts(const GlobalOptions& global, bool json) {
                 facts.failure() == v1::FAILURE_NONE ? "-" : FailureName(facts.failure()).c_str(),
                 facts.epochs_done(), facts.elapsed_minutes(), memory.c_str());
   }
-  std::printf("(these facts are all a provider learns about a job: docs/provider-facts.md)\n");
+  std::printf("(these facts are all a provider learns about a job; a job's outcome shows once its "
+              "time budget has run out: docs/provider-facts.md)\n");
   return kExitOk;
 }
 
@@ -165,7 +166,9 @@ void AddJobCommands(CLI::App& app, GlobalOptions& global, CommandAction& action)
     facts_cmd->footer(
         "A provider sees exactly these fields per job and nothing derived from the owner's data "
         "(no loss, accuracy or prediction): job_id, recipe_id, state, failure, epochs_done, "
-        "elapsed_minutes, peak_memory_bucket_log2. See docs/provider-facts.md.\n\nExample:\n"
+        "elapsed_minutes, peak_memory_bucket_log2. A job shows running until its time budget "
+        "has run out, however early it ended; then its outcome (or only \"ended\", if its "
+        "owner chose --provider-view done-only). See docs/provider-facts.md.\n\nExample:\n"
         "  chiron-operator job facts --json");
     facts_cmd->add_flag("--json", *json, "print as JSON");
     facts_cmd->callback([&global, &action, json] {

@@ -239,6 +239,7 @@ std::string JobStateName(v1::JobState state) {
     case v1::JOB_STATE_SUCCEEDED: return "succeeded";
     case v1::JOB_STATE_FAILED: return "failed";
     case v1::JOB_STATE_CANCELLED: return "cancelled";
+    case v1::JOB_STATE_ENDED: return "ended";  // a provider's done-only view
     default: return "unknown";
   }
 }
@@ -376,6 +377,10 @@ nlohmann::json OwnerJobViewJson(const v1::OwnerJobView& view,
       {"batches_total", view.batches_total()},
       {"batches_per_epoch", view.batches_per_epoch()},
       {"samples_per_second", view.samples_per_second()},
+      {"budget_seconds", view.budget_seconds()},
+      {"budget_memory_bytes", view.budget_memory_bytes()},
+      {"provider_view",
+       view.provider_view() == v1::PROVIDER_VIEW_DONE_ONLY ? "done-only" : "coarse"},
   };
   if (!view.history().empty()) {
     j["validation_accuracy"] = view.history(view.history_size() - 1).validation_accuracy();

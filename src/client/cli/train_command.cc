@@ -16,6 +16,7 @@ struct TrainArgs {
   uint32_t epochs = 0;
   double validation = 0.1;
   uint64_t seed = 0;
+  std::string provider_view = "coarse";
   bool detach = false;
   bool json = false;
 };
@@ -34,6 +35,8 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
   request.set_validation_fraction(args.validation);
   request.set_epochs(args.epochs);
   request.set_seed(args.seed);
+  request.set_provider_view(args.provider_view == "done-only" ? v1::PROVIDER_VIEW_DONE_ONLY
+                                                              : v1::PROVIDER_VIEW_COARSE);
   v1::OwnerJobView started;
   auto context = (*connection)->NewContext();
   Status status = FromGrpc(v1::Jobs::NewStub((*connection)->channel())
@@ -95,7 +98,8 @@ void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
       "recipe's), and shows each finished epoch (on a terminal also a live line: batch within "
       "the epoch, bar, rate, ETA); at the end it prints the validation accuracy, "
       "the per-class accuracy and the confusion matrix. The provider sees only the job's coarse "
-      "facts (docs/provider-facts.md), never your data or metrics. Exit code 6 if the job "
+      "facts, revealed when its time budget has run out (--provider-view, "
+      "docs/provider-facts.md), never your data or metrics. Exit code 6 if the job "
       "failed or was cancelled.\n\nExamples:\n"
       "  chiron train --dataset fmnist-train --recipe lenet --model fmnist-lenet --epochs 2\n"
       "  chiron train --dataset fmnist-train --recipe mlp --model quick --detach");
@@ -111,6 +115,12 @@ void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
       ->check(CLI::Range(0.001, 0.499))
       ->capture_default_str();
   train_cmd->add_option("--seed", args->seed, "seed for the shuffling and initialisation");
+  train_cmd->add_option("--provider-view", args->provider_view,
+                        "what the recipe's provider may see of the job, revealed only when its "
+                        "time budget has run out: 'coarse' (state, failure category, epochs, a "
+                        "coarse memory bucket) or 'done-only' (that it ended, nothing else)")
+      ->check(CLI::IsMember({"coarse", "done-only"}))
+      ->capture_default_str();
   train_cmd->add_flag("--detach", args->detach, "start the job and return at once");
   train_cmd->add_flag("--json", args->json, "print the finished job as JSON (no progress lines)");
   train_cmd->callback([&global, &action, args] {

@@ -119,6 +119,35 @@ void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
   app.add_option("--worker-threads", s.worker_threads, "libtorch threads per sandboxed worker")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_option("--training-slots", s.training_slots,
+                 "training jobs run at once (each a sandboxed worker with --worker-threads "
+                 "threads); queued jobs take free slots fairly across owners")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--max-job-seconds", s.max_job_seconds,
+                 "wall-clock limit of one training job over all its runs; a recipe's declared "
+                 "budget may lower it, never raise it")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{30} * 24 * 3600))
+      ->capture_default_str();
+  app.add_option("--max-job-memory", s.max_job_memory,
+                 "resident memory limit of a training job's worker; a recipe's declared budget "
+                 "may lower it; suffix K, M, G or T")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            uint64_t bytes = 0;
+            return ParseByteSize(value, bytes)
+                       ? std::string()
+                       : "'" + value +
+                             "' is not a size: use bytes with an optional K, M, G or T suffix, "
+                             "e.g. 8G";
+          },
+          "SIZE"))
+      ->capture_default_str();
+  app.add_option("--prediction-isolation", s.prediction_isolation,
+                 "prediction workers: 'principal' (one per model and querying principal, kept "
+                 "between its requests) or 'request' (a fresh worker for every request)")
+      ->check(CLI::IsMember({"principal", "request"}))
+      ->capture_default_str();
   app.add_option("--tsm-root", s.tsm_root, "configfs-tsm report directory (tsm platform)")
       ->capture_default_str();
   app.add_option("--port-file", s.port_file, "write the port actually bound to this file");
@@ -226,6 +255,10 @@ std::string FormatSettings(const ChirondSettings& s) {
   out += ConfigLine("recipes-dir", s.recipes_dir);
   out += ConfigLine("query-budget", std::to_string(s.query_budget));
   out += ConfigLine("worker-threads", std::to_string(s.worker_threads));
+  out += ConfigLine("training-slots", std::to_string(s.training_slots));
+  out += ConfigLine("max-job-seconds", std::to_string(s.max_job_seconds));
+  out += ConfigLine("max-job-memory", s.max_job_memory);
+  out += ConfigLine("prediction-isolation", s.prediction_isolation);
   out += ConfigLine("tsm-root", s.tsm_root);
   out += OptionalLine("port-file", s.port_file, "not set");
   out += OptionalLine("write-sim-policy", s.write_sim_policy, "not set");

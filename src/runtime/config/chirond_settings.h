@@ -28,6 +28,12 @@ struct ChirondSettings {
   std::string recipes_dir;
   uint64_t query_budget = 100000;
   int worker_threads = 2;
+  // Training jobs at once and the operator's limits on each (docs/operations.md).
+  uint32_t training_slots = 2;
+  uint64_t max_job_seconds = 6 * 3600;
+  std::string max_job_memory = "8G";  // ParseByteSize
+  // Prediction workers: "principal" (one per model and querying principal) or "request".
+  std::string prediction_isolation = "principal";
   std::string tsm_root;
   std::string port_file;
   std::string metrics_listen;  // empty: no metrics endpoint

@@ -1,5 +1,7 @@
 #include "runtime/jobs/records.h"
 
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 namespace chiron::jobs {
@@ -31,6 +33,17 @@ Result<T> Decode(ByteSpan bytes, std::string_view what, F fill) {
 }
 
 }  // namespace
+
+bool Finished(JobState state) {
+  return state == JobState::kSucceeded || state == JobState::kFailed ||
+         state == JobState::kCancelled;
+}
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 Bytes EncodeRecipeRecord(const RecipeRecord& r) {
   return Dump({{"id", r.id}, {"name", r.name}, {"version", r.version},
@@ -86,7 +99,11 @@ Bytes EncodeJobRecord(const JobRecord& r) {
                {"finished_unix", r.finished_unix},
                {"elapsed_seconds", r.elapsed_seconds},
                {"peak_memory_log2", r.peak_memory_log2},
-               {"attempts", r.attempts}});
+               {"attempts", r.attempts},
+               {"started_unix", r.started_unix},
+               {"budget_seconds", r.budget_seconds},
+               {"budget_memory_size", r.budget_memory_size},
+               {"provider_view", static_cast<int>(r.provider_view)}});
 }
 
 Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
@@ -128,11 +145,18 @@ Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
     j.at("elapsed_seconds").get_to(r.elapsed_seconds);
     j.at("peak_memory_log2").get_to(r.peak_memory_log2);
     j.at("attempts").get_to(r.attempts);
+    r.started_unix = j.value("started_unix", int64_t{0});
+    r.budget_seconds = j.value("budget_seconds", uint64_t{0});
+    r.budget_memory_size = j.value("budget_memory_size", uint64_t{0});
+    r.provider_view = static_cast<ProviderView>(j.value("provider_view", 0));
   });
   if (result.ok()) {
     int state = static_cast<int>(result->state);
     if (state < 1 || state > 5) return DataLossError("job record: unknown state " +
                                                      std::to_string(state));
+    int view = static_cast<int>(result->provider_view);
+    if (view < 0 || view > 1) return DataLossError("job record: unknown provider view " +
+                                                   std::to_string(view));
   }
   return result;
 }

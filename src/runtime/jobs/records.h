@@ -35,6 +35,15 @@ struct RecipeRecord {
 
 // Values of chiron.v1.JobState / chiron.v1.FailureCategory.
 enum class JobState : int { kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
+bool Finished(JobState state);
+
+// What the job's provider may see of it (docs/provider-facts.md), chosen by the owner at
+// StartTraining. Values of chiron.v1.ProviderView.
+enum class ProviderView : int {
+  kCoarse = 0,    // state, failure category, epochs and a coarse memory bucket, revealed only when
+                  // the job's time budget has run out
+  kDoneOnly = 1,  // queued, running, ended: nothing else, revealed likewise
+};
 
 struct EpochRecord {
   uint32_t epoch = 0;
@@ -73,8 +82,14 @@ struct JobRecord {
   int64_t created_unix = 0;
   int64_t finished_unix = 0;
   uint64_t elapsed_seconds = 0;     // running time over all attempts
-  uint32_t peak_memory_log2 = 0;    // ⌈log2(peak resident bytes)⌉ of the worker, 0 if unknown
+  uint32_t peak_memory_log2 = 0;    // ⌈log2(peak resident bytes)⌉ of the job's own workers, 0 if unknown
   uint32_t attempts = 0;            // runs started (a restart of chirond adds one)
+  // Added with the job's limits (records written before: 0 / coarse).
+  int64_t started_unix = 0;           // when its first run started; 0 while queued
+  uint64_t budget_seconds = 0;        // wall-clock limit of the whole job (the recipe's budget,
+                                      // at most the operator's); 0 until the first run reads it
+  uint64_t budget_memory_size = 0;    // resident bytes its worker may use, likewise
+  ProviderView provider_view = ProviderView::kCoarse;
 };
 
 struct ModelRecord {
@@ -107,6 +122,9 @@ Result<ModelRecord> DecodeModelRecord(ByteSpan bytes);
 
 // Model and recipe names: 1..60 characters of [A-Za-z0-9._-]. InvalidArgument saying so.
 Status ValidateName(std::string_view what, std::string_view name);
+
+// Seconds since the epoch (the records' clock).
+int64_t NowUnix();
 
 // Store blob id of an owner's model.
 std::string ModelBlobId(const std::string& owner_id, const std::string& name);

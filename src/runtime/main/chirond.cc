@@ -151,6 +151,20 @@ int main(int argc, char** argv) {
   jobs.worker.threads = settings.worker_threads;
   jobs.recipes_dir = settings.recipes_dir;
   jobs.query_budget = settings.query_budget;
+  jobs.training_slots = settings.training_slots;
+  jobs.max_job_seconds = settings.max_job_seconds;
+  if (!runtime::ParseByteSize(settings.max_job_memory, jobs.max_job_memory_size)) {
+    std::fprintf(stderr, "chirond: --max-job-memory: '%s' is not a size (e.g. 8G)\n",
+                 settings.max_job_memory.c_str());
+    return 1;
+  }
+  auto isolation = jobs::ParsePredictionIsolation(settings.prediction_isolation);
+  if (!isolation.ok()) {
+    std::fprintf(stderr, "chirond: --prediction-isolation: %s\n",
+                 isolation.status().message().c_str());
+    return 1;
+  }
+  jobs.prediction_isolation = *isolation;
   options.jobs = jobs;
   options.platform.name = settings.platform;
   options.platform.state_dir = state_dir;

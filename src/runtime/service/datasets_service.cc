@@ -125,6 +125,28 @@ grpc::Status DatasetsService::Delete(grpc::ServerContext* context,
                                      v1::DeleteDatasetResponse* response) {
   auto caller = authorizer_->RequireRole(*context, store::Role::kOwner, "Datasets.Delete");
   if (!caller.ok()) return ToGrpc(caller.status());
+  if (training_ != nullptr) {
+    // A job reading the dataset would train on data its owner deleted: refuse, or with force
+    // cancel those jobs first (their workers are killed) and wait until none runs.
+    auto dataset = store_->FindDataset(caller->id, request->name());
+    if (!dataset.ok()) return ToGrpc(dataset.status().WithContext("Datasets.Delete"));
+    auto readers = training_->UnfinishedJobsReading(caller->id, dataset->id);
+    if (!readers.ok()) return ToGrpc(readers.status().WithContext("Datasets.Delete"));
+    if (!readers->empty() && !request->force()) {
+      std::string list;
+      for (const std::string& job : *readers) list += (list.empty() ? "" : ", ") + job;
+      return ToGrpc(FailedPreconditionError(
+          "dataset '" + request->name() + "' is read by unfinished training job(s) " + list +
+          ": wait for them to end, cancel them with `chiron job cancel JOB`, or delete with "
+          "--force, which cancels them first"));
+    }
+    if (!readers->empty()) {
+      Status cancelled = training_->CancelJobsReading(
+          caller->id, dataset->id, std::chrono::steady_clock::now() + std::chrono::seconds(60));
+      if (!cancelled.ok()) return ToGrpc(cancelled.WithContext("Datasets.Delete"));
+      for (const std::string& job : *readers) response->add_cancelled_jobs(job);
+    }
+  }
   auto id = store_->DeleteDataset(caller->id, request->name());
   if (!id.ok()) return ToGrpc(id.status().WithContext("Datasets.Delete"));
   response->set_dataset_id(*id);

@@ -37,6 +37,7 @@
 
 #include "chiron/v1/datasets.grpc.pb.h"
 #include "runtime/service/authz.h"
+#include "runtime/jobs/training_queue.h"
 #include "runtime/service/data_plane_server.h"
 #include "runtime/store/store.h"
 
@@ -46,9 +47,10 @@ class DatasetsService final : public v1::Datasets::Service {
  public:
   // `store` and `authorizer` must outlive the service.
   // `data_plane` may be null (no data plane: BeginUpload issues no ticket).
+  // `training` may be null (no training jobs: nothing can read a dataset).
   DatasetsService(store::Store* store, const Authorizer* authorizer,
-                  DataPlaneServer* data_plane = nullptr)
-      : store_(store), authorizer_(authorizer), data_plane_(data_plane) {}
+                  DataPlaneServer* data_plane = nullptr, jobs::TrainingQueue* training = nullptr)
+      : store_(store), authorizer_(authorizer), data_plane_(data_plane), training_(training) {}
 
   grpc::Status BeginUpload(grpc::ServerContext* context, const v1::BeginUploadRequest* request,
                            v1::BeginUploadResponse* response) override;
@@ -63,6 +65,7 @@ class DatasetsService final : public v1::Datasets::Service {
   store::Store* store_;
   const Authorizer* authorizer_;
   DataPlaneServer* data_plane_;
+  jobs::TrainingQueue* training_;
 };
 
 }  // namespace chiron::runtime

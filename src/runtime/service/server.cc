@@ -1,5 +1,9 @@
 #include "runtime/service/server.h"
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "runtime/service/attestation_service.h"
 #include "runtime/service/audit_service.h"
 #include "runtime/service/datasets_service.h"
@@ -57,13 +61,16 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
       if (!data_plane.ok()) return data_plane.status().WithContext("data plane");
       server->data_plane_ = std::move(*data_plane);
     }
+    if (options.jobs) {
+      server->jobs_ = std::make_unique<jobs::JobManager>(server->store_.get(), *options.jobs);
+    }
     server->services_.push_back(std::make_unique<DatasetsService>(
-        server->store_.get(), server->authorizer_.get(), server->data_plane_.get()));
+        server->store_.get(), server->authorizer_.get(), server->data_plane_.get(),
+        server->jobs_ ? &server->jobs_->training() : nullptr));
     server->services_.push_back(
         std::make_unique<AuditService>(server->store_.get(), server->authorizer_.get()));
     LogInfo("store.open", {{"dir", store_dir}});
-    if (options.jobs) {
-      server->jobs_ = std::make_unique<jobs::JobManager>(server->store_.get(), *options.jobs);
+    if (server->jobs_) {
       CHIRON_RETURN_IF_ERROR(server->jobs_->Start().WithContext("training jobs"));
       server->services_.push_back(
           std::make_unique<RecipesService>(server->jobs_.get(), server->authorizer_.get()));
@@ -133,7 +140,27 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
 
 void RuntimeServer::Shutdown(std::chrono::milliseconds grace) {
   if (metrics_http_) metrics_http_->Stop();
+  // Training first: every running job's worker is killed now (the jobs resume at the next start)
+  // and Watch streams end, so no RPC waits on training.
+  if (jobs_) jobs_->training().Stop();
+  // In-flight predictions get the grace period to finish; a worker still busy after it (a
+  // recipe that hangs) is killed, so the server's shutdown never waits on recipe code.
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    if (!done_cv.wait_for(lock, grace + std::chrono::seconds(1), [&] { return done; }) && jobs_) {
+      jobs_->models().workers().AbortInFlight();
+    }
+  });
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + grace);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+  }
+  done_cv.notify_all();
+  watchdog.join();
   // Ends data-plane uploads at once; chunks they had accepted are still stored.
   if (data_plane_) data_plane_->Stop();
   if (jobs_) jobs_->Stop();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/jobs/provider_facts.h"
 #include "runtime/service/grpc_status.h"
 
 namespace chiron::runtime {
@@ -89,16 +90,20 @@ void ToOwnerJobView(const jobs::JobRecord& r, v1::OwnerJobView* view) {
   view->set_batches_total(r.batches_total);
   view->set_batches_per_epoch(r.batches_per_epoch);
   view->set_samples_per_second(r.samples_per_second);
+  view->set_budget_seconds(r.budget_seconds);
+  view->set_budget_memory_bytes(r.budget_memory_size);
+  view->set_provider_view(static_cast<v1::ProviderView>(r.provider_view));
 }
 
-void ToJobFacts(const jobs::JobRecord& r, v1::JobFacts* facts) {
+void ToJobFacts(const jobs::JobRecord& r, int64_t now_unix, v1::JobFacts* facts) {
+  const jobs::ProviderJobFacts view = jobs::ProviderFacts(r, now_unix);
   facts->set_job_id(r.id);
   facts->set_recipe_id(r.recipe_id);
-  facts->set_state(static_cast<v1::JobState>(r.state));
-  facts->set_failure(static_cast<v1::FailureCategory>(r.failure));
-  facts->set_epochs_done(r.epochs_done);
-  facts->set_elapsed_minutes(static_cast<uint32_t>(r.elapsed_seconds / 60));
-  facts->set_peak_memory_bucket_log2(r.peak_memory_log2);
+  facts->set_state(static_cast<v1::JobState>(view.state));
+  facts->set_failure(static_cast<v1::FailureCategory>(view.failure));
+  facts->set_epochs_done(view.epochs_done);
+  facts->set_elapsed_minutes(view.elapsed_minutes);
+  facts->set_peak_memory_bucket_log2(view.peak_memory_bucket_log2);
 }
 
 // ---- Recipes -----------------------------------------------------------------------------------
@@ -108,7 +113,7 @@ grpc::Status RecipesService::Register(grpc::ServerContext* context,
                                       v1::RecipeCard* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kProvider, "Recipes.Register");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto record = jobs_->RegisterRecipe(caller->id, request->name(), request->version(),
+  auto record = jobs_->recipes().Register(caller->id, request->name(), request->version(),
                                       request->description(), AsBytes(request->shared_object()));
   if (!record.ok()) return ToGrpc(record.status());
   ToCard(*record, response);
@@ -120,7 +125,7 @@ grpc::Status RecipesService::List(grpc::ServerContext* context,
                                   v1::ListRecipesResponse* response) {
   auto caller = authz_->RequireRegistered(*context, "Recipes.List");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto recipes = jobs_->ListRecipes();
+  auto recipes = jobs_->recipes().List();
   if (!recipes.ok()) return ToGrpc(recipes.status());
   for (const auto& r : *recipes) ToCard(r, response->add_recipes());
   return grpc::Status::OK;
@@ -141,7 +146,13 @@ grpc::Status JobsService::StartTraining(grpc::ServerContext* context,
       request->validation_fraction() == 0 ? 0.1 : request->validation_fraction();
   args.epochs = request->epochs();
   args.seed = request->seed();
-  auto record = jobs_->StartTraining(caller->id, args);
+  switch (request->provider_view()) {
+    case v1::PROVIDER_VIEW_COARSE: args.provider_view = jobs::ProviderView::kCoarse; break;
+    case v1::PROVIDER_VIEW_DONE_ONLY: args.provider_view = jobs::ProviderView::kDoneOnly; break;
+    default:
+      return ToGrpc(InvalidArgumentError("unknown provider view: use coarse or done-only"));
+  }
+  auto record = jobs_->training().StartTraining(caller->id, args);
   if (!record.ok()) return ToGrpc(record.status());
   ToOwnerJobView(*record, response);
   return grpc::Status::OK;
@@ -155,7 +166,7 @@ grpc::Status JobsService::Watch(grpc::ServerContext* context, const v1::JobRef* 
   while (!context->IsCancelled()) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     uint64_t before = version;
-    auto record = jobs_->WaitForJob(caller->id, request->job_id(), &version, deadline);
+    auto record = jobs_->training().WaitForJob(caller->id, request->job_id(), &version, deadline);
     if (!record.ok()) return ToGrpc(record.status());
     if (version != before) {
       v1::OwnerJobView view;
@@ -174,7 +185,7 @@ grpc::Status JobsService::Cancel(grpc::ServerContext* context, const v1::JobRef*
                                  v1::OwnerJobView* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Jobs.Cancel");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto record = jobs_->CancelJob(caller->id, request->job_id());
+  auto record = jobs_->training().CancelJob(caller->id, request->job_id());
   if (!record.ok()) return ToGrpc(record.status());
   ToOwnerJobView(*record, response);
   return grpc::Status::OK;
@@ -185,7 +196,7 @@ grpc::Status JobsService::ListOwnerJobs(grpc::ServerContext* context,
                                         v1::ListOwnerJobsResponse* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Jobs.ListOwnerJobs");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto records = jobs_->ListOwnerJobs(caller->id);
+  auto records = jobs_->training().ListOwnerJobs(caller->id);
   if (!records.ok()) return ToGrpc(records.status());
   for (const auto& r : *records) ToOwnerJobView(r, response->add_jobs());
   return grpc::Status::OK;
@@ -196,9 +207,10 @@ grpc::Status JobsService::ListJobFacts(grpc::ServerContext* context,
                                        v1::ListJobFactsResponse* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kProvider, "Jobs.ListJobFacts");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto records = jobs_->ListProviderJobs(caller->id);
+  auto records = jobs_->training().ListProviderJobs(caller->id);
   if (!records.ok()) return ToGrpc(records.status());
-  for (const auto& r : *records) ToJobFacts(r, response->add_jobs());
+  const int64_t now = jobs::NowUnix();
+  for (const auto& r : *records) ToJobFacts(r, now, response->add_jobs());
   return grpc::Status::OK;
 }
 
@@ -212,9 +224,17 @@ grpc::Status ModelsService::Predict(grpc::ServerContext* context,
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Predict");
   if (!caller.ok()) return ToGrpc(caller.status());
   std::vector<std::string> samples(request->samples().begin(), request->samples().end());
-  auto output = jobs_->Predict(caller->id, request->owner_id(), request->model_name(), samples,
-                               request->top_k());
-  if (!output.ok()) return ToGrpc(output.status());
+  std::chrono::milliseconds retry_after(0);
+  auto output = jobs_->models().Predict(caller->id, request->owner_id(), request->model_name(),
+                                        samples, request->top_k(), &retry_after);
+  if (!output.ok()) {
+    // Refused by the rate limit: the wait, machine-readable (docs/predictions.md), so clients
+    // pace instead of parsing the message. The runtime's own number, not the caller's.
+    if (retry_after.count() > 0) {
+      context->AddTrailingMetadata("retry-after-ms", std::to_string(retry_after.count()));
+    }
+    return ToGrpc(output.status());
+  }
   const bool label_only = output->policy.label_only;
   for (const auto& scores : output->predictions) {
     v1::Prediction* p = response->add_predictions();
@@ -232,14 +252,14 @@ grpc::Status ModelsService::Predict(grpc::ServerContext* context,
 
 grpc::Status ModelsService::OwnerView(const std::string& owner_id, const std::string& name,
                                       v1::ModelInfo* info) {
-  auto models = jobs_->ListModels(owner_id);
+  auto models = jobs_->models().ListModels(owner_id);
   if (!models.ok()) return ToGrpc(models.status());
   for (const jobs::ModelRecord& m : *models) {
     if (m.name != name) continue;
     ToModelInfo(m, info);
     ToModelPolicies(m, info);
-    info->set_max_batch(jobs_->max_predict_batch());
-    auto grants = jobs_->ListModelGrants(owner_id, name);
+    info->set_max_batch(jobs_->models().max_predict_batch());
+    auto grants = jobs_->models().ListModelGrants(owner_id, name);
     if (!grants.ok()) return ToGrpc(grants.status());
     for (const store::ModelGrant& g : *grants) ToGrant(g, info->add_grants());
     return grpc::Status::OK;
@@ -252,14 +272,14 @@ grpc::Status ModelsService::List(grpc::ServerContext* context,
                                  v1::ListModelsResponse* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.List");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto models = jobs_->ListModels(caller->id);
+  auto models = jobs_->models().ListModels(caller->id);
   if (!models.ok()) return ToGrpc(models.status());
   for (const auto& m : *models) {
     v1::ModelInfo* info = response->add_models();
     ToModelInfo(m, info);
     ToModelPolicies(m, info);
-    info->set_max_batch(jobs_->max_predict_batch());
-    auto grants = jobs_->ListModelGrants(caller->id, m.name);
+    info->set_max_batch(jobs_->models().max_predict_batch());
+    auto grants = jobs_->models().ListModelGrants(caller->id, m.name);
     if (!grants.ok()) return ToGrpc(grants.status());
     for (const store::ModelGrant& g : *grants) ToGrant(g, info->add_grants());
   }
@@ -271,7 +291,7 @@ grpc::Status ModelsService::Delete(grpc::ServerContext* context,
                                    v1::DeleteModelResponse* /*response*/) {
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Delete");
   if (!caller.ok()) return ToGrpc(caller.status());
-  return ToGrpc(jobs_->DeleteModel(caller->id, request->name()));
+  return ToGrpc(jobs_->models().DeleteModel(caller->id, request->name()));
 }
 
 grpc::Status ModelsService::Evaluate(grpc::ServerContext* context,
@@ -279,7 +299,8 @@ grpc::Status ModelsService::Evaluate(grpc::ServerContext* context,
                                      v1::EvaluationReport* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Evaluate");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto report = jobs_->Evaluate(caller->id, request->model_name(), request->dataset_name());
+  auto report =
+      jobs_->models().Evaluate(caller->id, request->model_name(), request->dataset_name());
   if (!report.ok()) return ToGrpc(report.status());
   response->set_sample_count(report->example_count);
   response->set_loss(report->mean_loss);
@@ -311,7 +332,7 @@ grpc::Status ModelsService::SetLimits(grpc::ServerContext* context,
     }
     update.output = limits;
   }
-  auto model = jobs_->SetModelLimits(caller->id, request->name(), update);
+  auto model = jobs_->models().SetModelLimits(caller->id, request->name(), update);
   if (!model.ok()) return ToGrpc(model.status());
   return OwnerView(caller->id, request->name(), response);
 }
@@ -321,7 +342,7 @@ grpc::Status ModelsService::Grant(grpc::ServerContext* context,
                                   v1::ModelInfo* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Grant");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto grant = jobs_->GrantModel(caller->id, request->name(), request->grantee_id(),
+  auto grant = jobs_->models().GrantModel(caller->id, request->name(), request->grantee_id(),
                                  request->budget());
   if (!grant.ok()) return ToGrpc(grant.status());
   return OwnerView(caller->id, request->name(), response);
@@ -332,7 +353,8 @@ grpc::Status ModelsService::Revoke(grpc::ServerContext* context,
                                    v1::ModelInfo* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Revoke");
   if (!caller.ok()) return ToGrpc(caller.status());
-  Status revoked = jobs_->RevokeModel(caller->id, request->name(), request->grantee_id());
+  Status revoked =
+      jobs_->models().RevokeModel(caller->id, request->name(), request->grantee_id());
   if (!revoked.ok()) return ToGrpc(revoked);
   return OwnerView(caller->id, request->name(), response);
 }
@@ -342,7 +364,7 @@ grpc::Status ModelsService::ListShared(grpc::ServerContext* context,
                                        v1::ListSharedModelsResponse* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.ListShared");
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto shared = jobs_->ListSharedModels(caller->id);
+  auto shared = jobs_->models().ListSharedModels(caller->id);
   if (!shared.ok()) return ToGrpc(shared.status());
   for (const jobs::SharedModel& s : *shared) {
     const jobs::ModelRecord& m = s.model;
@@ -359,7 +381,7 @@ grpc::Status ModelsService::ListShared(grpc::ServerContext* context,
     out->set_rate_per_minute(m.rate_per_minute);
     out->set_queries_used(s.grant.used);
     out->set_query_budget(s.grant.budget);
-    out->set_max_batch(jobs_->max_predict_batch());
+    out->set_max_batch(jobs_->models().max_predict_batch());
   }
   return grpc::Status::OK;
 }

@@ -86,6 +86,6 @@ class ModelsService final : public v1::Models::Service {
 
 // The owner's view and the provider's facts of a job record (exposed for tests).
 void ToOwnerJobView(const jobs::JobRecord& record, v1::OwnerJobView* view);
-void ToJobFacts(const jobs::JobRecord& record, v1::JobFacts* facts);
+void ToJobFacts(const jobs::JobRecord& record, int64_t now_unix, v1::JobFacts* facts);
 
 }  // namespace chiron::runtime

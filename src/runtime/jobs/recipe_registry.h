@@ -1,0 +1,51 @@
+// RecipeRegistry: the providers' recipes in the sealed store (docs/recipes.md).
+//
+// A recipe is stored sealed (store::BlobKind::kRecipe) under the hex SHA-256 of its manifest and
+// code ("chiron-recipe-v1", provider id, name, version, shared object): the public commitment
+// owners see. chirond's built-in recipes belong to kBuiltinPrincipal and are registered from a
+// directory at start. Registering the same provider, name, version and code again is idempotent.
+// Nobody can read a recipe's code back through any API: only the training queue and model access
+// load it, into a sandboxed worker.
+//
+// Thread safety: all methods are safe to call concurrently (the store serialises writes).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/jobs/records.h"
+#include "runtime/store/store.h"
+#include "shared/base/status.h"
+
+namespace chiron::jobs {
+
+struct RecipeRegistryOptions {
+  // Built-in recipes: every chiron_recipe_<name>.so in this directory is registered as <name>.
+  std::string recipes_dir;
+  uint64_t max_recipe_size = uint64_t{64} << 20;
+};
+
+class RecipeRegistry {
+ public:
+  RecipeRegistry(store::Store* store, RecipeRegistryOptions options)
+      : store_(store), options_(std::move(options)) {}
+
+  // Registers kBuiltinPrincipal and every built-in recipe of options.recipes_dir (a missing
+  // directory is logged and skipped). Errors: the store's, or a built-in the registry refuses.
+  Status RegisterBuiltins();
+
+  // InvalidArgument for a bad name, version or description, or bytes that are not an ELF object
+  // of 1..max_recipe_size bytes. The record of an identical registration if there is one.
+  Result<RecipeRecord> Register(const std::string& provider_id, const std::string& name,
+                                const std::string& version, const std::string& description,
+                                ByteSpan shared_object);
+  Result<std::vector<RecipeRecord>> List();
+  // By id, else the newest registration of that name. NotFound saying how to list recipes.
+  Result<RecipeRecord> Find(const std::string& id_or_name);
+
+ private:
+  store::Store* store_;
+  RecipeRegistryOptions options_;
+};
+
+}  // namespace chiron::jobs

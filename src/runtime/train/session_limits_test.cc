@@ -105,7 +105,8 @@ TEST(SessionLimitsTest, AbortBeforeRunStopsItAtTheFirstRequest) {
 TEST(SessionLimitsTest, TheJobDeadlineEndsARunMidStepAsATimeLimit) {
   const Records records = Noise();
   TrainingOptions options = OptionsFor();
-  options.deadline = Clock::now() + std::chrono::seconds(3);
+  // Ample for the start (milliseconds on a quiet machine) and two steps: the hang ends the run.
+  options.deadline = Clock::now() + std::chrono::seconds(5);
   auto session = Create(records, ScriptedRecipe({"fail_at_step 2 hang"}), options);
   ASSERT_TRUE(session.ok()) << session.status().ToString();
   const auto start = Clock::now();
@@ -121,10 +122,10 @@ TEST(SessionLimitsTest, TheJobDeadlineEndsARunMidStepAsATimeLimit) {
 TEST(SessionLimitsTest, TheJobDeadlineAlsoStopsSlowStepsThatEachFitTheRequestTimeout) {
   const Records records = Noise();
   TrainingOptions options = OptionsFor();
-  options.worker.request_timeout = std::chrono::seconds(2);  // each 300 ms step fits easily
-  options.deadline = Clock::now() + std::chrono::seconds(4);
-  // 2 epochs × 13 steps × 300 ms: about 8 s without the job's limit.
-  auto session = Create(records, ScriptedRecipe({"sleep_per_step_ms 300"}), options);
+  options.worker.request_timeout = std::chrono::seconds(3);  // each 500 ms step fits easily
+  options.deadline = Clock::now() + std::chrono::seconds(5);
+  // 2 epochs × 13 steps × 500 ms: at least 13 s without the job's limit.
+  auto session = Create(records, ScriptedRecipe({"sleep_per_step_ms 500"}), options);
   ASSERT_TRUE(session.ok()) << session.status().ToString();
   Result<TrainingResult> result = (*session)->Run();
   ASSERT_FALSE(result.ok());

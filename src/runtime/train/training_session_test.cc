@@ -283,7 +283,8 @@ TEST(TrainingSessionTest, TheJobDeadlineEndsARunMidStepAsATimeLimit) {
   const Records records = MakeRecords(256);
   const Bytes malicious = ReadFile(CHIRON_RECIPE_MALICIOUS);
   TrainingOptions options = MaliciousOptions("sleep");
-  options.deadline = Clock::now() + std::chrono::seconds(6);  // start (~1 s) + part of a step
+  // Ample for the worker start (0.4-1.3 s, more under load); then the first step sleeps.
+  options.deadline = Clock::now() + std::chrono::seconds(15);
   auto session = TrainingSession::Create(records.data(), malicious, options);
   ASSERT_TRUE(session.ok()) << session.status().ToString();
   const auto start = Clock::now();

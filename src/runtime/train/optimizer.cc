@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "shared/base/vector_clones.h"
+
 // The update loops below mirror ATen's CPU kernels operation by operation. Two compile-time
 // choices keep them bit-compatible and fast:
 //  - this file is compiled with -ffp-contract=off (see CMakeLists.txt), so `a * b + c` is never
@@ -14,13 +16,6 @@
 //    (add/add_ with an alpha);
 //  - the hot loops are cloned for x86-64-v4 (AVX-512) and v3 (AVX2+FMA), so std::fma becomes one
 //    instruction and the loops vectorise like ATen's.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define CHIRON_VECTOR_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CHIRON_VECTOR_CLONES
-#endif
 
 namespace chiron::train {
 namespace {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "shared/base/vector_clones.h"
 #include "shared/worker_abi/sandbox_policy.h"
 
 namespace chiron::train {
@@ -41,13 +42,6 @@ FailureCategory CategoryForReason(uint64_t reason) {
   return FailureCategory::kInvalidOutput;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define CHIRON_VECTOR_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CHIRON_VECTOR_CLONES
-#endif
 
 // The largest |x| of `values` as a bit pattern. For non-negative floats the bit patterns order
 // like the values, and every NaN and infinity lies above every finite value, so one integer
@@ -67,18 +61,14 @@ uint32_t MaxAbsBits(const float* __restrict values, size_t count) {
 
 }  // namespace
 
-Status CheckRange(std::span<const float> values, float max_abs, const char* what) {
-  if (!(max_abs >= 0)) return InternalError(std::string(what) + ": the bound is not a number");
+WorkerCheck CheckRange(std::span<const float> values, float max_abs) {
+  if (!(max_abs >= 0)) return WorkerRefusal::kOutOfRange;  // a NaN bound: nothing passes
   uint32_t bound;
   std::memcpy(&bound, &max_abs, sizeof bound);
-  if (MaxAbsBits(values.data(), values.size()) <= (bound & 0x7fffffffu)) return Status::Ok();
-  for (size_t i = 0; i < values.size(); ++i) {  // the rare failure: name the first culprit
-    if (!(std::fabs(values[i]) <= max_abs)) {
-      return InvalidArgumentError(std::string(what) + " " + std::to_string(i) +
-                                  " is NaN, infinite or beyond +-" + std::to_string(max_abs));
-    }
-  }
-  return InternalError(std::string(what) + ": range check disagreement");  // unreachable
+  const uint32_t largest = MaxAbsBits(values.data(), values.size());
+  if (largest <= (bound & 0x7fffffffu)) return WorkerCheck();
+  // Which value failed is not said: its index is the worker's choice.
+  return largest >= 0x7f800000u ? WorkerRefusal::kNotFinite : WorkerRefusal::kOutOfRange;
 }
 
 Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
@@ -86,6 +76,10 @@ Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
                                                           const WorkerSettings& settings,
                                                           FailureCategory* failure) {
   if (failure != nullptr) *failure = FailureCategory::kInternal;
+  if (settings.stopper != nullptr && settings.stopper->stopped()) {
+    if (failure != nullptr) *failure = FailureCategory::kStopped;
+    return AbortedError("worker: stopped by the runtime before the start");
+  }
   const int64_t elements = options.schema.SampleElementCount();
   if (elements <= 0) return InvalidArgumentError("worker: empty input shape");
   const uint64_t sample_size =
@@ -127,6 +121,8 @@ Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
   }
   std::unique_ptr<WorkerClient> client(
       new WorkerClient(std::move(process).value(), settings, sample_size, options.deadline));
+  // From here a Stop() kills this worker, and one that came during the launch already has.
+  if (settings.stopper != nullptr) settings.stopper->Attach(client.get());
 
   WorkerFrameExpectation expect;
   expect.type = WorkerFrameType::kConfigured;
@@ -147,7 +143,32 @@ Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
   return client;
 }
 
-WorkerClient::~WorkerClient() { Shutdown(); }
+WorkerClient::~WorkerClient() {
+  if (settings_.stopper != nullptr) settings_.stopper->Detach(this);
+  Shutdown();
+}
+
+void WorkerStopper::Stop() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stopped_ = true;
+  for (WorkerClient* client : clients_) client->Abort();
+}
+
+bool WorkerStopper::stopped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stopped_;
+}
+
+void WorkerStopper::Attach(WorkerClient* client) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  clients_.push_back(client);
+  if (stopped_) client->Abort();
+}
+
+void WorkerStopper::Detach(WorkerClient* client) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::erase(clients_, client);
+}
 
 void WorkerClient::Shutdown() {
   if (process_ == nullptr) return;
@@ -182,10 +203,9 @@ Status WorkerClient::Fail(FailureCategory category, const Status& cause) {
   if (process_ != nullptr) {
     process_->Kill();
     Result<sandbox::ExitInfo> exit = process_->Wait(Clock::now() + std::chrono::seconds(10));
-    if (exit.ok()) {
-      category = CategoryForExit(*exit, category);
-      exit_description_ = exit->ToString();
-    }
+    // Only the category: the exit code and signal are the worker's choice (ExitInfo::ToString
+    // is for debugging, never for a message).
+    if (exit.ok()) category = CategoryForExit(*exit, category);
   }
   if (aborted()) {
     // Whatever the request saw (a closed channel, most likely), the runtime asked for this end.
@@ -295,7 +315,7 @@ Status WorkerClient::InitialParameters(std::vector<float>& params, std::vector<f
   Result<std::vector<float>> copy = process_->ReadGradients(
       parameter_count_ + buffer_count_, std::numeric_limits<float>::max());
   if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
-  if (Status s = CheckRange(*copy, max_abs, "initial value"); !s.ok()) {
+  if (Status s = CheckRange(*copy, max_abs); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   params.assign(copy->begin(), copy->begin() + static_cast<ptrdiff_t>(parameter_count_));
@@ -323,10 +343,11 @@ Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
     // ValidateWorkerFrame rejects a non-finite or huge loss as a malformed frame; it is a
     // numerical failure of the recipe, not garbage, so say so.
     if (failure_ == FailureCategory::kInvalidOutput &&
-        frame.status().message().find("loss is not finite") != std::string::npos) {
+        WorkerRefusalOf(frame.status()) == WorkerRefusal::kLoss) {
       failure_ = FailureCategory::kNumericalError;
-      failure_status_ = Status(failure_status_.code(), "worker failed (numerical error): " +
-                                                           frame.status().message());
+      failure_status_ =
+          Status(failure_status_.code(),
+                 "worker failed (numerical error): " + RefuseWorker(WorkerRefusal::kLoss).message());
       return failure_status_;
     }
     return frame.status();
@@ -341,10 +362,10 @@ Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
   if (Status s = process_->CopyGradients(parameter_count_, buffers); !s.ok()) {
     return Fail(FailureCategory::kInternal, s);
   }
-  if (Status s = CheckRange(grads, max_abs_gradient, "gradient"); !s.ok()) {
+  if (Status s = CheckRange(grads, max_abs_gradient); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
-  if (Status s = CheckRange(buffers, max_abs_buffer, "buffer"); !s.ok()) {
+  if (Status s = CheckRange(buffers, max_abs_buffer); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   return Status::Ok();
@@ -364,7 +385,7 @@ Result<std::vector<float>> WorkerClient::Predict(uint64_t count, float max_abs_o
   Result<std::vector<float>> copy =
       process_->ReadOutput(count * output_size_, std::numeric_limits<float>::max());
   if (!copy.ok()) return Fail(FailureCategory::kNumericalError, copy.status());
-  if (Status s = CheckRange(*copy, max_abs_output, "output"); !s.ok()) {
+  if (Status s = CheckRange(*copy, max_abs_output); !s.ok()) {
     return Fail(FailureCategory::kNumericalError, s);
   }
   return copy;

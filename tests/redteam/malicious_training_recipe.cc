@@ -13,6 +13,7 @@
 //   spin           never returns
 //   sleep          never returns, asleep (a slow step that burns no CPU)
 //   grow-resident  fills 128 MiB tensors (resident, not just reserved) until it is stopped
+//   sleep-at-load  never returns from BuildModel: the worker hangs while the recipe loads
 //   none           an ordinary MLP
 #include <chiron/recipe.h>
 #include <fcntl.h>
@@ -90,6 +91,9 @@ class MaliciousRecipe : public chiron::Recipe {
   const char* name() const override { return "malicious"; }
   std::shared_ptr<chiron::RecipeModel> BuildModel(const chiron::DatasetSchema& schema,
                                                   std::string* error) const override {
+    if (Mode() == "sleep-at-load") {
+      for (;;) sleep(1000);
+    }
     if (schema.SampleElementCount() < 1 || schema.class_count < 2) {
       *error = "bad schema";
       return nullptr;

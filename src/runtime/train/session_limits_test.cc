@@ -102,6 +102,36 @@ TEST(SessionLimitsTest, AbortBeforeRunStopsItAtTheFirstRequest) {
   EXPECT_EQ((*session)->failure(), FailureCategory::kStopped);
 }
 
+TEST(SessionLimitsTest, AStopperStopsARunningSessionAndEveryLaterStart) {
+  const Records records = Noise();
+  TrainingOptions options = OptionsFor();
+  options.worker.stopper = std::make_shared<WorkerStopper>();
+  auto session = Create(records, ScriptedRecipe({"fail_at_step 3 hang"}), options);
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  TrainingSession* training = session->get();
+  auto run = std::async(std::launch::async, [training] { return training->Run(); });
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(1)), std::future_status::timeout);
+  options.worker.stopper->Stop();
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(30)), std::future_status::ready);  // liveness
+  EXPECT_EQ(run.get().status().code(), StatusCode::kAborted);
+  EXPECT_EQ(training->failure(), FailureCategory::kStopped);
+  // Sticky: nothing starts with a stopped stopper (no worker is launched).
+  FailureCategory failure = FailureCategory::kNone;
+  auto later = Create(records, ScriptedRecipe(), options, &failure);
+  EXPECT_EQ(later.status().code(), StatusCode::kAborted) << later.status().ToString();
+  EXPECT_EQ(failure, FailureCategory::kStopped);
+  EXPECT_TRUE(options.worker.stopper->stopped());
+  // A session destroyed before the Stop() has detached itself: no use after free.
+  auto other = std::make_shared<WorkerStopper>();
+  TrainingOptions short_lived = OptionsFor();
+  short_lived.worker.stopper = other;
+  {
+    auto gone = Create(records, ScriptedRecipe(), short_lived);
+    ASSERT_TRUE(gone.ok()) << gone.status().ToString();
+  }
+  other->Stop();
+}
+
 TEST(SessionLimitsTest, TheJobDeadlineEndsARunMidStepAsATimeLimit) {
   const Records records = Noise();
   TrainingOptions options = OptionsFor();

@@ -279,6 +279,24 @@ TEST(TrainingSessionTest, AbortFromAnotherThreadStopsARunBlockedInASlowStep) {
   EXPECT_EQ((*fresh)->failure(), FailureCategory::kNone);
 }
 
+TEST(TrainingSessionTest, AStopperStopsACreateWhoseRecipeHangsWhileLoading) {
+  const Records records = MakeRecords(256);
+  const Bytes malicious = ReadFile(CHIRON_RECIPE_MALICIOUS);
+  TrainingOptions options = MaliciousOptions("sleep-at-load");
+  options.worker.start_timeout = std::chrono::seconds(300);  // without Stop(): five minutes
+  options.worker.stopper = std::make_shared<WorkerStopper>();
+  FailureCategory failure = FailureCategory::kNone;
+  auto create = std::async(std::launch::async, [&] {
+    return TrainingSession::Create(records.data(), malicious, options, &failure);
+  });
+  ASSERT_EQ(create.wait_for(std::chrono::seconds(3)), std::future_status::timeout);
+  options.worker.stopper->Stop();
+  ASSERT_EQ(create.wait_for(std::chrono::seconds(30)), std::future_status::ready);  // liveness
+  auto session = create.get();
+  EXPECT_EQ(session.status().code(), StatusCode::kAborted) << session.status().ToString();
+  EXPECT_EQ(failure, FailureCategory::kStopped);
+}
+
 TEST(TrainingSessionTest, TheJobDeadlineEndsARunMidStepAsATimeLimit) {
   const Records records = MakeRecords(256);
   const Bytes malicious = ReadFile(CHIRON_RECIPE_MALICIOUS);

@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,30 @@ enum class FailureCategory : uint8_t {
 };
 std::string_view FailureCategoryName(FailureCategory category);
 
+class WorkerClient;
+
+// Stops the workers of a job from any thread, including while TrainingSession::Create(),
+// PredictionSession::Start() or DescribeRecipe() is still starting the worker and loading the
+// recipe (recipe code runs then: up to start_timeout), when there is no session to Abort() yet.
+// Share one (WorkerSettings::stopper) between the options and the thread that may stop the job.
+// Stop() is idempotent and sticky: it aborts every worker started with it so far (as Abort()
+// does: their calls fail with Aborted, kStopped) and every later one at once; a Create() or Start()
+// after it launches nothing and fails with Aborted (*failure kStopped). Thread safe.
+class WorkerStopper {
+ public:
+  void Stop();
+  bool stopped() const;
+
+ private:
+  friend class WorkerClient;
+  void Attach(WorkerClient* client);  // aborts it at once if already stopped
+  void Detach(WorkerClient* client);
+
+  mutable std::mutex mutex_;
+  bool stopped_ = false;
+  std::vector<WorkerClient*> clients_;  // not owned; each detaches itself before it is destroyed
+};
+
 // Everything about the worker process that the runtime, not the recipe, decides.
 struct WorkerSettings {
   std::string worker_path;              // absolute path of chiron-worker
@@ -50,6 +76,8 @@ struct WorkerSettings {
   std::vector<std::string> extra_environment;
   uint64_t max_arena_count = 64ull << 20;  // parameters + buffers (floats); sparse until used
   uint32_t max_output_size = 65536;        // outputs per sample
+  // Optional: lets another thread stop the worker, even while it starts (see WorkerStopper).
+  std::shared_ptr<WorkerStopper> stopper;
 };
 
 // The worker's environment: DNNL_JIT_PROFILE=0 (oneDNN would otherwise dlopen a profiler on its

@@ -182,7 +182,7 @@ TEST(CliHelpTest, ExitCodesInHelpMatchTheDocs) {
   using namespace chiron::client;
   const std::set<int> in_code = {kExitOk,          kExitUsage,   kExitVerificationFailed,
                                  kExitUnreachable, kExitError,   kExitRefused,
-                                 kExitJobFailed};
+                                 kExitJobFailed,   kExitPartial};
   EXPECT_EQ(in_help, in_code) << list;
   EXPECT_EQ(in_docs, in_help);
 }

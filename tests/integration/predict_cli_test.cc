@@ -247,12 +247,14 @@ TEST_F(PredictCliTest, IdxPngCsvInputsBatchesLimitsAndGrants) {
   EXPECT_NE(mismatch2.err.find("CSV features are f32"), std::string::npos) << mismatch2.err;
 
   // The owner's limits: 10 per minute; the client sends batches of 10, the second is refused
-  // with the time to wait.
+  // with the time to wait (--no-wait: stop there; the first 10 are printed).
   auto limit = Owner("alice", {"model", "limit", "fm", "--per-minute", "10", "--json"});
   ASSERT_EQ(limit.exit_code, 0) << limit.err;
   EXPECT_EQ(ParseJson(limit)["rate_per_minute"], 10);
-  auto burst = Owner("alice", {"predict", "--model", "fm", t10k, "--count", "15", "--json"});
-  EXPECT_NE(burst.exit_code, 0);
+  auto burst = Owner("alice", {"predict", "--model", "fm", t10k, "--count", "15", "--no-wait",
+                               "--json"});
+  EXPECT_EQ(burst.exit_code, 7) << burst.err;
+  EXPECT_EQ(ParseJson(burst)["predictions"].size(), 10u);
   EXPECT_NE(burst.err.find("retry in"), std::string::npos) << burst.err;
   EXPECT_NE(burst.err.find("rate limit"), std::string::npos) << burst.err;
   ASSERT_EQ(Owner("alice", {"model", "limit", "fm", "--per-minute", "0"}).exit_code, 0);
@@ -329,6 +331,111 @@ TEST_F(PredictCliTest, IdxPngCsvInputsBatchesLimitsAndGrants) {
     EXPECT_NE(help.out.find("Example"), std::string::npos) << sub << ":\n" << help.out;
     EXPECT_NE(help.out.find(std::string("chiron model ") + sub), std::string::npos) << sub;
   }
+}
+
+// Nothing charged is thrown away. Over the rate limit, `--no-wait` prints every answered sample
+// (text and JSON; the JSON names the unanswered ones and why) and exits 7 (partial); without it
+// the client waits as long as the server's retry-after says and answers every sample. A grant
+// budget smaller than the run: the answered batches are printed and the message says how many
+// queries are left. (On the old client, a refused later batch printed nothing.)
+TEST_F(PredictCliTest, OverTheLimitsEveryAnsweredSampleIsPrintedAndPacingAnswersAll) {
+  std::ofstream(dir_ + "/points.csv") << SyntheticCsv(300, 1, true, "a,b,c,d,species");
+  std::ofstream(dir_ + "/test.csv") << SyntheticCsv(121, 2, true, "a,b,c,d,species");
+  server_ = std::make_unique<ChirondProcess>(dir_, std::vector<std::string>{},
+                                             BinaryPath("chiron-worker"));
+  ASSERT_GT(server_->port(), 0);
+  Init("alice");
+  const std::string bob_id = Init("bob");
+  ASSERT_EQ(Owner("alice", {"dataset", "upload", dir_ + "/points.csv", "--name", "pts",
+                            "--label-column", "species"})
+                .exit_code,
+            0);
+  auto train = Owner("alice", {"train", "--dataset", "pts", "--recipe", "mlp", "--model", "pts",
+                               "--epochs", "1", "--json"});
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const std::string test_csv = dir_ + "/test.csv";
+
+  // 40 per minute: batches of 40. Of 50 samples the first batch is answered (and charged), the
+  // second refused: with --no-wait the 40 are printed, the 10 others named, exit 7.
+  ASSERT_EQ(Owner("alice", {"model", "limit", "pts", "--per-minute", "40"}).exit_code, 0);
+  auto partial = Owner("alice", {"predict", "--model", "pts", test_csv, "--label-column",
+                                 "species", "--count", "50", "--no-wait", "--json"});
+  EXPECT_EQ(partial.exit_code, 7) << partial.err;
+  auto partial_json = ParseJson(partial);
+  ASSERT_EQ(partial_json["predictions"].size(), 40u) << partial.out;
+  EXPECT_EQ(partial_json["predictions"][39]["source"], "test.csv row 40");
+  EXPECT_EQ(partial_json["complete"], false);
+  EXPECT_EQ(partial_json["answered"], 40);
+  EXPECT_EQ(partial_json["queries_used"], 40);
+  ASSERT_EQ(partial_json["unanswered"].size(), 10u);
+  EXPECT_EQ(partial_json["unanswered"][0]["source"], "test.csv row 41");
+  EXPECT_EQ(partial_json["unanswered"][9]["index"], 49);
+  EXPECT_EQ(partial_json["stopped"]["reason"], "rate_limit");
+  EXPECT_NE(partial_json["stopped"]["message"].get<std::string>().find("40 queries per minute"),
+            std::string::npos);
+  // The server said when to retry, machine-readably: 10 tokens at 40 a minute, about 15 s.
+  ASSERT_TRUE(partial_json["stopped"].contains("retry_after_ms")) << partial.out;
+  EXPECT_GT(partial_json["stopped"]["retry_after_ms"].get<int64_t>(), 10000);
+  EXPECT_LE(partial_json["stopped"]["retry_after_ms"].get<int64_t>(), 15000);
+  EXPECT_NE(partial.err.find("answered 40 of 50 samples (printed)"), std::string::npos)
+      << partial.err;
+  EXPECT_NE(partial.err.find("--offset 40 --count 10"), std::string::npos) << partial.err;
+
+  // The same in text (a new limit starts a full bucket): 41 answered and shown, 9 not.
+  ASSERT_EQ(Owner("alice", {"model", "limit", "pts", "--per-minute", "41"}).exit_code, 0);
+  auto text = Owner("alice", {"predict", "--model", "pts", test_csv, "--label-column",
+                              "species", "--count", "50", "--no-wait"});
+  EXPECT_EQ(text.exit_code, 7) << text.err;
+  std::printf("--no-wait over the rate limit, stderr:\n%s", text.err.c_str());
+  EXPECT_NE(text.out.find("test.csv row 41\n"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("test.csv row 42\n"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("answered 41 of 50 samples"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("queries used: 81"), std::string::npos) << text.out;
+  EXPECT_NE(text.err.find("--offset 41 --count 9"), std::string::npos) << text.err;
+  // Refused at once (the bucket is empty): nothing answered is a plain error, with the wait.
+  auto empty = Owner("alice", {"predict", "--model", "pts", test_csv, "--label-column",
+                               "species", "--count", "5", "--no-wait"});
+  EXPECT_EQ(empty.exit_code, 4) << empty.err;
+  EXPECT_NE(empty.err.find("run again in"), std::string::npos) << empty.err;
+
+  // Pacing: 120 per minute (a full bucket, batches of 64). 121 samples: 64 pass, the next 57
+  // find 56 tokens and are refused with a wait of about half a second, which the client waits
+  // (saying so) before sending them again: all 121 answered.
+  ASSERT_EQ(Owner("alice", {"model", "limit", "pts", "--per-minute", "120"}).exit_code, 0);
+  auto paced = Owner("alice", {"predict", "--model", "pts", test_csv, "--label-column",
+                               "species", "--json"});
+  ASSERT_EQ(paced.exit_code, 0) << paced.err;
+  std::printf("paced, stderr:\n%s", paced.err.c_str());
+  auto paced_json = ParseJson(paced);
+  EXPECT_EQ(paced_json["predictions"].size(), 121u);
+  EXPECT_EQ(paced_json["complete"], true);
+  EXPECT_TRUE(paced_json["unanswered"].empty());
+  EXPECT_EQ(paced_json["queries_used"], 81 + 121);
+  EXPECT_NE(paced.err.find("rate limit of model 'pts': waiting "), std::string::npos)
+      << paced.err;
+  EXPECT_NE(paced.err.find("(--no-wait to stop instead)"), std::string::npos) << paced.err;
+
+  // A grant budget smaller than the run: bob's first batch of 64 passes, the next 57 find 36
+  // queries left. The 64 are printed; the message says how many are left, not "spent".
+  ASSERT_EQ(Owner("alice", {"model", "limit", "pts", "--per-minute", "0"}).exit_code, 0);
+  ASSERT_EQ(Owner("alice", {"model", "grant", "pts", "--to", bob_id, "--budget", "100"})
+                .exit_code,
+            0);
+  const std::string alice_id = ParseJson(Owner("alice", {"whoami", "--json"})).value("id", "");
+  auto grantee = Owner("bob", {"predict", "--model", "pts", "--owner", alice_id, test_csv,
+                               "--label-column", "species", "--json"});
+  EXPECT_EQ(grantee.exit_code, 7) << grantee.err;
+  std::printf("grant budget smaller than the run, stderr:\n%s", grantee.err.c_str());
+  auto grantee_json = ParseJson(grantee);
+  EXPECT_EQ(grantee_json["predictions"].size(), 64u);
+  EXPECT_EQ(grantee_json["queries_used"], 64);
+  EXPECT_EQ(grantee_json["stopped"]["reason"], "budget");
+  EXPECT_NE(grantee.err.find("has 36 of its 100 queries left and this request asks for 57"),
+            std::string::npos)
+      << grantee.err;
+  EXPECT_NE(grantee.err.find("ask the model's owner for more"), std::string::npos)
+      << grantee.err;
+  EXPECT_NE(grantee.err.find("--offset 64 --count 57"), std::string::npos) << grantee.err;
 }
 
 }  // namespace

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.footer(
       "Exit codes: 0 ok, 1 usage, 2 verification failed, 3 server unreachable, 4 error, "
-      "5 refused by the server, 6 training job failed or cancelled.\n\nExample:\n  " +
+      "5 refused by the server, 6 training job failed or cancelled, 7 partial (predict: some "
+      "samples answered and printed, the rest not).\n\nExample:\n  " +
       global.program + " init --name alice --server 127.0.0.1:7443 --policy policy.json\n  " +
       global.program + " attest");
   app.add_option("--profile", global.profile_dir,

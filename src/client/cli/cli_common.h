@@ -28,6 +28,7 @@ inline constexpr int kExitUnreachable = 3;         // server unreachable or conn
 inline constexpr int kExitError = 4;               // anything else
 inline constexpr int kExitRefused = 5;             // the server refused: wrong role, unregistered
 inline constexpr int kExitJobFailed = 6;           // a training job ended failed or cancelled
+inline constexpr int kExitPartial = 7;  // some of the work done and printed, the rest not (predict)
 
 struct GlobalOptions {
   bool operator_mode = false;  // invoked as chiron-operator: provider defaults

@@ -19,6 +19,7 @@
 #include "chiron/v1/models.grpc.pb.h"
 #include "client/cli/cli_common.h"
 #include "client/cli/job_view.h"
+#include "client/cli/predict_batches.h"
 #include "client/cli/terminal_image.h"
 #include "client/importers/csv_source.h"
 #include "client/importers/input_stream.h"
@@ -29,7 +30,6 @@ namespace chiron::client {
 namespace {
 
 constexpr uint64_t kMaxSamples = 10000;        // per command
-constexpr size_t kSamplesPerRequest = 64;      // per Predict call
 constexpr size_t kMaxRawFileSize = size_t{256} << 20;
 
 constexpr uint64_t kDefaultIdxCount = 8;      // an IDX file holds thousands: show a few
@@ -47,6 +47,7 @@ struct PredictArgs {
   uint32_t top_k = 0;
   std::string image_style = "auto";
   bool json = false;
+  bool no_wait = false;              // stop at the rate limit instead of waiting
 };
 
 // Samples read from the user's files, in the model's schema.
@@ -455,71 +456,6 @@ Result<Samples> ReadSamples(const PredictArgs& args, const std::vector<std::stri
   return samples;
 }
 
-struct Answer {
-  std::vector<v1::Prediction> predictions;
-  bool label_only = false;
-  uint64_t queries_used = 0;
-  uint64_t query_budget = 0;
-};
-
-// Samples per request: the server's maximum, and no more than the rate limit lets through.
-size_t BatchSize(const v1::ModelInfo& model) {
-  size_t batch = kSamplesPerRequest;
-  if (model.max_batch() > 0) batch = std::min<size_t>(batch, model.max_batch());
-  if (model.rate_per_minute() > 0) batch = std::min<size_t>(batch, model.rate_per_minute());
-  return std::max<size_t>(batch, 1);
-}
-
-// Sends the samples in batches; checks every answer before using it (a hostile or broken
-// server must not make the client index out of range or print nonsense).
-Result<Answer> Predict(Connection& connection, const v1::ModelInfo& model, const Samples& samples,
-                       const std::string& owner_id, uint32_t top_k) {
-  auto stub = v1::Models::NewStub(connection.channel());
-  Answer answer;
-  uint32_t classes = model.class_names_size() > 0 ? model.class_names_size() : model.output_size();
-  const size_t batch = BatchSize(model);
-  for (size_t start = 0; start < samples.items.size(); start += batch) {
-    size_t end = std::min(samples.items.size(), start + batch);
-    v1::PredictRequest request;
-    request.set_model_name(model.name());
-    request.set_owner_id(owner_id);
-    request.set_top_k(top_k);
-    for (size_t i = start; i < end; ++i) request.add_samples(samples.items[i]);
-    v1::PredictResponse response;
-    auto context = connection.NewContext();
-    CHIRON_RETURN_IF_ERROR(
-        FromGrpc(stub->Predict(context.get(), request, &response), "Models.Predict"));
-    if (static_cast<size_t>(response.predictions_size()) != end - start) {
-      return DataLossError("Models.Predict answered " +
-                           std::to_string(response.predictions_size()) + " predictions for " +
-                           std::to_string(end - start) + " samples");
-    }
-    for (const v1::Prediction& prediction : response.predictions()) {
-      if (response.label_only() ? (prediction.classes_size() != 1 ||
-                                   prediction.probabilities_size() != 0)
-                                : prediction.classes_size() != prediction.probabilities_size()) {
-        return DataLossError("Models.Predict answered classes and probabilities that do not "
-                             "match its output policy");
-      }
-      for (int k = 0; k < prediction.classes_size(); ++k) {
-        if (classes > 0 && prediction.classes(k) >= classes) {
-          return DataLossError("Models.Predict answered an out-of-range class");
-        }
-      }
-      for (float p : prediction.probabilities()) {
-        if (!(p >= 0.0f && p <= 1.0f)) {
-          return DataLossError("Models.Predict answered an out-of-range probability");
-        }
-      }
-      answer.predictions.push_back(prediction);
-    }
-    answer.label_only = response.label_only();
-    answer.queries_used = response.queries_used();
-    answer.query_budget = response.query_budget();
-  }
-  return answer;
-}
-
 // A grantee's view of a model another owner shared (Models.ListShared), in ModelInfo's shape.
 Result<v1::ModelInfo> FindSharedModel(Connection& connection, const std::string& owner_id,
                                       const std::string& name, const std::string& program) {
@@ -549,6 +485,172 @@ Result<v1::ModelInfo> FindSharedModel(Connection& connection, const std::string&
 bool UseColor() {
   const char* term = std::getenv("TERM");
   return ::isatty(STDOUT_FILENO) == 1 && term != nullptr && std::strcmp(term, "dumb") != 0;
+}
+
+// The names predictions are printed with: the model's class names, else class indices.
+struct Labels {
+  std::vector<std::string> names;
+  const std::string& operator[](size_t c) const { return names[c % names.size()]; }
+};
+
+Labels MakeLabels(const v1::ModelInfo& model) {
+  std::vector<std::string> names(model.class_names().begin(), model.class_names().end());
+  size_t class_count = std::max<size_t>(names.size(), model.output_size());
+  return Labels{ClassLabels(names, std::max<size_t>(class_count, 256))};
+}
+
+// Every answered sample (in order), and which were not answered and why.
+void PrintJson(const PredictArgs& args, const Samples& samples, const Labels& labels,
+               const PredictRun& answer) {
+  size_t known = 0;
+  size_t correct = 0;
+  nlohmann::json list = nlohmann::json::array();
+  for (size_t i = 0; i < answer.predictions.size(); ++i) {
+    const v1::Prediction& p = answer.predictions[i];
+    nlohmann::json item = {{"index", samples.indices[i]}, {"source", samples.names[i]}};
+    std::vector<uint32_t> classes(p.classes().begin(), p.classes().end());
+    std::vector<std::string> class_names;
+    for (uint32_t c : classes) class_names.push_back(labels[c]);
+    item["classes"] = classes;
+    item["class_names"] = class_names;
+    if (!answer.label_only) {
+      item["probabilities"] = std::vector<float>(p.probabilities().begin(), p.probabilities().end());
+    }
+    int label = samples.labels[i];
+    if (label >= 0) {
+      item["label"] = label;
+      item["label_name"] = labels[static_cast<size_t>(label)];
+      item["correct"] = !classes.empty() && classes[0] == static_cast<uint32_t>(label);
+      ++known;
+      correct += item["correct"].get<bool>() ? 1 : 0;
+    }
+    list.push_back(item);
+  }
+  nlohmann::json unanswered = nlohmann::json::array();
+  for (size_t i = answer.predictions.size(); i < samples.items.size(); ++i) {
+    unanswered.push_back({{"index", samples.indices[i]}, {"source", samples.names[i]}});
+  }
+  nlohmann::json out = {{"model", args.model},
+                        {"label_only", answer.label_only},
+                        {"predictions", list},
+                        {"queries_used", answer.queries_used},
+                        {"query_budget", answer.query_budget},
+                        {"complete", answer.stop == PredictStop::kNone},
+                        {"answered", answer.predictions.size()},
+                        {"unanswered", unanswered}};
+  if (answer.stop != PredictStop::kNone) {
+    nlohmann::json stopped = {{"reason", PredictStopName(answer.stop)},
+                              {"message", answer.stopped.message()}};
+    if (answer.retry_after.count() > 0) stopped["retry_after_ms"] = answer.retry_after.count();
+    out["stopped"] = stopped;
+  }
+  if (!args.owner.empty()) out["owner_id"] = args.owner;
+  if (known > 0) out["accuracy"] = static_cast<double>(correct) / known;
+  std::cout << out.dump(2) << "\n";
+}
+
+// Each answered sample drawn beside its classes, then the accuracy and the budget.
+void PrintText(const PredictArgs& args, const Samples& samples, const Labels& labels,
+               const PredictRun& answer, const std::optional<ImageStyle>& style) {
+  size_t known = 0;
+  size_t correct = 0;
+  for (size_t i = 0; i < answer.predictions.size(); ++i) {
+    const v1::Prediction& p = answer.predictions[i];
+    int label = samples.labels[i];
+    std::vector<std::string> text;
+    char line[512];
+    text.push_back(samples.names[i]);
+    if (p.classes_size() > 0) {
+      std::string verdict;
+      if (label >= 0) {
+        ++known;
+        bool ok = p.classes(0) == static_cast<uint32_t>(label);
+        correct += ok ? 1 : 0;
+        verdict = ok ? "  \u2713 correct" : "  \u2717 wrong";
+      }
+      if (p.probabilities_size() > 0) {
+        std::snprintf(line, sizeof line, "predicted: %s (%.1f%%)%s", labels[p.classes(0)].c_str(),
+                      p.probabilities(0) * 100.0, verdict.c_str());
+      } else {
+        std::snprintf(line, sizeof line, "predicted: %s%s", labels[p.classes(0)].c_str(),
+                      verdict.c_str());
+      }
+      text.push_back(line);
+    } else {
+      text.push_back("predicted: (no classes returned)");
+    }
+    if (label >= 0) text.push_back("true:      " + labels[static_cast<size_t>(label)]);
+    for (int k = 0; k < p.probabilities_size(); ++k) {
+      std::snprintf(line, sizeof line, "  %d. %-16s %.3f", k + 1, labels[p.classes(k)].c_str(),
+                    p.probabilities(k));
+      text.push_back(line);
+    }
+    RenderedImage image;
+    if (style) {
+      auto gray = SampleToGray(ToBytes(samples.items[i]), samples.image_shape, samples.f32);
+      if (gray.ok()) image = RenderImage(*gray, *style, 40);
+    }
+    bool framed = style && *style != ImageStyle::kColor && !image.lines.empty();
+    size_t rows = std::max(image.lines.size(), text.size());
+    for (size_t row = 0; row < rows; ++row) {
+      std::string out;
+      if (!image.lines.empty()) {
+        if (framed) out += "|";
+        out += row < image.lines.size() ? image.lines[row] : std::string(image.columns, ' ');
+        if (framed) out += "|";
+        out += "  ";
+      }
+      if (row < text.size()) out += text[row];
+      while (!out.empty() && out.back() == ' ') out.pop_back();
+      std::printf("%s\n", out.c_str());
+    }
+    std::printf("\n");
+  }
+  if (answer.label_only) std::printf("labels only: the model's output policy returns no scores\n");
+  if (known > 0) {
+    std::printf("%zu of %zu correct (%.1f%%)\n", correct, known, 100.0 * correct / known);
+  }
+  if (answer.stop != PredictStop::kNone) {
+    std::printf("answered %zu of %zu samples (the rest: see the message on stderr)\n",
+                answer.predictions.size(), samples.items.size());
+  }
+  const char* whose = args.owner.empty() ? "model" : "your grant on model";
+  if (answer.query_budget > 0) {
+    std::printf("queries used: %llu of %llu for %s '%s'\n",
+                static_cast<unsigned long long>(answer.queries_used),
+                static_cast<unsigned long long>(answer.query_budget), whose, args.model.c_str());
+  } else {
+    std::printf("queries used: %llu for %s '%s'\n",
+                static_cast<unsigned long long>(answer.queries_used), whose, args.model.c_str());
+  }
+}
+
+// On stderr: how many were answered, why the rest were not (the server's message says what to
+// do about a budget), and the options that ask for the rest.
+void ReportStop(const GlobalOptions& global, const PredictArgs& args, const Samples& samples,
+                const PredictRun& answer) {
+  const size_t answered = answer.predictions.size();
+  const size_t rest = samples.items.size() - answered;
+  std::fprintf(stderr, "%s: answered %zu of %zu samples (printed); the other %zu, from %s on, "
+               "were not: %s\n",
+               global.program.c_str(), answered, samples.items.size(), rest,
+               samples.names[answered].c_str(), answer.stopped.message().c_str());
+  if (answer.stop == PredictStop::kInvalidAnswer) {
+    std::fprintf(stderr, "%s: the server's answer failed the client's checks: do not trust it\n",
+                 global.program.c_str());
+    return;
+  }
+  char rest_options[96];
+  std::snprintf(rest_options, sizeof rest_options, "--offset %llu --count %zu",
+                static_cast<unsigned long long>(args.offset + answered), rest);
+  if (answer.stop == PredictStop::kRateLimit && answer.retry_after.count() > 0) {
+    std::fprintf(stderr,
+                 "%s: in %s, ask for the rest with %s (without --no-wait, predict waits for the "
+                 "rate limit itself)\n",
+                 global.program.c_str(), WaitText(answer.retry_after).c_str(), rest_options);
+  } else {
+    std::fprintf(stderr, "%s: ask for the rest with %s\n", global.program.c_str(), rest_options);
+  }
 }
 
 int RunPredict(const GlobalOptions& global, const PredictArgs& given) {
@@ -598,134 +700,43 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& given) {
   if (!model.ok()) return Fail(model.status());
   auto samples = ReadSamples(args, files, *model);
   if (!samples.ok()) return Fail(samples.status());
-  auto answer = Predict(**connection, *model, *samples, args.owner, args.top_k);
-  if (!answer.ok()) {
-    int code = Fail(answer.status());
-    if (answer.status().code() == StatusCode::kResourceExhausted) {
-      if (answer.status().message().find("per minute") != std::string::npos) {
-        std::fprintf(stderr,
-                     "%s: the model's rate limit stopped this run; wait as the message says "
-                     "and run again (%s model show %s shows the limit)\n",
-                     global.program.c_str(), global.program.c_str(), args.model.c_str());
-      } else {
-        std::fprintf(stderr, "%s: a query budget is spent; `%s model list` shows it\n",
-                     global.program.c_str(), global.program.c_str());
-      }
+  PredictPacing pacing;
+  pacing.no_wait = args.no_wait;
+  pacing.on_wait = [&](std::chrono::milliseconds wait) {
+    std::fprintf(stderr, "%s: rate limit of model '%s': waiting %s (--no-wait to stop instead)\n",
+                 global.program.c_str(), args.model.c_str(), WaitText(wait).c_str());
+  };
+  const PredictRun answer =
+      SendPredictions(**connection, *model, samples->items, args.owner, args.top_k, pacing);
+  if (answer.predictions.empty() && answer.stop != PredictStop::kNone) {
+    // Nothing answered: a plain failure, with the way on.
+    int code = Fail(answer.stopped);
+    if (answer.stop == PredictStop::kRateLimit) {
+      std::fprintf(stderr,
+                   "%s: the model's rate limit refused the first request; %s (`%s model show "
+                   "%s` shows the limit)\n",
+                   global.program.c_str(),
+                   answer.retry_after.count() > 0
+                       ? ("run again in " + WaitText(answer.retry_after) +
+                          ", or without --no-wait to wait for it")
+                             .c_str()
+                       : "send fewer samples per minute",
+                   global.program.c_str(), args.model.c_str());
     }
     return code;
   }
 
-  std::vector<std::string> names(model->class_names().begin(), model->class_names().end());
-  size_t class_count = std::max<size_t>(names.size(), model->output_size());
-  std::vector<std::string> labels = ClassLabels(names, std::max<size_t>(class_count, 256));
-  size_t known = 0;
-  size_t correct = 0;
+  const Labels labels = MakeLabels(*model);
   if (args.json) {
-    nlohmann::json list = nlohmann::json::array();
-    for (size_t i = 0; i < answer->predictions.size(); ++i) {
-      const v1::Prediction& p = answer->predictions[i];
-      nlohmann::json item = {{"index", samples->indices[i]}, {"source", samples->names[i]}};
-      std::vector<uint32_t> classes(p.classes().begin(), p.classes().end());
-      std::vector<std::string> class_names;
-      for (uint32_t c : classes) class_names.push_back(labels[c % labels.size()]);
-      item["classes"] = classes;
-      item["class_names"] = class_names;
-      if (!answer->label_only) {
-        item["probabilities"] =
-            std::vector<float>(p.probabilities().begin(), p.probabilities().end());
-      }
-      int label = samples->labels[i];
-      if (label >= 0) {
-        item["label"] = label;
-        item["label_name"] = labels[static_cast<size_t>(label) % labels.size()];
-        item["correct"] = !classes.empty() && classes[0] == static_cast<uint32_t>(label);
-        ++known;
-        correct += item["correct"].get<bool>() ? 1 : 0;
-      }
-      list.push_back(item);
-    }
-    nlohmann::json out = {{"model", args.model},
-                          {"label_only", answer->label_only},
-                          {"predictions", list},
-                          {"queries_used", answer->queries_used},
-                          {"query_budget", answer->query_budget}};
-    if (!args.owner.empty()) out["owner_id"] = args.owner;
-    if (known > 0) out["accuracy"] = static_cast<double>(correct) / known;
-    std::cout << out.dump(2) << "\n";
-    return kExitOk;
-  }
-
-  for (size_t i = 0; i < answer->predictions.size(); ++i) {
-    const v1::Prediction& p = answer->predictions[i];
-    int label = samples->labels[i];
-    std::vector<std::string> text;
-    char line[512];
-    text.push_back(samples->names[i]);
-    if (p.classes_size() > 0) {
-      std::string verdict;
-      if (label >= 0) {
-        ++known;
-        bool ok = p.classes(0) == static_cast<uint32_t>(label);
-        correct += ok ? 1 : 0;
-        verdict = ok ? "  \u2713 correct" : "  \u2717 wrong";
-      }
-      if (p.probabilities_size() > 0) {
-        std::snprintf(line, sizeof line, "predicted: %s (%.1f%%)%s",
-                      labels[p.classes(0) % labels.size()].c_str(), p.probabilities(0) * 100.0,
-                      verdict.c_str());
-      } else {
-        std::snprintf(line, sizeof line, "predicted: %s%s",
-                      labels[p.classes(0) % labels.size()].c_str(), verdict.c_str());
-      }
-      text.push_back(line);
-    } else {
-      text.push_back("predicted: (no classes returned)");
-    }
-    if (label >= 0) {
-      text.push_back("true:      " + labels[static_cast<size_t>(label) % labels.size()]);
-    }
-    for (int k = 0; k < p.probabilities_size(); ++k) {
-      std::snprintf(line, sizeof line, "  %d. %-16s %.3f", k + 1,
-                    labels[p.classes(k) % labels.size()].c_str(), p.probabilities(k));
-      text.push_back(line);
-    }
-    RenderedImage image;
-    if (style) {
-      auto gray = SampleToGray(ToBytes(samples->items[i]), samples->image_shape, samples->f32);
-      if (gray.ok()) image = RenderImage(*gray, *style, 40);
-    }
-    bool framed = style && *style != ImageStyle::kColor && !image.lines.empty();
-    size_t rows = std::max(image.lines.size(), text.size());
-    for (size_t row = 0; row < rows; ++row) {
-      std::string out;
-      if (!image.lines.empty()) {
-        if (framed) out += "|";
-        out += row < image.lines.size() ? image.lines[row] : std::string(image.columns, ' ');
-        if (framed) out += "|";
-        out += "  ";
-      }
-      if (row < text.size()) out += text[row];
-      while (!out.empty() && out.back() == ' ') out.pop_back();
-      std::printf("%s\n", out.c_str());
-    }
-    std::printf("\n");
-  }
-  if (answer->label_only) {
-    std::printf("labels only: the model's output policy returns no scores\n");
-  }
-  if (known > 0) {
-    std::printf("%zu of %zu correct (%.1f%%)\n", correct, known, 100.0 * correct / known);
-  }
-  const char* whose = args.owner.empty() ? "model" : "your grant on model";
-  if (answer->query_budget > 0) {
-    std::printf("queries used: %llu of %llu for %s '%s'\n",
-                static_cast<unsigned long long>(answer->queries_used),
-                static_cast<unsigned long long>(answer->query_budget), whose, args.model.c_str());
+    PrintJson(args, *samples, labels, answer);
   } else {
-    std::printf("queries used: %llu for %s '%s'\n",
-                static_cast<unsigned long long>(answer->queries_used), whose, args.model.c_str());
+    PrintText(args, *samples, labels, answer, style);
   }
-  return kExitOk;
+  if (answer.stop == PredictStop::kNone) return kExitOk;
+  ReportStop(global, args, *samples, answer);
+  // Some answered and printed, the rest not: "partial" (a refused answer is a verification
+  // failure whatever came before it).
+  return answer.stop == PredictStop::kInvalidAnswer ? kExitVerificationFailed : kExitPartial;
 }
 
 }  // namespace
@@ -778,6 +789,9 @@ void AddPredictCommands(CLI::App& app, GlobalOptions& global, CommandAction& act
       ->check(CLI::IsMember({"auto", "color", "shades", "ascii", "none"}))
       ->capture_default_str();
   predict_cmd->add_flag("--json", args->json, "print as JSON (no images)");
+  predict_cmd->add_flag("--no-wait", args->no_wait,
+                        "at the model's rate limit, stop (answered samples printed, exit 7) "
+                        "instead of waiting as long as the server says");
   predict_cmd->callback([&global, &action, args] {
     action = [&global, args] { return RunPredict(global, *args); };
   });

@@ -30,10 +30,14 @@ void ToProto(const store::DatasetRecord& record, v1::DatasetInfo* out) {
 grpc::Status DatasetsService::BeginUpload(grpc::ServerContext* context,
                                           const v1::BeginUploadRequest* request,
                                           v1::BeginUploadResponse* response) {
+  // The key arrives inside the parsed request, a std::string gRPC frees without zeroing: it is
+  // wiped when this call ends, on every path, after its one copy into memory that zeroes itself.
+  // (gRPC owns the request and destroys it after the handler; writing its bytes is safe.)
+  const std::string& request_key = request->data_key();
+  ScopedWipe wipe_request_key(const_cast<char*>(request_key.data()), request_key.size());
   auto caller = authorizer_->RequireRole(*context, store::Role::kOwner, "Datasets.BeginUpload");
   if (!caller.ok()) return ToGrpc(caller.status());
-  // Copy the key into memory that is zeroed when this call ends.
-  SecretBytes data_key(AsBytes(request->data_key()));
+  SecretBytes data_key(AsBytes(request_key));
   if (data_key.size() != dataset::kDatasetKeySize) {
     return ToGrpc(InvalidArgumentError("Datasets.BeginUpload: the data key must be " +
                                        std::to_string(dataset::kDatasetKeySize) + " bytes, got " +

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "runtime/train/worker_client.h"
+#include "shared/base/secret.h"
 
 namespace chiron::train {
 namespace {
@@ -25,7 +26,11 @@ class PredictionSessionImpl final : public PredictionSession {
                                   " bytes are not " + std::to_string(count) + " samples of " +
                                   std::to_string(worker_->sample_size()) + " bytes");
     }
-    std::memcpy(worker_->inputs().data(), inputs.data(), inputs.size());
+    // The owner's inputs stay in the (cached) session's arena only while the worker predicts:
+    // wiped on every path out, so the next request, or a later look at memory, finds nothing.
+    std::span<uint8_t> arena = worker_->inputs();
+    ScopedWipe wipe_inputs(arena.data(), inputs.size());
+    std::memcpy(arena.data(), inputs.data(), inputs.size());
     return worker_->Predict(count, options_.max_abs_output);
   }
 

@@ -9,6 +9,7 @@
 #include "runtime/train/schedule.h"
 #include "runtime/train/shuffler.h"
 #include "runtime/train/worker_client.h"
+#include "shared/base/secret.h"
 
 namespace chiron::train {
 namespace {
@@ -31,9 +32,10 @@ uint64_t Fnv1aU64(uint64_t hash, uint64_t v) {
 }
 
 // Samples and labels of one split, copied out of the records (trusted memory).
+// Owner plaintext: SecretVector, so the blocks are zeroed when released, on every path.
 struct Split {
-  std::vector<uint8_t> samples;  // count × sample_size
-  std::vector<uint16_t> labels;
+  SecretVector<uint8_t> samples;  // count × sample_size
+  SecretVector<uint16_t> labels;
   uint64_t count = 0;
 };
 
@@ -238,7 +240,7 @@ class TrainingSessionImpl final : public TrainingSession {
     WriteState();
     CHIRON_ASSIGN_OR_RETURN(MetricsAccumulator metrics,
                             MetricsAccumulator::Create(static_cast<int64_t>(class_count_)));
-    std::vector<int64_t> labels;
+    SecretVector<int64_t> labels;  // the owner's labels
     for (uint64_t at = 0; at < validation_.count; at += options_.prediction_batch) {
       const uint64_t n = std::min<uint64_t>(options_.prediction_batch, validation_.count - at);
       std::memcpy(worker_->inputs().data(), validation_.samples.data() + at * sample_size_,

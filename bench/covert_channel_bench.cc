@@ -4,8 +4,8 @@
 //   cmake --build build --target covert_channel_bench   (also builds chirond, chiron and the
 //                                                         scripted worker it starts)
 //   build/bin/covert_channel_bench [--runs N] [--poll-ms MS] [--epochs E] [--budget-seconds T]
-//       [--budget-memory-mib M] [--memory-bucket-step S] [--no-hang] [--bin-dir DIR]
-//       [--keep]
+//       [--budget-memory-mib M] [--memory-bucket-step S] [--provider-view coarse|done-only]
+//       [--no-hang] [--bin-dir DIR] [--keep]
 //
 // What it does, as the two parties would, through the public API only (the `chiron` and
 // `chiron-operator` command-line tools against a real chirond; nothing internal is read):
@@ -17,15 +17,18 @@
 //      probe recipe per failure kind it can cause;
 //   3. as an owner, uploads two datasets of 200 8x8 images that differ in one bit (bit 0 of the
 //      first byte of the first sample) and trains every leak recipe on each, --runs times
-//      (default 3), one job at a time, E epochs (default 3) of one full batch each;
+//      (default 3), one job at a time, E epochs (default 3) of one full batch each, in the
+//      provider view the owner picks (--provider-view, default coarse: `chiron train
+//      --provider-view`);
 //   4. as the provider, polls `chiron-operator job facts --json` every --poll-ms (default 1000)
 //      while each job runs and timestamps every change it sees, from the moment the job first
 //      appears (the provider does not know when the owner started it).
 //
 // Per job it records the end time (first poll showing a state other than queued or running),
 // the times at which epochs_done changed, the final state, failure, epochs_done and memory
-// bucket, and the memory bucket of the job observed next (today's memory fact is the largest
-// worker chirond has reaped so far, so one job's memory shows in the next job's fact). An
+// bucket, and the memory bucket of the job observed next (before issue 12 the memory fact was
+// the largest worker chirond had reaped so far, so one job's memory showed in the next job's
+// fact). An
 // observable distinguishes the datasets when the values of the bit-0 runs and the bit-1 runs do
 // not overlap (times: separated by at least one poll interval; names: disjoint sets).
 //
@@ -42,14 +45,15 @@
 //   epochs_done       log2(1 + F × E) - log2(1 + F): a failing job chooses how many of its E
 //                     epochs it finished
 //   memory bucket     log2((budget bucket - lowest bucket seen) / S + 1), S = --memory-bucket-step
-//                     (1 for today's ⌈log2⌉ buckets); counted if the job's own fact or the next
-//                     job's fact distinguished
+//                     (1 for the ⌈log2⌉ buckets before issue 12, 2 for its powers of four);
+//                     counted if the job's own fact or the next job's fact distinguished
 // The total is their sum. The same figures for a one-hour budget at the same resolution are
-// printed beside them (the issue's reference case). Today the budget is declared, not enforced,
-// so a recipe could run longer and use more memory than the capacity assumes.
+// printed beside them (the issue's reference case). Before issue 12 the budget was declared, not
+// enforced, so a recipe could run longer and use more memory than the capacity assumes.
 //
-// Wall clock: about 3 minutes with the defaults (--no-hang saves the ~65 s probe of the
-// per-request deadline).
+// Wall clock: about 1.5 minutes on the code before issue 12; since then every job is shown as
+// running until its time budget has run out, so each takes about T: about 5-7 minutes for
+// --runs 2 and T = 10 s (--no-hang saves one job).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -113,7 +117,7 @@ int Usage() {
   std::fprintf(stderr,
                "usage: covert_channel_bench [--runs N] [--poll-ms MS] [--epochs E] "
                "[--budget-seconds T] [--budget-memory-mib M] [--memory-bucket-step S] "
-               "[--no-hang] [--bin-dir DIR] [--keep]\n");
+               "[--provider-view coarse|done-only] [--no-hang] [--bin-dir DIR] [--keep]\n");
   return 2;
 }
 
@@ -236,7 +240,8 @@ void PrintCapacity(const HarnessOptions& options, const Observations& obs, const
       {"memory bucket", any.memory || any.next_memory,
        [&](double) { return std::log2(memory_values); },
        std::to_string(memory_values) + " buckets from 2^" + std::to_string(lowest_memory) +
-           " to the budget's 2^" + std::to_string(budget_log2) +
+           " to the budget's 2^" +
+           std::to_string(lowest_memory + (memory_values - 1) * options.memory_bucket_step) +
            (any.memory ? "" : any.next_memory ? " (seen in the next job's fact)" : "")},
   };
   const double budget = static_cast<double>(options.budget_seconds);
@@ -284,6 +289,7 @@ int main(int argc, char** argv) {
     else if (a == "--budget-seconds") options.budget_seconds = std::stoull(next());
     else if (a == "--budget-memory-mib") options.budget_memory_mib = std::stoull(next());
     else if (a == "--memory-bucket-step") options.memory_bucket_step = std::stoi(next());
+    else if (a == "--provider-view") options.provider_view = next();
     else if (a == "--no-hang") options.probe_hang = false;
     else if (a == "--bin-dir") options.bin_dir = next();
     else if (a == "--keep") options.keep = true;
@@ -291,10 +297,11 @@ int main(int argc, char** argv) {
   }
   if (options.runs < 1 || options.poll_ms < 10 || options.epochs < 3 ||
       options.memory_bucket_step < 1 || options.budget_seconds < 1 ||
-      options.budget_memory_mib < 1) {
+      options.budget_memory_mib < 1 ||
+      (options.provider_view != "coarse" && options.provider_view != "done-only")) {
     std::fprintf(stderr, "covert_channel_bench: --runs >= 1, --poll-ms >= 10, --epochs >= 3 "
                          "(the epochs leak fails after epoch 1 or 2), --memory-bucket-step >= 1, "
-                         "budgets >= 1\n");
+                         "budgets >= 1, --provider-view coarse or done-only\n");
     return 2;
   }
   std::string command;

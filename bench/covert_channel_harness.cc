@@ -208,7 +208,7 @@ class Session {
         "chiron", "owner",
         {"train", "--dataset", dataset, "--recipe", job.recipe, "--model",
          "m" + std::to_string(++counter), "--epochs", std::to_string(options_.epochs), "--seed",
-         std::to_string(seed), "--detach", "--json"});
+         std::to_string(seed), "--provider-view", options_.provider_view, "--detach", "--json"});
     if (!Check(started, "starting " + job.recipe)) return false;
     const auto view = nlohmann::json::parse(started.out, nullptr, false);
     if (!view.is_object() || !view.contains("job_id")) {

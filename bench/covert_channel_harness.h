@@ -18,7 +18,10 @@ struct HarnessOptions {
   uint64_t budget_seconds = 10;  // declared by every recipe
   uint64_t budget_memory_mib = 512;
   int memory_bucket_step = 1;    // exponent step of the memory fact's buckets
-  bool probe_hang = true;        // also run the per-request-deadline probe (slow)
+  bool probe_hang = true;        // also run the probe whose step hangs until a deadline kills it
+  // The view the owner chooses for every job (`chiron train --provider-view`): "coarse" or
+  // "done-only".
+  std::string provider_view = "coarse";
   std::string bin_dir;           // chirond, chiron, chiron-operator, scripted_worker, policy gen
   bool keep = false;             // keep the scratch directory
 };
@@ -43,8 +46,9 @@ struct JobRecord {
   std::vector<std::pair<double, uint32_t>> epoch_changes;  // (seconds, new epochs_done)
   std::vector<std::pair<double, Facts>> changes;           // every change seen
   Facts final;
-  // The memory fact of the job observed right after this one (0: none). Today's fact is the
-  // largest worker chirond reaped so far, so a job's memory shows up in the next job's fact.
+  // The memory fact of the job observed right after this one (0: none). Before issue 12 the fact
+  // was the largest worker chirond had reaped so far, so a job's memory showed up in the next
+  // job's fact; kept to check that it no longer does.
   uint32_t next_memory_log2 = 0;
 };
 

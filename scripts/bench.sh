@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs the benchmarks of BUILD by hand (`make bench`): each prints its figures and the ratio
 # against a baseline measured in the same run (docs/testing.md lists them). A benchmark this
-# build does not define (train_bench without libtorch) is skipped with a note; one that fails to
-# build or run fails the script.
+# build does not define (train_bench and predict_isolation_bench without libtorch) is skipped
+# with a note; one that fails to build or run fails the script.
 set -uo pipefail
 build=${1:?build directory}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 failed=0
 for bench in crypto_bench attest_bench dataset_bench upload_bench load_bench train_bench \
-             covert_channel_bench; do
+             predict_isolation_bench covert_channel_bench; do
   if ! cmake --build "$build" --target "$bench" > "$log" 2>&1; then
     if grep -q "unknown target" "$log"; then
       echo "bench: $bench is not defined in this build, skipped"

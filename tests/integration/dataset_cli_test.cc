@@ -113,7 +113,8 @@ class CuttingRelay {
       }
       bool cut = false;
       std::vector<bool> closed(pairs.size(), false);
-      for (size_t i = 0; i < pairs.size(); ++i) {
+      const size_t polled_pairs = (fds.size() - 2) / 2;  // not one accepted just now
+      for (size_t i = 0; i < polled_pairs; ++i) {
         for (int side = 0; side < 2; ++side) {
           const pollfd& polled = fds[2 + 2 * i + side];
           if (polled.revents == 0 || closed[i]) continue;

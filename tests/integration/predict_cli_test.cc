@@ -10,6 +10,7 @@
 // revoked.
 #include <gtest/gtest.h>
 #include <png.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <cmath>
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "tests/integration/process.h"
 #include "tests/integration/test_files.h"
@@ -400,13 +402,37 @@ TEST_F(PredictCliTest, OverTheLimitsEveryAnsweredSampleIsPrintedAndPacingAnswers
   EXPECT_EQ(empty.exit_code, 4) << empty.err;
   EXPECT_NE(empty.err.find("run again in"), std::string::npos) << empty.err;
 
+  // Ctrl-C while waiting for the rate limit (42 per minute: 42 answered, the other 8 wait about
+  // 11 s): the run stops there and the 42 answered are printed, exit 7.
+  ASSERT_EQ(Owner("alice", {"model", "limit", "pts", "--per-minute", "42"}).exit_code, 0);
+  {
+    BackgroundCommand waiting(
+        {BinaryPath("chiron"), "--profile", dir_ + "/alice", "--server", server_->address(),
+         "predict", "--model", "pts", test_csv, "--label-column", "species", "--count", "50",
+         "--json"},
+        dir_);
+    bool told = false;
+    for (int i = 0; i < 600 && !told; ++i) {  // liveness bound: 60 s
+      told = ReadText(dir_ + "/bg.err").find("waiting") != std::string::npos;
+      if (!told) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(told) << ReadText(dir_ + "/bg.err");
+    ::kill(waiting.pid(), SIGINT);
+    auto interrupted = waiting.Wait();
+    EXPECT_EQ(interrupted.exit_code, 7) << interrupted.err;
+    auto interrupted_json = ParseJson(interrupted);
+    EXPECT_EQ(interrupted_json["predictions"].size(), 42u);
+    EXPECT_EQ(interrupted_json["stopped"]["reason"], "interrupted");
+    EXPECT_EQ(interrupted_json["unanswered"].size(), 8u);
+  }
+
   // Pacing. A new limit N starts a full bucket; --count N + d sends 64, then N + d - 64 finding
   // N - 64 tokens plus what refilled meanwhile: refused with a wait of about d tokens (d * 60 / N
   // seconds), which the client waits, saying so, before sending them again; every sample is
   // answered. Whether the refusal happens depends on the time between the two batches, so a
   // larger deficit is tried if a machine was slower than the wait (0.5 s, then 2 s, then 8 s):
   // the test never fails on timing, and every run must answer all.
-  uint64_t used = 81;
+  uint64_t used = 81 + 42;
   bool waited = false;
   for (const auto& [limit, deficit] : {std::pair{120, 1}, std::pair{118, 4}, std::pair{112, 16}}) {
     ASSERT_EQ(Owner("alice", {"model", "limit", "pts", "--per-minute", std::to_string(limit)})

@@ -21,15 +21,18 @@ volatile sig_atomic_t g_interrupted = 0;
 
 void OnInterrupt(int) { g_interrupted = 1; }
 
-// Sleeps `wait`, or less if Ctrl-C comes first (then returns false). SIGINT's previous
-// disposition is restored afterwards, so Ctrl-C outside waits behaves as before.
-bool InterruptibleSleep(std::chrono::milliseconds wait) {
+// Tells `on_wait`, then sleeps `wait`, or less if Ctrl-C comes first (then returns false). The
+// handler is in place before anyone is told of the wait; SIGINT's previous disposition is
+// restored afterwards, so Ctrl-C outside waits behaves as before.
+bool InterruptibleSleep(std::chrono::milliseconds wait,
+                        const std::function<void(std::chrono::milliseconds)>& on_wait) {
   struct sigaction action {};
   struct sigaction previous {};
   action.sa_handler = OnInterrupt;
   sigemptyset(&action.sa_mask);
   g_interrupted = 0;
   const bool installed = ::sigaction(SIGINT, &action, &previous) == 0;
+  if (on_wait) on_wait(wait);
   const auto until = std::chrono::steady_clock::now() + wait;
   while (g_interrupted == 0) {
     const auto now = std::chrono::steady_clock::now();
@@ -156,8 +159,7 @@ PredictRun SendPredictions(Connection& connection, const v1::ModelInfo& model,
       const std::chrono::milliseconds retry_after = RetryAfter(*context);
       const PredictStop stop = Classify(status, retry_after);
       if (stop == PredictStop::kRateLimit && retry_after.count() > 0 && !pacing.no_wait) {
-        if (pacing.on_wait) pacing.on_wait(retry_after);
-        if (InterruptibleSleep(retry_after)) continue;  // the same batch again
+        if (InterruptibleSleep(retry_after, pacing.on_wait)) continue;  // the same batch again
         run.stop = PredictStop::kInterrupted;
         run.stopped = CancelledError("interrupted while waiting " + WaitText(retry_after) +
                                      " for the rate limit of model '" + model.name() + "'");

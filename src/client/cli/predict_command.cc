@@ -4,7 +4,9 @@
 // label column, if present, only shows the true label and is never sent), a PNG image or a
 // folder of PNG images (per-class sub-folders show the true label). Every input is checked
 // against the model's input schema here, before anything is sent, with errors naming the file
-// and line; samples go in batches no larger than the server's and the rate limit's maximum.
+// and line; samples go in batches no larger than the server's and the rate limit's maximum,
+// paced to the rate limit (predict_batches.h). Whatever stops a run part-way, every answered
+// (charged) sample is printed and the exit code is 7 (partial).
 #include <unistd.h>
 
 #include <algorithm>

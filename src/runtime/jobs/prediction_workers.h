@@ -9,7 +9,8 @@
 //                  recently used ones are stopped first)
 //   kPerRequest    a fresh worker for every request (every Predict call, every Evaluate), stopped
 //                  when it is answered: nothing survives even between one principal's requests;
-//                  costs a worker start per request (bench/predict_bench.cc measures it)
+//                  costs a worker start per request: about 0.8 s with libtorch
+//                  (bench/predict_isolation_bench.cc, docs/predictions.md)
 //
 // Workers are started and used on a small pool of long-lived threads (a worker dies with the
 // thread that started it, see SandboxedProcess), so one slow recipe holds one pool thread, not

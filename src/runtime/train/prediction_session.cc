@@ -62,14 +62,12 @@ Result<std::unique_ptr<PredictionSession>> PredictionSession::Start(
   if (worker->parameter_count() != model.parameters.size() ||
       worker->buffer_count() != model.buffers.size()) {
     if (failure != nullptr) *failure = FailureCategory::kNone;
-    return InvalidArgumentError("prediction: the model's layout (" +
-                                std::to_string(model.parameters.size()) + " parameters, " +
-                                std::to_string(model.buffers.size()) +
-                                " buffers) differs from the recipe's");
+    // Neither layout is quoted: both counts were chosen by workers running the recipe.
+    return RefuseWorker(WorkerRefusal::kModelLayout);
   }
   if (worker->output_size() != schema.class_count()) {
     if (failure != nullptr) *failure = FailureCategory::kRecipeRejected;
-    return InvalidArgumentError("prediction: the recipe's output size is not the class count");
+    return RefuseWorker(WorkerRefusal::kOutputClasses);
   }
   // The worker maps the parameter arena read-only; the model is written once, here.
   std::span<float> state = worker->state();

@@ -391,9 +391,7 @@ Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingD
                           WorkerClient::Start(recipe, worker_options, settings, failure));
   if (worker->output_size() != data.schema.class_count()) {
     if (failure != nullptr) *failure = FailureCategory::kRecipeRejected;
-    return InvalidArgumentError("recipe's model has " + std::to_string(worker->output_size()) +
-                                " outputs per sample, the dataset " +
-                                std::to_string(data.schema.class_count()) + " classes");
+    return RefuseWorker(WorkerRefusal::kOutputClasses);  // the worker's count is not quoted
   }
   auto session = std::make_unique<TrainingSessionImpl>(
       options, config, data.schema.class_count(), sample_size, std::move(train),

@@ -35,11 +35,12 @@ struct WorkerClientOptions {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
-// Copy, then check: `values` must already be runtime memory. InvalidArgument naming the first
-// offending index if any value is NaN, infinite or beyond +-max_abs (NaN/Inf would poison the
-// optimizer; huge values would let a recipe write data into the magnitude of an update). One
-// vectorised pass: it runs on every gradient of every training step.
-Status CheckRange(std::span<const float> values, float max_abs, const char* what);
+// Copy, then check: `values` must already be runtime memory. Refused with kNotFinite if any value
+// is NaN or infinite (it would poison the optimizer), else kOutOfRange if any is beyond
+// +-max_abs (huge values would let a recipe write data into the magnitude of an update); a NaN
+// bound refuses everything (kOutOfRange). Never says which value: its index is the worker's
+// choice. One vectorised pass: it runs on every gradient of every training step.
+WorkerCheck CheckRange(std::span<const float> values, float max_abs);
 
 class WorkerClient {
  public:
@@ -55,10 +56,6 @@ class WorkerClient {
   uint64_t output_size() const { return output_size_; }
   uint64_t sample_size() const { return sample_size_; }
   FailureCategory failure() const { return failure_; }
-  // How the worker process ended (kernel's view: signal or exit code, CPU time), for the
-  // operator's log only: the exit code is chosen by code in the worker, so never show it to
-  // the provider.
-  const std::string& exit_description() const { return exit_description_; }
 
   // The recipe's declarations (untrusted; see SanitizeTrainingConfig).
   Status Describe(TrainingConfig& training, ResourceBudget& budget, OutputPolicy& output);
@@ -120,7 +117,6 @@ class WorkerClient {
   uint64_t sequence_ = 1;
   FailureCategory failure_ = FailureCategory::kNone;
   Status failure_status_ = Status::Ok();
-  std::string exit_description_;
 };
 
 }  // namespace chiron::train

@@ -62,19 +62,17 @@ Result<TrainingConfig> SanitizeTrainingConfig(const TrainingConfig& declared) {
   const OptimizerConfig& o = declared.optimizer;
   for (double v : {o.learning_rate, o.weight_decay, o.momentum, o.dampening, o.beta1, o.beta2,
                    o.epsilon, declared.schedule.gamma, declared.schedule.min_learning_rate}) {
-    if (!std::isfinite(v)) {
-      return InvalidArgumentError("recipe hyper-parameters: a value is NaN or infinite");
-    }
+    if (!std::isfinite(v)) return RefuseWorker(WorkerRefusal::kHyperParameters);
   }
   config.epochs = std::clamp<uint32_t>(declared.epochs, 1, kMaxEpochs);
   config.batch_size = std::clamp<uint32_t>(declared.batch_size, 1, kMaxBatchSize);
-  if (!(o.learning_rate > 0)) {
-    return InvalidArgumentError("recipe hyper-parameters: learning rate must be positive");
-  }
+  if (!(o.learning_rate > 0)) return RefuseWorker(WorkerRefusal::kHyperParameters);
   config.optimizer.learning_rate = std::min(o.learning_rate, kMaxLearningRate);
   config.schedule.min_learning_rate =
       std::min(declared.schedule.min_learning_rate, config.optimizer.learning_rate);
-  CHIRON_RETURN_IF_ERROR(ValidateTrainingConfig(config));
+  // ValidateTrainingConfig's messages quote the value they refuse, which here is the recipe's:
+  // only the fixed reason leaves.
+  if (!ValidateTrainingConfig(config).ok()) return RefuseWorker(WorkerRefusal::kHyperParameters);
   return config;
 }
 

@@ -114,7 +114,8 @@ inline constexpr double kMaxLearningRate = 10.0;
 
 // The runtime's copy of a recipe's declared TrainingConfig: epochs clamped to [1, kMaxEpochs],
 // batch size to [1, kMaxBatchSize], learning rate to (0, kMaxLearningRate]; then every field is
-// validated (train::ValidateTrainingConfig). InvalidArgument for NaN/Inf anywhere, an unknown
+// validated (train::ValidateTrainingConfig). Refused (RefuseWorker(kHyperParameters), a fixed
+// text that quotes no value: the values are the recipe's) for NaN/Inf anywhere, an unknown
 // optimizer or schedule kind, or a value no clamp makes sense of (negative weight decay...).
 Result<TrainingConfig> SanitizeTrainingConfig(const TrainingConfig& declared);
 

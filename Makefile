@@ -41,9 +41,11 @@ asan: deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -LE slow
 
 # ThreadSanitizer over the torch-free parts that run threads of their own against real
-# sandboxed workers: the training queue (runners, cancel, stop) and model access (the prediction
-# worker pool), labelled `jobs`.
-TSAN_TESTS = training_queue_test jobs_model_access_test provider_facts_test rate_limiter_test
+# sandboxed workers: the training queue (runners, cancel, stop), model access (the prediction
+# worker pool), sessions stopped from another thread, the sandbox's memory monitor, and dataset
+# loads racing uploads and deletions.
+TSAN_TESTS = training_queue_test jobs_model_access_test provider_facts_test rate_limiter_test \
+  session_limits_test sandbox_test dataset_loader_test
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIRON_TSAN=ON \
 	  -DCHIRON_WITH_TORCH=OFF $(CMAKE_FLAGS)

@@ -98,8 +98,9 @@ int RunCancel(const GlobalOptions& global, const JobArgs& args) {
                 view.epochs_done(), view.epochs_total());
   } else {
     std::printf("job %s is %s%s\n", view.job_id().c_str(), JobStateName(view.state()).c_str(),
-                IsFinished(view.state()) ? " already; nothing to cancel"
-                                         : "; the cancellation takes effect at the next batch");
+                IsFinished(view.state())
+                    ? " already; nothing to cancel"
+                    : "; its worker is being stopped and the job ends cancelled within seconds");
   }
   return kExitOk;
 }

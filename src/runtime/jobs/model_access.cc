@@ -11,8 +11,9 @@ using store::BlobKind;
 ModelAccess::ModelAccess(store::Store* store, ModelAccessOptions options)
     : store_(store),
       options_(std::move(options)),
-      limiter_(options_.clock ? options_.clock
-                              : RateLimiter::Clock([] { return std::chrono::steady_clock::now(); })),
+      limiter_(options_.clock
+                   ? options_.clock
+                   : RateLimiter::Clock([] { return std::chrono::steady_clock::now(); })),
       workers_(store, options_.workers) {}
 
 Result<ModelRecord> ModelAccess::LoadModel(const std::string& owner_id, const std::string& name) {
@@ -277,7 +278,7 @@ Result<train::ClassificationReport> ModelAccess::Evaluate(const std::string& own
     const uint64_t sample_size = record_size - label_size;
     const uint64_t batch = options_.max_predict_batch;
     SecretBytes inputs(batch * sample_size);  // plaintext samples: wiped on every path out
-    std::vector<int64_t> labels;
+    SecretVector<int64_t> labels;  // the owner's labels: wiped like the samples
     for (uint64_t first = 0; first < count; first += batch) {
       const uint64_t n = std::min<uint64_t>(batch, count - first);
       labels.clear();

@@ -82,7 +82,8 @@ struct JobRecord {
   int64_t created_unix = 0;
   int64_t finished_unix = 0;
   uint64_t elapsed_seconds = 0;     // running time over all attempts
-  uint32_t peak_memory_log2 = 0;    // ⌈log2(peak resident bytes)⌉ of the job's own workers, 0 if unknown
+  // ⌈log2(peak resident bytes)⌉ of the job's own workers, 0 if unknown.
+  uint32_t peak_memory_log2 = 0;
   uint32_t attempts = 0;            // runs started (a restart of chirond adds one)
   // Added with the job's limits (records written before: 0 / coarse).
   int64_t started_unix = 0;           // when its first run started; 0 while queued

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "runtime/train/training_session.h"
 #include "shared/base/log.h"
 #include "shared/crypto/random.h"
 
@@ -54,9 +53,7 @@ void TrainingQueue::Stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
-    for (auto& [id, running] : running_) {
-      if (running.session != nullptr) running.session->Abort();
-    }
+    for (auto& [id, running] : running_) running.stopper->Stop();
   }
   changed_.notify_all();
   for (std::thread& runner : runners_) {
@@ -75,12 +72,9 @@ bool TrainingQueue::CancelRequested(const std::string& job_id) {
   return cancelled_.count(job_id) != 0;
 }
 
-void TrainingQueue::AttachSession(const std::string& job_id, train::TrainingSession* session) {
+std::shared_ptr<train::WorkerStopper> TrainingQueue::StopperOf(const std::string& job_id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = running_.find(job_id);
-  if (it == running_.end()) return;
-  it->second.session = session;
-  if (session != nullptr && (stopping_ || it->second.cancel)) session->Abort();
+  return running_.at(job_id).stopper;
 }
 
 uint32_t TrainingQueue::running_count() {
@@ -255,10 +249,7 @@ Result<JobRecord> TrainingQueue::CancelJob(const std::string& owner_id,
       was_queued = true;
     }
     auto running = running_.find(job_id);
-    if (running != running_.end()) {
-      running->second.cancel = true;
-      if (running->second.session != nullptr) running->second.session->Abort();
-    }
+    if (running != running_.end()) running->second.stopper->Stop();
   }
   changed_.notify_all();
   // Read, change and write under the save lock: a runner's final save cannot fall in between.
@@ -296,7 +287,9 @@ Result<JobRecord> TrainingQueue::WaitForJob(const std::string& owner_id,
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait_until(lock, deadline,
                         [&] { return stopping_ || versions_[job_id] > *version; });
-    if (stopping_) return UnavailableError("chirond is stopping; watch the job again when it is back");
+    if (stopping_) {
+      return UnavailableError("chirond is stopping; watch the job again when it is back");
+    }
     *version = versions_[job_id];
   }
   return GetJob(owner_id, job_id);
@@ -351,7 +344,9 @@ bool TrainingQueue::PickNext(std::string* job_id) {
   }
   *job_id = best->first;
   last_served_[best->second] = ++served_count_;
-  running_[best->first] = Running{best->second, false, nullptr};
+  auto stopper = std::make_shared<train::WorkerStopper>();
+  if (stopping_ || cancelled_.count(best->first) != 0) stopper->Stop();
+  running_[best->first] = Running{best->second, std::move(stopper)};
   queue_.erase(best);
   return true;
 }

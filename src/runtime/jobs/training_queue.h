@@ -36,6 +36,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -46,10 +47,6 @@
 #include "runtime/jobs/records.h"
 #include "runtime/store/store.h"
 #include "runtime/train/worker_settings.h"
-
-namespace chiron::train {
-class TrainingSession;
-}
 
 namespace chiron::jobs {
 
@@ -124,8 +121,8 @@ class TrainingQueue {
   // A job on a runner thread. Guarded by mutex_.
   struct Running {
     std::string owner_id;
-    bool cancel = false;                      // the owner cancelled it
-    train::TrainingSession* session = nullptr;  // while one exists
+    // Stops every worker of this run, also one still starting (CancelJob, Stop).
+    std::shared_ptr<train::WorkerStopper> stopper;
   };
   // Running jobs' progress between saves (owner-only fields of JobRecord).
   struct LiveProgress {
@@ -144,9 +141,8 @@ class TrainingQueue {
   void RunnerLoop();
   // training_run.cc: one run of a job, from load to model.
   void RunJob(const std::string& job_id);
-  // The session of a running job, visible to CancelJob/Stop while it exists; if the job was
-  // cancelled or chirond is stopping, aborts it at once. Runner thread only.
-  void AttachSession(const std::string& job_id, train::TrainingSession* session);
+  // The stopper of a job on a runner (PickNext made it). Runner thread only.
+  std::shared_ptr<train::WorkerStopper> StopperOf(const std::string& job_id);
   bool CancelRequested(const std::string& job_id);
   bool Stopping();
   void PublishProgress(const std::string& job_id, const LiveProgress& progress);

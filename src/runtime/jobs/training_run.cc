@@ -110,6 +110,23 @@ void TrainingQueue::RunJob(const std::string& job_id) {
     return;
   }
 
+  // Cancel and stop act through the stopper on every worker of this run, also while one is
+  // starting; a run they interrupted ends cancelled, or stays running to resume (stop).
+  std::shared_ptr<train::WorkerStopper> stopper = StopperOf(record.id);
+  auto interrupted = [&] {
+    if (CancelRequested(record.id)) {
+      record.cancel_requested = true;
+      finish(JobState::kCancelled, train::FailureCategory::kNone, Status::Ok());
+      return true;
+    }
+    if (Stopping()) {
+      record.elapsed_seconds = elapsed();
+      SaveJob(record).IgnoreError();
+      LogInfo("job.suspended", {{"job", record.id}});  // stays running; resumed next start
+      return true;
+    }
+    return false;
+  };
   auto recipe = store_->GetBlob(BlobKind::kRecipe, record.recipe_id);
   if (!recipe.ok()) {
     finish(JobState::kFailed, train::FailureCategory::kInternal, recipe.status());
@@ -118,33 +135,24 @@ void TrainingQueue::RunJob(const std::string& job_id) {
   auto data = LoadDataset(*store_, record.dataset_id);
   if (!data.ok()) {
     // A dataset deleted under the job (`chiron dataset delete --force`) cancelled it first.
-    if (CancelRequested(record.id)) {
-      finish(JobState::kCancelled, train::FailureCategory::kNone, Status::Ok());
-    } else {
+    if (!interrupted()) {
       finish(JobState::kFailed, train::FailureCategory::kInternal, data.status());
     }
     return;
   }
-  // A cancel that came while the runner was picking the job up ends it before any worker starts.
-  auto cancelled_now = [&] {
-    if (!CancelRequested(record.id)) return false;
-    record.cancel_requested = true;
-    finish(JobState::kCancelled, train::FailureCategory::kNone, Status::Ok());
-    return true;
-  };
-  if (cancelled_now()) return;
+  // A cancel or stop that came while the runner was picking the job up: no worker starts.
+  if (interrupted()) return;
   train::FailureCategory failure = train::FailureCategory::kNone;
   train::WorkerSettings describe_settings = options_.worker;
+  describe_settings.stopper = stopper;
   describe_settings.limits.max_resident_size = options_.max_job_memory_size;
   auto description =
       train::DescribeRecipe(recipe->span(), data->schema, describe_settings, &failure);
-  if (description.ok()) {
-    peak_resident_size = std::max(peak_resident_size, description->peak_resident_size);
-  }
   if (!description.ok()) {
-    finish(JobState::kFailed, failure, description.status());
+    if (!interrupted()) finish(JobState::kFailed, failure, description.status());
     return;
   }
+  peak_resident_size = std::max(peak_resident_size, description->peak_resident_size);
   if (Status budget = ResolveBudget(description->budget, options_, record); !budget.ok()) {
     finish(JobState::kFailed, train::FailureCategory::kRecipeRejected, budget);
     return;
@@ -154,7 +162,7 @@ void TrainingQueue::RunJob(const std::string& job_id) {
            DeadlineExceededError("the job's time budget was used up by its earlier runs"));
     return;
   }
-  if (cancelled_now()) return;
+  if (interrupted()) return;
   train::TrainingOptions training;
   training.config = description->training;
   if (record.epochs_requested > 0) training.config.epochs = record.epochs_requested;
@@ -164,21 +172,15 @@ void TrainingQueue::RunJob(const std::string& job_id) {
   training.progress_every_batches = options_.progress_every_batches;
   training.progress_interval = options_.progress_interval;
   training.worker = options_.worker;
+  training.worker.stopper = stopper;
   training.max_resident_size = record.budget_memory_size;
   training.deadline = started + std::chrono::seconds(record.budget_seconds - elapsed_before);
   auto session = train::TrainingSession::Create(
       train::TrainingData{data->schema, data->records.span()}, recipe->span(), training, &failure);
   if (!session.ok()) {
-    finish(JobState::kFailed, failure, session.status());
+    if (!interrupted()) finish(JobState::kFailed, failure, session.status());
     return;
   }
-  AttachSession(record.id, session->get());
-  // Whatever happens below, the queue must not keep a pointer to a session that is gone.
-  struct Detach {
-    TrainingQueue* queue;
-    const std::string& id;
-    ~Detach() { queue->AttachSession(id, nullptr); }
-  } detach{this, record.id};
 
   auto checkpoint = store_->GetBlob(BlobKind::kCheckpoint, record.id);
   if (checkpoint.ok()) {
@@ -241,16 +243,7 @@ void TrainingQueue::RunJob(const std::string& job_id) {
   auto result = (*session)->Run(progress, save_checkpoint, batch_progress);
   peak_resident_size = std::max(peak_resident_size, (*session)->peak_resident_size());
   if (!result.ok()) {
-    if (CancelRequested(record.id)) {
-      record.cancel_requested = true;
-      finish(JobState::kCancelled, train::FailureCategory::kNone, Status::Ok());
-    } else if (Stopping()) {
-      record.elapsed_seconds = elapsed();
-      SaveJob(record).IgnoreError();
-      LogInfo("job.suspended", {{"job", record.id}});  // stays running; resumed next start
-    } else {
-      finish(JobState::kFailed, (*session)->failure(), result.status());
-    }
+    if (!interrupted()) finish(JobState::kFailed, (*session)->failure(), result.status());
     return;
   }
 

@@ -223,7 +223,19 @@ grpc::Status ModelsService::Predict(grpc::ServerContext* context,
   // owner_id set, a model whose owner granted it (the manager checks the grant).
   auto caller = authz_->RequireRole(*context, store::Role::kOwner, "Models.Predict");
   if (!caller.ok()) return ToGrpc(caller.status());
+  // The owner's plaintext samples: the copy and the parsed request are wiped on every path out
+  // (what gRPC's own transport buffers held is out of reach: docs/threat-model.md).
   std::vector<std::string> samples(request->samples().begin(), request->samples().end());
+  struct WipeSamples {
+    std::vector<std::string>& copy;
+    const v1::PredictRequest& request;
+    ~WipeSamples() {
+      for (std::string& s : copy) SecureZero(s.data(), s.size());
+      // The request is this handler's to dispose of; gRPC frees it after the handler returns.
+      auto& parsed = const_cast<v1::PredictRequest&>(request);
+      for (std::string& s : *parsed.mutable_samples()) SecureZero(s.data(), s.size());
+    }
+  } wipe{samples, *request};
   std::chrono::milliseconds retry_after(0);
   auto output = jobs_->models().Predict(caller->id, request->owner_id(), request->model_name(),
                                         samples, request->top_k(), &retry_after);

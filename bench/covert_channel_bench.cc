@@ -231,7 +231,9 @@ void PrintCapacity(const HarnessOptions& options, const Observations& obs, const
        std::to_string(states.size()) + " final states seen"},
       {"failure category", any.failure,
        [&](double) { return std::log2(outcome_values) - std::log2(static_cast<double>(states.size())); },
-       std::to_string(failures.size()) + " categories reached: " + Show(failures)},
+       failures.empty() ? std::string("no failure category shown")
+                        : std::to_string(failures.size()) + " categories reached: " +
+                              Show(failures)},
       {"epochs_done", any.epochs,
        [&](double) {
          return std::log2((outcome_values - 1) * epochs + 1) - std::log2(outcome_values);
@@ -239,10 +241,12 @@ void PrintCapacity(const HarnessOptions& options, const Observations& obs, const
        "a failing job picks 0..E-1"},
       {"memory bucket", any.memory || any.next_memory,
        [&](double) { return std::log2(memory_values); },
-       std::to_string(memory_values) + " buckets from 2^" + std::to_string(lowest_memory) +
-           " to the budget's 2^" +
-           std::to_string(lowest_memory + (memory_values - 1) * options.memory_bucket_step) +
-           (any.memory ? "" : any.next_memory ? " (seen in the next job's fact)" : "")},
+       lowest_memory == 64
+           ? std::string("no memory fact shown")
+           : std::to_string(memory_values) + " buckets from 2^" + std::to_string(lowest_memory) +
+                 " to the budget's 2^" +
+                 std::to_string(lowest_memory + (memory_values - 1) * options.memory_bucket_step) +
+                 (any.memory ? "" : any.next_memory ? " (seen in the next job's fact)" : "")},
   };
   const double budget = static_cast<double>(options.budget_seconds);
   std::printf("\nResolution r = %.2f s (poll interval %.1f s; largest spread of one recipe's end "
@@ -263,6 +267,7 @@ void PrintCapacity(const HarnessOptions& options, const Observations& obs, const
   std::printf("| **total** | | **%.1f** | **%.1f** | |\n", total, total_hour);
   for (const JobRecord& job : obs.jobs) {
     if (!job.after_memory) continue;
+    if (job.final.memory_log2 == 0) continue;  // no memory fact shown (done-only view)
     std::printf("\nA bit-0 job run right after the memory leak's bit-1 jobs shows memory bucket "
                 "2^%u (the bit-0 runs before them: see the table above).\n",
                 job.final.memory_log2);

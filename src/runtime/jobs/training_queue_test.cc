@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "runtime/jobs/jobs_test_util.h"
 
 namespace chiron::jobs {
@@ -82,6 +84,38 @@ TEST_F(TrainingQueueTest, TrainsAModelThroughTheSandboxedWorker) {
   EXPECT_GT(done.started_unix, 0);
   EXPECT_EQ(done.budget_seconds, TrainingQueueOptions{}.max_job_seconds);
   EXPECT_TRUE(store_->GetBlobInfo(store::BlobKind::kModel, ModelBlobId(kOwner, "m")).ok());
+}
+
+// Live progress (Jobs.Watch): a watcher sees several updates inside one epoch, each consistent,
+// never going backwards. The recipe is slow by construction (40 ms per step, an update every
+// two steps), so this holds on any machine.
+TEST_F(TrainingQueueTest, WatchersSeeProgressInsideAnEpoch) {
+  TrainingQueueOptions options;
+  options.worker = testing::ScriptedWorkerSettings();
+  options.progress_every_batches = 2;
+  StartQueue(options);
+  std::string recipe =
+      RegisterScripted(*registry_, "slow", "epochs 2\nbatch_size 32\nsleep_per_step_ms 40");
+  auto job = Train(kOwner, recipe, "m");
+  ASSERT_TRUE(job.ok());
+  std::set<uint64_t> inside_first_epoch;
+  uint64_t version = 0, previous = 0;
+  while (true) {
+    auto view = queue_->WaitForJob(kOwner, job->id, &version,
+                                   std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    EXPECT_GE(view->batches_done, previous) << "progress went backwards";
+    previous = view->batches_done;
+    if (view->state == JobState::kRunning && view->batches_per_epoch > 0 &&
+        view->batches_done > 0 && view->batches_done < view->batches_per_epoch) {
+      inside_first_epoch.insert(view->batches_done);
+    }
+    if (Finished(view->state)) {
+      EXPECT_EQ(view->state, JobState::kSucceeded);
+      break;
+    }
+  }
+  EXPECT_GT(inside_first_epoch.size(), 1u) << "no update inside the first epoch but one";
 }
 
 // Defect: two jobs queued with the same --model both started, and the second silently replaced

@@ -90,6 +90,24 @@ bool ParseByteSize(const std::string& text, uint64_t& out) {
   return out > 0;
 }
 
+namespace {
+
+// A size option's check (ParseByteSize), whose message shows `example`.
+CLI::Validator ByteSizeValidator(std::string example) {
+  return CLI::Validator(
+      [example](std::string& value) -> std::string {
+        uint64_t bytes = 0;
+        return ParseByteSize(value, bytes)
+                   ? std::string()
+                   : "'" + value +
+                         "' is not a size: use bytes with an optional K, M, G or T suffix, e.g. " +
+                         example;
+      },
+      "SIZE");
+}
+
+}  // namespace
+
 void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
   app.add_option("--platform", s.platform, "TEE platform: sim (insecure simulation) or tsm")
       ->check(CLI::IsMember({"sim", "tsm"}))
@@ -132,16 +150,7 @@ void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
   app.add_option("--max-job-memory", s.max_job_memory,
                  "resident memory limit of a training job's worker; a recipe's declared budget "
                  "may lower it; suffix K, M, G or T")
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            uint64_t bytes = 0;
-            return ParseByteSize(value, bytes)
-                       ? std::string()
-                       : "'" + value +
-                             "' is not a size: use bytes with an optional K, M, G or T suffix, "
-                             "e.g. 8G";
-          },
-          "SIZE"))
+      ->check(ByteSizeValidator("8G"))
       ->capture_default_str();
   app.add_option("--prediction-isolation", s.prediction_isolation,
                  "prediction workers: 'principal' (one per model and querying principal, kept "
@@ -159,16 +168,7 @@ void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
   app.add_option("--quota", s.quota,
                  "bytes each owner may store (datasets count at their full size from the start "
                  "of their upload); suffix K, M, G or T")
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            uint64_t bytes = 0;
-            return ParseByteSize(value, bytes)
-                       ? std::string()
-                       : "'" + value +
-                             "' is not a size: use bytes with an optional K, M, G or T suffix, "
-                             "e.g. 16G";
-          },
-          "SIZE"))
+      ->check(ByteSizeValidator("16G"))
       ->capture_default_str();
   app.add_option("--max-datasets", s.max_datasets, "datasets each owner may keep")
       ->check(CLI::PositiveNumber)

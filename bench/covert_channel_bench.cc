@@ -200,15 +200,17 @@ void PrintCapacity(const HarnessOptions& options, const Observations& obs, const
     }
     states.insert(job.final.state);
     outcomes.insert(job.final.state + "/" + job.final.failure);
-    if (job.final.failure != "none" && !job.final.failure.empty()) failures.insert(job.final.failure);
+    if (job.final.failure != "none" && !job.final.failure.empty())
+      failures.insert(job.final.failure);
     if (job.final.memory_log2 > 0) lowest_memory = std::min(lowest_memory, job.final.memory_log2);
   }
   double resolution = options.poll_ms / 1000.0;
-  for (const auto& [name, range] : groups) resolution = std::max(resolution, range.high - range.low);
+  for (const auto& [name, range] : groups)
+    resolution = std::max(resolution, range.high - range.low);
   const double epochs = options.epochs;
   const double outcome_values = static_cast<double>(outcomes.size());
-  const int budget_log2 =
-      static_cast<int>(std::ceil(std::log2(static_cast<double>(options.budget_memory_mib) * 1048576)));
+  const int budget_log2 = static_cast<int>(
+      std::ceil(std::log2(static_cast<double>(options.budget_memory_mib) * 1048576)));
   const int memory_values =
       lowest_memory < 64 && budget_log2 > static_cast<int>(lowest_memory)
           ? (budget_log2 - static_cast<int>(lowest_memory) + options.memory_bucket_step - 1) /
@@ -222,18 +224,19 @@ void PrintCapacity(const HarnessOptions& options, const Observations& obs, const
   };
   auto slots = [&](double budget) { return std::floor(budget / resolution) + 1; };
   const std::vector<Row> rows = {
-      {"end time", any.end, [&](double t) { return std::log2(slots(t)); },
-       "log2(T/r + 1)"},
+      {"end time", any.end, [&](double t) { return std::log2(slots(t)); }, "log2(T/r + 1)"},
       {"epoch-change times", any.epoch_times,
        [&](double t) { return Log2Binomial(slots(t) + epochs - 2, epochs - 1); },
        "log2 C(T/r + E - 2, E - 1)"},
       {"state", any.state, [&](double) { return std::log2(static_cast<double>(states.size())); },
        std::to_string(states.size()) + " final states seen"},
       {"failure category", any.failure,
-       [&](double) { return std::log2(outcome_values) - std::log2(static_cast<double>(states.size())); },
-       failures.empty() ? std::string("no failure category shown")
-                        : std::to_string(failures.size()) + " categories reached: " +
-                              Show(failures)},
+       [&](double) {
+         return std::log2(outcome_values) - std::log2(static_cast<double>(states.size()));
+       },
+       failures.empty()
+           ? std::string("no failure category shown")
+           : std::to_string(failures.size()) + " categories reached: " + Show(failures)},
       {"epochs_done", any.epochs,
        [&](double) {
          return std::log2((outcome_values - 1) * epochs + 1) - std::log2(outcome_values);
@@ -246,7 +249,9 @@ void PrintCapacity(const HarnessOptions& options, const Observations& obs, const
            : std::to_string(memory_values) + " buckets from 2^" + std::to_string(lowest_memory) +
                  " to the budget's 2^" +
                  std::to_string(lowest_memory + (memory_values - 1) * options.memory_bucket_step) +
-                 (any.memory ? "" : any.next_memory ? " (seen in the next job's fact)" : "")},
+                 (any.memory        ? ""
+                  : any.next_memory ? " (seen in the next job's fact)"
+                                    : "")},
   };
   const double budget = static_cast<double>(options.budget_seconds);
   std::printf("\nResolution r = %.2f s (poll interval %.1f s; largest spread of one recipe's end "

@@ -48,8 +48,10 @@ CommandResult Run(const std::vector<std::string>& argv, const std::string& dir) 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -232,7 +234,8 @@ class Session {
       }
       const double t = std::chrono::duration<double>(now - first).count();
       if (job.changes.empty() || !(facts == last)) job.changes.emplace_back(t, facts);
-      if (facts.epochs_done != last.epochs_done) job.epoch_changes.emplace_back(t, facts.epochs_done);
+      if (facts.epochs_done != last.epochs_done)
+        job.epoch_changes.emplace_back(t, facts.epochs_done);
       last = facts;
       if (Terminal(facts.state)) {
         job.end_seconds = t;
@@ -242,7 +245,8 @@ class Session {
     job.final = last;
     if (job.end_seconds < 0) {
       Cli("chiron", "owner", {"job", "cancel", job.job_id});
-      std::fprintf(stderr, "covert_channel_bench: job %s did not end in time\n", job.job_id.c_str());
+      std::fprintf(stderr, "covert_channel_bench: job %s did not end in time\n",
+                   job.job_id.c_str());
     }
     std::fprintf(stderr, "  %-14s bit %2d run %d: end %5.1f s  %-9s %-17s epochs %u  mem 2^%u%s\n",
                  job.recipe.c_str(), job.bit, job.run, job.end_seconds, job.final.state.c_str(),

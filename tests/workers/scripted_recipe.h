@@ -80,7 +80,10 @@
 namespace chiron::testing {
 
 // The first bytes of every scripted recipe.
-inline constexpr std::string_view kScriptedRecipeHeader = "\x7f" "ELF" "chiron-scripted-recipe v1\n";
+inline constexpr std::string_view kScriptedRecipeHeader =
+    "\x7f"
+    "ELF"
+    "chiron-scripted-recipe v1\n";
 
 // The recipe bytes for `script` (the key lines, separated by '\n').
 inline std::string ScriptedRecipe(std::string_view script = {}) {

@@ -73,7 +73,8 @@ WorkerFrame Receive() {
     n = read(kWorkerControlFd, buffer, sizeof(buffer));
   } while (n < 0 && errno == EINTR);
   if (n == 0) _exit(kWorkerExitOk);
-  Result<WorkerFrame> frame = DecodeWorkerFrame(ByteSpan(buffer, n < 0 ? 0 : static_cast<size_t>(n)));
+  Result<WorkerFrame> frame =
+      DecodeWorkerFrame(ByteSpan(buffer, n < 0 ? 0 : static_cast<size_t>(n)));
   if (!frame.ok()) _exit(kWorkerExitProtocolError);
   return *frame;
 }
@@ -303,7 +304,8 @@ class Worker {
       SendFailure(request.sequence, script_.fail_code);
       return;
     }
-    const bool secret_now = script_.secret_place != SecretPlace::kNone && step == script_.secret_at_step;
+    const bool secret_now =
+        script_.secret_place != SecretPlace::kNone && step == script_.secret_at_step;
     if (secret_now && script_.secret_place == SecretPlace::kReason) {
       SendFailure(request.sequence, script_.secret);
       return;
@@ -338,7 +340,8 @@ class Worker {
     }
     loss /= static_cast<double>(count);
     // The buffer, like batch norm's num_batches_tracked: training samples seen, after this batch.
-    if (buffer_count_ > 0) grads_[parameter_count_] = params_[parameter_count_] + static_cast<float>(count);
+    if (buffer_count_ > 0)
+      grads_[parameter_count_] = params_[parameter_count_] + static_cast<float>(count);
     if (nan) grads_[0] = std::numeric_limits<float>::quiet_NaN();
     if (secret_now && script_.secret_place == SecretPlace::kNanIndex) {
       grads_[script_.secret % parameter_count_] = std::numeric_limits<float>::quiet_NaN();

@@ -121,7 +121,8 @@ TEST(ScriptedWorkerTest, LearnsASyntheticRuleThenPredicts) {
   EXPECT_GT(result->epochs[2].validation.accuracy, 0.9);  // chance: 0.25
   // The buffer (training samples seen) went through the runtime's buffer path every step.
   ASSERT_EQ(result->model.buffers.size(), 1u);
-  EXPECT_EQ(result->model.buffers[0], 3.0f * static_cast<float>((*session)->training_sample_count()));
+  EXPECT_EQ(result->model.buffers[0],
+            3.0f * static_cast<float>((*session)->training_sample_count()));
 
   PredictionOptions prediction;
   prediction.worker = Settings();
@@ -131,7 +132,8 @@ TEST(ScriptedWorkerTest, LearnsASyntheticRuleThenPredicts) {
   ASSERT_TRUE(predictor.ok()) << predictor.status().ToString();
   Records fresh = Synthetic(100, 2);
   Bytes inputs;
-  for (size_t i = 0; i < 100; ++i) inputs.insert(inputs.end(), fresh.sample(i), fresh.sample(i) + 64);
+  for (size_t i = 0; i < 100; ++i)
+    inputs.insert(inputs.end(), fresh.sample(i), fresh.sample(i) + 64);
   auto logits = (*predictor)->Predict(inputs, 100);
   ASSERT_TRUE(logits.ok()) << logits.status().ToString();
   ASSERT_EQ(logits->size(), 100u * kClasses);

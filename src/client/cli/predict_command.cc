@@ -115,7 +115,8 @@ Status Skip(importers::InputStream& stream, uint64_t bytes) {
   std::vector<uint8_t> buffer(64 * 1024);
   while (bytes > 0) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(bytes, buffer.size()));
-    CHIRON_ASSIGN_OR_RETURN(size_t got, importers::ReadFull(stream, MutableByteSpan(buffer.data(), want)));
+    CHIRON_ASSIGN_OR_RETURN(size_t got,
+                            importers::ReadFull(stream, MutableByteSpan(buffer.data(), want)));
     if (got != want) return InvalidArgumentError(stream.name() + ": ends early");
     bytes -= want;
   }
@@ -215,16 +216,19 @@ Status ReadIdxSamples(const std::string& path, const std::string& labels_path,
     }
     CHIRON_RETURN_IF_ERROR(Skip(*label_file.stream, first));
     std::vector<uint8_t> values(count);
-    CHIRON_ASSIGN_OR_RETURN(size_t got, importers::ReadFull(*label_file.stream,
-                                                           MutableByteSpan(values.data(), values.size())));
+    CHIRON_ASSIGN_OR_RETURN(
+        size_t got,
+        importers::ReadFull(*label_file.stream, MutableByteSpan(values.data(), values.size())));
     if (got != values.size()) return InvalidArgumentError(labels_path + ": ends early");
     for (size_t i = 0; i < values.size(); ++i) labels[i] = values[i];
   }
   const std::string name = BaseName(path);
   for (uint64_t i = 0; i < count; ++i) {
     std::string item(sample_size, '\0');
-    CHIRON_ASSIGN_OR_RETURN(size_t got, importers::ReadFull(*images.stream,
-                                                           MutableByteSpan(reinterpret_cast<uint8_t*>(item.data()), item.size())));
+    CHIRON_ASSIGN_OR_RETURN(
+        size_t got,
+        importers::ReadFull(*images.stream,
+                            MutableByteSpan(reinterpret_cast<uint8_t*>(item.data()), item.size())));
     if (got != item.size()) return InvalidArgumentError(path + ": ends early");
     AddSample(samples, std::move(item), labels[i], name + " #" + std::to_string(first + i),
               first + i);
@@ -343,7 +347,8 @@ Status ReadPngFile(const std::string& path, int label, const v1::ModelInfo& mode
     return Status::Ok();
   }
   if (window.full()) return Status::Ok();
-  CHIRON_ASSIGN_OR_RETURN(Bytes file, FileSystem::Default()->ReadFile(path, importers::kMaxPngFileSize));
+  CHIRON_ASSIGN_OR_RETURN(Bytes file,
+                          FileSystem::Default()->ReadFile(path, importers::kMaxPngFileSize));
   CHIRON_ASSIGN_OR_RETURN(importers::PngInfo info, importers::ReadPngInfo(file, path));
   CHIRON_RETURN_IF_ERROR(CheckPngShape(info, path, model));
   std::string item(info.decoded_size(), '\0');
@@ -412,7 +417,8 @@ Status ReadPngFolder(const std::string& path, const v1::ModelInfo& model, Window
 }
 
 bool EndsWith(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Reads every input in order: FILE arguments by kind, then --idx / --raw.
@@ -516,7 +522,8 @@ void PrintJson(const PredictArgs& args, const Samples& samples, const Labels& la
     item["classes"] = classes;
     item["class_names"] = class_names;
     if (!answer.label_only) {
-      item["probabilities"] = std::vector<float>(p.probabilities().begin(), p.probabilities().end());
+      item["probabilities"] =
+          std::vector<float>(p.probabilities().begin(), p.probabilities().end());
     }
     int label = samples.labels[i];
     if (label >= 0) {

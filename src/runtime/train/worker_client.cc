@@ -132,7 +132,8 @@ Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
   Result<WorkerFrame> configured = client->Exchange(configure, expect);
   if (!configured.ok()) {
     // A worker that dies or refuses while loading the recipe has seen no data yet.
-    if (client->failure_ == FailureCategory::kCrashed) client->failure_ = FailureCategory::kRecipeRejected;
+    if (client->failure_ == FailureCategory::kCrashed)
+      client->failure_ = FailureCategory::kRecipeRejected;
     if (failure != nullptr) *failure = client->failure_;
     return configured.status();
   }
@@ -346,8 +347,8 @@ Status WorkerClient::ComputeGradients(uint64_t count, std::vector<float>& grads,
         WorkerRefusalOf(frame.status()) == WorkerRefusal::kLoss) {
       failure_ = FailureCategory::kNumericalError;
       failure_status_ =
-          Status(failure_status_.code(),
-                 "worker failed (numerical error): " + RefuseWorker(WorkerRefusal::kLoss).message());
+          Status(failure_status_.code(), "worker failed (numerical error): " +
+                                             RefuseWorker(WorkerRefusal::kLoss).message());
       return failure_status_;
     }
     return frame.status();

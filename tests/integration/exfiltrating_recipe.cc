@@ -58,6 +58,10 @@ class LeakyRecipe : public chiron::Recipe {
     config.batch_size = 32;
     return config;
   }
+  // A short time budget: its provider sees the job's outcome 5 s after it started.
+  chiron::ResourceBudget Budget(const chiron::DatasetSchema&) const override {
+    return chiron::ResourceBudget{.max_memory_size = 0, .max_training_seconds = 5};
+  }
 };
 
 }  // namespace

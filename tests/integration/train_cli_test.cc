@@ -436,12 +436,25 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
   ASSERT_NE(leaky_job, nullptr);
   EXPECT_EQ((*leaky_job)["state"], "failed");
   EXPECT_EQ((*leaky_job)["failure"], "sandbox-violation");
+  // Its provider sees the outcome only when the recipe's 5 s time budget has run out, however
+  // early the job failed: until then it is running, with no failure shown.
+  const std::string leaky_id = (*leaky_job)["job_id"].get<std::string>();
   auto facts_after = ParseJson(Provider({"job", "facts", "--json"}));
-  const auto* leaky_fact =
-      FindBy(facts_after, "job_id", (*leaky_job)["job_id"].get<std::string>());
+  const auto* leaky_fact = FindBy(facts_after, "job_id", leaky_id);
   ASSERT_NE(leaky_fact, nullptr);
-  EXPECT_EQ((*leaky_fact)["state"], "failed");
-  EXPECT_EQ((*leaky_fact)["failure"], "sandbox-violation");
+  nlohmann::json revealed = *leaky_fact;
+  if (revealed["state"] == "running") {
+    EXPECT_EQ(revealed["failure"], "none");
+  }
+  for (int i = 0; i < 100 && revealed["state"] == "running"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const nlohmann::json list = ParseJson(Provider({"job", "facts", "--json"}));
+    const auto* fact = FindBy(list, "job_id", leaky_id);
+    ASSERT_NE(fact, nullptr);
+    revealed = *fact;
+  }
+  EXPECT_EQ(revealed["state"], "failed");
+  EXPECT_EQ(revealed["failure"], "sandbox-violation");
   EXPECT_EQ(FindBy(ParseJson(Owner("alice", {"model", "list", "--json"})), "name",
                    "leaky-model"),
             nullptr)

@@ -279,8 +279,8 @@ class SandboxedProcessImpl : public SandboxedProcess {
     if (offset > parameter_count_ || out.size() > parameter_count_ - offset) {
       return InvalidArgumentError("asked for gradients past the end of the arena");
     }
-    std::memcpy(out.data(), static_cast<const float*>(gradients_.data()) + offset,
-                out.size() * sizeof(float));
+    // std::copy_n: an empty `out` may have a null data(), which memcpy may not be given.
+    std::copy_n(static_cast<const float*>(gradients_.data()) + offset, out.size(), out.data());
     return Status::Ok();
   }
 
@@ -336,7 +336,7 @@ class SandboxedProcessImpl : public SandboxedProcess {
                                                     float max_abs) {
     // Copy, then check: the worker may keep writing the shared pages while we look at them.
     Bytes copy(count * sizeof(float));
-    std::memcpy(copy.data(), arena.data(), copy.size());
+    std::copy_n(static_cast<const uint8_t*>(arena.data()), copy.size(), copy.data());
     return ValidateFloatArena(copy, count, max_abs);
   }
 

@@ -71,9 +71,9 @@ Result<std::unique_ptr<PredictionSession>> PredictionSession::Start(
   }
   // The worker maps the parameter arena read-only; the model is written once, here.
   std::span<float> state = worker->state();
-  std::memcpy(state.data(), model.parameters.data(), model.parameters.size() * sizeof(float));
-  std::memcpy(state.data() + model.parameters.size(), model.buffers.data(),
-              model.buffers.size() * sizeof(float));
+  // std::copy: a model may have no buffers, and memcpy may not be given a null pointer.
+  std::copy(model.parameters.begin(), model.parameters.end(), state.data());
+  std::copy(model.buffers.begin(), model.buffers.end(), state.data() + model.parameters.size());
   if (failure != nullptr) *failure = FailureCategory::kNone;
   return std::unique_ptr<PredictionSession>(new PredictionSessionImpl(std::move(worker), options));
 }

@@ -12,7 +12,9 @@ constexpr uint64_t kMaxValues = 1ull << 32;
 void AppendFloats(Bytes& out, const std::vector<float>& values) {
   const size_t at = out.size();
   out.resize(at + values.size() * sizeof(float));
-  std::memcpy(out.data() + at, values.data(), values.size() * sizeof(float));  // little endian
+  if (!values.empty()) {  // an empty vector's data() may be null, which memcpy may not be given
+    std::memcpy(out.data() + at, values.data(), values.size() * sizeof(float));  // little endian
+  }
 }
 
 Result<std::vector<float>> ReadFloats(ByteReader& reader, uint64_t count, const char* what) {
@@ -22,7 +24,7 @@ Result<std::vector<float>> ReadFloats(ByteReader& reader, uint64_t count, const 
   }
   CHIRON_ASSIGN_OR_RETURN(ByteSpan bytes, reader.Take(count * sizeof(float), what));
   std::vector<float> values(count);
-  std::memcpy(values.data(), bytes.data(), bytes.size());
+  if (count > 0) std::memcpy(values.data(), bytes.data(), bytes.size());
   for (float v : values) {
     if (!std::isfinite(v)) {
       return InvalidArgumentError(std::string("trained model: a non-finite value in ") + what);

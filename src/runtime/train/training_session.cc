@@ -217,8 +217,8 @@ class TrainingSessionImpl final : public TrainingSession {
                                                    schedule_->LearningRate(step_),
                                                    state.first(model_.parameters.size())));
     model_.buffers.swap(step_buffers_);
-    std::memcpy(state.data() + model_.parameters.size(), model_.buffers.data(),
-                model_.buffers.size() * sizeof(float));
+    std::copy(model_.buffers.begin(), model_.buffers.end(),
+              state.data() + model_.parameters.size());  // a model may have no buffers
     arena_current_ = true;
     ++step_;
     samples_seen_ += n;
@@ -229,9 +229,10 @@ class TrainingSessionImpl final : public TrainingSession {
 
   void WriteState() {
     std::span<float> state = worker_->state();
-    std::memcpy(state.data(), model_.parameters.data(), model_.parameters.size() * sizeof(float));
-    std::memcpy(state.data() + model_.parameters.size(), model_.buffers.data(),
-                model_.buffers.size() * sizeof(float));
+    // std::copy: a model may have no buffers, and memcpy may not be given a null pointer.
+    std::copy(model_.parameters.begin(), model_.parameters.end(), state.data());
+    std::copy(model_.buffers.begin(), model_.buffers.end(),
+              state.data() + model_.parameters.size());
     arena_current_ = true;
   }
 

@@ -83,53 +83,68 @@ struct ChildPlan {
 };
 
 // Runs in the cloned child: async-signal-safe system calls only, on the plan's memory.
-[[noreturn]] void ChildMain(const ChildPlan& plan) {
-  int error_fd = plan.error_fd;
-  auto fail = [&error_fd](int step) {
-    int payload[2] = {step, errno};
-    ssize_t ignored = write(error_fd, payload, sizeof(payload));
-    (void)ignored;
-    _exit(127);
-  };
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail(kStepDeathSignal);
-  close(plan.sync_write_fd);
-  char go = 0;
-  // EOF instead of the byte: the runtime failed to write the maps or died; either way, stop.
-  if (read(plan.sync_read_fd, &go, 1) != 1) fail(kStepSync);
-  // Raw system calls: glibc's wrappers would try to broadcast the change to the parent's threads,
-  // which do not exist in this process.
-  if (plan.drop_groups && syscall(SYS_setgroups, 0, nullptr) != 0) fail(kStepSetgroups);
-  if (syscall(SYS_setresgid, 0, 0, 0) != 0) fail(kStepSetresgid);
-  if (syscall(SYS_setresuid, 0, 0, 0) != 0) fail(kStepSetresuid);
-  if (setsid() < 0) fail(kStepSetsid);
+// Every call below is a raw system call: no libc wrapper and no sanitizer interceptor runs in the
+// child (a wrapper or an interceptor may take a lock another thread of chirond held at the clone,
+// and that lock stays held forever in the child: seen as a worker that never said hello when two
+// workers started at once under ThreadSanitizer). For the same reason the function itself is not
+// instrumented by a sanitizer.
+[[noreturn]] __attribute__((no_sanitize("address", "thread", "undefined"))) void ChildFail(
+    int error_fd, int step) {
+  int payload[2] = {step, errno};
+  long ignored = syscall(SYS_write, error_fd, payload, sizeof(payload));
+  (void)ignored;
+  syscall(SYS_exit_group, 127);
+  __builtin_unreachable();
+}
 
-  // Lift every source out of the 0-8 range first so that installing one cannot clobber another.
-  constexpr int kHigh = 64;
-  std::array<int, kWorkerFirstFreeFd> high{};
-  for (int i = 0; i < kWorkerFirstFreeFd; ++i) {
-    high[i] = fcntl(plan.sources[i], F_DUPFD_CLOEXEC, kHigh);
-    if (high[i] < 0) fail(kStepMoveDescriptors);
+[[noreturn]] __attribute__((no_sanitize("address", "thread", "undefined"))) void ChildMain(
+    const ChildPlan& plan) {
+  int error_fd = plan.error_fd;
+  if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+    ChildFail(error_fd, kStepDeathSignal);
   }
-  int moved_error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, kHigh);
-  if (moved_error_fd < 0) fail(kStepMoveDescriptors);
+  syscall(SYS_close, plan.sync_write_fd);
+  char go = 0;
+  if (syscall(SYS_read, plan.sync_read_fd, &go, 1) != 1) ChildFail(error_fd, kStepSync);
+  if (plan.drop_groups && syscall(SYS_setgroups, 0, nullptr) != 0) {
+    ChildFail(error_fd, kStepSetgroups);
+  }
+  if (syscall(SYS_setresgid, 0, 0, 0) != 0) ChildFail(error_fd, kStepSetresgid);
+  if (syscall(SYS_setresuid, 0, 0, 0) != 0) ChildFail(error_fd, kStepSetresuid);
+  if (syscall(SYS_setsid) < 0) ChildFail(error_fd, kStepSetsid);
+
+  constexpr int kHigh = 64;
+  int high[kWorkerFirstFreeFd];
+  for (int i = 0; i < kWorkerFirstFreeFd; ++i) {
+    high[i] = static_cast<int>(syscall(SYS_fcntl, plan.sources[i], F_DUPFD_CLOEXEC, kHigh));
+    if (high[i] < 0) ChildFail(error_fd, kStepMoveDescriptors);
+  }
+  const int moved_error_fd =
+      static_cast<int>(syscall(SYS_fcntl, error_fd, F_DUPFD_CLOEXEC, kHigh));
+  if (moved_error_fd < 0) ChildFail(error_fd, kStepMoveDescriptors);
   error_fd = moved_error_fd;
   for (int i = 0; i < kWorkerFirstFreeFd; ++i) {
-    if (dup2(high[i], i) != i) fail(kStepMoveDescriptors);  // dup2 clears FD_CLOEXEC
+    // dup3 clears FD_CLOEXEC; high[i] >= kHigh never equals i.
+    if (syscall(SYS_dup3, high[i], i, 0) != i) ChildFail(error_fd, kStepMoveDescriptors);
   }
-  // Everything else goes, except the error pipe (close-on-exec, so it closes at execve).
   if (syscall(SYS_close_range, kWorkerFirstFreeFd, error_fd - 1, 0) != 0) {
-    fail(kStepCloseDescriptors);
+    ChildFail(error_fd, kStepCloseDescriptors);
   }
-  if (syscall(SYS_close_range, error_fd + 1, ~0u, 0) != 0) fail(kStepCloseDescriptors);
+  if (syscall(SYS_close_range, error_fd + 1, ~0u, 0) != 0) {
+    ChildFail(error_fd, kStepCloseDescriptors);
+  }
 
   for (const ResourceLimit& limit : plan.limits) {
-    if (syscall(SYS_prlimit64, 0, limit.resource, &limit.limit, nullptr) != 0) fail(kStepRlimit);
+    if (syscall(SYS_prlimit64, 0, limit.resource, &limit.limit, nullptr) != 0) {
+      ChildFail(error_fd, kStepRlimit);
+    }
   }
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(kStepNoNewPrivs);
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail(kStepDumpable);
-  execve(plan.path, plan.argv, plan.envp);
-  fail(kStepExec);
-  _exit(127);
+  if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    ChildFail(error_fd, kStepNoNewPrivs);
+  }
+  if (syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) ChildFail(error_fd, kStepDumpable);
+  syscall(SYS_execve, plan.path, plan.argv, plan.envp);
+  ChildFail(error_fd, kStepExec);
 }
 
 Status WriteProcFile(pid_t pid, const char* name, const std::string& content) {

@@ -59,6 +59,23 @@ class TrainingQueueTest : public testing::StoreFixture {
     return last;
   }
 
+  // A queue whose requests may last half an hour, for a recipe that sleeps ten minutes per step.
+  static TrainingQueueOptions StuckOptions() {
+    TrainingQueueOptions options;
+    options.worker = testing::ScriptedWorkerSettings();
+    options.worker.request_timeout = std::chrono::minutes(30);
+    return options;
+  }
+  // The owner's job on that recipe, once its worker is in its first step.
+  Result<JobRecord> StartStuckJob() {
+    std::string stuck = RegisterScripted(*registry_, "stuck", "sleep_per_step_ms 600000");
+    auto job = Train(kOwner, stuck, "m");
+    if (job.ok() && !WaitRunning(kOwner, job->id)) {
+      return DeadlineExceededError("the stuck job never ran");
+    }
+    return job;
+  }
+
   bool WaitRunning(const std::string& owner, const std::string& job_id) {
     return Eventually([&] {
       auto record = queue_->GetJob(owner, job_id);
@@ -147,14 +164,10 @@ TEST_F(TrainingQueueTest, AModelNameIsReservedWhenTheJobIsAccepted) {
 // Defect: cancel was checked only at checkpoints, so a recipe sleeping in every step held its
 // slot for minutes after `chiron job cancel`.
 TEST_F(TrainingQueueTest, CancelKillsARunningWorkerAtOnce) {
-  TrainingQueueOptions options;
-  options.worker = testing::ScriptedWorkerSettings();
-  options.worker.request_timeout = std::chrono::minutes(30);
+  TrainingQueueOptions options = StuckOptions();
   StartQueue(options);
-  std::string stuck = RegisterScripted(*registry_, "stuck", "sleep_per_step_ms 600000");
-  auto job = Train(kOwner, stuck, "m");
+  auto job = StartStuckJob();
   ASSERT_TRUE(job.ok());
-  ASSERT_TRUE(WaitRunning(kOwner, job->id));
   const auto asked = std::chrono::steady_clock::now();
   auto cancelled = queue_->CancelJob(kOwner, job->id);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status().ToString();
@@ -190,14 +203,10 @@ TEST_F(TrainingQueueTest, AJobCancelledAsItIsPickedUpNeverRunsOn) {
 
 // Defect: SIGTERM to chirond joined a training thread stuck in a recipe's step.
 TEST_F(TrainingQueueTest, StopIsBoundedAndTheJobResumesAtTheNextStart) {
-  TrainingQueueOptions options;
-  options.worker = testing::ScriptedWorkerSettings();
-  options.worker.request_timeout = std::chrono::minutes(30);
+  TrainingQueueOptions options = StuckOptions();
   StartQueue(options);
-  std::string stuck = RegisterScripted(*registry_, "stuck", "sleep_per_step_ms 600000");
-  auto job = Train(kOwner, stuck, "m");
+  auto job = StartStuckJob();
   ASSERT_TRUE(job.ok());
-  ASSERT_TRUE(WaitRunning(kOwner, job->id));
   const auto asked = std::chrono::steady_clock::now();
   queue_->Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::minutes(1));
@@ -302,14 +311,10 @@ TEST_F(TrainingQueueTest, SlotsAreSharedFairlyAcrossOwners) {
 
 // Defect: a dataset could be deleted under a running job, which carried on and succeeded.
 TEST_F(TrainingQueueTest, JobsReadingADatasetAreListedAndCancelledOnRequest) {
-  TrainingQueueOptions options;
-  options.worker = testing::ScriptedWorkerSettings();
-  options.worker.request_timeout = std::chrono::minutes(30);
+  TrainingQueueOptions options = StuckOptions();
   StartQueue(options);
-  std::string stuck = RegisterScripted(*registry_, "stuck", "sleep_per_step_ms 600000");
-  auto job = Train(kOwner, stuck, "m");
+  auto job = StartStuckJob();
   ASSERT_TRUE(job.ok());
-  ASSERT_TRUE(WaitRunning(kOwner, job->id));
   auto readers = queue_->UnfinishedJobsReading(kOwner, job->dataset_id);
   ASSERT_TRUE(readers.ok());
   EXPECT_EQ(*readers, std::vector<std::string>{job->id});

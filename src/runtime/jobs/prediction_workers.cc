@@ -79,7 +79,7 @@ Status PredictionWorkers::Run(const ModelRecord& model, const std::string& princ
   auto future = promise->get_future();
   {
     std::lock_guard<std::mutex> lock(pool_mutex_);
-    if (stopping_) return UnavailableError("chirond is stopping");
+    if (stopping_) return UnavailableError("chirond is stopping: try again when it is back");
     tasks_.push_back([this, promise, &model, &principal, &use] {
       promise->set_value(Serve(model, principal, use));
     });
@@ -153,7 +153,8 @@ Status PredictionWorkers::Serve(const ModelRecord& model, const std::string& pri
   // The model's current sealed generation; gone once DeleteModel deleted the blob (Evict runs
   // after that, so a worker started here before the deletion is stopped by it).
   auto info = store_->GetBlobInfo(BlobKind::kModel, model.id);
-  if (!info.ok()) return NotFoundError("model '" + model.name + "' no longer exists");
+  if (!info.ok()) return NotFoundError("model '" + model.name +
+                                         "' was deleted meanwhile: see `chiron model list`");
   std::shared_ptr<Entry> entry;
   std::unique_ptr<train::PredictionSession> stale;
   {
@@ -190,7 +191,8 @@ Status PredictionWorkers::Serve(const ModelRecord& model, const std::string& pri
     SecureZero(trained.buffers.data(), trained.buffers.size() * sizeof(float));
     if (!session.ok()) {
       return UnavailableError("the model's sandboxed worker did not start (" +
-                              std::string(train::FailureCategoryName(failure)) + ")");
+                              std::string(train::FailureCategoryName(failure)) +
+                              "): try again; if it keeps failing, tell the recipe's provider");
     }
     std::lock_guard<std::mutex> lock(mutex_);
     entry->session = std::move(*session);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -162,14 +163,10 @@ class SecretWindows {
 
 // The readable mappings of process `pid` holding any 8-byte window of `secret`, each with the
 // longest piece found ("... : a 16-byte piece"). The scan overlaps its reads so no piece is cut.
-//
-// `transport_tag`, when given, exempts exactly one kind of occurrence: the whole secret right after
-// that protobuf tag and length, i.e. the serialized request field as gRPC received it. gRPC's own
-// HTTP/2 read buffers are out of chirond's reach (docs/threat-model.md); every other piece, and
-// any piece of it elsewhere, still counts. The exempted occurrences are counted in *exempted.
-std::vector<std::string> MappingsContainingPieces(pid_t pid, const Bytes& secret,
-                                                  const Bytes& transport_tag = {},
-                                                  size_t* exempted = nullptr) {
+// No occurrence is exempt: not even the serialized request field in gRPC's buffers, since chirond
+// wipes every block it frees (src/runtime/main/wipe_on_free.cc) and the test searches only after
+// the owner's connection, and with it every buffer that held its requests, is gone.
+std::vector<std::string> MappingsContainingPieces(pid_t pid, const Bytes& secret) {
   const SecretWindows windows(secret);
   std::vector<std::string> found;
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
@@ -197,13 +194,6 @@ std::vector<std::string> MappingsContainingPieces(pid_t pid, const Bytes& secret
       const size_t size = static_cast<size_t>(got);
       for (size_t i = 0; i + SecretWindows::kWindow <= size; ++i) {
         const size_t match = windows.MatchAt(window.data() + i, size - i);
-        if (match == secret.size() && !transport_tag.empty() && i >= transport_tag.size() &&
-            std::equal(transport_tag.begin(), transport_tag.end(),
-                       window.data() + i - transport_tag.size())) {
-          if (exempted != nullptr) ++*exempted;
-          i += secret.size() - 1;  // the shifted pieces of the same occurrence
-          continue;
-        }
         longest = std::max(longest, match);
       }
       if (at + size >= end) break;
@@ -218,6 +208,32 @@ std::vector<std::string> MappingsContainingPieces(pid_t pid, const Bytes& secret
   ::close(mem);
   EXPECT_GT(bytes_read, uint64_t{1} << 20) << "the memory scan read almost nothing";
   return found;
+}
+
+// Waits (up to 10 s) until no TCP connection to loopback port `port` remains, in /proc/net/tcp,
+// so chirond has closed the owner's connection and freed its buffers (a connection's TLS read
+// buffer lives as long as the connection) before its memory is searched. Returns whether it did.
+bool WaitUntilConnectionsClosed(int port) {
+  char local_port[8];
+  std::snprintf(local_port, sizeof(local_port), ":%04X", port);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    bool open = false;
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+      std::ifstream in(table);
+      std::string line;
+      std::getline(in, line);  // the header
+      while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state;
+        fields >> slot >> local >> remote >> state;
+        const bool ours = local.size() > 5 && local.compare(local.size() - 5, 5, local_port) == 0;
+        if (ours && state != "0A") open = true;  // 0A: the listening socket itself
+      }
+    }
+    if (!open) return true;
+    ::usleep(50 * 1000);
+  }
+  return false;
 }
 
 std::string Join(const std::vector<std::string>& lines) {
@@ -334,14 +350,7 @@ class SecretsLingerTest : public ::testing::Test {
     std::string state_dir = dir_ + "/state";
     EXPECT_EQ(FilesContaining(state_dir, data_key), std::vector<std::string>{});
     EXPECT_EQ(FilesContaining(state_dir, marker), std::vector<std::string>{});
-    // BeginUploadRequest.data_key is field 3, 32 bytes: tag 0x1a, length 0x20.
-    size_t in_transport = 0;
-    auto key_copies =
-        MappingsContainingPieces(chirond_->pid(), data_key, Bytes{0x1a, 0x20}, &in_transport);
-    if (in_transport > 0) {
-      std::cout << "note: the key was still in " << in_transport
-                << " of gRPC's received-request buffers (not chirond's to wipe)\n";
-    }
+    auto key_copies = MappingsContainingPieces(chirond_->pid(), data_key);
     EXPECT_TRUE(key_copies.empty())
         << "pieces of the deleted dataset's key are still in chirond's memory in:"
         << Join(key_copies);
@@ -386,6 +395,8 @@ TEST_F(SecretsLingerTest, DataKeyAndPlaintextAreNotOnDiskAndNotInMemoryAfterDele
 
   DeleteDataset(*owner);
   owner.reset();  // close the connection, as an owner who is done would
+  EXPECT_TRUE(WaitUntilConnectionsClosed(chirond_->port()))
+      << "chirond kept the owner's connection open 10 s after the owner closed it";
   ExpectNoTrace(data_key, marker);
 }
 
@@ -431,6 +442,8 @@ TEST_F(SecretsLingerTest, NothingLingersAfterTrainingOnTheDataset) {
 
   DeleteDataset(*owner);
   owner.reset();
+  EXPECT_TRUE(WaitUntilConnectionsClosed(chirond_->port()))
+      << "chirond kept the owner's connection open 10 s after the owner closed it";
   ExpectNoTrace(data_key, marker);
 }
 

@@ -15,6 +15,9 @@ packages=(
   libtorch-dev libopenblas0-openmp dataset-fashion-mnist
   # browser test of the owner's report
   chromium
+  # the Python owner client and its test (python3-cryptography parses the RA-TLS certificate);
+  # PyTorch as users run it, the baseline of the benches
+  python3-grpcio python3-numpy python3-cryptography python3-torch
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #include "runtime/train/metrics.h"
 
 #include <cmath>
+#include <cstring>
 #include <string>
 
 namespace chiron::train {
@@ -77,6 +78,44 @@ ClassificationReport MetricsAccumulator::Report() const {
     report.mean_loss = loss_sum_ / static_cast<double>(example_count_);
   }
   return report;
+}
+
+Bytes MetricsAccumulator::Serialize() const {
+  Bytes out;
+  AppendU64Le(out, static_cast<uint64_t>(class_count_));
+  AppendU64Le(out, example_count_);
+  uint64_t loss_bits;
+  std::memcpy(&loss_bits, &loss_sum_, sizeof(loss_bits));
+  AppendU64Le(out, loss_bits);
+  for (uint64_t count : confusion_) AppendU64Le(out, count);
+  return out;
+}
+
+Status MetricsAccumulator::Merge(ByteSpan serialized) {
+  ByteReader reader(serialized);
+  CHIRON_ASSIGN_OR_RETURN(uint64_t classes, reader.U64Le("class count"));
+  CHIRON_ASSIGN_OR_RETURN(uint64_t examples, reader.U64Le("example count"));
+  CHIRON_ASSIGN_OR_RETURN(uint64_t loss_bits, reader.U64Le("loss sum"));
+  if (classes != static_cast<uint64_t>(class_count_) ||
+      reader.remaining() != confusion_.size() * sizeof(uint64_t)) {
+    return InvalidArgumentError("metrics to merge: for another class count or truncated");
+  }
+  double loss;
+  std::memcpy(&loss, &loss_bits, sizeof(loss));
+  if (!std::isfinite(loss)) return InvalidArgumentError("metrics to merge: non-finite loss");
+  std::vector<uint64_t> counts(confusion_.size());
+  uint64_t total = 0;
+  for (uint64_t& count : counts) {
+    CHIRON_ASSIGN_OR_RETURN(count, reader.U64Le("confusion count"));
+    total += count;
+  }
+  if (total != examples) {
+    return InvalidArgumentError("metrics to merge: the confusion matrix does not add up");
+  }
+  for (size_t i = 0; i < counts.size(); ++i) confusion_[i] += counts[i];
+  example_count_ += examples;
+  loss_sum_ += loss;
+  return Status::Ok();
 }
 
 }  // namespace chiron::train

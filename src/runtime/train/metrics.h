@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "shared/base/bytes.h"
 #include "shared/base/status.h"
 
 namespace chiron::train {
@@ -40,6 +41,13 @@ class MetricsAccumulator {
   Status Add(std::span<const float> logits, std::span<const int64_t> labels);
 
   ClassificationReport Report() const;
+
+  // The counts so far as bytes (class count, examples, loss sum, confusion matrix), and adding
+  // another accumulator's bytes to these: how the nodes of a data-parallel job score their
+  // validation splits together. Merge: InvalidArgument (and nothing added) if the bytes do not
+  // parse, are for another class count, or carry a non-finite loss.
+  Bytes Serialize() const;
+  Status Merge(ByteSpan serialized);
 
  private:
   explicit MetricsAccumulator(int64_t class_count)

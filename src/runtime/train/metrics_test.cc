@@ -58,5 +58,49 @@ TEST(MetricsTest, RefusesBadInputWithoutCounting) {
   EXPECT_FALSE(MetricsAccumulator::Create(0).ok());
 }
 
+// Nodes of a data-parallel job score their validation splits apart and merge the counts: the
+// merged report equals the report of one accumulator that saw every example.
+TEST(MetricsTest, MergedAccumulatorsReportAsOne) {
+  const std::vector<float> logits_a = {2, 0, 0, 0, 3, 1};
+  const std::vector<int64_t> labels_a = {0, 1};
+  const std::vector<float> logits_b = {0, 0, 4, 1, 1, 0};
+  const std::vector<int64_t> labels_b = {1, 2};
+  auto whole = MetricsAccumulator::Create(3);
+  auto a = MetricsAccumulator::Create(3);
+  auto b = MetricsAccumulator::Create(3);
+  ASSERT_TRUE(whole.ok() && a.ok() && b.ok());
+  ASSERT_TRUE(whole->Add(logits_a, labels_a).ok());
+  ASSERT_TRUE(whole->Add(logits_b, labels_b).ok());
+  ASSERT_TRUE(a->Add(logits_a, labels_a).ok());
+  ASSERT_TRUE(b->Add(logits_b, labels_b).ok());
+  auto merged = MetricsAccumulator::Create(3);
+  ASSERT_TRUE(merged->Merge(a->Serialize()).ok());
+  ASSERT_TRUE(merged->Merge(b->Serialize()).ok());
+  const ClassificationReport expected = whole->Report();
+  const ClassificationReport got = merged->Report();
+  EXPECT_EQ(got.example_count, 4u);
+  EXPECT_EQ(got.confusion, expected.confusion);
+  EXPECT_DOUBLE_EQ(got.accuracy, expected.accuracy);
+  EXPECT_NEAR(got.mean_loss, expected.mean_loss, 1e-12);
+}
+
+TEST(MetricsTest, MergeRefusesForeignOrBrokenCountsAndAddsNothing) {
+  auto a = MetricsAccumulator::Create(2);
+  ASSERT_TRUE(a->Add(std::vector<float>{1, 0}, std::vector<int64_t>{0}).ok());
+  Bytes good = a->Serialize();
+  auto three = MetricsAccumulator::Create(3);
+  EXPECT_FALSE(three->Merge(good).ok()) << "another class count";
+  auto target = MetricsAccumulator::Create(2);
+  Bytes truncated(good.begin(), good.end() - 1);
+  EXPECT_FALSE(target->Merge(truncated).ok());
+  Bytes lying = good;
+  lying[8] = 7;  // example count 7, confusion matrix adds up to 1
+  EXPECT_FALSE(target->Merge(lying).ok());
+  Bytes nan_loss = good;
+  for (int i = 16; i < 24; ++i) nan_loss[i] = 0xff;
+  EXPECT_FALSE(target->Merge(nan_loss).ok());
+  EXPECT_EQ(target->Report().example_count, 0u);
+}
+
 }  // namespace
 }  // namespace chiron::train

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "runtime/train/data_parallel.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/train/schedule.h"
 #include "runtime/train/shuffler.h"
@@ -54,20 +55,51 @@ class TrainingSessionImpl final : public TrainingSession {
         worker_(std::move(worker)) {}
 
   Status Init() {
-    CHIRON_ASSIGN_OR_RETURN(Shuffler shuffler, Shuffler::Create(options_.seed, train_.count,
-                                                                config_.batch_size, false));
+    Collective* group = options_.collective;
+    if (group != nullptr) {
+      if (config_.batch_size < group->size()) {
+        return InvalidArgumentError(
+            "data-parallel training: the batch size " + std::to_string(config_.batch_size) +
+            " is smaller than the " + std::to_string(group->size()) +
+            " nodes (every node needs at least one sample per step): use fewer nodes or a "
+            "larger batch");
+      }
+      local_batch_ = LocalBatch(group->rank());
+    } else {
+      local_batch_ = config_.batch_size;
+    }
+    // Each rank shuffles its own shard with its own stream (rank 0's is the single node's).
+    const uint64_t rank = group == nullptr ? 0 : group->rank();
+    CHIRON_ASSIGN_OR_RETURN(
+        Shuffler shuffler,
+        Shuffler::Create(options_.seed + rank * 0x9e3779b97f4a7c15ULL, train_.count,
+                         local_batch_, false));
     shuffler_ = std::make_unique<Shuffler>(shuffler);
-    const uint64_t steps_per_epoch = shuffler_->batches_per_epoch();
+    batches_per_epoch_ = shuffler_->batches_per_epoch();
+    if (group != nullptr) CHIRON_RETURN_IF_ERROR(AgreeOnShards(*group));
+    const uint64_t steps_per_epoch = batches_per_epoch_;
     CHIRON_ASSIGN_OR_RETURN(LearningRateSchedule schedule,
                             LearningRateSchedule::Create(config_.schedule,
                                                          config_.optimizer.learning_rate,
                                                          steps_per_epoch,
                                                          steps_per_epoch * config_.epochs));
     schedule_ = std::make_unique<LearningRateSchedule>(schedule);
-    CHIRON_ASSIGN_OR_RETURN(optimizer_,
-                            Optimizer::Create(config_.optimizer, worker_->parameter_count()));
-    return worker_->InitialParameters(model_.parameters, model_.buffers,
-                                      std::max(options_.max_abs_gradient, 1e6f));
+    if (group != nullptr) {
+      CHIRON_ASSIGN_OR_RETURN(data_parallel_,
+                              DataParallel::Create(*group, config_.optimizer,
+                                                   worker_->parameter_count(),
+                                                   worker_->buffer_count()));
+    } else {
+      CHIRON_ASSIGN_OR_RETURN(optimizer_,
+                              Optimizer::Create(config_.optimizer, worker_->parameter_count()));
+    }
+    CHIRON_RETURN_IF_ERROR(worker_->InitialParameters(model_.parameters, model_.buffers,
+                                                      std::max(options_.max_abs_gradient, 1e6f)));
+    // Every rank starts from the same model: each shard's owner's initial values.
+    if (data_parallel_ != nullptr) {
+      CHIRON_RETURN_IF_ERROR(data_parallel_->SynchronizeInitialState(model_));
+    }
+    return Status::Ok();
   }
 
   Status Restore(ByteSpan checkpoint) override {
@@ -97,12 +129,12 @@ class TrainingSessionImpl final : public TrainingSession {
         model.buffers.size() != worker_->buffer_count()) {
       return InvalidArgumentError("checkpoint: model layout differs from the recipe's");
     }
-    if (epoch > config_.epochs || batch >= shuffler_->batches_per_epoch() ||
+    if (epoch > config_.epochs || batch >= batches_per_epoch_ ||
         (epoch == config_.epochs && batch != 0)) {
       return InvalidArgumentError("checkpoint: position beyond the end of training");
     }
-    CHIRON_RETURN_IF_ERROR(optimizer_->LoadState(state));
-    if (optimizer_->step_count() != step) {
+    CHIRON_RETURN_IF_ERROR(optimizer().LoadState(state));
+    if (optimizer().step_count() != step) {
       return InvalidArgumentError("checkpoint: optimizer step disagrees with the position");
     }
     model_ = std::move(model);
@@ -134,7 +166,7 @@ class TrainingSessionImpl final : public TrainingSession {
       BatchProgress p;
       p.epoch = epoch_;
       p.batches_done = step_;
-      p.batches_per_epoch = shuffler_->batches_per_epoch();
+      p.batches_per_epoch = batches_per_epoch_;
       p.batches_total = p.batches_per_epoch * config_.epochs;
       p.samples_seen = samples_seen_;
       const double seconds = std::chrono::duration<double>(now - run_start).count();
@@ -144,7 +176,7 @@ class TrainingSessionImpl final : public TrainingSession {
       batch_progress(p);
     };
     for (; epoch_ < config_.epochs; ++epoch_) {
-      const std::vector<std::vector<uint32_t>> batches = shuffler_->EpochBatches(epoch_);
+      const std::vector<std::vector<uint32_t>> batches = EpochBatches(epoch_);
       for (; batch_ < batches.size(); ++batch_) {
         CHIRON_RETURN_IF_ERROR(Step(batches[batch_]));
         report();
@@ -159,8 +191,11 @@ class TrainingSessionImpl final : public TrainingSession {
       }
       EpochMetrics metrics = Current();
       metrics.epoch = epoch_ + 1;
-      if (validation_.count > 0) {
-        CHIRON_ASSIGN_OR_RETURN(metrics.validation, Evaluate());
+      if (options_.collective != nullptr) {
+        CHIRON_RETURN_IF_ERROR(EndEpochTogether(metrics));
+      } else if (validation_.count > 0) {
+        CHIRON_ASSIGN_OR_RETURN(MetricsAccumulator validation, Evaluate());
+        metrics.validation = validation.Report();
         metrics.has_validation = true;
       }
       batch_ = 0;
@@ -182,7 +217,10 @@ class TrainingSessionImpl final : public TrainingSession {
     return result;
   }
 
-  void Abort() override { worker_->Abort(); }
+  void Abort() override {
+    worker_->Abort();
+    if (options_.collective != nullptr) options_.collective->Abort();
+  }
   uint64_t peak_resident_size() const override { return worker_->peak_resident_size(); }
   FailureCategory failure() const override { return worker_->failure(); }
   uint64_t parameter_count() const override { return worker_->parameter_count(); }
@@ -190,7 +228,7 @@ class TrainingSessionImpl final : public TrainingSession {
   const TrainingConfig& config() const override { return config_; }
   uint64_t training_sample_count() const override { return train_.count; }
   uint64_t validation_sample_count() const override { return validation_.count; }
-  uint64_t batches_per_epoch() const override { return shuffler_->batches_per_epoch(); }
+  uint64_t batches_per_epoch() const override { return batches_per_epoch_; }
 
  private:
   // One optimizer step: the runtime writes the state and the batch, the worker computes, the
@@ -212,6 +250,17 @@ class TrainingSessionImpl final : public TrainingSession {
     CHIRON_RETURN_IF_ERROR(worker_->ComputeGradients(n, grads_, step_buffers_, &loss,
                                                      options_.max_abs_gradient,
                                                      options_.max_abs_buffer));
+    if (data_parallel_ != nullptr) {
+      // Synchronous data-parallel: every rank ends the step with the same model.
+      CHIRON_RETURN_IF_ERROR(data_parallel_->Step(step_, schedule_->LearningRate(step_), grads_,
+                                                  n, config_.batch_size, step_buffers_, model_));
+      WriteState();
+      ++step_;
+      samples_seen_ += config_.batch_size;  // the global batch
+      epoch_loss_sum_ += loss * static_cast<double>(n);
+      epoch_loss_samples_ += n;
+      return Status::Ok();
+    }
     std::span<float> state = worker_->state();
     CHIRON_RETURN_IF_ERROR(optimizer_->StepAndCopy(model_.parameters, grads_,
                                                    schedule_->LearningRate(step_),
@@ -237,7 +286,7 @@ class TrainingSessionImpl final : public TrainingSession {
   }
 
   // The validation split, predicted by the worker from unlabelled inputs, scored here.
-  Result<ClassificationReport> Evaluate() {
+  Result<MetricsAccumulator> Evaluate() {
     WriteState();
     CHIRON_ASSIGN_OR_RETURN(MetricsAccumulator metrics,
                             MetricsAccumulator::Create(static_cast<int64_t>(class_count_)));
@@ -252,7 +301,98 @@ class TrainingSessionImpl final : public TrainingSession {
                     validation_.labels.begin() + static_cast<ptrdiff_t>(at + n));
       CHIRON_RETURN_IF_ERROR(metrics.Add(logits, labels));
     }
-    return metrics.Report();
+    return metrics;
+  }
+
+  // The local batch of rank `rank`: the global batch split as evenly as it goes.
+  uint32_t LocalBatch(uint32_t rank) const {
+    const uint32_t size = options_.collective->size();
+    return config_.batch_size / size + (rank < config_.batch_size % size ? 1 : 0);
+  }
+
+  // Data-parallel start: every rank learns every shard's size, so all run the same number of
+  // steps per epoch (the largest shard's, at its local batch).
+  Status AgreeOnShards(Collective& group) {
+    Bytes mine;
+    AppendU64Le(mine, train_.count);
+    AppendU64Le(mine, validation_.count);
+    std::vector<Bytes> all;
+    CHIRON_RETURN_IF_ERROR(group.ExchangeBytes(0, kPhaseShardSizes, mine, all));
+    if (all.size() != group.size()) return InternalError("data-parallel start: ranks missing");
+    for (uint32_t j = 0; j < group.size(); ++j) {
+      ByteReader reader(all[j]);
+      CHIRON_ASSIGN_OR_RETURN(uint64_t train_count, reader.U64Le("training count"));
+      CHIRON_ASSIGN_OR_RETURN(uint64_t validation_count, reader.U64Le("validation count"));
+      if (reader.remaining() != 0 || train_count == 0 || train_count >= (1ull << 32)) {
+        return DataLossError("data-parallel start: node " + std::to_string(j) +
+                             " sent an invalid shard description");
+      }
+      const uint64_t batch = LocalBatch(j);
+      batches_per_epoch_ = std::max<uint64_t>(batches_per_epoch_, (train_count + batch - 1) / batch);
+      global_validation_ += validation_count;
+    }
+    return Status::Ok();
+  }
+
+  // This epoch's batches: alone, the shuffler's; data-parallel, batches_per_epoch_ full local
+  // batches, a shard smaller than the largest wrapping around its own permutation.
+  std::vector<std::vector<uint32_t>> EpochBatches(uint32_t epoch) const {
+    if (options_.collective == nullptr) return shuffler_->EpochBatches(epoch);
+    const std::vector<uint32_t> order = shuffler_->EpochOrder(epoch);
+    std::vector<std::vector<uint32_t>> batches(batches_per_epoch_);
+    uint64_t at = 0;
+    for (auto& batch : batches) {
+      batch.resize(local_batch_);
+      for (uint32_t& index : batch) index = order[at++ % order.size()];
+    }
+    return batches;
+  }
+
+  // Data-parallel epoch end: the training loss and the validation metrics over every rank's data
+  // (each rank scores its own validation split; the counts are summed in rank order).
+  Status EndEpochTogether(EpochMetrics& metrics) {
+    CHIRON_ASSIGN_OR_RETURN(MetricsAccumulator validation,
+                            MetricsAccumulator::Create(static_cast<int64_t>(class_count_)));
+    if (validation_.count > 0) {
+      CHIRON_ASSIGN_OR_RETURN(validation, Evaluate());
+    }
+    Bytes mine;
+    uint64_t loss_bits;
+    std::memcpy(&loss_bits, &epoch_loss_sum_, sizeof(loss_bits));
+    AppendU64Le(mine, loss_bits);
+    AppendU64Le(mine, epoch_loss_samples_);
+    Append(mine, validation.Serialize());
+    std::vector<Bytes> all;
+    CHIRON_RETURN_IF_ERROR(
+        options_.collective->ExchangeBytes(step_, kPhaseEpochMetrics, mine, all));
+    CHIRON_ASSIGN_OR_RETURN(MetricsAccumulator merged,
+                            MetricsAccumulator::Create(static_cast<int64_t>(class_count_)));
+    double loss_sum = 0;
+    uint64_t loss_samples = 0;
+    for (uint32_t j = 0; j < all.size(); ++j) {
+      ByteReader reader(all[j]);
+      CHIRON_ASSIGN_OR_RETURN(uint64_t bits, reader.U64Le("loss"));
+      CHIRON_ASSIGN_OR_RETURN(uint64_t samples, reader.U64Le("loss samples"));
+      double loss;
+      std::memcpy(&loss, &bits, sizeof(loss));
+      CHIRON_ASSIGN_OR_RETURN(ByteSpan counts, reader.Take(reader.remaining(), "metrics"));
+      if (!std::isfinite(loss) || !merged.Merge(counts).ok()) {
+        return DataLossError("data-parallel epoch end: node " + std::to_string(j) +
+                             " sent invalid metrics");
+      }
+      loss_sum += loss;
+      loss_samples += samples;
+    }
+    metrics.train_loss = loss_samples == 0 ? 0 : loss_sum / static_cast<double>(loss_samples);
+    if (global_validation_ > 0) {
+      metrics.validation = merged.Report();
+      metrics.has_validation = true;
+    }
+    return Status::Ok();
+  }
+
+  Optimizer& optimizer() const {
+    return data_parallel_ != nullptr ? data_parallel_->optimizer() : *optimizer_;
   }
 
   EpochMetrics Current() const {
@@ -280,7 +420,7 @@ class TrainingSessionImpl final : public TrainingSession {
     AppendU64Le(out, loss_bits);
     AppendU64Le(out, epoch_loss_samples_);
     EncodeTrainedModel(model_, out);
-    const Bytes state = optimizer_->SaveState();
+    const Bytes state = optimizer().SaveState();
     AppendU64Le(out, state.size());
     Append(out, state);
     return out;
@@ -296,7 +436,11 @@ class TrainingSessionImpl final : public TrainingSession {
   std::unique_ptr<WorkerClient> worker_;
   std::unique_ptr<Shuffler> shuffler_;
   std::unique_ptr<LearningRateSchedule> schedule_;
-  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Optimizer> optimizer_;             // alone: the whole model's
+  std::unique_ptr<DataParallel> data_parallel_;      // data-parallel: the step and its optimizer
+  uint32_t local_batch_ = 0;                         // this rank's share of the batch
+  uint64_t batches_per_epoch_ = 0;                   // steps per epoch, the same on every rank
+  uint64_t global_validation_ = 0;                   // validation samples over every rank
   TrainedModel model_;
   uint32_t epoch_ = 0;
   uint64_t batch_ = 0;
@@ -374,6 +518,10 @@ Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingD
   uint64_t fraction_bits;
   std::memcpy(&fraction_bits, &options.validation_fraction, sizeof(fraction_bits));
   fingerprint = Fnv1aU64(fingerprint, fraction_bits);
+  if (options.collective != nullptr) {
+    fingerprint = Fnv1aU64(fingerprint, options.collective->rank());
+    fingerprint = Fnv1aU64(fingerprint, options.collective->size());
+  }
   for (uint64_t v : PackRecipeDeclarations(config, ResourceBudget{})) {
     fingerprint = Fnv1aU64(fingerprint, v);
   }

@@ -48,6 +48,7 @@
 #include <memory>
 #include <vector>
 
+#include "runtime/train/collective.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/trained_model.h"
 #include "runtime/train/worker_settings.h"
@@ -84,6 +85,14 @@ struct TrainingOptions {
   // The worker's peak resident memory, bytes (0: none); the smaller of it and
   // worker.limits.max_resident_size applies. At least sandbox::kMinResidentLimit.
   uint64_t max_resident_size = 0;
+  // Synchronous data-parallel training over several nodes (docs/distributed.md); null: this
+  // node alone. Borrowed: must outlive the session. With a collective, the data is this node's
+  // shard of the owner's dataset (its validation split is taken from the shard),
+  // config.batch_size is the global batch (each rank takes batch_size / N, the first
+  // batch_size % N ranks one more), every rank runs the same steps per epoch (the largest shard's;
+  // a smaller shard wraps around its own permutation), every step ends with the same model on
+  // every rank, and the epoch metrics cover every rank's data. samples_seen counts global batches.
+  Collective* collective = nullptr;
   // Bounds on what the worker hands back; beyond them is a numerical error.
   float max_abs_gradient = 1e6f;
   float max_abs_buffer = 1e9f;

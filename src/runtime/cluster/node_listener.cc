@@ -1,0 +1,145 @@
+#include "runtime/cluster/node_listener.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "chiron/internal/node.grpc.pb.h"
+#include "runtime/cluster/group_core.h"
+#include "shared/ratls/grpc_credentials.h"
+
+namespace chiron::cluster {
+namespace internal {
+
+using chiron::internal::Frame;
+
+// How often a stream waiting for its job's group checks whether its caller left.
+constexpr auto kRegistryPoll = std::chrono::milliseconds(100);
+
+class NodeExchangeService final : public chiron::internal::NodeExchange::Service {
+ public:
+  NodeExchangeService(std::shared_ptr<JobRegistry> registry, NodeListenerOptions options)
+      : registry_(std::move(registry)), options_(options) {}
+
+  grpc::Status Stream(grpc::ServerContext* context,
+                      grpc::ServerReaderWriter<Frame, Frame>* stream) override {
+    Frame hello;
+    if (!stream->Read(&hello)) return grpc::Status(grpc::StatusCode::CANCELLED, "no hello");
+    if (hello.kind() != Frame::KIND_HELLO || !ValidJobId(hello.job_id())) {
+      Refuse(stream, chiron::internal::REFUSAL_BAD_HELLO);
+      return grpc::Status::OK;
+    }
+    std::shared_ptr<GroupCore> group;
+    const auto deadline = std::chrono::steady_clock::now() + options_.unknown_job_wait;
+    while (!group && !context->IsCancelled()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      group = registry_->WaitFor(hello.job_id(), std::min(left, kRegistryPoll));
+      if (!group && registry_->closed()) break;
+    }
+    if (!group) {
+      Refuse(stream, chiron::internal::REFUSAL_UNKNOWN_JOB);
+      return grpc::Status::OK;
+    }
+    group->ServeIncoming(context, stream, hello);
+    return grpc::Status::OK;
+  }
+
+ private:
+  static void Refuse(grpc::ServerReaderWriter<Frame, Frame>* stream,
+                     chiron::internal::Refusal refusal) {
+    Frame answer;
+    answer.set_kind(Frame::KIND_REFUSAL);
+    answer.set_refusal(refusal);
+    stream->Write(answer);
+  }
+
+  std::shared_ptr<JobRegistry> registry_;
+  const NodeListenerOptions options_;
+};
+
+Status JobRegistry::Register(const std::string& job_id, std::shared_ptr<GroupCore> group) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return FailedPreconditionError("the node listener was shut down");
+  if (!groups_.emplace(job_id, std::move(group)).second) {
+    return AlreadyExistsError("this node already has a group for job '" + job_id + "'");
+  }
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+void JobRegistry::Unregister(const std::string& job_id, const GroupCore* group) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = groups_.find(job_id);
+  if (it != groups_.end() && it->second.get() == group) groups_.erase(it);
+}
+
+std::shared_ptr<GroupCore> JobRegistry::WaitFor(const std::string& job_id,
+                                                std::chrono::milliseconds wait) {
+  std::unique_lock<std::mutex> lock(mu_);
+  std::shared_ptr<GroupCore> found;
+  cv_.wait_for(lock, wait, [&] {
+    if (closed_) return true;
+    auto it = groups_.find(job_id);
+    if (it != groups_.end()) found = it->second;
+    return found != nullptr;
+  });
+  return closed_ ? nullptr : found;
+}
+
+bool JobRegistry::closed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
+}
+
+void JobRegistry::Close() {
+  std::map<std::string, std::shared_ptr<GroupCore>> groups;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    groups.swap(groups_);
+    cv_.notify_all();
+  }
+  for (auto& [job_id, group] : groups) group->Abort();
+}
+
+}  // namespace internal
+
+Result<std::unique_ptr<NodeListener>> NodeListener::Start(
+    const std::string& address, std::shared_ptr<const ratls::TlsIdentity> identity,
+    std::shared_ptr<const attest::Verifier> peer_verifier, NodeListenerOptions options) {
+  if (!identity) return InvalidArgumentError("NodeListener needs this node's attested identity");
+  if (!peer_verifier) {
+    return InvalidArgumentError("NodeListener needs the cluster policy's verifier for peers");
+  }
+  if (options.unknown_job_wait.count() < 0) {
+    return InvalidArgumentError("NodeListenerOptions::unknown_job_wait must not be negative");
+  }
+  std::unique_ptr<NodeListener> listener(new NodeListener());
+  listener->identity_ = identity;
+  listener->registry_ = std::make_shared<internal::JobRegistry>();
+  listener->service_ = std::make_unique<internal::NodeExchangeService>(listener->registry_, options);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, ratls::AttestedServerCredentials(*identity, peer_verifier),
+                           &listener->port_);
+  builder.SetMaxReceiveMessageSize(internal::kMaxGrpcMessageSize);
+  builder.SetMaxSendMessageSize(internal::kMaxGrpcMessageSize);
+  builder.RegisterService(listener->service_.get());
+  listener->server_ = builder.BuildAndStart();
+  if (!listener->server_ || listener->port_ == 0) {
+    return UnavailableError("cannot listen for peer nodes on " + address +
+                            " (address in use or not local?)");
+  }
+  return listener;
+}
+
+NodeListener::~NodeListener() { Shutdown(); }
+
+void NodeListener::Shutdown() {
+  std::call_once(shut_down_, [this] {
+    registry_->Close();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_->Wait();
+  });
+}
+
+}  // namespace chiron::cluster

@@ -237,16 +237,18 @@ class ClientSessionTest(unittest.TestCase):
             self.skipTest("needs the model of the documented session")
         test_images = self.namespace["test_images"]
         with self.owner_client() as client:
-            client.set_limits("fashion-mlp", rate_per_minute=600)
-            self.assertEqual(len(client.predict("fashion-mlp", test_images[:600],
-                                                batch_size=100)), 600)
+            # One token a second, a full bucket of 60: one request of 60 empties it, and the
+            # next 10 samples pass only after about 10 s (unless that one request took as long).
+            client.set_limits("fashion-mlp", rate_per_minute=60)
+            self.assertEqual(len(client.predict("fashion-mlp", test_images[:60],
+                                                batch_size=60)), 60)
             with self.assertRaises(RateLimitedError) as refused:
-                client.predict("fashion-mlp", test_images[600:620], max_wait=0)
+                client.predict("fashion-mlp", test_images[60:70], batch_size=10, max_wait=0)
             self.assertGreater(refused.exception.retry_after, 0)
-            self.assertLessEqual(refused.exception.retry_after, 120)
+            self.assertLessEqual(refused.exception.retry_after, 10)
             self.assertEqual(refused.exception.code, grpc.StatusCode.RESOURCE_EXHAUSTED)
-            waited = client.predict("fashion-mlp", test_images[600:620])
-            self.assertEqual(len(waited), 20)
+            waited = client.predict("fashion-mlp", test_images[60:70], batch_size=10)
+            self.assertEqual(len(waited), 10)
             client.set_limits("fashion-mlp", rate_per_minute=0)
             # A sample of another shape is refused on the client, naming both shapes.
             with self.assertRaisesRegex(ChironError, "28x28.*not 28x27"):

@@ -194,13 +194,13 @@ TEST_F(ServerTest, CertificateEvidenceForAnotherKeyIsRejected) {
 }
 
 TEST_F(ServerTest, EveryFlippedByteOfCertificateEvidenceIsRejected) {
-  auto extension = server_->identity().certificate.FindExtension(ratls::kEvidenceExtensionOid);
-  ASSERT_TRUE(extension.ok());
+  auto evidence = ratls::CertificateEvidence(server_->identity().certificate);
+  ASSERT_TRUE(evidence.ok());
   auto verifier = VerifierFor(policy_);
   Bytes report_data = ratls::CertificateReportData(server_->identity().spki_der);
-  ASSERT_TRUE(verifier->Verify(extension->value, report_data).ok());
-  for (size_t i = 0; i < extension->value.size(); ++i) {
-    Bytes tampered = extension->value;
+  ASSERT_TRUE(verifier->Verify(*evidence, report_data).ok());
+  for (size_t i = 0; i < evidence->size(); ++i) {
+    Bytes tampered = *evidence;
     tampered[i] ^= 0x01;
     EXPECT_FALSE(verifier->Verify(tampered, report_data).ok()) << "byte " << i;
   }

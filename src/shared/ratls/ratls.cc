@@ -63,14 +63,12 @@ Result<TlsIdentity> CreateAttestedIdentity(const EvidenceProducer& produce_evide
                           crypto::PrivateKey::Generate(crypto::SignatureScheme::kEcdsaP256Sha256));
   CHIRON_ASSIGN_OR_RETURN(Bytes spki, key.public_key().ToSpkiDer());
   CHIRON_ASSIGN_OR_RETURN(Bytes evidence, produce_evidence(CertificateReportData(spki)));
-  if (evidence.size() > kMaxEvidenceExtensionSize) {
-    return InternalError("platform evidence of " + std::to_string(evidence.size()) +
-                         " bytes does not fit the certificate extension limit");
-  }
+  auto extension = EncodeEvidenceExtension(evidence);
+  if (!extension.ok()) return InternalError("platform evidence: " + extension.status().message());
   crypto::CertificateRequest request;
   request.common_name = std::string(common_name);
   request.lifetime = std::chrono::hours(24 * 30);
-  request.extensions.push_back({kEvidenceExtensionOid, false, std::move(evidence)});
+  request.extensions.push_back({kEvidenceExtensionOid, false, std::move(*extension)});
   request.dns_names.push_back(kServerName);
   return MakeIdentity(key, std::move(request));
 }
@@ -85,24 +83,10 @@ Result<TlsIdentity> CreateClientIdentity(const crypto::PrivateKey& key,
 
 Result<attest::Claims> VerifyAttestedCertificate(const crypto::Certificate& certificate,
                                                  const attest::Verifier& verifier) {
-  auto extension = certificate.FindExtension(kEvidenceExtensionOid);
-  if (!extension.ok()) {
-    if (extension.status().code() == StatusCode::kNotFound) {
-      return UnauthenticatedError(
-          "the server's certificate has no Chiron evidence extension: it is not an attested "
-          "Chiron runtime (check --server)");
-    }
-    return UnauthenticatedError("server certificate: " + extension.status().message());
-  }
-  if (extension->value.size() > kMaxEvidenceExtensionSize) {
-    return UnauthenticatedError("server certificate: evidence extension is " +
-                                std::to_string(extension->value.size()) +
-                                " bytes, above the limit of " +
-                                std::to_string(kMaxEvidenceExtensionSize));
-  }
+  CHIRON_ASSIGN_OR_RETURN(Bytes evidence, CertificateEvidence(certificate));
   CHIRON_ASSIGN_OR_RETURN(crypto::PublicKey public_key, certificate.public_key());
   CHIRON_ASSIGN_OR_RETURN(Bytes spki, public_key.ToSpkiDer());
-  auto claims = verifier.Verify(extension->value, CertificateReportData(spki));
+  auto claims = verifier.Verify(evidence, CertificateReportData(spki));
   if (!claims.ok()) return claims.status().WithContext("server certificate evidence");
   return claims;
 }

@@ -2,8 +2,8 @@
 //
 // The runtime creates a fresh ECDSA P-256 key pair at start, asks its TEE platform for evidence
 // whose 64-byte report data is CertificateReportData(SPKI of that key), and puts the serialized
-// evidence into a non-critical X.509 extension (kEvidenceExtensionOid) of a self-signed
-// certificate. A client trusts the certificate because the evidence verifies under its policy
+// evidence into a non-critical X.509 extension (kEvidenceExtensionOid, a CMW record, see
+// evidence_extension.h) of a self-signed certificate. A client trusts the certificate because the evidence verifies under its policy
 // and binds the very key the TLS handshake proved possession of; no certificate authority is
 // involved. Freshness comes from GetEvidence (FreshReportData over a client nonce and both
 // endpoints' keys). The byte-level details are in docs/attested-tls.md.
@@ -22,20 +22,14 @@
 #include "shared/base/status.h"
 #include "shared/crypto/keys.h"
 #include "shared/crypto/x509.h"
+#include "shared/ratls/evidence_extension.h"
 
 namespace chiron::ratls {
-
-// OID of the evidence extension: a UUID-derived OID (ITU-T X.667, arc 2.25), which needs no
-// registration and cannot collide with anyone else's.
-inline constexpr char kEvidenceExtensionOid[] = "2.25.206920740590993702740307435259093383050";
 
 // The DNS name in every runtime certificate. Clients connect by address but check this name (the
 // gRPC target name override), which keeps TLS host-name checking quiet; trust still comes only
 // from the evidence.
 inline constexpr char kServerName[] = "chirond.chiron.invalid";
-
-// Largest certificate extension accepted (evidence envelopes are bounded well below this).
-inline constexpr size_t kMaxEvidenceExtensionSize = 64 * 1024;
 
 // Nonce limits for GetEvidence.
 inline constexpr size_t kMinNonceSize = 16;
@@ -70,9 +64,10 @@ Result<TlsIdentity> CreateAttestedIdentity(const EvidenceProducer& produce_evide
 Result<TlsIdentity> CreateClientIdentity(const crypto::PrivateKey& key,
                                          std::string_view common_name);
 
-// Extracts the evidence extension and verifies it under `verifier`, requiring report data equal
-// to CertificateReportData(certificate SPKI). Errors say which step failed ("certificate has no
-// Chiron evidence extension", or the verifier's message).
+// Extracts the evidence extension (CertificateEvidence) and verifies it under `verifier`,
+// requiring report data equal to CertificateReportData(certificate SPKI). Errors say which step
+// failed ("certificate has no Chiron evidence extension", "runs an older Chiron release", or the
+// verifier's message).
 Result<attest::Claims> VerifyAttestedCertificate(const crypto::Certificate& certificate,
                                                  const attest::Verifier& verifier);
 

@@ -3,7 +3,8 @@
 // TLS between chirond nodes); training only sees this interface, so src/runtime/train stays free
 // of gRPC.
 //
-// Every rank calls the same sequence of exchanges with the same (step, phase) tags; a peer whose
+// Every rank calls the same sequence of exchanges with the same (step, phase) tags, strictly
+// increasing from call to call (what makes an old frame detectably old); a peer whose
 // frame carries another tag, size or an invalid value fails the exchange on both sides, and the
 // group is then broken (every later call fails). Values received are from attested runtimes, yet
 // checked like the worker's: finite and bounded.
@@ -47,7 +48,7 @@ enum CollectivePhase : uint32_t {
   kPhaseInitialState = 2,    // step 0: the initial parameters and buffers, all-gathered
   kPhaseGradients = 3,       // each step: reduce-scatter of gradients and buffers
   kPhaseParameters = 4,      // each step: all-gather of the updated shards
-  kPhaseEpochMetrics = 5,    // each epoch's end: loss sums and validation counts
+  kPhaseEpochMetrics = 5,    // each epoch's end (tagged with its last step): loss, validation
 };
 
 }  // namespace chiron::train

@@ -150,6 +150,23 @@ class TrainingSessionImpl final : public TrainingSession {
 
   Result<TrainingResult> Run(const ProgressCallback& progress, const CheckpointCallback& checkpoint,
                              const BatchProgressCallback& batch_progress) override {
+    Result<TrainingResult> result = RunEpochs(progress, checkpoint, batch_progress);
+    // A rank that fails breaks the group at once, so the others stop at their next exchange
+    // instead of waiting for its frames until their timeout.
+    if (!result.ok()) LeaveGroup();
+    return result;
+  }
+
+  // Data-parallel: breaks the group (the other ranks' exchanges fail promptly).
+  void LeaveGroup() {
+    if (options_.collective == nullptr) return;
+    if (worker_->failure() == FailureCategory::kNone) group_failed_ = true;
+    options_.collective->Abort();
+  }
+
+  Result<TrainingResult> RunEpochs(const ProgressCallback& progress,
+                                   const CheckpointCallback& checkpoint,
+                                   const BatchProgressCallback& batch_progress) {
     TrainingResult result;
     CHIRON_RETURN_IF_ERROR(worker_->CheckLimits());
     const auto run_start = std::chrono::steady_clock::now();
@@ -222,7 +239,13 @@ class TrainingSessionImpl final : public TrainingSession {
     if (options_.collective != nullptr) options_.collective->Abort();
   }
   uint64_t peak_resident_size() const override { return worker_->peak_resident_size(); }
-  FailureCategory failure() const override { return worker_->failure(); }
+  FailureCategory failure() const override {
+    // The group failing (another rank, the link) is the runtime's failure, not the recipe's.
+    if (worker_->failure() == FailureCategory::kNone && group_failed_) {
+      return FailureCategory::kInternal;
+    }
+    return worker_->failure();
+  }
   uint64_t parameter_count() const override { return worker_->parameter_count(); }
   uint64_t buffer_count() const override { return worker_->buffer_count(); }
   const TrainingConfig& config() const override { return config_; }
@@ -363,8 +386,10 @@ class TrainingSessionImpl final : public TrainingSession {
     AppendU64Le(mine, epoch_loss_samples_);
     Append(mine, validation.Serialize());
     std::vector<Bytes> all;
+    // Tagged with the epoch's last step: tags increase strictly, (step, phase) after that step's
+    // gradients and parameters, before the next step's.
     CHIRON_RETURN_IF_ERROR(
-        options_.collective->ExchangeBytes(step_, kPhaseEpochMetrics, mine, all));
+        options_.collective->ExchangeBytes(step_ - 1, kPhaseEpochMetrics, mine, all));
     CHIRON_ASSIGN_OR_RETURN(MetricsAccumulator merged,
                             MetricsAccumulator::Create(static_cast<int64_t>(class_count_)));
     double loss_sum = 0;
@@ -441,6 +466,7 @@ class TrainingSessionImpl final : public TrainingSession {
   uint32_t local_batch_ = 0;                         // this rank's share of the batch
   uint64_t batches_per_epoch_ = 0;                   // steps per epoch, the same on every rank
   uint64_t global_validation_ = 0;                   // validation samples over every rank
+  bool group_failed_ = false;  // a data-parallel run failed outside the worker
   TrainedModel model_;
   uint32_t epoch_ = 0;
   uint64_t batch_ = 0;
@@ -458,10 +484,11 @@ class TrainingSessionImpl final : public TrainingSession {
 
 }  // namespace
 
-Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingData& data,
-                                                                 ByteSpan recipe,
-                                                                 const TrainingOptions& options,
-                                                                 FailureCategory* failure) {
+namespace {
+
+Result<std::unique_ptr<TrainingSession>> CreateSession(const TrainingData& data, ByteSpan recipe,
+                                                       const TrainingOptions& options,
+                                                       FailureCategory* failure) {
   if (failure != nullptr) *failure = FailureCategory::kInternal;
   CHIRON_RETURN_IF_ERROR(data.schema.Validate());
   const uint64_t count = data.schema.sample_count;
@@ -546,6 +573,7 @@ Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingD
       options, config, data.schema.class_count(), sample_size, std::move(train),
       std::move(validation), fingerprint, std::move(worker));
   if (Status s = session->Init(); !s.ok()) {
+    session->LeaveGroup();
     if (failure != nullptr) *failure = session->failure() == FailureCategory::kNone
                                            ? FailureCategory::kInternal
                                            : session->failure();
@@ -553,6 +581,18 @@ Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingD
   }
   if (failure != nullptr) *failure = FailureCategory::kNone;
   return std::unique_ptr<TrainingSession>(std::move(session));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingData& data,
+                                                                 ByteSpan recipe,
+                                                                 const TrainingOptions& options,
+                                                                 FailureCategory* failure) {
+  Result<std::unique_ptr<TrainingSession>> session = CreateSession(data, recipe, options, failure);
+  // Data-parallel: a rank that cannot start breaks the group, so the others do not wait for it.
+  if (!session.ok() && options.collective != nullptr) options.collective->Abort();
+  return session;
 }
 
 }  // namespace chiron::train

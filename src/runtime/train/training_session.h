@@ -139,6 +139,10 @@ class TrainingSession {
   // Validates the data and options, splits off the validation set, starts the worker and loads
   // the recipe in it (FailureCategory kRecipeRejected if it refuses the schema). Errors:
   // InvalidArgument (data, options, hyper-parameters), and those of the worker start.
+  // Data-parallel (options.collective): Create and Run exchange with the other ranks, so every
+  // rank calls them at the same time (Create returns once every rank has started its worker and
+  // holds the same initial model); a rank whose Create or Run fails breaks the group, and the
+  // others then fail promptly (failure() kInternal unless their own worker failed).
   static Result<std::unique_ptr<TrainingSession>> Create(const TrainingData& data,
                                                          ByteSpan recipe,
                                                          const TrainingOptions& options,

@@ -53,12 +53,19 @@ class Chirond:
         port_file = os.path.join(directory, "port")
         self.policy = os.path.join(directory, "sim-policy.json")
         self.log_path = os.path.join(directory, "chirond.log")
-        with open(self.log_path, "wb") as log:
+        self.arguments = ["--platform", "sim", "--state", os.path.join(directory, "state"),
+                          "--worker", os.path.join(BUILD, "bin", "chiron-worker"),
+                          "--sandbox-policy", sandbox_policy, "--port-file", port_file,
+                          "--write-sim-policy", self.policy]
+        self.start("127.0.0.1:0")
+
+    def start(self, listen):
+        port_file = os.path.join(self.directory, "port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [os.path.join(BUILD, "bin", "chirond"), "--platform", "sim", "--listen",
-                 "127.0.0.1:0", "--state", os.path.join(directory, "state"), "--worker",
-                 os.path.join(BUILD, "bin", "chiron-worker"), "--sandbox-policy", sandbox_policy,
-                 "--port-file", port_file, "--write-sim-policy", self.policy],
+                [os.path.join(BUILD, "bin", "chirond"), "--listen", listen] + self.arguments,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -255,6 +262,25 @@ class ClientSessionTest(unittest.TestCase):
                 client.predict("fashion-mlp", test_images[:2, :, :27])
 
     # --- 2. Hostile servers ----------------------------------------------------------------
+
+    def test_3_a_restarted_server_is_refused_by_the_pinned_channel_until_attested_again(self):
+        if self.namespace is None:
+            self.skipTest("needs the audit head of the documented session")
+        heads = os.path.join(self.home, "audit-heads.json")
+        pinned = self.owner_client()
+        with pinned:
+            pinned.audit(head_file=heads)
+            self.server.stop()
+            self.server.start(self.server.address)  # same port, same state; a new TLS key
+            with self.assertRaises(ChironError) as refused:
+                pinned.whoami()
+            self.assertEqual(refused.exception.code, grpc.StatusCode.UNAVAILABLE)
+        with self.owner_client() as again:
+            self.assertNotEqual(again.server_spki, pinned.server_spki)
+            self.assertEqual(again.whoami().id, pinned.principal_id)
+            # The chain survived the restart and still extends the head verified before it.
+            records = again.audit(head_file=heads)
+            self.assertGreaterEqual(len(records), len(self.namespace["records"]))
 
     def test_policy_the_server_fails_is_refused_before_anything_moves(self):
         with open(self.server.policy) as f:

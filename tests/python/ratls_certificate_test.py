@@ -2,7 +2,7 @@
 
 Run by ctest as:  /usr/bin/python3 ratls_certificate_test.py PATH/TO/ratls_certificate_writer
 
-The writer makes a certificate the way chirond does (sim TEE platform, ratls::CreateAttestedIdentity)
+The writer makes a certificate as chirond does (sim TEE platform, ratls::CreateAttestedIdentity)
 and prints what the C++ side embedded. This test loads the PEM with Debian's python3-cryptography
 (`x509.load_pem_x509_certificate`), finds the evidence extension by its OID (2.23.133.5.4.9) and
 checks, byte for byte: the extension value, the CMW record inside it (docs/attested-tls.md), the

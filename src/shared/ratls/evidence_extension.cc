@@ -18,15 +18,24 @@ void AppendHead(Bytes& out, uint8_t major, uint64_t argument) {
     out.push_back(static_cast<uint8_t>(type | argument));
     return;
   }
-  int size = argument <= 0xff ? 1 : argument <= 0xffff ? 2 : argument <= 0xffffffff ? 4 : 8;
-  out.push_back(static_cast<uint8_t>(type | (size == 1 ? 24 : size == 2 ? 25 : size == 4 ? 26 : 27)));
+  // Additional information 24, 25, 26, 27: a 1-, 2-, 4- or 8-byte argument follows.
+  int size = 8;
+  uint8_t info = 27;
+  if (argument <= 0xff) {
+    size = 1, info = 24;
+  } else if (argument <= 0xffff) {
+    size = 2, info = 25;
+  } else if (argument <= 0xffffffff) {
+    size = 4, info = 26;
+  }
+  out.push_back(static_cast<uint8_t>(type | info));
   for (int i = size - 1; i >= 0; --i) out.push_back(static_cast<uint8_t>(argument >> (8 * i)));
 }
 
 Status Malformed(std::string_view what) {
   return InvalidArgumentError("evidence extension: " + std::string(what) +
-                              " (Chiron certificates carry a CMW record [\"" +
-                              kEvidenceMediaType + "\", evidence, 4]; docs/attested-tls.md)");
+                              " (Chiron certificates carry a CMW record [\"" + kEvidenceMediaType +
+                              "\", evidence, 4]; docs/attested-tls.md)");
 }
 
 // Reads a CBOR head of `major` at `at`: its argument in shortest form, bounded by `max`.
@@ -134,8 +143,8 @@ Result<Bytes> CertificateEvidence(const crypto::Certificate& certificate) {
           kRetiredEvidenceExtensionOid +
           ": the runtime that made it runs an older Chiron release, whose certificates other "
           "X.509 libraries cannot read. Upgrade that chirond to this release (both ends of a "
-          "connection must use the evidence extension " + kEvidenceExtensionOid +
-          "), or use the chiron client of its release");
+          "connection must use the evidence extension " +
+          kEvidenceExtensionOid + "), or use the chiron client of its release");
     }
     return UnauthenticatedError(
         "the server's certificate has no Chiron evidence extension: it is not an attested "

@@ -1,12 +1,13 @@
 // The RA-TLS certificate's evidence extension: its OID and CMW encoding byte for byte, the
 // strict decoder, certificates of older releases (retired OID) refused with a message that says
 // so, and a whole certificate verifying end to end with sim evidence.
+#include "shared/ratls/ratls.h"
+
 #include <gtest/gtest.h>
 
 #include "shared/attest/evidence.h"
 #include "shared/attest/verifier.h"
 #include "shared/ratls/evidence_extension.h"
-#include "shared/ratls/ratls.h"
 
 namespace chiron::ratls {
 namespace {
@@ -172,7 +173,8 @@ TEST_F(RatlsTest, CertificateOfAnOlderReleaseIsRefusedSayingSo) {
   auto claims = VerifyAttestedCertificate(old, MakeVerifier());
   ASSERT_FALSE(claims.ok());
   EXPECT_EQ(claims.status().code(), StatusCode::kUnauthenticated);
-  EXPECT_TRUE(Contains(claims.status(), "runs an older Chiron release")) << claims.status().message();
+  EXPECT_TRUE(Contains(claims.status(), "runs an older Chiron release"))
+      << claims.status().message();
   EXPECT_TRUE(Contains(claims.status(), "Upgrade that chirond")) << claims.status().message();
   EXPECT_TRUE(Contains(claims.status(), kRetiredEvidenceExtensionOid));
 }

@@ -98,10 +98,13 @@ TEST_F(EvidenceCliTest, TdxRejectionsNameTheCheck) {
                          std::string(128, '0')});
   EXPECT_EQ(binding.exit_code, 2);
   EXPECT_NE(binding.err.find("report data"), std::string::npos) << binding.err;
-  // No collateral: told what to pass.
+  // No collateral: told what to pass (a usage mistake, exit 1).
   auto missing = Verify({quote, "--policy", TdxPolicy(kMrtd, {"NotSupported"})});
-  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("--collateral"), std::string::npos) << missing.err;
+  // Another MRTD: the refusal says which values the policy expected.
+  EXPECT_NE(mrtd.err.find("the policy accepts " + std::string(96, 'a')), std::string::npos)
+      << mrtd.err;
 }
 
 TEST_F(EvidenceCliTest, TamperedTdxQuoteCopyIsRejected) {
@@ -170,10 +173,14 @@ TEST_F(EvidenceCliTest, TsmEnvelopeOfTheRealQuoteVerifiesWithCollateral) {
                         report_data, "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(nlohmann::json::parse(result.out)["measurement"], kMrtd);
-  // Without collateral the envelope names the missing verifier instead of passing.
+  // Without collateral the envelope says what to pass instead of passing (exit 1, as for a raw
+  // quote without collateral).
   auto without = Verify({path, "--policy", TdxPolicy(kMrtd, {"NotSupported"}), "--report-data",
                          report_data});
-  EXPECT_EQ(without.exit_code, 2) << without.err;
+  EXPECT_EQ(without.exit_code, 1) << without.err;
+  EXPECT_NE(without.err.find("holds Intel TDX evidence: pass --collateral DIR"),
+            std::string::npos)
+      << without.err;
 }
 
 TEST_F(EvidenceCliTest, TsmEnvelopeOfTheRealSnpReportVerifiesWithTheCertificatesItCarries) {

@@ -8,6 +8,7 @@
 #include "client/cli/cli_common.h"
 #include "client/evidence_file.h"
 #include "shared/attest/policy.h"
+#include "shared/attest/tdx/tdx_verify.h"
 #include "shared/base/file_system.h"
 #include "shared/crypto/keys.h"
 
@@ -19,6 +20,15 @@ void PrintClaims(const attest::Claims& claims, bool json) {
     std::cout << ClaimsToJson(claims, true) << "\n";
   } else {
     std::cout << ClaimsToText(claims);
+  }
+  auto tcb = claims.details.find("tcb_status");
+  if (tcb != claims.details.end() && tcb->second == attest::tdx::kTcbStatusNotChecked) {
+    std::fprintf(stderr,
+                 "%s: WARNING: TCB status NOT CHECKED. Intel's TCB info and QE identity were not "
+                 "given, so this platform's firmware and microcode may be out of date or "
+                 "revoked; accepted only because the policy sets tdx.tcb_status_unchecked = "
+                 "accept.\n",
+                 ProgramName());
   }
   if (claims.simulated) {
     std::fprintf(stderr,
@@ -126,11 +136,18 @@ int RunEvidenceVerify(const GlobalOptions& global, const EvidenceVerifyArgs& arg
     if (!time.ok()) return Fail(time.status());
     options.verification_time = *time;
   }
-  auto verified = VerifyEvidenceFile(args.file, std::move(*policy), options);
+  EvidenceFileFailure failure = EvidenceFileFailure::kNone;
+  auto verified = VerifyEvidenceFile(args.file, std::move(*policy), options, &failure);
   if (!verified.ok()) {
-    if (verified.status().code() == StatusCode::kInvalidArgument &&
-        verified.status().message().find("pass --") != std::string::npos) {
-      return Fail(verified.status());
+    switch (failure) {
+      case EvidenceFileFailure::kMissingInput:
+        // The same mistake, the same exit code: no --collateral, an empty collateral directory,
+        // no --report-data.
+        std::fprintf(stderr, "%s: %s\n", ProgramName(), verified.status().message().c_str());
+        return kExitUsage;
+      case EvidenceFileFailure::kUnreadable: return Fail(verified.status());
+      case EvidenceFileFailure::kNone:
+      case EvidenceFileFailure::kRefused: break;
     }
     return FailVerification(verified.status());
   }

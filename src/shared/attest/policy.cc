@@ -88,7 +88,8 @@ Status ParseTdx(const json& v, const Fields& f, TdxPolicy& out) {
   CHIRON_RETURN_IF_ERROR(
       f.RejectUnknown(v, "tdx.",
                       {"mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "accepted_tcb_statuses",
-                       "min_tcb_evaluation_data_number"}));
+                       "min_tcb_evaluation_data_number", "tcb_status_unchecked",
+                       "reject_trailing_bytes"}));
   if (v.contains("mrtd")) {
     CHIRON_ASSIGN_OR_RETURN(out.mrtd, f.HexList(v["mrtd"], "tdx.mrtd", kMeasurementSize, "MRTD"));
   }
@@ -107,6 +108,19 @@ Status ParseTdx(const json& v, const Fields& f, TdxPolicy& out) {
     CHIRON_ASSIGN_OR_RETURN(
         out.min_tcb_evaluation_data_number,
         f.U32(v["min_tcb_evaluation_data_number"], "tdx.min_tcb_evaluation_data_number"));
+  }
+  if (v.contains("tcb_status_unchecked")) {
+    const json& choice = v["tcb_status_unchecked"];
+    if (!choice.is_string() || (choice != "accept" && choice != "refuse")) {
+      return f.Error("tdx.tcb_status_unchecked",
+                     "must be \"accept\" or \"refuse\" (the default), e.g. "
+                     "\"tcb_status_unchecked\": \"refuse\"");
+    }
+    out.accept_unchecked_tcb_status = choice == "accept";
+  }
+  if (v.contains("reject_trailing_bytes")) {
+    CHIRON_ASSIGN_OR_RETURN(out.reject_trailing_bytes,
+                            f.Bool(v["reject_trailing_bytes"], "tdx.reject_trailing_bytes"));
   }
   return Status::Ok();
 }
@@ -288,6 +302,8 @@ std::string Policy::ToJson() const {
   if (tdx.min_tcb_evaluation_data_number) {
     t["min_tcb_evaluation_data_number"] = *tdx.min_tcb_evaluation_data_number;
   }
+  if (tdx.accept_unchecked_tcb_status) t["tcb_status_unchecked"] = "accept";
+  if (tdx.reject_trailing_bytes) t["reject_trailing_bytes"] = true;
   if (!t.empty()) doc["tdx"] = t;
   json s = json::object();
   if (!sev_snp.measurement.empty()) s["measurement"] = HexArray(sev_snp.measurement);
@@ -375,6 +391,17 @@ std::vector<Bytes> Policy::MeasurementsFor(PlatformId platform) const {
       if (!Contains(out, m)) out.push_back(m);
     }
   }
+  return out;
+}
+
+std::string DescribeAccepted(const std::vector<Bytes>& accepted) {
+  if (accepted.empty()) return "the policy lists none";
+  constexpr size_t kShown = 8;
+  std::string out = "the policy accepts ";
+  for (size_t i = 0; i < accepted.size() && i < kShown; ++i) {
+    out += (i == 0 ? "" : ", ") + HexEncode(accepted[i]);
+  }
+  if (accepted.size() > kShown) out += " and " + std::to_string(accepted.size() - kShown) + " more";
   return out;
 }
 

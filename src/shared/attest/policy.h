@@ -38,6 +38,14 @@ struct TdxPolicy {
   std::vector<std::string> accepted_tcb_statuses;
   // Minimum TCB evaluation data number of the collateral, if set.
   std::optional<uint32_t> min_tcb_evaluation_data_number;
+  // JSON "tcb_status_unchecked": "accept" (default "refuse"). Accept a quote whose signatures
+  // and PCK chain verify although its TCB status could not be evaluated because Intel's TCB info
+  // and QE identity were not at hand. Such claims say "TCB status NOT CHECKED" (detail
+  // tcb_status and a warning). Off by default: without collateral a quote is refused.
+  bool accept_unchecked_tcb_status = false;
+  // JSON "reject_trailing_bytes": refuse a quote with bytes after its signature data (covered
+  // by no signature; quote services often pad). Default false: they are ignored with a warning.
+  bool reject_trailing_bytes = false;
 };
 
 // Reserved for the SEV-SNP verifier (platform "sev-snp").
@@ -88,5 +96,9 @@ struct Policy {
   // The union of allowed_measurements[PlatformName(platform)] and allowed_measurements["*"].
   std::vector<Bytes> MeasurementsFor(PlatformId platform) const;
 };
+
+// For refusals that must say what was expected: "the policy accepts a, b" (hex, at most the first
+// eight values, then "and N more"), or "the policy lists none" for an empty list.
+std::string DescribeAccepted(const std::vector<Bytes>& accepted);
 
 }  // namespace chiron::attest

@@ -82,6 +82,40 @@ TEST(PolicyTest, ToJsonRoundTrips) {
   EXPECT_EQ(again->sev_snp.min_microcode_svn, 209);
 }
 
+TEST(PolicyTest, TdxTcbStatusUncheckedAndTrailingBytes) {
+  auto parse = [](const std::string& tdx) {
+    return Policy::FromJson(R"({"version": 1, "allowed_platforms": ["tdx"],
+                                "allowed_measurements": [")" + std::string(kM1) +
+                            R"("], "tdx": )" + tdx + "}");
+  };
+  Result<Policy> defaults = parse("{}");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_FALSE(defaults->tdx.accept_unchecked_tcb_status);  // fail closed
+  EXPECT_FALSE(defaults->tdx.reject_trailing_bytes);
+  Result<Policy> accept =
+      parse(R"({"tcb_status_unchecked": "accept", "reject_trailing_bytes": true})");
+  ASSERT_TRUE(accept.ok()) << accept.status().ToString();
+  EXPECT_TRUE(accept->tdx.accept_unchecked_tcb_status);
+  EXPECT_TRUE(accept->tdx.reject_trailing_bytes);
+  Result<Policy> again = Policy::FromJson(accept->ToJson());
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->tdx.accept_unchecked_tcb_status);
+  EXPECT_TRUE(again->tdx.reject_trailing_bytes);
+  Result<Policy> refuse = parse(R"({"tcb_status_unchecked": "refuse"})");
+  ASSERT_TRUE(refuse.ok());
+  EXPECT_FALSE(refuse->tdx.accept_unchecked_tcb_status);
+  for (const char* bad :
+       {R"({"tcb_status_unchecked": true})", R"({"tcb_status_unchecked": "yes"})"}) {
+    Result<Policy> p = parse(bad);
+    ASSERT_FALSE(p.ok()) << bad;
+    EXPECT_TRUE(Has(p.status().message(),
+                    "field 'tdx.tcb_status_unchecked' must be \"accept\" or \"refuse\" (the "
+                    "default)"))
+        << p.status().message();
+  }
+  EXPECT_FALSE(parse(R"({"reject_trailing_bytes": "yes"})").ok());
+}
+
 TEST(PolicyTest, GlobalMeasurementListAndDefaults) {
   Result<Policy> p = Policy::FromJson(R"({"version": 1, "allowed_platforms": ["tdx"],
                                           "allowed_measurements": [")" +

@@ -95,7 +95,7 @@ Result<Claims> Verifier::Verify(ByteSpan serialized_evidence, ByteSpan expected_
   if (!measurement_ok) {
     return PermissionDeniedError("policy: measurement " + HexEncode(claims.measurement) +
                                  " is not in allowed_measurements for platform '" + platform_name +
-                                 "'");
+                                 "': " + DescribeAccepted(allowed));
   }
 
   result = std::move(claims);

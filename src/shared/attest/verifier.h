@@ -18,7 +18,8 @@
 //        -> Unauthenticated "report data mismatch: evidence is not bound to this TLS key/nonce"
 //   6. policy: debug                                 -> PermissionDenied "policy: ... debug ..."
 //   7. policy: svn >= min_svn                        -> PermissionDenied "policy: security version"
-//   8. policy: measurement listed                    -> PermissionDenied "policy: measurement ..."
+//   8. policy: measurement listed                    -> PermissionDenied "policy: measurement ...
+//        is not in allowed_measurements for platform 'tdx': the policy accepts <hex>, ..."
 //
 // Thread safety: a Verifier is immutable after Create; Verify may be called concurrently.
 #pragma once

@@ -219,7 +219,16 @@ TEST_F(VerifierTest, RejectsWrongMeasurement) {
   Result<Claims> r = Verify(evidence);
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(r.status().message(), "policy: measurement " + HexEncode(other) +
-                                      " is not in allowed_measurements for platform 'sim'");
+                                      " is not in allowed_measurements for platform 'sim': the "
+                                      "policy accepts " + HexEncode(measurement_));
+  // Many accepted values: the first eight, then how many more.
+  Policy many = policy_;
+  for (uint8_t i = 0; i < 9; ++i) many.allowed_measurements["*"].push_back(Bytes(48, i));
+  Result<Claims> listed = Verify(many, evidence);
+  ASSERT_FALSE(listed.ok());
+  EXPECT_NE(listed.status().message().find(HexEncode(Bytes(48, 0x07)) + " and 2 more"),
+            std::string::npos)
+      << listed.status().message();
   // The "*" list applies to every platform.
   Policy global = policy_;
   global.allowed_measurements["*"] = {other};

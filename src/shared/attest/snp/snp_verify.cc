@@ -193,8 +193,16 @@ Status CheckSnpExpectations(const SnpVerification& v, const SnpExpectations& e) 
       std::none_of(e.measurement.begin(), e.measurement.end(), [&](const Bytes& m) {
         return std::equal(m.begin(), m.end(), r.measurement.begin(), r.measurement.end());
       })) {
+    std::string accepted;
+    for (size_t i = 0; i < e.measurement.size() && i < 8; ++i) {
+      accepted += (i == 0 ? "" : ", ") + HexEncode(e.measurement[i]);
+    }
+    if (e.measurement.size() > 8) {
+      accepted += " and " + std::to_string(e.measurement.size() - 8) + " more";
+    }
     return PermissionDeniedError("policy: measurement " + HexEncode(r.measurement) +
-                                 " is not accepted");
+                                 " is not accepted (sev_snp.measurement): the policy accepts " +
+                                 accepted);
   }
   if (e.host_data && !std::equal(e.host_data->begin(), e.host_data->end(), r.host_data.begin(),
                                  r.host_data.end())) {

@@ -13,7 +13,8 @@ class TdxPlatformVerifier : public PlatformVerifier {
     CHIRON_ASSIGN_OR_RETURN(TsmEvidenceBody body, ParseTsmBody(PlatformId::kTdx, payload));
     TdxVerifyOptions verify_options;
     verify_options.verification_time = options_.clock();
-    verify_options.reject_trailing_bytes = options_.reject_trailing_bytes;
+    verify_options.reject_trailing_bytes =
+        options_.reject_trailing_bytes || policy.tdx.reject_trailing_bytes;
     CHIRON_ASSIGN_OR_RETURN(TdxVerification v,
                             VerifyTdxQuote(body.outblob, options_.collateral, verify_options));
     TdxExpectations expectations;
@@ -22,6 +23,7 @@ class TdxPlatformVerifier : public PlatformVerifier {
     expectations.rtmr = policy.tdx.rtmr;
     expectations.accepted_tcb_statuses = policy.tdx.accepted_tcb_statuses;
     expectations.min_tcb_evaluation_data_number = policy.tdx.min_tcb_evaluation_data_number;
+    expectations.accept_unchecked_tcb_status = policy.tdx.accept_unchecked_tcb_status;
     CHIRON_RETURN_IF_ERROR(CheckTdxExpectations(v, expectations));
 
     Claims claims;

@@ -3,6 +3,7 @@
 #include "shared/attest/tdx/strict_pem.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -47,6 +48,11 @@ Status ReadInt(ByteReader& reader, T& out, std::string_view what) {
 
 Status ParseHeader(ByteReader& reader, TdxQuoteHeader& header) {
   CHIRON_RETURN_IF_ERROR(ReadInt(reader, header.version, "header version"));
+  if (header.version == 5) {
+    return QuoteError(
+        "quote version 5 (the TDX 1.5 layout, whose TD report body is typed and may be larger) "
+        "is not supported; this verifier reads version 4 quotes");
+  }
   if (header.version != kTdxQuoteVersion) {
     return QuoteError("unsupported quote version " + std::to_string(header.version) +
                       "; this verifier reads version 4");
@@ -177,6 +183,37 @@ Result<TdxQuote> ParseTdxQuote(ByteSpan input) {
   if (!chain.ok()) return QuoteError("PCK certificate chain: " + chain.status().message());
   quote.pck_chain_der = std::move(chain).value();
   return quote;
+}
+
+std::optional<IntelQuoteHeader> RecognizeIntelQuote(ByteSpan bytes) {
+  if (bytes.size() < kQuoteHeaderSize) return std::nullopt;
+  IntelQuoteHeader header;
+  header.version = static_cast<uint16_t>(bytes[0] | (bytes[1] << 8));
+  header.attestation_key_type = static_cast<uint16_t>(bytes[2] | (bytes[3] << 8));
+  header.tee_type = static_cast<uint32_t>(bytes[4]) | (static_cast<uint32_t>(bytes[5]) << 8) |
+                    (static_cast<uint32_t>(bytes[6]) << 16) |
+                    (static_cast<uint32_t>(bytes[7]) << 24);
+  const bool intel_vendor =
+      std::equal(kIntelQeVendorId.begin(), kIntelQeVendorId.end(), bytes.begin() + 12);
+  const bool plausible = header.version >= 3 && header.version <= 5 &&
+                         (header.attestation_key_type == 2 || header.attestation_key_type == 3) &&
+                         (header.tdx() || header.sgx());
+  if (!intel_vendor && !plausible) return std::nullopt;
+  return header;
+}
+
+std::string DescribeIntelQuote(const IntelQuoteHeader& header) {
+  std::string kind;
+  if (header.tdx()) {
+    kind = "Intel TDX quote";
+  } else if (header.sgx()) {
+    kind = "Intel SGX quote";
+  } else {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%x", header.tee_type);
+    kind = std::string("Intel quote with TEE type ") + hex;
+  }
+  return kind + " (version " + std::to_string(header.version) + ")";
 }
 
 }  // namespace chiron::attest::tdx

@@ -33,6 +33,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,10 @@ namespace chiron::attest::tdx {
 inline constexpr uint16_t kTdxQuoteVersion = 4;
 inline constexpr uint16_t kAttestationKeyTypeEcdsaP256 = 2;
 inline constexpr uint32_t kTeeTypeTdx = 0x81;
+inline constexpr uint32_t kTeeTypeSgx = 0x00;
+// Intel's Quoting Enclave vendor id (939A7233-F79C-4CA9-940A-0DB3957F0607), header offset 12.
+inline constexpr std::array<uint8_t, 16> kIntelQeVendorId = {
+    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07};
 inline constexpr size_t kQuoteHeaderSize = 48;
 inline constexpr size_t kTdReportBodySize = 584;
 inline constexpr size_t kSgxReportBodySize = 384;
@@ -113,8 +118,29 @@ struct TdxQuote {
   size_t trailing_size = 0;
 };
 
+// What the first 48 bytes say about a buffer that may be an Intel DCAP quote, before any strict
+// parse. Values are as written (possibly damaged).
+struct IntelQuoteHeader {
+  uint16_t version = 0;
+  uint16_t attestation_key_type = 0;
+  uint32_t tee_type = 0;
+  bool tdx() const { return tee_type == kTeeTypeTdx; }
+  bool sgx() const { return tee_type == kTeeTypeSgx; }
+};
+
+// Recognises an Intel quote (TDX or SGX, any version) by its header: Intel's QE vendor id at
+// offset 12, or a plausible version (3 to 5), attestation key type (2 or 3) and TEE type (SGX or
+// TDX). A quote of a version this build does not verify, or with one damaged header field, is
+// thus named as a quote and refused for its real reason rather than taken for another format.
+// nullopt if the buffer is shorter than a header or neither rule holds.
+std::optional<IntelQuoteHeader> RecognizeIntelQuote(ByteSpan bytes);
+
+// "Intel TDX quote (version 5)", "Intel SGX quote (version 3)", "Intel quote with TEE type 0x2
+// (version 4)".
+std::string DescribeIntelQuote(const IntelQuoteHeader& header);
+
 // Strict parse of a version 4 TDX quote (see the layout above). Errors are InvalidArgument and
-// begin "tdx quote: ".
+// begin "tdx quote: "; a version 5 quote (the TDX 1.5 layout) is refused as such.
 Result<TdxQuote> ParseTdxQuote(ByteSpan quote);
 
 // Parses a 384-byte SGX report body.

@@ -64,7 +64,9 @@ TEST(TdxQuoteTest, RejectsWrongVersionKeyTypeAndTeeType) {
             "tdx quote: unsupported quote version 3; this verifier reads version 4");
   Bytes v5 = raw;
   v5[0] = 5;
-  EXPECT_FALSE(ParseTdxQuote(v5).ok());
+  EXPECT_EQ(ParseTdxQuote(v5).status().message(),
+            "tdx quote: quote version 5 (the TDX 1.5 layout, whose TD report body is typed and "
+            "may be larger) is not supported; this verifier reads version 4 quotes");
   Bytes key_type = raw;
   key_type[2] = 3;
   EXPECT_NE(ParseTdxQuote(key_type).status().message().find("attestation key type 3"),
@@ -72,6 +74,55 @@ TEST(TdxQuoteTest, RejectsWrongVersionKeyTypeAndTeeType) {
   Bytes sgx = raw;
   sgx[4] = 0;  // TEE type 0: an SGX quote
   EXPECT_NE(ParseTdxQuote(sgx).status().message().find("not TDX"), std::string::npos);
+}
+
+// A version 5 quote as TDX 1.5 hosts return it: the version 4 header with version 5, then a
+// body descriptor (type u16 = 2 for a TDX 1.0 body, size u32 = 584) before the same body.
+Bytes VersionFiveQuote(const Bytes& v4) {
+  Bytes v5(v4.begin(), v4.begin() + kQuoteHeaderSize);
+  v5[0] = 5;
+  AppendU16Le(v5, 2);
+  AppendU32Le(v5, kTdReportBodySize);
+  v5.insert(v5.end(), v4.begin() + kQuoteHeaderSize, v4.end());
+  return v5;
+}
+
+TEST(TdxQuoteTest, RecognizesIntelQuotesByTheirHeaderEvenWhenItIsDamaged) {
+  Bytes raw = ReadTestFile(kQuote);
+  auto v4 = RecognizeIntelQuote(raw);
+  ASSERT_TRUE(v4.has_value());
+  EXPECT_TRUE(v4->tdx());
+  EXPECT_EQ(DescribeIntelQuote(*v4), "Intel TDX quote (version 4)");
+  auto v5 = RecognizeIntelQuote(VersionFiveQuote(raw));
+  ASSERT_TRUE(v5.has_value());
+  EXPECT_EQ(DescribeIntelQuote(*v5), "Intel TDX quote (version 5)");
+  // Damaged version (the QE vendor id names Intel): still a TDX quote, version as written.
+  Bytes damaged_version = raw;
+  damaged_version[0] = 0x44;
+  auto damaged = RecognizeIntelQuote(damaged_version);
+  ASSERT_TRUE(damaged.has_value());
+  EXPECT_EQ(DescribeIntelQuote(*damaged), "Intel TDX quote (version 68)");
+  // Damaged QE vendor id, intact version/key/TEE type: recognized by those.
+  Bytes damaged_vendor = raw;
+  damaged_vendor[12] ^= 0xff;
+  EXPECT_TRUE(RecognizeIntelQuote(damaged_vendor).has_value());
+  // Damaged TEE type with Intel's vendor id.
+  Bytes damaged_tee = raw;
+  damaged_tee[4] = 0x02;
+  auto tee = RecognizeIntelQuote(damaged_tee);
+  ASSERT_TRUE(tee.has_value());
+  EXPECT_EQ(DescribeIntelQuote(*tee), "Intel quote with TEE type 0x2 (version 4)");
+  // An SGX quote (version 3, TEE type 0).
+  Bytes sgx = raw;
+  sgx[0] = 3;
+  sgx[4] = 0;
+  EXPECT_EQ(DescribeIntelQuote(*RecognizeIntelQuote(sgx)), "Intel SGX quote (version 3)");
+  // Not quotes: a Chiron evidence envelope, zeros, a short buffer.
+  Bytes envelope = {'C', 'H', 'E', 'V', 1, 0, 2, 0};
+  envelope.resize(200, 0);
+  EXPECT_FALSE(RecognizeIntelQuote(envelope).has_value());
+  EXPECT_FALSE(RecognizeIntelQuote(Bytes(200, 0)).has_value());
+  EXPECT_FALSE(RecognizeIntelQuote(Bytes(raw.begin(), raw.begin() + 47)).has_value());
 }
 
 TEST(TdxQuoteTest, RejectsLengthsThatDisagree) {

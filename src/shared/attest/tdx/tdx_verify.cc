@@ -140,7 +140,9 @@ Result<TdxVerification> VerifyTdxQuote(ByteSpan quote_bytes, const TdxCollateral
   if (quote.trailing_size > 0) {
     if (options.reject_trailing_bytes) {
       return Fail(StatusCode::kInvalidArgument, "trailing bytes",
-                  std::to_string(quote.trailing_size) + " byte(s) after the signature data");
+                  std::to_string(quote.trailing_size) +
+                      " byte(s) after the signature data, covered by no signature, and "
+                      "tdx.reject_trailing_bytes refuses them");
     }
     v.warnings.push_back(std::to_string(quote.trailing_size) +
                          " unauthenticated byte(s) after the quote's signature data were ignored");
@@ -221,12 +223,15 @@ Result<TdxVerification> VerifyTdxQuote(ByteSpan quote_bytes, const TdxCollateral
     return Fail(StatusCode::kInvalidArgument, "collateral",
                 "TCB info and QE identity must be given together");
   }
+  if (!collateral.pck_crl_der && !collateral.root_crl_der) {
+    v.warnings.push_back("no CRLs given: revocation of the PCK certificate chain NOT CHECKED");
+  }
   if (!have_tcb) {
     if (options.require_collateral) {
       return Fail(StatusCode::kFailedPrecondition, "collateral",
                   "TCB info and QE identity are required to judge the platform's TCB");
     }
-    v.warnings.push_back("no TCB info / QE identity collateral: TCB status not evaluated");
+    v.warnings.insert(v.warnings.begin(), kTcbStatusNotCheckedWarning);
     return v;
   }
   CHIRON_ASSIGN_OR_RETURN(TdxTcbInfo tcb_info, ParseTdxTcbInfo(*collateral.tcb_info_json));
@@ -275,6 +280,22 @@ Result<TdxVerification> VerifyTdxQuote(ByteSpan quote_bytes, const TdxCollateral
   return v;
 }
 
+namespace {
+
+// "the policy accepts a, b" (hex, the first eight, then "and N more"): a refusal says what was
+// expected. (attest::DescribeAccepted's twin: chiron_tdx does not link chiron_attest.)
+std::string AcceptedValues(const std::vector<Bytes>& accepted) {
+  constexpr size_t kShown = 8;
+  std::string out = "the policy accepts ";
+  for (size_t i = 0; i < accepted.size() && i < kShown; ++i) {
+    out += (i == 0 ? "" : ", ") + HexEncode(accepted[i]);
+  }
+  if (accepted.size() > kShown) out += " and " + std::to_string(accepted.size() - kShown) + " more";
+  return out;
+}
+
+}  // namespace
+
 Status CheckTdxExpectations(const TdxVerification& v, const TdxExpectations& e) {
   const TdReportBody& body = v.quote.body;
   if (e.report_data && !ConstantTimeEqual(*e.report_data, body.report_data)) {
@@ -291,17 +312,29 @@ Status CheckTdxExpectations(const TdxVerification& v, const TdxExpectations& e) 
            });
   };
   if (!listed(e.mrtd, body.mr_td)) {
-    return PermissionDeniedError("policy: MRTD " + HexEncode(body.mr_td) + " is not accepted");
+    return PermissionDeniedError("policy: MRTD " + HexEncode(body.mr_td) +
+                                 " is not accepted (tdx.mrtd): " + AcceptedValues(e.mrtd));
   }
   for (size_t i = 0; i < 4; ++i) {
     if (!listed(e.rtmr[i], body.rtmr[i])) {
+      const std::string name = "rtmr" + std::to_string(i);
       return PermissionDeniedError("policy: RTMR" + std::to_string(i) + " " +
-                                   HexEncode(body.rtmr[i]) + " is not accepted");
+                                   HexEncode(body.rtmr[i]) + " is not accepted (tdx." + name +
+                                   "): " + AcceptedValues(e.rtmr[i]));
     }
   }
   if (!v.tcb) {
+    if (e.min_tcb_evaluation_data_number) {
+      return PermissionDeniedError(
+          "policy: tdx.min_tcb_evaluation_data_number needs Intel's TCB info, which was not "
+          "given (`chiron evidence verify --collateral DIR` takes it)");
+    }
+    if (e.accept_unchecked_tcb_status) return Status::Ok();
     return PermissionDeniedError(
-        "policy: no TCB status (TCB info and QE identity collateral were not given)");
+        "policy: no TCB status: Intel's TCB info and QE identity were not given (`chiron "
+        "evidence verify --collateral DIR` takes them); to accept a quote whose signatures and "
+        "chain verify with its TCB status NOT CHECKED, set \"tdx\": {\"tcb_status_unchecked\": "
+        "\"accept\"} in the policy");
   }
   std::vector<std::string> accepted = e.accepted_tcb_statuses;
   if (accepted.empty()) accepted.push_back("UpToDate");
@@ -390,7 +423,7 @@ std::vector<std::pair<std::string, std::string>> DescribeTdxVerification(const T
     out.emplace_back("qe_tcb_status", std::string(TcbStatusName(v.tcb->qe_status)));
     out.emplace_back("tcb_evaluation_data_number", std::to_string(v.tcb_evaluation_data_number));
   } else {
-    out.emplace_back("tcb_status", "not evaluated (no collateral)");
+    out.emplace_back("tcb_status", kTcbStatusNotChecked);
   }
   return out;
 }

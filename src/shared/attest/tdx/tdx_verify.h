@@ -70,6 +70,13 @@ struct TdxVerifyOptions {
   bool require_collateral = false;
 };
 
+// What a verification without TCB info / QE identity says about the TCB: the detail
+// "tcb_status" of DescribeTdxVerification, and the warning put first in its warnings.
+inline constexpr char kTcbStatusNotChecked[] = "NOT CHECKED";
+inline constexpr char kTcbStatusNotCheckedWarning[] =
+    "TCB status NOT CHECKED: Intel's TCB info and QE identity were not given, so whether this "
+    "platform's firmware and microcode are up to date, or revoked, is unknown";
+
 struct TdxVerification {
   TdxQuote quote;
   PckExtensions pck;
@@ -93,10 +100,15 @@ struct TdxExpectations {
   // a verification without collateral fails here.
   std::vector<std::string> accepted_tcb_statuses;
   std::optional<uint32_t> min_tcb_evaluation_data_number;
+  // Accept a verification without TCB status (no TCB info / QE identity given) instead of
+  // failing; accepted_tcb_statuses then has nothing to judge. min_tcb_evaluation_data_number
+  // still needs the TCB info.
+  bool accept_unchecked_tcb_status = false;
 };
 
 // PermissionDenied "policy: ..." (or Unauthenticated for a report data mismatch) naming the
-// first requirement not met.
+// first requirement not met; an MRTD or RTMR refusal lists the accepted values. Without a TCB
+// status (and without accept_unchecked_tcb_status) the message says what to pass or set.
 Status CheckTdxExpectations(const TdxVerification& verification,
                             const TdxExpectations& expectations);
 

@@ -41,7 +41,16 @@ TEST(TdxVerifyTest, ProductionQuoteVerifiesWithoutCollateral) {
   EXPECT_EQ(HexEncode(v->pck.fmspc), "50806f000000");
   EXPECT_EQ(v->pck.pce_svn, 11);
   EXPECT_EQ(v->pck.tcb_components, (std::array<uint8_t, 16>{3, 3, 2, 2, 2, 1, 0, 2}));
-  ASSERT_EQ(v->warnings.size(), 2u);  // trailing bytes, no collateral
+  // TCB status not checked (first, loudest), trailing bytes, no CRLs.
+  ASSERT_EQ(v->warnings.size(), 3u);
+  EXPECT_EQ(v->warnings[0], kTcbStatusNotCheckedWarning);
+  EXPECT_NE(v->warnings[1].find("39 unauthenticated byte(s)"), std::string::npos);
+  EXPECT_EQ(v->warnings[2], "no CRLs given: revocation of the PCK certificate chain NOT CHECKED");
+  bool described = false;
+  for (const auto& [name, value] : DescribeTdxVerification(*v)) {
+    if (name == "tcb_status") described = value == "NOT CHECKED";
+  }
+  EXPECT_TRUE(described);
   std::printf("TDX MRTD: %s\n", HexEncode(v->quote.body.mr_td).c_str());
 }
 
@@ -273,8 +282,23 @@ TEST(TdxVerifyTest, ExpectationsAreApplied) {
   e.allow_debug = true;
   EXPECT_TRUE(CheckTdxExpectations(debug, e).ok());
 
+  // Without collateral: a minimum evaluation data number cannot be met, and without one the
+  // refusal says how to accept the quote knowingly; accept_unchecked_tcb_status does.
   Result<TdxVerification> bare = VerifyTdxQuote(ReadTestFile(kQuote), {}, Valid());
+  EXPECT_NE(CheckTdxExpectations(*bare, e).message().find(
+                "tdx.min_tcb_evaluation_data_number needs Intel's TCB info"),
+            std::string::npos);
+  e.min_tcb_evaluation_data_number.reset();
   EXPECT_NE(CheckTdxExpectations(*bare, e).message().find("no TCB status"), std::string::npos);
+  EXPECT_NE(CheckTdxExpectations(*bare, e).message().find(
+                "\"tcb_status_unchecked\": \"accept\""),
+            std::string::npos);
+  e.accept_unchecked_tcb_status = true;
+  EXPECT_TRUE(CheckTdxExpectations(*bare, e).ok());
+  // It judges nothing else differently: a wrong MRTD is still refused.
+  TdxExpectations unchecked_wrong = e;
+  unchecked_wrong.mrtd[0][0] ^= 1;
+  EXPECT_FALSE(CheckTdxExpectations(*bare, unchecked_wrong).ok());
 }
 
 }  // namespace

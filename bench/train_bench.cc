@@ -1,9 +1,12 @@
-// Training and prediction throughput of Chiron against plain libtorch, on Fashion-MNIST with the
-// LeNet recipe (build/recipes/chiron_recipe_lenet.so): same batches, same hyper-parameters, same
-// initial parameters, same thread count, measured in the same run.
+// Training and prediction throughput of Chiron against PyTorch as a user runs it, on
+// Fashion-MNIST with the LeNet recipe (build/recipes/chiron_recipe_lenet.so): same batches, same
+// hyper-parameters, same initial parameters, same thread count, measured in the same run.
 //
-//   build/bin/train_bench [--epochs N] [--threads N] [--train-limit N] [--seed N]
-//                         [--worker-env NAME=VALUE]...   (added to the workers' environment)
+//   build/bin/train_bench [--epochs N] [--threads N] [--train-limit N] [--seed N] [--hogs N]
+//                         [--python PATH] [--worker-threads N] [--worker-env NAME=VALUE]...
+//                         [--no-prediction]
+// (--worker-threads: the sandboxed workers' threads when they differ from --threads, which the
+// in-process path and PyTorch use: to see what a thread count does to the parameters.)
 //
 // Three training paths advance together over the same batch list, segment by segment (kSegment
 // batches each, so a change in machine load hits all three alike):
@@ -12,16 +15,21 @@
 //               parameters, the optimizer and the batch order, copies each batch into the input
 //               arena and the parameters into the parameter arena, and validates the gradients;
 //   in-process  the same engine, optimizer and shuffler in this process (no sandbox, no IPC);
-//   libtorch    the recipe's model trained with torch::optim::SGD (the baseline).
+//   PyTorch     the baseline: bench/torch_baseline.py in Debian's python3-torch with its
+//               defaults (the environment's OMP_WAIT_POLICY and GOMP_SPINCOUNT removed), the
+//               recipe's model written in Python, torch.optim.SGD, driven over a pipe.
 // The segments are cut by TrainingSession's checkpoint callback (every kSegment steps): inside
 // it, the other two paths run the batches the worker just ran. The sandboxed time therefore
 // includes the session's checkpoint serialisation (measured and printed).
 //
-// Prediction: one image, p50 latency added by a train::PredictionSession (sandboxed worker) over
-// a direct libtorch forward of the same trained model; batched throughput over the test set.
-// Goals: sandboxed / libtorch training img/s >= 0.95; test accuracies equal within 0.5 points;
-// one-image latency added <= 100 us; batched prediction ratio >= 0.9.
-#include <dlfcn.h>
+// Prediction: one image, p50 latency of a train::PredictionSession (sandboxed worker) against
+// PyTorch's forward of its own trained model (blocks of calls alternated); batched throughput
+// over the test set, 500 images a call. Goals (issue 15): sandboxed / PyTorch training img/s
+// >= 0.95; one-image latency within 50 us of PyTorch's; batched prediction ratio >= 0.95.
+// --hogs N starts N busy loops (each in a session of its own, like another user's process) for
+// the whole run: the loaded-machine figures.
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
@@ -37,7 +45,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -65,6 +72,10 @@ struct Flags {
   int threads = 2;
   size_t train_limit = 60000;
   uint64_t seed = 1;
+  int worker_threads = 0;               // 0: --threads
+  int hogs = 0;                         // busy loops running beside the bench
+  bool prediction = true;               // --no-prediction: training figures only
+  std::string python = "/usr/bin/python3";
   std::vector<std::string> worker_env;  // extra NAME=VALUE for the sandboxed workers
 };
 
@@ -87,19 +98,29 @@ Flags ParseFlags(int argc, char** argv) {
       f.train_limit = std::strtoull(next(), nullptr, 10);
     else if (a == "--seed")
       f.seed = std::strtoull(next(), nullptr, 10);
+    else if (a == "--worker-threads")
+      f.worker_threads = std::atoi(next());
+    else if (a == "--no-prediction")
+      f.prediction = false;
+    else if (a == "--hogs")
+      f.hogs = std::atoi(next());
+    else if (a == "--python")
+      f.python = next();
     else if (a == "--worker-env")
       f.worker_env.push_back(next());
     else {
       std::fprintf(stderr,
                    "usage: train_bench [--epochs N] [--threads N] [--train-limit N] [--seed N] "
+                   "[--worker-threads N] [--hogs N] [--python PATH] [--no-prediction] "
                    "[--worker-env NAME=VALUE]...\n");
       std::exit(2);
     }
   }
-  if (f.epochs < 1 || f.threads < 1) {
-    std::fprintf(stderr, "--epochs and --threads must be >= 1\n");
+  if (f.epochs < 1 || f.threads < 1 || f.hogs < 0 || f.hogs > 64) {
+    std::fprintf(stderr, "--epochs and --threads must be >= 1, --hogs in [0, 64]\n");
     std::exit(2);
   }
+  if (f.worker_threads <= 0) f.worker_threads = f.threads;
   return f;
 }
 
@@ -195,96 +216,143 @@ class ChironTrainer {
   std::vector<int64_t> labels_;
 };
 
-// ---- (b) plain libtorch: the same recipe's model with torch::optim::SGD ------------------------
-struct PlainRecipe {
-  Recipe* recipe = nullptr;
-  DatasetSchema schema;
-};
-
-PlainRecipe OpenRecipe(const char* path, const DatasetSchema& schema) {
-  void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) Die("dlopen", InternalError(dlerror()));
-  auto entry = reinterpret_cast<ChironRecipeEntryV1>(dlsym(handle, CHIRON_RECIPE_ENTRY_SYMBOL));
-  if (entry == nullptr) Die("dlsym", InternalError("no entry point"));
-  return {entry()->create(), schema};
-}
-
-// A fresh model holding the engine's flat parameters (slots in registration order).
-std::shared_ptr<RecipeModel> BuildWith(const PlainRecipe& r, const worker::ParameterLayout& layout,
-                                       const worker::AlignedFloats& params) {
-  std::string error;
-  auto model = r.recipe->BuildModel(r.schema, &error);
-  if (model == nullptr) Die("BuildModel", InternalError(error));
-  torch::NoGradGuard no_grad;
-  size_t i = 0;
-  for (auto& p : model->parameters()) {
-    const worker::TensorSlot& slot = layout.parameters.at(i++);
-    p.copy_(torch::from_blob(const_cast<float*>(params.data()) + slot.offset, p.sizes()));
-  }
-  return model;
-}
-
-class PlainTrainer {
+// ---- (b) PyTorch as a user runs it: bench/torch_baseline.py, driven over a pipe ----------------
+// A child process (in this process's session) that answers one line per command (see the script's
+// docstring). Its environment is this process's without OMP_WAIT_POLICY and GOMP_SPINCOUNT: the
+// defaults a user gets.
+class PythonBaseline {
  public:
-  PlainTrainer(const PlainRecipe& r, const LabelledImages& train, const OptimizerConfig& config,
-               const worker::ParameterLayout& layout, const worker::AlignedFloats& initial)
-      : r_(r),
-        model_(BuildWith(r, layout, initial)),
-        sgd_(model_->parameters(), torch::optim::SGDOptions(config.learning_rate)
-                                       .momentum(config.momentum)
-                                       .dampening(config.dampening)
-                                       .nesterov(config.nesterov)
-                                       .weight_decay(config.weight_decay)),
-        images_(torch::from_blob(const_cast<uint8_t*>(train.pixels.data()),
-                                 {static_cast<int64_t>(train.count), 1, 28, 28}, torch::kUInt8)),
-        labels_(torch::from_blob(const_cast<int64_t*>(train.labels.data()),
-                                 {static_cast<int64_t>(train.count)}, torch::kInt64)) {}
-
-  void Run(const std::vector<uint32_t>& batch) {
-    const auto start = Clock::now();
-    model_->train();
-    std::vector<int64_t> idx(batch.begin(), batch.end());
-    torch::Tensor index =
-        torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64);
-    torch::Tensor x = r_.recipe->TransformInput(images_.index_select(0, index), r_.schema);
-    torch::Tensor y = labels_.index_select(0, index);
-    sgd_.zero_grad();
-    torch::Tensor loss = model_->loss(model_->forward(x), y);
-    loss.backward();
-    sgd_.step();
-    seconds += Seconds(start);
-    images += batch.size();
-  }
-
-  double Accuracy(const LabelledImages& test) {
-    model_->eval();
-    torch::NoGradGuard no_grad;
-    int64_t correct = 0;
-    for (size_t at = 0; at < test.count; at += 500) {
-      const int64_t n = static_cast<int64_t>(std::min<size_t>(500, test.count - at));
-      torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(test.pixels.data()) + at * kImageSize,
-                                         {n, 1, 28, 28}, torch::kUInt8);
-      torch::Tensor predicted = model_->forward(r_.recipe->TransformInput(x, r_.schema)).argmax(1);
-      torch::Tensor y =
-          torch::from_blob(const_cast<int64_t*>(test.labels.data()) + at, {n}, torch::kInt64);
-      correct += predicted.eq(y).sum().item<int64_t>();
+  PythonBaseline(const Flags& flags, const std::string& batch_file) {
+    int to_child[2], from_child[2];
+    if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0) {
+      Die("pipe", InternalError(std::strerror(errno)));
     }
-    return static_cast<double>(correct) / static_cast<double>(test.count);
+    const std::string threads = std::to_string(flags.threads);
+    const std::string limit = std::to_string(flags.train_limit);
+    std::vector<std::string> args = {flags.python, CHIRON_TORCH_BASELINE, "serve",   "--threads",
+                                     threads,      "--train-limit",       limit,     "--batches",
+                                     batch_file};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ < 0) Die("fork", InternalError(std::strerror(errno)));
+    if (pid_ == 0) {
+      dup2(to_child[0], 0);
+      dup2(from_child[1], 1);
+      unsetenv("OMP_WAIT_POLICY");
+      unsetenv("GOMP_SPINCOUNT");
+      execv(flags.python.c_str(), argv.data());
+      _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    in_ = fdopen(to_child[1], "w");
+    out_ = fdopen(from_child[0], "r");
+    if (Call("") != "ready") Die("PyTorch baseline", InternalError("did not start"));
+  }
+  ~PythonBaseline() {
+    std::fputs("quit\n", in_);
+    std::fclose(in_);
+    std::fclose(out_);
+    int status = 0;
+    waitpid(pid_, &status, 0);
   }
 
-  double seconds = 0;
-  size_t images = 0;
+  // Sends `command` (none if empty) and returns the reply line without its newline.
+  std::string Call(const std::string& command) {
+    if (!command.empty()) {
+      std::fprintf(in_, "%s\n", command.c_str());
+      std::fflush(in_);
+    }
+    char* line = nullptr;
+    size_t capacity = 0;
+    const ssize_t n = getline(&line, &capacity, out_);
+    std::string reply = n > 0 ? std::string(line, static_cast<size_t>(n)) : "";
+    std::free(line);
+    while (!reply.empty() && reply.back() == '\n') reply.pop_back();
+    if (reply.empty() || reply.rfind("error", 0) == 0) {
+      Die("PyTorch baseline (" + command + ")",
+          InternalError(reply.empty() ? "no reply (is python3-torch installed?)" : reply));
+    }
+    return reply;
+  }
+  // The number after a one-word prefix ("seconds 1.5" -> 1.5).
+  double CallNumber(const std::string& command) {
+    const std::string reply = Call(command);
+    return std::strtod(reply.c_str() + reply.find(' ') + 1, nullptr);
+  }
+  std::vector<double> CallNumbers(const std::string& command) {
+    std::istringstream reply(Call(command));
+    std::string word;
+    reply >> word;
+    std::vector<double> values;
+    double v;
+    while (reply >> v) values.push_back(v);
+    return values;
+  }
+  pid_t pid() const { return pid_; }
 
  private:
-  const PlainRecipe& r_;
-  std::shared_ptr<RecipeModel> model_;
-  torch::optim::SGD sgd_;
-  torch::Tensor images_, labels_;
+  pid_t pid_ = -1;
+  FILE* in_ = nullptr;
+  FILE* out_ = nullptr;
 };
 
-// Medians of per-call latencies, the paths alternated in blocks of kLatencyBlock calls (not call
-// by call: this process's OpenMP threads spin briefly after a parallel region, and would steal
-// the cores from a worker process called right after). The first call of each block is dropped.
+// The batch list for the Python baseline: u64 count B, u64 offsets[B + 1], u32 indices.
+void WriteBatchFile(const std::string& path, const std::vector<std::vector<uint32_t>>& batches) {
+  std::ofstream out(path, std::ios::binary);
+  uint64_t count = batches.size(), offset = 0;
+  out.write(reinterpret_cast<const char*>(&count), 8);
+  out.write(reinterpret_cast<const char*>(&offset), 8);
+  for (const auto& b : batches) {
+    offset += b.size();
+    out.write(reinterpret_cast<const char*>(&offset), 8);
+  }
+  for (const auto& b : batches) {
+    out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(4 * b.size()));
+  }
+  if (!out) Die(path, InternalError("cannot write"));
+}
+
+// The parameters for the Python baseline: each tensor's floats in registration order, unpadded.
+void WriteParameterFile(const std::string& path, const worker::ParameterLayout& layout,
+                        const worker::AlignedFloats& params) {
+  std::ofstream out(path, std::ios::binary);
+  for (const worker::TensorSlot& slot : layout.parameters) {
+    out.write(reinterpret_cast<const char*>(params.data() + slot.offset),
+              static_cast<std::streamsize>(slot.count * sizeof(float)));
+  }
+  if (!out) Die(path, InternalError("cannot write"));
+}
+
+// N busy loops, each in a session (hence an autogroup) of its own, killed on destruction.
+class Hogs {
+ public:
+  explicit Hogs(int count) {
+    for (int i = 0; i < count; ++i) {
+      const pid_t pid = fork();
+      if (pid == 0) {
+        setsid();
+        volatile uint64_t spins = 0;
+        for (;;) spins = spins + 1;
+      }
+      if (pid > 0) pids_.push_back(pid);
+    }
+  }
+  ~Hogs() {
+    for (pid_t pid : pids_) kill(pid, SIGKILL);
+    for (pid_t pid : pids_) waitpid(pid, nullptr, 0);
+  }
+  const std::vector<pid_t>& pids() const { return pids_; }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+// One-image latencies: the paths alternate in blocks of kLatencyBlock calls (not call by call:
+// a process's OpenMP threads spin for a while after a parallel region, and would steal the cores
+// from another process called right after). The first call of each block is dropped.
 constexpr int kLatencyBlock = 50;
 
 double Median(std::vector<double> v) {
@@ -292,33 +360,23 @@ double Median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-std::vector<double> BlockMedianMicros(int rounds, const std::vector<std::function<void()>>& calls) {
-  std::vector<std::vector<double>> times(calls.size());
-  for (int round = 0; round < rounds; ++round) {
-    for (size_t c = 0; c < calls.size(); ++c) {
-      for (int i = 0; i <= kLatencyBlock; ++i) {
-        const auto start = Clock::now();
-        calls[c]();
-        if (i > 0) times[c].push_back(Seconds(start) * 1e6);
-      }
-    }
-  }
-  std::vector<double> medians;
-  for (auto& t : times) medians.push_back(Median(t));
-  return medians;
-}
-
 // CPU seconds (user, system) and page faults so far of this process's child processes (the
-// sandboxed workers: direct children of the runtime), from /proc/PID/stat.
+// sandboxed workers: direct children of the runtime) except g_not_workers (the Python baseline,
+// the hogs), from /proc/PID/stat.
 struct ChildUsage {
   double user = 0, system = 0, faults = 0;  // CPU seconds; page faults
 };
+std::vector<pid_t> g_not_workers;
 ChildUsage ChildrenCpuSeconds() {
   std::vector<std::string> pids;
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream children(task.path() / "children");
-    std::string pid;
-    while (children >> pid) pids.push_back(pid);
+    pid_t pid;
+    while (children >> pid) {
+      if (std::find(g_not_workers.begin(), g_not_workers.end(), pid) == g_not_workers.end()) {
+        pids.push_back(std::to_string(pid));
+      }
+    }
   }
   const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
   double user = 0, system = 0, faults = 0;
@@ -389,6 +447,12 @@ train::WorkerSettings SandboxSettings(int threads, const std::vector<std::string
     settings.extra_environment.push_back(std::string("LD_LIBRARY_PATH=") + path);
   }
   settings.extra_environment.insert(settings.extra_environment.end(), extra.begin(), extra.end());
+  // What WorkerSpinPolicy::kAuto does inside the session, done here so that it can be printed.
+  settings.spin = train::MachineHasIdleCpusNow(threads) ? train::WorkerSpinPolicy::kSpin
+                                                        : train::WorkerSpinPolicy::kPassive;
+  std::printf("worker started %s (GOMP_SPINCOUNT=%s; WorkerSpinPolicy::kAuto's choice)\n",
+              settings.spin == train::WorkerSpinPolicy::kSpin ? "spinning" : "passive",
+              settings.spin == train::WorkerSpinPolicy::kSpin ? "300000" : "0");
   return settings;
 }
 
@@ -415,14 +479,18 @@ int Main(int argc, char** argv) {
   TrainingConfig config = e.training_config();
   config.epochs = static_cast<uint32_t>(flags.epochs);
   if (Status s = train::ValidateTrainingConfig(config); !s.ok()) Die("recipe config", s);
-  if (config.schedule.kind != ScheduleKind::kConstant || config.schedule.warmup_steps != 0) {
-    Die("recipe config", InternalError("the libtorch baseline assumes a constant learning rate"));
+  if (config.schedule.kind != ScheduleKind::kConstant || config.schedule.warmup_steps != 0 ||
+      config.optimizer.kind != OptimizerKind::kSgd || config.optimizer.learning_rate != 0.01 ||
+      config.optimizer.momentum != 0.9 || config.optimizer.nesterov ||
+      config.optimizer.weight_decay != 0 || config.optimizer.dampening != 0 ||
+      config.batch_size != 64) {
+    Die("recipe config", InternalError("bench/torch_baseline.py trains with constant SGD lr 0.01 "
+                                       "momentum 0.9, batch 64: keep it in step with the recipe"));
   }
   auto shuffler = train::Shuffler::Create(flags.seed, train_set->count, config.batch_size, false);
   if (!shuffler.ok()) Die("shuffler", shuffler.status());
   worker::AlignedFloats params(e.layout().parameter_count), buffers(e.layout().buffer_count);
   if (Status s = e.InitialParameters(params, buffers); !s.ok()) Die("InitialParameters", s);
-  PlainRecipe plain = OpenRecipe(CHIRON_RECIPE_LENET, schema);
 
   // The owner's data as the runtime holds it after decryption: u8 label || 784 pixels.
   dataset::DatasetSchema records_schema;
@@ -447,13 +515,30 @@ int Main(int argc, char** argv) {
       "%d thread(s) in each process, OpenMP BLAS\n",
       params.size(), train_set->count, test_set->count, flags.epochs, config.batch_size,
       config.optimizer.learning_rate, config.optimizer.momentum, flags.threads);
-  std::printf("load average at start: %s (%u cores); OMP_WAIT_POLICY=passive in both processes\n",
-              load_before.c_str(), std::thread::hardware_concurrency());
+  std::printf("load average at start: %s (%u cores); %d busy loop(s) beside the bench\n",
+              load_before.c_str(), std::thread::hardware_concurrency(), flags.hogs);
   std::printf(
       "paths: sandboxed = TrainingSession + chiron-worker (separate sandboxed process); "
-      "in-process = same engine and optimizer, no sandbox; libtorch = torch::optim::SGD. "
+      "in-process = same engine and optimizer, no sandbox; PyTorch = %s %s (its defaults). "
       "They alternate every %zu batches.\n",
-      kSegment);
+      flags.python.c_str(), CHIRON_TORCH_BASELINE, kSegment);
+
+  std::vector<std::vector<uint32_t>> all_batches;
+  for (int epoch = 0; epoch < flags.epochs; ++epoch) {
+    auto batches = shuffler->EpochBatches(static_cast<uint64_t>(epoch));
+    all_batches.insert(all_batches.end(), batches.begin(), batches.end());
+  }
+  char directory_template[] = "/tmp/train_bench.XXXXXX";
+  if (mkdtemp(directory_template) == nullptr) Die("mkdtemp", InternalError(std::strerror(errno)));
+  const std::string directory = directory_template;
+  WriteBatchFile(directory + "/batches", all_batches);
+  WriteParameterFile(directory + "/parameters", e.layout(), params);
+  PythonBaseline python(flags, directory + "/batches");
+  g_not_workers.push_back(python.pid());
+  python.Call("params " + directory + "/parameters");
+  std::filesystem::remove_all(directory);
+  Hogs hogs(flags.hogs);
+  g_not_workers.insert(g_not_workers.end(), hogs.pids().begin(), hogs.pids().end());
 
   // The sandboxed session: no validation split (the same training set and batches as the
   // others), the same seed (the worker builds the same initial parameters), a checkpoint callback
@@ -463,7 +548,7 @@ int Main(int argc, char** argv) {
   session_options.validation_fraction = 0;
   session_options.seed = flags.seed;
   session_options.checkpoint_every_steps = kSegment;
-  session_options.worker = SandboxSettings(flags.threads, flags.worker_env);
+  session_options.worker = SandboxSettings(flags.worker_threads, flags.worker_env);
   auto start = Clock::now();
   auto session = train::TrainingSession::Create({records_schema, records}, recipe, session_options);
   if (!session.ok()) Die("TrainingSession::Create", session.status());
@@ -472,28 +557,18 @@ int Main(int argc, char** argv) {
     Die("layout", InternalError("the worker's parameter count differs from the engine's"));
   }
 
-  // Warm-up of the in-process paths (oneDNN JIT, allocator) on a few batches with throwaway
-  // state. The worker warms up inside its first segment, which the median absorbs.
+  // Warm-up of the in-process path (oneDNN JIT, allocator) on a few batches with throwaway
+  // state. The worker and PyTorch warm up inside their first segment, which the median absorbs.
   {
     ChironTrainer warm_chiron(e, *train_set, config.optimizer, params, buffers);
-    PlainTrainer warm_plain(plain, *train_set, config.optimizer, e.layout(), params);
     auto batches = shuffler->EpochBatches(1000);
-    for (size_t b = 0; b < 10; ++b) {
-      warm_chiron.Run(batches[b]);
-      warm_plain.Run(batches[b]);
-    }
+    for (size_t b = 0; b < 10; ++b) warm_chiron.Run(batches[b]);
   }
 
-  std::vector<std::vector<uint32_t>> all_batches;
-  for (int epoch = 0; epoch < flags.epochs; ++epoch) {
-    auto batches = shuffler->EpochBatches(static_cast<uint64_t>(epoch));
-    all_batches.insert(all_batches.end(), batches.begin(), batches.end());
-  }
   ChironTrainer chiron(e, *train_set, config.optimizer, params, buffers);
-  PlainTrainer torch_run(plain, *train_set, config.optimizer, e.layout(), params);
-  double sandbox_seconds = 0;
+  double sandbox_seconds = 0, torch_seconds = 0;
   size_t sandbox_images = 0, done = 0, checkpoints = 0;
-  std::vector<double> sandbox_ratios, inproc_ratios;  // libtorch time / path time, per segment
+  std::vector<double> sandbox_ratios, inproc_ratios;  // PyTorch time / path time, per segment
   auto segment_start = Clock::now();
   // Where the sandboxed time goes: the worker's CPU time and the runtime thread's (copies,
   // validation, optimizer), summed over the sandboxed segments only.
@@ -511,7 +586,7 @@ int Main(int argc, char** argv) {
     ++checkpoints;
     const size_t upto = std::min<size_t>(metrics.step, all_batches.size());
     if (upto > done) {
-      const double inproc_before = chiron.seconds, torch_before = torch_run.seconds;
+      const double inproc_before = chiron.seconds;
       const auto inproc_usage_before = ThreadUsage();
       const double inproc_faults_before = ProcessFaults();
       for (size_t b = done; b < upto; ++b) chiron.Run(all_batches[b]);
@@ -519,9 +594,10 @@ int Main(int argc, char** argv) {
       inproc_faults += ProcessFaults() - inproc_faults_before;
       inproc_cpu.first += inproc_usage_after.first - inproc_usage_before.first;
       inproc_cpu.second += inproc_usage_after.second - inproc_usage_before.second;
-      for (size_t b = done; b < upto; ++b) torch_run.Run(all_batches[b]);
+      const double torch_segment =
+          python.CallNumber("train " + std::to_string(done) + " " + std::to_string(upto));
+      torch_seconds += torch_segment;
       for (size_t b = done; b < upto; ++b) sandbox_images += all_batches[b].size();
-      const double torch_segment = torch_run.seconds - torch_before;
       sandbox_ratios.push_back(torch_segment / sandbox_segment);
       inproc_ratios.push_back(torch_segment / (chiron.seconds - inproc_before));
       sandbox_seconds += sandbox_segment;
@@ -564,7 +640,7 @@ int Main(int argc, char** argv) {
   // scored here.
   const size_t chunk = 500;
   train::PredictionOptions prediction_options;
-  prediction_options.worker = SandboxSettings(flags.threads, flags.worker_env);
+  prediction_options.worker = SandboxSettings(flags.worker_threads, flags.worker_env);
   prediction_options.max_batch = chunk;
   prediction_options.seed = flags.seed;
   auto predictor =
@@ -585,7 +661,7 @@ int Main(int argc, char** argv) {
   };
   const double sandbox_accuracy = session_accuracy();
   const double chiron_accuracy = chiron.Accuracy(*test_set);
-  const double torch_accuracy = torch_run.Accuracy(*test_set);
+  const double torch_accuracy = python.CallNumber("accuracy");
   float max_difference = 0;
   for (size_t i = 0; i < params.size(); ++i) {
     max_difference =
@@ -594,7 +670,7 @@ int Main(int argc, char** argv) {
 
   const double sandbox_rate = static_cast<double>(sandbox_images) / sandbox_seconds;
   const double chiron_rate = static_cast<double>(chiron.images) / chiron.seconds;
-  const double torch_rate = static_cast<double>(torch_run.images) / torch_run.seconds;
+  const double torch_rate = static_cast<double>(sandbox_images) / torch_seconds;
   std::printf("\nsandboxed worker start (launch, lockdown, recipe load): %.0f ms\n",
               session_start_seconds * 1e3);
   std::printf("\ntraining           img/s     test accuracy   seconds\n");
@@ -602,15 +678,15 @@ int Main(int argc, char** argv) {
               sandbox_seconds);
   std::printf("  in-process    %9.0f     %.4f          %.2f\n", chiron_rate, chiron_accuracy,
               chiron.seconds);
-  std::printf("  libtorch      %9.0f     %.4f          %.2f\n", torch_rate, torch_accuracy,
-              torch_run.seconds);
+  std::printf("  PyTorch       %9.0f     %.4f          %.2f\n", torch_rate, torch_accuracy,
+              torch_seconds);
   std::printf(
-      "  ratio sandboxed/libtorch: %.3f overall, %.3f median over %zu segments (goal >= 0.95)\n",
+      "  ratio sandboxed/PyTorch: %.3f overall, %.3f median over %zu segments (goal >= 0.95)\n",
       sandbox_rate / torch_rate, Median(sandbox_ratios), sandbox_ratios.size());
-  std::printf("  ratio in-process/libtorch: %.3f overall, %.3f median\n", chiron_rate / torch_rate,
+  std::printf("  ratio in-process/PyTorch: %.3f overall, %.3f median\n", chiron_rate / torch_rate,
               Median(inproc_ratios));
   std::printf(
-      "  test accuracy sandboxed - libtorch: %+.2f points (goal: within 0.5); sandboxed and "
+      "  test accuracy sandboxed - PyTorch: %+.2f points (goal: within 0.5); sandboxed and "
       "in-process parameters differ by at most %g\n",
       100 * (sandbox_accuracy - torch_accuracy), static_cast<double>(max_difference));
   std::printf(
@@ -626,14 +702,16 @@ int Main(int argc, char** argv) {
       checkpoints, checkpoint_ms,
       100 * checkpoint_ms * 1e-3 * static_cast<double>(checkpoints) / sandbox_seconds);
 
-  // Prediction with the sandboxed model: one image (p50) and batched throughput, against a direct
-  // libtorch forward of the same parameters and the in-process engine.
+  if (!flags.prediction) {
+    std::printf("\nload average at end: %s\n", LoadAverage().c_str());
+    return 0;
+  }
+  // Prediction with the sandboxed model: one image (p50) and batched throughput, against the
+  // in-process engine (same parameters) and PyTorch's forward of its own trained model.
   worker::AlignedFloats trained_params(trained->model.parameters.begin(),
                                        trained->model.parameters.end());
   worker::AlignedFloats trained_buffers(trained->model.buffers.begin(),
                                         trained->model.buffers.end());
-  auto model = BuildWith(plain, e.layout(), trained_params);
-  model->eval();
   worker::AlignedFloats one(10);
   const ByteSpan first_image(test_set->pixels.data(), kImageSize);
   auto session_one = [&] {
@@ -644,14 +722,25 @@ int Main(int argc, char** argv) {
     Status s = e.Predict(trained_params, trained_buffers, first_image, 1, one);
     if (!s.ok()) Die("Predict", s);
   };
-  auto direct_one = [&] {
-    torch::NoGradGuard no_grad;
-    torch::Tensor x =
-        torch::from_blob(const_cast<uint8_t*>(first_image.data()), {1, 1, 28, 28}, torch::kUInt8);
-    torch::Tensor logits = model->forward(plain.recipe->TransformInput(x, schema));
-    std::memcpy(one.data(), logits.data_ptr<float>(), sizeof(float) * 10);
-  };
-  const std::vector<double> p50 = BlockMedianMicros(40, {session_one, engine_one, direct_one});
+  // Blocks of kLatencyBlock + 1 calls per path, alternated, the first call of a block dropped.
+  std::vector<double> session_times, engine_times, torch_times;
+  for (int round = 0; round < 40; ++round) {
+    for (int i = 0; i <= kLatencyBlock; ++i) {
+      const auto t = Clock::now();
+      session_one();
+      if (i > 0) session_times.push_back(Seconds(t) * 1e6);
+    }
+    for (int i = 0; i <= kLatencyBlock; ++i) {
+      const auto t = Clock::now();
+      engine_one();
+      if (i > 0) engine_times.push_back(Seconds(t) * 1e6);
+    }
+    const std::vector<double> block =
+        python.CallNumbers("predict1 " + std::to_string(kLatencyBlock + 1));
+    torch_times.insert(torch_times.end(), block.begin(), block.end());
+  }
+  const double session_p50 = Median(session_times), engine_p50 = Median(engine_times),
+               torch_p50 = Median(torch_times);
 
   worker::AlignedFloats logits(chunk * 10);
   const size_t batched_images = test_set->count / chunk * chunk;
@@ -670,17 +759,7 @@ int Main(int argc, char** argv) {
       if (!s.ok()) Die("Predict", s);
     }
   };
-  auto direct_all = [&] {
-    torch::NoGradGuard no_grad;
-    for (size_t at = 0; at + chunk <= test_set->count; at += chunk) {
-      torch::Tensor x =
-          torch::from_blob(const_cast<uint8_t*>(test_set->pixels.data()) + at * kImageSize,
-                           {static_cast<int64_t>(chunk), 1, 28, 28}, torch::kUInt8);
-      torch::Tensor out = model->forward(plain.recipe->TransformInput(x, schema));
-      std::memcpy(logits.data(), out.data_ptr<float>(), logits.size() * sizeof(float));
-    }
-  };
-  std::vector<double> session_rates, engine_rates, direct_rates, session_ratios;
+  std::vector<double> session_rates, engine_rates, torch_rates, session_ratios;
   for (int round = 0; round < 5; ++round) {  // interleaved
     start = Clock::now();
     session_all();
@@ -688,23 +767,20 @@ int Main(int argc, char** argv) {
     start = Clock::now();
     engine_all();
     engine_rates.push_back(static_cast<double>(batched_images) / Seconds(start));
-    start = Clock::now();
-    direct_all();
-    direct_rates.push_back(static_cast<double>(batched_images) / Seconds(start));
-    session_ratios.push_back(session_rates.back() / direct_rates.back());
+    torch_rates.push_back(python.CallNumber("batched " + std::to_string(chunk)));
+    session_ratios.push_back(session_rates.back() / torch_rates.back());
   }
-  std::printf("\nprediction (the sandboxed model)\n");
+  std::printf("\nprediction (the sandboxed model; PyTorch: its own trained model)\n");
   std::printf(
-      "  1 image p50: PredictionSession %.0f us, in-process engine %.0f us, direct libtorch "
-      "forward %.0f us\n",
-      p50[0], p50[1], p50[2]);
-  std::printf("  latency added by the sandboxed session: %+.0f us (goal <= 100 us)\n",
-              p50[0] - p50[2]);
+      "  1 image p50: PredictionSession %.0f us, in-process engine %.0f us, PyTorch forward "
+      "%.0f us\n",
+      session_p50, engine_p50, torch_p50);
+  std::printf("  PredictionSession - PyTorch: %+.0f us (goal <= 50 us)\n", session_p50 - torch_p50);
   std::printf(
       "  batched (%zu images per call, median of 5 interleaved rounds): PredictionSession %.0f "
-      "img/s, in-process engine %.0f img/s, direct %.0f img/s\n",
-      chunk, Median(session_rates), Median(engine_rates), Median(direct_rates));
-  std::printf("  ratio PredictionSession/direct: %.3f median per round (goal >= 0.9)\n",
+      "img/s, in-process engine %.0f img/s, PyTorch %.0f img/s\n",
+      chunk, Median(session_rates), Median(engine_rates), Median(torch_rates));
+  std::printf("  ratio PredictionSession/PyTorch: %.3f median per round (goal >= 0.95)\n",
               Median(session_ratios));
   std::printf("\nload average at end: %s\n", LoadAverage().c_str());
   return 0;
@@ -735,18 +811,6 @@ int main(int argc, char** argv) {
       std::perror("train_bench: setsid");
       return 1;
     }
-  }
-  // The worker runs with OMP_WAIT_POLICY=passive and DNNL_JIT_PROFILE=0 (train::WorkerEnvironment).
-  // Give this process (in-process and libtorch paths) the same OpenMP behaviour: on a loaded
-  // machine, actively spinning OpenMP threads make libtorch many times slower, which would flatter
-  // the sandboxed path. libgomp reads its environment when it is loaded, hence the re-exec.
-  const char* policy = std::getenv("OMP_WAIT_POLICY");
-  if (policy == nullptr || std::string(policy) != "passive") {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    setenv("DNNL_JIT_PROFILE", "0", 1);
-    execv("/proc/self/exe", argv);
-    std::perror("train_bench: re-exec with OMP_WAIT_POLICY=passive");
-    return 1;
   }
   return chiron::Main(argc, argv);
 }

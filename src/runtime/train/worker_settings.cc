@@ -1,7 +1,13 @@
 #include "runtime/train/worker_settings.h"
 
+#include <sched.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
 
 #include "runtime/train/optimizer.h"
 #include "runtime/train/worker_client.h"
@@ -24,15 +30,59 @@ std::string_view FailureCategoryName(FailureCategory category) {
   return "unknown";
 }
 
+bool MachineHasIdleCpus(const std::vector<std::string>& runnable_samples, int cpus, int threads) {
+  if (runnable_samples.empty() || cpus < 1) return false;
+  double others = 0;
+  for (const std::string& sample : runnable_samples) {
+    // "0.52 0.58 0.59 3/467 12345": the fourth field's numerator.
+    size_t at = 0;
+    for (int field = 0; field < 3; ++field) {
+      at = sample.find(' ', at);
+      if (at == std::string::npos) return false;
+      ++at;
+    }
+    char* end = nullptr;
+    const long running = std::strtol(sample.c_str() + at, &end, 10);
+    if (end == sample.c_str() + at || *end != '/' || running < 1) return false;
+    others += static_cast<double>(running - 1);  // the reader itself is running
+  }
+  others /= static_cast<double>(runnable_samples.size());
+  return others + static_cast<double>(threads) <= static_cast<double>(cpus) + 0.25;
+}
+
+bool MachineHasIdleCpusNow(int threads) {
+  cpu_set_t set;
+  const int cpus = sched_getaffinity(0, sizeof set, &set) == 0
+                       ? CPU_COUNT(&set)
+                       : static_cast<int>(std::thread::hardware_concurrency());
+  std::vector<std::string> samples;
+  for (int i = 0; i < 20; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::ifstream in("/proc/loadavg");
+    std::string line;
+    if (!std::getline(in, line)) return false;
+    samples.push_back(line);
+  }
+  return MachineHasIdleCpus(samples, cpus, threads);
+}
+
 std::vector<std::string> WorkerEnvironment(const WorkerSettings& settings) {
+  const bool spin = settings.spin == WorkerSpinPolicy::kSpin ||
+                    (settings.spin == WorkerSpinPolicy::kAuto &&
+                     MachineHasIdleCpusNow(settings.threads));
   // glibc returns large freed blocks to the kernel and faults them back in on the next training
   // step (~2,500 page faults per step for LeNet; docs/training.md, Performance): keep them.
   std::vector<std::string> environment = {
-      "DNNL_JIT_PROFILE=0", "OMP_WAIT_POLICY=passive",
+      "DNNL_JIT_PROFILE=0", "GOMP_SPINCOUNT=" + std::to_string(spin ? kWorkerSpinCount : 0),
       "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold="
       "536870912"};
-  environment.insert(environment.end(), settings.extra_environment.begin(),
-                     settings.extra_environment.end());
+  // An extra setting replaces a fixed one of the same name (getenv returns the first match, so a
+  // second entry would be ignored).
+  for (const std::string& extra : settings.extra_environment) {
+    const std::string name = extra.substr(0, extra.find('=') + 1);
+    std::erase_if(environment, [&](const std::string& e) { return e.starts_with(name); });
+    environment.push_back(extra);
+  }
   return environment;
 }
 

@@ -64,6 +64,31 @@ class WorkerStopper {
   std::vector<WorkerClient*> clients_;  // not owned; each detaches itself before it is destroyed
 };
 
+// How the worker's OpenMP threads wait between parallel regions (libgomp, read once at the
+// worker's start; the choice changes no number the worker computes, only its speed).
+//   kSpin     GOMP_SPINCOUNT=300000, what PyTorch users get by default (OMP_WAIT_POLICY unset):
+//             a thread spins that many `pause`s (~8 ms on AMD EPYC Zen 3) before it sleeps, so
+//             the team stays awake between a step's parallel regions and across the runtime's
+//             update. On a machine with no CPU to spare it burns whole scheduler slices while a
+//             preempted team-mate holds a barrier: LeNet trained 2-4x slower than passive there.
+//   kPassive  GOMP_SPINCOUNT=0 (OMP_WAIT_POLICY=passive): a futex wake-up per parallel region,
+//             ~30 % slower than kSpin on an idle machine, the fastest on a busy one.
+//   kAuto     kSpin if the machine has a free CPU for each worker thread when the worker starts
+//             (MachineHasIdleCpus), else kPassive. docs/performance.md has the measurements.
+enum class WorkerSpinPolicy : uint8_t { kAuto = 0, kSpin = 1, kPassive = 2 };
+inline constexpr int64_t kWorkerSpinCount = 300000;
+
+// Whether `threads` more busy threads would each find a CPU: true when the runnable tasks other
+// than the caller, averaged over `runnable_samples` (each the first number of the fourth field
+// of /proc/loadavg, "running/total", which counts the reader itself), leave at least `threads`
+// of `cpus` free. An empty or unparsable sample list says false (fail towards kPassive, the
+// choice that is never pathological). Pure: the reading is done by the caller.
+bool MachineHasIdleCpus(const std::vector<std::string>& runnable_samples, int cpus, int threads);
+
+// Samples /proc/loadavg 20 times over ~40 ms and applies MachineHasIdleCpus with the CPUs this
+// process may run on. About 40 ms, once per worker start.
+bool MachineHasIdleCpusNow(int threads);
+
 // Everything about the worker process that the runtime, not the recipe, decides.
 struct WorkerSettings {
   std::string worker_path;              // absolute path of chiron-worker
@@ -78,11 +103,10 @@ struct WorkerSettings {
   uint32_t max_output_size = 65536;        // outputs per sample
   // Optional: lets another thread stop the worker, even while it starts (see WorkerStopper).
   std::shared_ptr<WorkerStopper> stopper;
+  // How the worker's OpenMP threads wait (see WorkerSpinPolicy, above).
+  WorkerSpinPolicy spin = WorkerSpinPolicy::kAuto;
 };
 
-// The worker's environment: DNNL_JIT_PROFILE=0 (oneDNN would otherwise dlopen a profiler on its
-// first kernel), OMP_WAIT_POLICY=passive, glibc malloc thresholds that keep freed training
-// buffers mapped (GLIBC_TUNABLES) and settings.extra_environment.
 std::vector<std::string> WorkerEnvironment(const WorkerSettings& settings);
 
 // The recipe's view of a dataset schema (shape, element type, classes).

@@ -103,9 +103,10 @@ TEST(FrameChecksTest, ByteMessagesAreBoundedBeforeTheirSizeIsKnown) {
 TEST(FrameChecksTest, ValuesWithinRefusesNanInfinityAndMagnitude) {
   std::vector<float> values = {0.0f, -0.0f, 1.5f, -1e30f, 1e30f, 1e-40f};
   EXPECT_TRUE(ValuesWithin(values, 1e30f));
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
-                    std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                    1.0001e30f, -3e38f}) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+        std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), 1.0001e30f,
+        -3e38f}) {
     std::vector<float> v = values;
     v[3] = bad;
     EXPECT_FALSE(ValuesWithin(v, 1e30f)) << bad;

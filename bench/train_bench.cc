@@ -450,9 +450,13 @@ train::WorkerSettings SandboxSettings(int threads, const std::vector<std::string
   // What WorkerSpinPolicy::kAuto does inside the session, done here so that it can be printed.
   settings.spin = train::MachineHasIdleCpusNow(threads) ? train::WorkerSpinPolicy::kSpin
                                                         : train::WorkerSpinPolicy::kPassive;
-  std::printf("worker started %s (GOMP_SPINCOUNT=%s; WorkerSpinPolicy::kAuto's choice)\n",
+  const bool overridden =
+      std::any_of(extra.begin(), extra.end(),
+                  [](const std::string& e) { return e.starts_with("GOMP_SPINCOUNT="); });
+  std::printf("worker: WorkerSpinPolicy::kAuto chose %s (GOMP_SPINCOUNT=%s)%s\n",
               settings.spin == train::WorkerSpinPolicy::kSpin ? "spinning" : "passive",
-              settings.spin == train::WorkerSpinPolicy::kSpin ? "300000" : "0");
+              settings.spin == train::WorkerSpinPolicy::kSpin ? "300000" : "0",
+              overridden ? ", replaced by --worker-env" : "");
   return settings;
 }
 
@@ -517,6 +521,19 @@ int Main(int argc, char** argv) {
       config.optimizer.learning_rate, config.optimizer.momentum, flags.threads);
   std::printf("load average at start: %s (%u cores); %d busy loop(s) beside the bench\n",
               load_before.c_str(), std::thread::hardware_concurrency(), flags.hogs);
+  // The kernel set this process's libtorch picked by CPU features (ATen's CPU capability, from
+  // cpuinfo). The worker's must be the same, with the same threads, for the sandboxed and
+  // in-process parameters to be bit-identical (docs/performance.md, "Bit-identical?").
+  {
+    std::istringstream config(at::show_config());
+    for (std::string line; std::getline(config, line);) {
+      if (line.find("CPU capability") == std::string::npos) continue;
+      const size_t text = line.find_first_not_of(" -");
+      std::printf("libtorch in this process: %s; worker threads %d, in-process threads %d\n",
+                  line.c_str() + (text == std::string::npos ? 0 : text), flags.worker_threads,
+                  flags.threads);
+    }
+  }
   std::printf(
       "paths: sandboxed = TrainingSession + chiron-worker (separate sandboxed process); "
       "in-process = same engine and optimizer, no sandbox; PyTorch = %s %s (its defaults). "

@@ -23,4 +23,10 @@ for bench in crypto_bench attest_bench dataset_bench upload_bench load_bench tra
   echo "== $bench"
   "$build/bin/$bench" || { echo "bench: $bench FAILED"; failed=1; }
 done
+# End to end: `chiron train` of one LeNet epoch against the same work in PyTorch (needs the
+# libtorch build: the worker and the recipe).
+if [[ -f $build/recipes/chiron_recipe_lenet.so && -x $build/bin/chirond ]]; then
+  echo "== train_e2e"
+  bash "$(dirname "$0")/../bench/train_e2e.sh" "$build" 3 || { echo "bench: train_e2e FAILED"; failed=1; }
+fi
 exit $failed

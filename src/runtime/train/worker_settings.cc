@@ -56,8 +56,8 @@ bool MachineHasIdleCpusNow(int threads) {
                        ? CPU_COUNT(&set)
                        : static_cast<int>(std::thread::hardware_concurrency());
   std::vector<std::string> samples;
-  for (int i = 0; i < 20; ++i) {
-    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  for (int i = 0; i < 10; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::ifstream in("/proc/loadavg");
     std::string line;
     if (!std::getline(in, line)) return false;

@@ -67,10 +67,11 @@ class WorkerStopper {
 // How the worker's OpenMP threads wait between parallel regions (libgomp, read once at the
 // worker's start; the choice changes no number the worker computes, only its speed).
 //   kSpin     GOMP_SPINCOUNT=300000, what PyTorch users get by default (OMP_WAIT_POLICY unset):
-//             a thread spins that many `pause`s (~8 ms on AMD EPYC Zen 3) before it sleeps, so
-//             the team stays awake between a step's parallel regions and across the runtime's
-//             update. On a machine with no CPU to spare it burns whole scheduler slices while a
-//             preempted team-mate holds a barrier: LeNet trained 2-4x slower than passive there.
+//             a thread spins that many `pause`s (~8 ms on AMD EPYC Zen 3: 26 ns each) before it
+//             sleeps, so the team stays awake between a step's parallel regions and across the
+//             runtime's update. On a machine with no CPU to spare it burns whole scheduler
+//             slices while a preempted team-mate holds a barrier: LeNet trained 2-5x slower than
+//             passive there.
 //   kPassive  GOMP_SPINCOUNT=0 (OMP_WAIT_POLICY=passive): a futex wake-up per parallel region,
 //             ~30 % slower than kSpin on an idle machine, the fastest on a busy one.
 //   kAuto     kSpin if the machine has a free CPU for each worker thread when the worker starts
@@ -85,8 +86,9 @@ inline constexpr int64_t kWorkerSpinCount = 300000;
 // choice that is never pathological). Pure: the reading is done by the caller.
 bool MachineHasIdleCpus(const std::vector<std::string>& runnable_samples, int cpus, int threads);
 
-// Samples /proc/loadavg 20 times over ~40 ms and applies MachineHasIdleCpus with the CPUs this
-// process may run on. About 40 ms, once per worker start.
+// Samples /proc/loadavg 10 times over ~10 ms and applies MachineHasIdleCpus with the CPUs this
+// process may run on. About 10 ms, once per worker start (a prediction worker per request pays
+// it per request, ~1 % of such a request).
 bool MachineHasIdleCpusNow(int threads);
 
 // Everything about the worker process that the runtime, not the recipe, decides.
@@ -107,6 +109,11 @@ struct WorkerSettings {
   WorkerSpinPolicy spin = WorkerSpinPolicy::kAuto;
 };
 
+// The worker's environment: DNNL_JIT_PROFILE=0 (oneDNN would otherwise dlopen a profiler on its
+// first kernel), GOMP_SPINCOUNT per settings.spin (kAuto samples the machine: ~10 ms), glibc
+// malloc thresholds that keep freed training buffers mapped (GLIBC_TUNABLES), then
+// settings.extra_environment, whose entries replace fixed ones of the same NAME (getenv reads
+// the first; so "GOMP_SPINCOUNT=..." can be tried without a rebuild).
 std::vector<std::string> WorkerEnvironment(const WorkerSettings& settings);
 
 // The recipe's view of a dataset schema (shape, element type, classes).

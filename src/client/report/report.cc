@@ -79,8 +79,11 @@ struct ChartSpec {
   std::string id;
   std::string title;
   std::string y_label;
-  std::optional<std::pair<double, double>> y_range;  // fixed range (accuracy: 0..1)
+  // Bounds the axis may not pass (accuracy: 0..1); the axis is zoomed to the data within them.
+  std::optional<std::pair<double, double>> y_bounds;
   bool y_percent = false;
+  // Horizontal dashed lines (name, value), e.g. the test-set accuracy; part of the zoomed range.
+  std::vector<std::pair<std::string, double>> references;
 };
 
 std::string LineChart(const ChartSpec& spec, const std::vector<Series>& series) {
@@ -104,9 +107,25 @@ std::string LineChart(const ChartSpec& spec, const std::vector<Series>& series) 
       y_max = std::max(y_max, y);
     }
   }
-  if (spec.y_range) {
-    y_min = spec.y_range->first;
-    y_max = spec.y_range->second;
+  for (const auto& [name, value] : spec.references) {
+    if (!std::isfinite(value)) continue;
+    if (!any) {
+      y_min = y_max = value;
+      any = true;
+    }
+    y_min = std::min(y_min, value);
+    y_max = std::max(y_max, value);
+  }
+  if (spec.y_bounds && any) {
+    // Zoomed to the data (an accuracy between 71% and 84% fills the chart), on whole ticks,
+    // never past the bounds.
+    double pad = std::max((y_max - y_min) * 0.15, 0.02);
+    double step = NiceStep(y_max - y_min + 2 * pad, 5);
+    y_min = std::max(spec.y_bounds->first, std::floor((y_min - pad) / step) * step);
+    y_max = std::min(spec.y_bounds->second, std::ceil((y_max + pad) / step) * step);
+  } else if (spec.y_bounds) {
+    y_min = spec.y_bounds->first;
+    y_max = spec.y_bounds->second;
   } else if (any) {
     double pad = (y_max - y_min) * 0.08;
     if (!(pad > 0)) pad = std::max(std::fabs(y_max) * 0.1, 0.1);
@@ -119,10 +138,9 @@ std::string LineChart(const ChartSpec& spec, const std::vector<Series>& series) 
       y_min = 0;
     }
   }
-  if (x_max <= x_min) {
-    x_min -= 1;
-    x_max += 1;
-    x_min = std::max(x_min, 0.0);
+  if (x_max <= x_min) {  // one epoch: its point in the middle, one tick
+    x_min -= 0.5;
+    x_max += 0.5;
   }
   if (y_max <= y_min) y_max = y_min + 1;
 
@@ -148,7 +166,9 @@ std::string LineChart(const ChartSpec& spec, const std::vector<Series>& series) 
     grid += "<line class=\"grid\" x1=\"" + Coord(kLeft) + "\" y1=\"" + Coord(y) + "\" x2=\"" +
             Coord(kLeft + plot_w) + "\" y2=\"" + Coord(y) + "\"/>";
     double shown = std::fabs(t) < y_step * 1e-9 ? 0.0 : t;
-    std::string text = spec.y_percent ? Number(shown * 100, "%.0f") + "%" : Number(shown, "%.3g");
+    std::string text = spec.y_percent
+                           ? Number(shown * 100, y_step * 100 >= 1 - 1e-9 ? "%.0f" : "%.1f") + "%"
+                           : Number(shown, "%.3g");
     labels += "<text class=\"tick\" x=\"" + Coord(kLeft - 8) + "\" y=\"" + Coord(y + 4) +
               "\" text-anchor=\"end\">" + text + "</text>";
   }
@@ -177,8 +197,18 @@ std::string LineChart(const ChartSpec& spec, const std::vector<Series>& series) 
     svg += "<text class=\"no-data\" x=\"" + Coord(kLeft + plot_w / 2) + "\" y=\"" +
            Coord(kTop + plot_h / 2) + "\" text-anchor=\"middle\">no finished epochs yet</text>";
   }
-  // Series: a polyline and a marker per point.
   double legend_x = kLeft + 10;
+  for (const auto& [name, value] : spec.references) {
+    if (!std::isfinite(value)) continue;
+    std::string label = name + " " + (spec.y_percent ? Percent(value) : Number(value, "%.4f"));
+    svg += "<line class=\"reference\" x1=\"" + Coord(kLeft) + "\" y1=\"" + Coord(py(value)) +
+           "\" x2=\"" + Coord(kLeft + plot_w) + "\" y2=\"" + Coord(py(value)) +
+           "\" stroke=\"#7b3294\" stroke-width=\"2\" stroke-dasharray=\"6 4\"><title>" +
+           EscapeHtml(label) + "</title></line>";
+    svg += "<text class=\"reference-label\" x=\"" + Coord(kLeft + plot_w - 4) + "\" y=\"" +
+           Coord(py(value) - 6) + "\" text-anchor=\"end\">" + EscapeHtml(label) + "</text>";
+  }
+  // Series: a polyline and a marker per point (a lone point also gets its value written).
   for (const Series& s : series) {
     if (!s.points.empty()) {
       std::string points;
@@ -193,6 +223,12 @@ std::string LineChart(const ChartSpec& spec, const std::vector<Series>& series) 
                Coord(py(y)) + "\" r=\"3.5\" fill=\"" + s.color + "\"><title>" +
                EscapeHtml(s.name) + ", epoch " + Number(x, "%.0f") + ": " +
                (spec.y_percent ? Percent(y) : Number(y, "%.4f")) + "</title></circle>";
+      }
+      if (s.points.size() == 1) {
+        auto [x, y] = s.points.front();
+        svg += "<text class=\"point-label " + s.css_class + "\" x=\"" + Coord(px(x) + 8) +
+               "\" y=\"" + Coord(py(y) + 4) + "\">" +
+               (spec.y_percent ? Percent(y) : Number(y, "%.4f")) + "</text>";
       }
     }
     svg += "<rect x=\"" + Coord(legend_x) + "\" y=\"" + Coord(kTop - 18) +
@@ -262,7 +298,11 @@ std::string JobSection(const ReportData& data) {
   }
   html += Row("model", EscapeHtml(data.model_name));
   html += Row("dataset", EscapeHtml(data.dataset_name));
-  html += Row("recipe", Mono(data.recipe_id));
+  html += Row("recipe", data.recipe_name.empty()
+                            ? Mono(data.recipe_id)
+                            : "<span id=\"recipe-name\">" + EscapeHtml(data.recipe_name) + " " +
+                                  EscapeHtml(data.recipe_version) + "</span> " +
+                                  Mono(data.recipe_id.substr(0, 16)));
   html += Row("epochs", std::to_string(data.epochs_done) + " of " +
                             std::to_string(data.epochs_total));
   char elapsed[32];
@@ -292,12 +332,20 @@ std::string CurvesSection(const ReportData& data) {
     }
   }
   std::string html = "<section id=\"curves\"><h2>Learning curves</h2><div class=\"charts\">";
-  html += LineChart({"chart-loss", "Loss per epoch", "loss", std::nullopt, false},
+  ChartSpec accuracy_spec{"chart-accuracy", "Validation accuracy per epoch",
+                          "accuracy (axis zoomed to the data)", std::make_pair(0.0, 1.0), true,
+                          {}};
+  if (data.test_evaluation) {
+    accuracy_spec.references.emplace_back("test set", data.test_evaluation->accuracy);
+  }
+  html += LineChart({"chart-loss", "Loss per epoch", "loss", std::nullopt, false, {}},
                     {train, validation});
-  html += LineChart({"chart-accuracy", "Validation accuracy per epoch", "accuracy",
-                     std::make_pair(0.0, 1.0), true},
-                    {accuracy});
+  html += LineChart(accuracy_spec, {accuracy});
   html += "</div>";
+  if (data.history.size() == 1) {
+    html += "<p class=\"note\" id=\"one-epoch\">One epoch: each curve is a single point. "
+            "Train for more epochs (<code>--epochs</code>) to see a trend.</p>";
+  }
   if (!data.history.empty()) {
     html += "<table id=\"history\" class=\"grid\"><thead><tr><th>epoch</th><th>train loss</th>"
             "<th>validation loss</th><th>validation accuracy</th></tr></thead><tbody>";
@@ -319,24 +367,24 @@ std::string ClassLabel(const ReportData& data, size_t index) {
   return std::to_string(index);
 }
 
-std::string ClassesSection(const ReportData& data) {
-  std::string html = "<section id=\"classes\"><h2>Per-class results (validation split)</h2>";
-  const std::vector<uint64_t>& cm = data.confusion_matrix;
-  size_t n = data.per_class_accuracy.size();
+// The per-class accuracy table and the confusion matrix; element ids start with `id_prefix`
+// ("" for the validation split, "test-" for the test set). "" when there is nothing to show.
+std::string ClassTables(const ReportData& data, const std::vector<double>& per_class,
+                        const std::vector<uint64_t>& cm, const std::string& id_prefix) {
+  std::string html;
+  size_t n = per_class.size();
   if (n == 0 && !cm.empty()) {
     n = static_cast<size_t>(std::llround(std::sqrt(static_cast<double>(cm.size()))));
   }
-  if (n == 0) {
-    return html + "<p class=\"note\">No per-class metrics: the job finished no epoch.</p>"
-                  "</section>";
-  }
+  if (n == 0) return html;
 
   // Per-class accuracy with a bar.
-  if (!data.per_class_accuracy.empty()) {
-    html += "<table id=\"per-class\" class=\"grid\"><thead><tr><th>class</th><th>accuracy</th>"
+  if (!per_class.empty()) {
+    html += "<table id=\"" + id_prefix +
+            "per-class\" class=\"grid\"><thead><tr><th>class</th><th>accuracy</th>"
             "<th></th></tr></thead><tbody>";
-    for (size_t i = 0; i < data.per_class_accuracy.size(); ++i) {
-      double a = data.per_class_accuracy[i];
+    for (size_t i = 0; i < per_class.size(); ++i) {
+      double a = per_class[i];
       double width = std::isfinite(a) ? std::clamp(a, 0.0, 1.0) * 200 : 0;
       html += "<tr><th scope=\"row\">" + EscapeHtml(ClassLabel(data, i)) + "</th><td>" +
               Percent(a) + "</td><td><div class=\"bar\"><div class=\"fill\" style=\"width:" +
@@ -348,13 +396,13 @@ std::string ClassesSection(const ReportData& data) {
   if (cm.empty()) {
     html += "<p class=\"note\">No confusion matrix.</p>";
   } else if (cm.size() != n * n) {
-    html += "<p class=\"note\" id=\"confusion-invalid\">The confusion matrix has " +
+    html += "<p class=\"note\" id=\"" + id_prefix + "confusion-invalid\">The confusion matrix has " +
             std::to_string(cm.size()) + " cells, which is not " + std::to_string(n) + " × " +
             std::to_string(n) + "; it is not shown.</p>";
   } else {
     html += "<h3>Confusion matrix</h3><p class=\"note\">Rows: true class; columns: predicted "
             "class. Shading: share of the row (the true class's samples).</p>";
-    html += "<table id=\"confusion\" class=\"confusion\"><thead><tr><th class=\"corner\">true "
+    html += "<table id=\"" + id_prefix + "confusion\" class=\"confusion\"><thead><tr><th class=\"corner\">true "
             "\\ predicted</th>";
     for (size_t j = 0; j < n; ++j) {
       html += "<th scope=\"col\">" + EscapeHtml(ClassLabel(data, j)) + "</th>";
@@ -383,8 +431,94 @@ std::string ClassesSection(const ReportData& data) {
     }
     html += "</tbody></table>";
   }
-  html += "</section>";
   return html;
+}
+
+std::string ClassesSection(const ReportData& data) {
+  std::string html = "<section id=\"classes\"><h2>Per-class results (validation split)</h2>";
+  std::string tables = ClassTables(data, data.per_class_accuracy, data.confusion_matrix, "");
+  if (tables.empty()) {
+    return html + "<p class=\"note\">No per-class metrics: the job finished no epoch.</p>"
+                  "</section>";
+  }
+  return html + tables + "</section>";
+}
+
+std::string TestSection(const ReportData& data) {
+  std::string html = "<section id=\"test-set\"><h2>Test set</h2>";
+  if (!data.test_evaluation) {
+    if (!data.test_evaluation_error.empty()) {
+      return html + "<p class=\"bad\" id=\"test-error\">Not evaluated: " +
+             EscapeHtml(data.test_evaluation_error) + "</p></section>";
+    }
+    return html + "<p class=\"note\" id=\"test-none\">Not evaluated on a test set: <code>" +
+           EscapeHtml(data.program) +
+           " report JOB --html FILE --test-set DATASET</code> scores the model on one of your "
+           "labelled datasets it was not trained on, inside the runtime.</p></section>";
+  }
+  const TestEvaluation& t = *data.test_evaluation;
+  html += "<table id=\"test-summary\" class=\"kv\"><tbody>";
+  html += Row("dataset", EscapeHtml(t.dataset_name));
+  html += Row("samples", std::to_string(t.sample_count));
+  html += Row("test accuracy", "<strong id=\"test-accuracy\">" + Percent(t.accuracy) +
+                                   "</strong>");
+  html += Row("test loss", Number(t.loss, "%.4f"));
+  if (!data.history.empty()) {
+    html += Row("final validation accuracy", Percent(data.history.back().validation_accuracy));
+  }
+  html += "</tbody></table><p class=\"note\">Scored inside the runtime when this report was "
+          "made; only these aggregates left it.</p>";
+  html += ClassTables(data, t.per_class_accuracy, t.confusion_matrix, "test-");
+  return html + "</section>";
+}
+
+std::string PolicyText(const OutputPolicy& p) {
+  if (p.label_only) return "the most probable class only, no scores";
+  std::string classes = p.max_top_k == 0 ? "every class" : "the top " +
+                                                               std::to_string(p.max_top_k) +
+                                                               (p.max_top_k == 1 ? " class"
+                                                                                 : " classes");
+  return classes + " with probabilities rounded to " + std::to_string(p.decimals) + " decimal" +
+         (p.decimals == 1 ? "" : "s");
+}
+
+std::string TermsSection(const ReportData& data) {
+  std::string html = "<section id=\"terms\"><h2>Predictions: output policy, limits and "
+                     "grants</h2>";
+  if (!data.model_terms) {
+    return html + "<p class=\"note\" id=\"terms-none\">No model: the job left none, or it "
+                  "was deleted.</p></section>";
+  }
+  const ModelTerms& m = *data.model_terms;
+  html += "<table id=\"terms-table\" class=\"kv\"><tbody>";
+  html += Row("a prediction returns", "<span id=\"effective-policy\">" +
+                                          EscapeHtml(PolicyText(m.effective_policy)) + "</span>");
+  html += Row("the recipe's output policy", EscapeHtml(PolicyText(m.recipe_policy)));
+  html += Row("your limits", m.owner_narrowed
+                                 ? "narrowed (<code>" + EscapeHtml(data.program) +
+                                       " model limit</code>)"
+                                 : "none: the recipe's policy applies");
+  html += Row("rate limit", m.rate_per_minute == 0
+                                ? std::string("none")
+                                : std::to_string(m.rate_per_minute) +
+                                      " queries a minute per querying principal");
+  if (m.max_batch > 0) html += Row("batch", "at most " + std::to_string(m.max_batch) +
+                                                " samples per request");
+  html += "</tbody></table>";
+  if (m.grants.empty()) {
+    html += "<p id=\"grants-none\">Shared with nobody: only you can query this model.</p>";
+  } else {
+    html += "<h3>Shared with</h3><table id=\"grants\" class=\"grid\"><thead><tr><th>principal"
+            "</th><th>queries used</th><th>budget</th></tr></thead><tbody>";
+    for (const Grant& g : m.grants) {
+      html += "<tr><td>" + Mono(g.grantee_id) + "</td><td>" + std::to_string(g.used) +
+              "</td><td>" +
+              (g.budget == 0 ? std::string("the model's") : std::to_string(g.budget)) +
+              "</td></tr>";
+    }
+    html += "</tbody></table>";
+  }
+  return html + "</section>";
 }
 
 std::string BudgetSection(const ReportData& data) {
@@ -456,6 +590,7 @@ svg .axis-label{font-size:13px}
 .bar.wide{width:400px;height:16px}
 .bar .fill{height:100%;background:#3366cc;border-radius:3px}
 footer{margin-top:32px;color:#777;font-size:13px}
+svg .reference-label{fill:#7b3294;font-weight:bold}
 )css";
 
 }  // namespace
@@ -504,19 +639,24 @@ std::string RenderHtmlReport(const ReportData& data) {
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<title>" +
       EscapeHtml(title) + "</title><style>" + kStyle + "</style></head><body>\n";
+  std::string recipe =
+      data.recipe_name.empty() ? "" : ", recipe " + data.recipe_name + " " + data.recipe_version;
   html += "<header><h1>" + EscapeHtml(title) + "</h1><p class=\"meta\">Model " +
           EscapeHtml(data.model_name) + " on dataset " + EscapeHtml(data.dataset_name) +
-          ". Generated " + EscapeHtml(data.generated_at) + " by <code>" +
+          EscapeHtml(recipe) + ". Generated " + EscapeHtml(data.generated_at) + " by <code>" +
           EscapeHtml(data.program) + " report</code> from " + EscapeHtml(data.server) +
           ".</p></header>\n";
   html += ClaimsSection(data) + "\n";
   html += JobSection(data) + "\n";
   html += CurvesSection(data) + "\n";
   html += ClassesSection(data) + "\n";
+  html += TestSection(data) + "\n";
+  html += TermsSection(data) + "\n";
   html += BudgetSection(data) + "\n";
   html += AuditSection(data) + "\n";
   html += "<footer>All metrics were computed inside the attested runtime on your validation "
-          "split; the provider's recipe contributes no text to this page.</footer>\n";
+          "split and test set; of the provider's recipe this page shows only its public card's "
+          "name and version and its declared output policy.</footer>\n";
   html += "</body></html>\n";
   return html;
 }

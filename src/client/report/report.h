@@ -1,7 +1,8 @@
 // The job report of `chiron report JOB --html FILE`: one self-contained HTML page (inline CSS and
 // inline SVG, no scripts, no external resources) with the server's verified attestation claims,
-// the job's learning curves, its confusion matrix and per-class accuracy, the model's query
-// budget and the status of the owner's audit chain.
+// the recipe's name and version, the job's learning curves (the accuracy axis zoomed to the
+// data), its confusion matrix and per-class accuracy, the model's score on a test set, its
+// output policy, limits, grants and query budget, and the status of the owner's audit chain.
 //
 // RenderHtmlReport is a pure function of ReportData: the command (src/client/cli/
 // report_command.cc) gathers the data over an attested connection; tests build it by hand.
@@ -33,6 +34,39 @@ struct QueryBudget {
   uint64_t budget = 0;
 };
 
+// What Predict returns (models.proto OutputPolicy).
+struct OutputPolicy {
+  bool label_only = false;  // the most probable class only, no scores
+  uint32_t max_top_k = 0;   // classes per sample at most; 0: every class
+  uint32_t decimals = 0;    // probabilities rounded to this many decimal places
+};
+
+struct Grant {
+  std::string grantee_id;  // principal id (hex)
+  uint64_t budget = 0;     // 0: only the model's budget bounds the grantee
+  uint64_t used = 0;
+};
+
+// The model's terms from its ModelInfo: what a prediction returns and who may ask how often.
+struct ModelTerms {
+  OutputPolicy recipe_policy;     // declared by the recipe
+  OutputPolicy effective_policy;  // the recipe's narrowed by the owner's limits
+  bool owner_narrowed = false;    // the owner set limits (`chiron model limit`)
+  uint32_t rate_per_minute = 0;   // per querying principal; 0: no limit
+  uint32_t max_batch = 0;         // samples per request at most; 0: unknown
+  std::vector<Grant> grants;
+};
+
+// The model scored on one of the owner's labelled datasets (Models.Evaluate), e.g. a test set.
+struct TestEvaluation {
+  std::string dataset_name;
+  uint64_t sample_count = 0;
+  double loss = 0;
+  double accuracy = 0;  // 0..1
+  std::vector<double> per_class_accuracy;
+  std::vector<uint64_t> confusion_matrix;  // row-major: true class × predicted class
+};
+
 struct AuditStatus {
   // False: the records could not be fetched (`error` says why); nothing was verified.
   bool fetched = false;
@@ -61,6 +95,9 @@ struct ReportData {
   std::string model_name;
   std::string dataset_name;
   std::string recipe_id;
+  // From the recipe's public card (Recipes.List); empty if the card is gone.
+  std::string recipe_name;
+  std::string recipe_version;
   uint32_t epochs_done = 0;
   uint32_t epochs_total = 0;
   uint32_t elapsed_seconds = 0;
@@ -72,6 +109,12 @@ struct ReportData {
 
   // Unset when the job left no model (e.g. it failed) or the model was deleted.
   std::optional<QueryBudget> query_budget;
+  std::optional<ModelTerms> model_terms;
+
+  // Set when the report scored the model on a test set (`chiron report --test-set`); when that
+  // was asked for and failed, `test_evaluation_error` says why.
+  std::optional<TestEvaluation> test_evaluation;
+  std::string test_evaluation_error;
 
   AuditStatus audit;
 };

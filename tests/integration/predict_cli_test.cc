@@ -7,7 +7,8 @@
 // true labels and accuracy are shown where the inputs carry them, every bad input is refused on
 // the client with the file (and line) named, batches follow the rate limit, the owner's
 // label-only narrowing removes scores, and a grantee can predict (and only predict) until
-// revoked.
+// revoked. What the CLI says about it: --top-k capped (by the owner's limits, by the class
+// count), IDX images without --labels, a grantee who forgot --owner.
 #include <gtest/gtest.h>
 #include <png.h>
 #include <signal.h>
@@ -267,6 +268,11 @@ TEST_F(PredictCliTest, IdxPngCsvInputsBatchesLimitsAndGrants) {
   ASSERT_EQ(label_only.exit_code, 0) << label_only.err;
   auto label_json = ParseJson(label_only);
   EXPECT_EQ(label_json["label_only"], true);
+  // --top-k 3 asked, 1 given: the owner is told why.
+  EXPECT_NE(label_only.err.find("chiron: --top-k 3 capped to 1: your limits on this model "
+                                "(`chiron model limit`) returns the most probable class only"),
+            std::string::npos)
+      << label_only.err;
   for (const auto& p : label_json["predictions"]) {
     EXPECT_EQ(p["classes"].size(), 1u);
     EXPECT_FALSE(p.contains("probabilities"));
@@ -274,11 +280,37 @@ TEST_F(PredictCliTest, IdxPngCsvInputsBatchesLimitsAndGrants) {
   auto label_text = Owner("alice", {"predict", "--model", "fm", t10k, "--count", "2",
                                     "--image-style", "none"});
   EXPECT_NE(label_text.out.find("labels only"), std::string::npos) << label_text.out;
+  // IDX images without --labels: no true class shown, and the labels file beside them named.
+  EXPECT_NE(label_text.err.find("chiron: " + t10k + " carries no labels, so no true class or "
+                                "accuracy is shown: pass --labels LABELS-FILE (here: --labels " +
+                                t10k_labels + ")"),
+            std::string::npos)
+      << label_text.err;
+  EXPECT_EQ(label_text.err.find("capped"), std::string::npos) << label_text.err;
   EXPECT_EQ(label_text.out.find("%)"), std::string::npos) << label_text.out;
   auto show = Owner("alice", {"model", "show", "fm"});
   ASSERT_EQ(show.exit_code, 0) << show.err;
   EXPECT_NE(show.out.find("output:           label only"), std::string::npos) << show.out;
   ASSERT_EQ(Owner("alice", {"model", "limit", "fm", "--no-output-limits"}).exit_code, 0);
+  // An owner's top-k narrowing caps --top-k, and so does the number of classes; with --labels no
+  // note about labels.
+  ASSERT_EQ(Owner("alice", {"model", "limit", "fm", "--top-k", "2"}).exit_code, 0);
+  auto narrowed = Owner("alice", {"predict", "--model", "fm", t10k, "--labels", t10k_labels,
+                                  "--count", "1", "--top-k", "4", "--json"});
+  ASSERT_EQ(narrowed.exit_code, 0) << narrowed.err;
+  EXPECT_EQ(ParseJson(narrowed)["predictions"][0]["classes"].size(), 2u);
+  EXPECT_NE(narrowed.err.find("--top-k 4 capped to 2: your limits on this model (`chiron model "
+                              "limit`) returns at most 2 classes per sample"),
+            std::string::npos)
+      << narrowed.err;
+  EXPECT_EQ(narrowed.err.find("carries no labels"), std::string::npos) << narrowed.err;
+  ASSERT_EQ(Owner("alice", {"model", "limit", "fm", "--no-output-limits"}).exit_code, 0);
+  auto all_classes = Owner("alice", {"predict", "--model", "fm", t10k, "--labels", t10k_labels,
+                                     "--count", "1", "--top-k", "12"});
+  ASSERT_EQ(all_classes.exit_code, 0) << all_classes.err;
+  EXPECT_NE(all_classes.err.find("--top-k 12 capped to 10: the model has 10 classes"),
+            std::string::npos)
+      << all_classes.err;
 
   // Grants: bob cannot predict until alice grants; then only predict; revoked, refused again.
   auto before = Owner("bob", {"predict", "--model", "fm", "--owner", alice_id, t10k});
@@ -292,6 +324,13 @@ TEST_F(PredictCliTest, IdxPngCsvInputsBatchesLimitsAndGrants) {
   EXPECT_EQ(shown["grants"][0]["grantee_id"], bob_id);
   auto list = Owner("alice", {"model", "list"});
   EXPECT_NE(list.out.find("SHARED"), std::string::npos) << list.out;
+  // The grantee who forgot --owner is told whose model it is and what to add.
+  auto forgot_owner = Owner("bob", {"predict", "--model", "fm", t10k, "--count", "1"});
+  EXPECT_EQ(forgot_owner.exit_code, 4) << forgot_owner.err;
+  EXPECT_NE(forgot_owner.err.find("you have no model named 'fm', but principal " + alice_id +
+                                  " shared one with you: add --owner " + alice_id),
+            std::string::npos)
+      << forgot_owner.err;
   auto shared = Owner("bob", {"model", "shared"});
   ASSERT_EQ(shared.exit_code, 0) << shared.err;
   EXPECT_NE(shared.out.find("predict --model fm --owner " + alice_id), std::string::npos)

@@ -421,16 +421,17 @@ bool EndsWith(const std::string& s, std::string_view suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// A FILE argument read as IDX: neither a folder nor a .png or .csv file.
+bool IsIdxInput(const std::string& f) {
+  return !std::filesystem::is_directory(f) && !EndsWith(f, ".png") && !EndsWith(f, ".PNG") &&
+         !EndsWith(f, ".csv") && !EndsWith(f, ".CSV");
+}
+
 // Reads every input in order: FILE arguments by kind, then --idx / --raw.
 Result<Samples> ReadSamples(const PredictArgs& args, const std::vector<std::string>& files,
                             const v1::ModelInfo& model) {
   bool idx_like = !args.idx.empty();
-  for (const std::string& f : files) {
-    if (!std::filesystem::is_directory(f) && !EndsWith(f, ".png") && !EndsWith(f, ".PNG") &&
-        !EndsWith(f, ".csv") && !EndsWith(f, ".CSV")) {
-      idx_like = true;
-    }
-  }
+  for (const std::string& f : files) idx_like = idx_like || IsIdxInput(f);
   Window window;
   window.skip = args.offset;
   window.take = args.count != 0 ? args.count : idx_like ? kDefaultIdxCount : kMaxSamples;
@@ -488,6 +489,85 @@ Result<v1::ModelInfo> FindSharedModel(Connection& connection, const std::string&
   }
   return NotFoundError("no model '" + name + "' of principal " + owner_id +
                        " is shared with you: `" + program + " model shared` lists those that are");
+}
+
+// The owners who shared a model named `name` with the caller (Models.ListShared).
+Result<std::vector<std::string>> OwnersSharing(Connection& connection, const std::string& name) {
+  v1::ListSharedModelsResponse response;
+  auto context = connection.NewContext();
+  CHIRON_RETURN_IF_ERROR(
+      FromGrpc(v1::Models::NewStub(connection.channel())
+                   ->ListShared(context.get(), v1::ListSharedModelsRequest(), &response),
+               "Models.ListShared"));
+  std::vector<std::string> owners;
+  for (const v1::SharedModel& shared : response.models()) {
+    if (shared.name() == name) owners.push_back(shared.owner_id());
+  }
+  return owners;
+}
+
+// The caller's own model `name`; when there is none but another owner shared one of that name
+// with the caller, NotFound that says to add --owner.
+Result<v1::ModelInfo> FindOwnOrSaySharedModel(Connection& connection, const std::string& name,
+                                              const std::string& program) {
+  auto model = FindModel(connection, name, program);
+  if (model.ok() || model.status().code() != StatusCode::kNotFound) return model;
+  auto owners = OwnersSharing(connection, name);
+  if (!owners.ok() || owners->empty()) return model;
+  std::string message = "you have no model named '" + name + "', but ";
+  if (owners->size() == 1) {
+    message += "principal " + owners->front() + " shared one with you: add --owner " +
+               owners->front();
+  } else {
+    message += std::to_string(owners->size()) + " owners shared one with you: add --owner with "
+               "one of";
+    for (const std::string& owner : *owners) message += " " + owner;
+  }
+  return NotFoundError(message + " (`" + program + " model shared` lists what is shared with you)");
+}
+
+// Why the answer holds fewer classes than --top-k asked for, or "" when it does not: the
+// recipe's output policy, the owner's limits (`model limit`) or the model's class count.
+std::string TopKCapNote(const PredictArgs& args, const v1::ModelInfo& model) {
+  if (args.top_k <= 1) return "";
+  const v1::OutputPolicy& policy = model.output_policy();
+  const bool grantee = !args.owner.empty();
+  const std::string asked = "--top-k " + std::to_string(args.top_k);
+  if (policy.label_only()) {
+    std::string who = grantee ? "the model's output policy"
+                      : model.provider_output_policy().label_only()
+                          ? "the recipe's output policy"
+                          : "your limits on this model (`chiron model limit`)";
+    return asked + " capped to 1: " + who + " returns the most probable class only";
+  }
+  const bool below_classes = model.output_size() == 0 || policy.max_top_k() < model.output_size();
+  if (policy.max_top_k() > 0 && args.top_k > policy.max_top_k() && below_classes) {
+    std::string who = grantee ? "the model's output policy"
+                      : model.provider_output_policy().max_top_k() == policy.max_top_k()
+                          ? "the recipe's output policy"
+                          : "your limits on this model (`chiron model limit`)";
+    return asked + " capped to " + std::to_string(policy.max_top_k()) + ": " + who +
+           " returns at most " + std::to_string(policy.max_top_k()) + " classes per sample";
+  }
+  if (model.output_size() > 0 && args.top_k > model.output_size()) {
+    return asked + " capped to " + std::to_string(model.output_size()) + ": the model has " +
+           std::to_string(model.output_size()) + " classes";
+  }
+  return "";
+}
+
+// For IDX images read without --labels: the labels file to pass, named when it lies beside the
+// images under the usual name (train-images-idx3-ubyte.gz: train-labels-idx1-ubyte.gz).
+std::string MissingLabelsNote(const std::string& images_path) {
+  std::string note = images_path + " carries no labels, so no true class or accuracy is shown: "
+                     "pass --labels LABELS-FILE";
+  std::string labels_path = images_path;
+  size_t at = labels_path.rfind("images-idx3");
+  if (at != std::string::npos) {
+    labels_path.replace(at, std::strlen("images-idx3"), "labels-idx1");
+    if (std::filesystem::exists(labels_path)) note += " (here: --labels " + labels_path + ")";
+  }
+  return note;
 }
 
 bool UseColor() {
@@ -703,12 +783,26 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& given) {
   if (!session.ok()) return Fail(session.status());
   auto connection = ConnectSession(*session, std::chrono::seconds(120));
   if (!connection.ok()) return FailConnect(connection.status());
-  auto model = args.owner.empty()
-                   ? FindModel(**connection, args.model, global.program)
-                   : FindSharedModel(**connection, args.owner, args.model, global.program);
+  auto model =
+      args.owner.empty()
+          ? FindOwnOrSaySharedModel(**connection, args.model, global.program)
+          : FindSharedModel(**connection, args.owner, args.model, global.program);
   if (!model.ok()) return Fail(model.status());
   auto samples = ReadSamples(args, files, *model);
   if (!samples.ok()) return Fail(samples.status());
+  if (args.labels.empty()) {
+    std::vector<std::string> idx_inputs;
+    for (const std::string& f : files) {
+      if (IsIdxInput(f)) idx_inputs.push_back(f);
+    }
+    if (!args.idx.empty()) idx_inputs.push_back(args.idx);
+    for (const std::string& f : idx_inputs) {
+      std::fprintf(stderr, "%s: %s\n", global.program.c_str(), MissingLabelsNote(f).c_str());
+    }
+  }
+  if (std::string note = TopKCapNote(args, *model); !note.empty()) {
+    std::fprintf(stderr, "%s: %s\n", global.program.c_str(), note.c_str());
+  }
   PredictPacing pacing;
   pacing.no_wait = args.no_wait;
   pacing.on_wait = [&](std::chrono::milliseconds wait) {

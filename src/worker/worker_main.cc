@@ -20,6 +20,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -92,6 +93,23 @@ WorkerFailure ReasonFor(const Status& status) {
   if (m.find("NaN or infinite") != std::string::npos) return WorkerFailure::kNumericalError;
   if (status.code() == StatusCode::kInvalidArgument) return WorkerFailure::kBadRequest;
   return WorkerFailure::kRecipeError;
+}
+
+// Why Engine::Load failed, as a code registration can report (docs/recipes.md, "Checked at the
+// door"): the engine's own texts name the case, the runtime gets only the code.
+WorkerFailure LoadFailureFor(const Status& status) {
+  const std::string& m = status.message();
+  if (status.code() == StatusCode::kFailedPrecondition) return WorkerFailure::kRecipeAbi;
+  if (m.find("is not a Chiron recipe") != std::string::npos ||
+      m.find("null entry record") != std::string::npos ||
+      m.find("entry record lacks") != std::string::npos) {
+    return WorkerFailure::kNoEntryPoint;
+  }
+  if (m.find("is not a loadable shared object") != std::string::npos) {
+    return WorkerFailure::kNotLoadable;
+  }
+  if (status.code() == StatusCode::kInvalidArgument) return WorkerFailure::kUnsupported;
+  return ReasonFor(status);
 }
 
 int Serve(Engine& engine, const WorkerJobConfig& config) {
@@ -208,7 +226,35 @@ int Serve(Engine& engine, const WorkerJobConfig& config) {
   }
 }
 
-int Main(int argc, char**) {
+// `chiron-worker --explain-load RECIPE.so SHAPE CLASSES TYPE` (SHAPE like 1x28x28, TYPE u8 or
+// f32): loads the recipe in this process, WITHOUT the sandbox, and prints Engine::Load's message
+// (BuildModel's error, the missing entry point...) on stdout; exit 0 if it loaded, 1 if not, 2
+// on bad arguments. Only `chiron-operator recipe check` runs it, on the provider's own machine
+// with the provider's own recipe and no data; chirond's sandbox launcher always starts the
+// worker with no argument, and any other argument list still exits at once.
+int ExplainLoad(int argc, char** argv) {
+  if (argc != 6) return 2;
+  DatasetSchema schema;
+  std::string shape = argv[2];
+  for (size_t at = 0; at <= shape.size();) {
+    size_t end = shape.find('x', at);
+    if (end == std::string::npos) end = shape.size();
+    schema.input_shape.push_back(std::atoll(shape.substr(at, end - at).c_str()));
+    at = end + 1;
+  }
+  schema.class_count = std::atoll(argv[3]);
+  schema.element_type = std::string(argv[4]) == "f32" ? ElementType::kF32 : ElementType::kU8;
+  Result<std::unique_ptr<Engine>> engine = Engine::Load(argv[1], schema, EngineOptions{});
+  if (!engine.ok()) {
+    std::printf("%s\n", engine.status().message().c_str());
+    return 1;
+  }
+  std::printf("loaded\n");
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--explain-load") == 0) return ExplainLoad(argc, argv);
   if (argc != 1) return kWorkerExitProtocolError;
   // Read lazily by oneDNN at its first kernel: no profiler dlopen (refused anyway), no AMX
   // permission dance beyond what the policy allows. The runtime sets the same values; these are
@@ -239,9 +285,7 @@ int Main(int argc, char**) {
   Result<std::unique_ptr<Engine>> engine =
       Engine::Load(report->recipe_path, config->schema, options);
   if (!engine.ok()) {
-    SendFailure(configure.sequence, engine.status().code() == StatusCode::kInvalidArgument
-                                        ? WorkerFailure::kUnsupported
-                                        : ReasonFor(engine.status()));
+    SendFailure(configure.sequence, LoadFailureFor(engine.status()));
     return kWorkerExitRecipeFailed;
   }
   WorkerFrame configured;

@@ -31,7 +31,8 @@ ModelAccessOptions ModelOptionsFrom(const JobManagerOptions& o) {
 }  // namespace
 
 JobManager::JobManager(store::Store* store, JobManagerOptions options)
-    : recipes_(store, RecipeRegistryOptions{options.recipes_dir, options.max_recipe_size}),
+    : recipes_(store,
+               RecipeRegistryOptions{options.recipes_dir, options.max_recipe_size, options.worker}),
       training_(store, &recipes_, TrainingOptionsFrom(options)),
       models_(store, ModelOptionsFrom(options)) {}
 

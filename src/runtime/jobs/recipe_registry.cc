@@ -48,7 +48,8 @@ Result<RecipeRecord> RecipeRegistry::Register(const std::string& provider_id,
                                                 const std::string& name,
                                                 const std::string& version,
                                                 const std::string& description,
-                                                ByteSpan shared_object) {
+                                                ByteSpan shared_object,
+                                                const std::vector<dataset::DatasetSchema>& schemas) {
   CHIRON_RETURN_IF_ERROR(ValidateName("recipe name", name));
   CHIRON_RETURN_IF_ERROR(ValidateName("recipe version", version));
   if (description.size() > 200) {
@@ -68,6 +69,10 @@ Result<RecipeRecord> RecipeRegistry::Register(const std::string& provider_id,
     return InvalidArgumentError(
         "a recipe must be an ELF shared object built against include/chiron/recipe.h "
         "(see docs/recipes.md)");
+  }
+  if (schemas.size() > kMaxRegisteredSchemas) {
+    return InvalidArgumentError("a recipe is registered with at most " +
+                                std::to_string(kMaxRegisteredSchemas) + " schemas");
   }
   RecipeRecord record;
   // The commitment owners see: the code and its manifest (who registered it, under which name
@@ -91,6 +96,21 @@ Result<RecipeRecord> RecipeRegistry::Register(const std::string& provider_id,
   if (existing.ok()) {
     CHIRON_ASSIGN_OR_RETURN(RecipeRecord old, DecodeRecipeRecord(existing->metadata));
     return old;  // the same provider, name, version and code: idempotent
+  }
+  if (!options_.worker.worker_path.empty()) {
+    // At the door: nothing is stored unless a sandboxed worker could load and describe it.
+    RecipeRefusal refusal = RecipeRefusal::kInternal;
+    train::WorkerSettings settings = options_.worker;
+    settings.threads = 1;  // no data: nothing to compute in parallel
+    auto probe = ProbeRecipe(shared_object, schemas, settings, &refusal);
+    if (!probe.ok()) {
+      LogInfo("recipes.refused",
+              {{"provider", provider_id}, {"name", name}, {"reason", std::string(
+                  RecipeRefusalMessage(refusal))}});
+      return probe.status();
+    }
+    record.accepted_schemas = EncodeAcceptedSchemas(probe->accepted);
+    record.schemas_from_provider = probe->schemas_from_provider;
   }
   std::optional<store::AuditEvent> audit;
   if (!record.built_in) audit = store::AuditEvent{provider_id, "recipe.register", record.id};

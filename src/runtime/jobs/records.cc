@@ -48,7 +48,9 @@ int64_t NowUnix() {
 Bytes EncodeRecipeRecord(const RecipeRecord& r) {
   return Dump({{"id", r.id}, {"name", r.name}, {"version", r.version},
                {"description", r.description}, {"provider_id", r.provider_id},
-               {"built_in", r.built_in}, {"size", r.size}, {"created_unix", r.created_unix}});
+               {"built_in", r.built_in}, {"size", r.size}, {"created_unix", r.created_unix},
+               {"accepted_schemas", r.accepted_schemas},
+               {"schemas_from_provider", r.schemas_from_provider}});
 }
 
 Result<RecipeRecord> DecodeRecipeRecord(ByteSpan bytes) {
@@ -61,6 +63,8 @@ Result<RecipeRecord> DecodeRecipeRecord(ByteSpan bytes) {
     j.at("built_in").get_to(r.built_in);
     j.at("size").get_to(r.size);
     j.at("created_unix").get_to(r.created_unix);
+    r.accepted_schemas = j.value("accepted_schemas", std::string());
+    r.schemas_from_provider = j.value("schemas_from_provider", false);
   });
 }
 

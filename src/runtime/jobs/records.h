@@ -31,6 +31,10 @@ struct RecipeRecord {
   bool built_in = false;
   uint64_t size = 0;
   int64_t created_unix = 0;
+  // What the runtime saw the recipe accept at registration (recipe_probe.h's
+  // EncodeAcceptedSchemas, JSON); empty for a record stored before registration checked recipes.
+  std::string accepted_schemas;
+  bool schemas_from_provider = false;
 };
 
 // Values of chiron.v1.JobState / chiron.v1.FailureCategory.

@@ -40,6 +40,8 @@ const std::map<std::string, std::string>& Allowlist() {
        "at most top-k rounded softmax values per sample, after the output policy"},
       {"chiron.v1.EvaluationReport.per_class_accuracy", "one aggregate per class"},
       {"chiron.v1.OwnerJobView.per_class_accuracy", "one aggregate per class"},
+      {"chiron.v1.RecipeHyperParameters.weight_decay",
+       "one double: the optimizer's declared weight-decay coefficient, not a model weight"},
   };
   return *list;
 }

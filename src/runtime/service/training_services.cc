@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "runtime/jobs/provider_facts.h"
+#include "runtime/jobs/recipe_probe.h"
 #include "runtime/service/grpc_status.h"
 
 namespace chiron::runtime {
@@ -15,6 +16,44 @@ void ToCard(const jobs::RecipeRecord& r, v1::RecipeCard* card) {
   card->set_version(r.version);
   card->set_built_in(r.built_in);
   card->set_description(r.description);
+  if (r.accepted_schemas.empty()) return;  // stored before registration checked recipes
+  auto accepted = jobs::DecodeAcceptedSchemas(r.accepted_schemas);
+  if (!accepted.ok()) return;  // a damaged record shows no schemas rather than wrong ones
+  jobs::FillAcceptances(*accepted, card->mutable_accepts());
+  card->set_schemas_from_provider(r.schemas_from_provider);
+  if (!accepted->empty()) {
+    const ResourceBudget& budget = accepted->front().budget;
+    card->set_memory_budget_bytes(budget.max_memory_size);
+    card->set_time_budget_minutes(static_cast<uint32_t>(
+        std::min<uint64_t>((budget.max_training_seconds + 59) / 60, UINT32_MAX)));
+  }
+}
+
+// The provider's schemas of a RegisterRecipeRequest; InvalidArgument naming the bad one.
+Result<std::vector<dataset::DatasetSchema>> SchemasOf(const v1::RegisterRecipeRequest& request) {
+  std::vector<dataset::DatasetSchema> out;
+  if (static_cast<size_t>(request.schemas_size()) > jobs::kMaxRegisteredSchemas) {
+    return InvalidArgumentError("a recipe is registered with at most " +
+                                std::to_string(jobs::kMaxRegisteredSchemas) + " schemas");
+  }
+  for (int i = 0; i < request.schemas_size(); ++i) {
+    const v1::RecipeSchema& s = request.schemas(i);
+    dataset::ElementType type;
+    if (s.input_type() == "u8") {
+      type = dataset::ElementType::kUint8;
+    } else if (s.input_type() == "f32") {
+      type = dataset::ElementType::kFloat32;
+    } else {
+      return InvalidArgumentError("schema " + std::to_string(i + 1) +
+                                  ": input_type must be \"u8\" or \"f32\"");
+    }
+    auto schema = jobs::MakeProbeSchema(
+        std::vector<uint32_t>(s.input_shape().begin(), s.input_shape().end()), type,
+        s.class_count());
+    if (!schema.ok()) return schema.status().WithContext("schema " + std::to_string(i + 1));
+    out.push_back(std::move(*schema));
+  }
+  return out;
 }
 
 void ToModelInfo(const jobs::ModelRecord& m, v1::ModelInfo* info) {
@@ -113,8 +152,11 @@ grpc::Status RecipesService::Register(grpc::ServerContext* context,
                                       v1::RecipeCard* response) {
   auto caller = authz_->RequireRole(*context, store::Role::kProvider, "Recipes.Register");
   if (!caller.ok()) return ToGrpc(caller.status());
+  auto schemas = SchemasOf(*request);
+  if (!schemas.ok()) return ToGrpc(schemas.status());
   auto record = jobs_->recipes().Register(caller->id, request->name(), request->version(),
-                                      request->description(), AsBytes(request->shared_object()));
+                                          request->description(),
+                                          AsBytes(request->shared_object()), *schemas);
   if (!record.ok()) return ToGrpc(record.status());
   ToCard(*record, response);
   return grpc::Status::OK;

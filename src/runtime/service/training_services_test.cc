@@ -185,6 +185,17 @@ TEST_F(TrainingServicesTest, TrainPredictEvaluateAndEveryRoleSeesOnlyItsShare) {
     ASSERT_TRUE(v1::Recipes::NewStub(provider->channel())
                     ->Register(context.get(), registration, &card)
                     .ok());
+    // Checked at the door: the card shows what the mlp declares for each probe schema it took
+    // (it takes any shape: all four), not "any shape and type".
+    ASSERT_EQ(card.accepts_size(), 4);
+    EXPECT_FALSE(card.schemas_from_provider());
+    EXPECT_EQ(card.accepts(0).schema().input_shape_size(), 3);
+    EXPECT_EQ(card.accepts(0).training().optimizer(), "sgd");
+    EXPECT_EQ(card.accepts(0).training().epochs(), 5u);
+    EXPECT_EQ(card.accepts(0).training().batch_size(), 64u);
+    EXPECT_EQ(card.accepts(0).memory_budget_bytes(), uint64_t{1} << 30);
+    EXPECT_EQ(card.accepts(0).time_budget_seconds(), 600u);
+    EXPECT_EQ(card.accepts(3).schema().input_type(), "f32");
     auto owner_context = owner->NewContext();
     v1::RecipeCard refused;
     EXPECT_EQ(v1::Recipes::NewStub(owner->channel())

@@ -38,6 +38,9 @@ FailureCategory CategoryForReason(uint64_t reason) {
     case WorkerFailure::kUnsupported: return FailureCategory::kRecipeRejected;
     case WorkerFailure::kBadRequest: return FailureCategory::kInvalidOutput;
     case WorkerFailure::kRecipeError: return FailureCategory::kCrashed;
+    case WorkerFailure::kNoEntryPoint:
+    case WorkerFailure::kRecipeAbi:
+    case WorkerFailure::kNotLoadable: return FailureCategory::kRecipeRejected;
   }
   return FailureCategory::kInvalidOutput;
 }
@@ -266,7 +269,9 @@ Result<WorkerFrame> WorkerClient::Exchange(const WorkerFrame& request,
   }
   if (frame->type == WorkerFrameType::kFailed) {
     return Fail(CategoryForReason(frame->fields[0]),
-                UnknownError(std::string(WorkerFrameTypeName(request.type)) + " refused"));
+                UnknownError(std::string(WorkerFrameTypeName(request.type)) + " refused: " +
+                             std::string(WorkerFailureMessage(
+                                 static_cast<WorkerFailure>(frame->fields[0])))));
   }
   return frame;
 }

@@ -170,7 +170,7 @@ WorkerChecked<WorkerFrame> ValidateWorkerFrame(ByteSpan copied,
       break;
     case WorkerFrameType::kFailed:
       if (frame.fields[0] < static_cast<uint64_t>(WorkerFailure::kRecipeError) ||
-          frame.fields[0] > static_cast<uint64_t>(WorkerFailure::kNumericalError)) {
+          frame.fields[0] > static_cast<uint64_t>(kLastWorkerFailure)) {
         return WorkerRefusal::kFailureReason;
       }
       break;

@@ -116,7 +116,35 @@ enum class WorkerFailure : uint64_t {
   kBadRequest = 3,       // the runtime's request made no sense to the worker
   kUnsupported = 4,      // the recipe cannot do what was asked (e.g. schema mismatch)
   kNumericalError = 5,   // the loss or the gradients were NaN or infinite
+  // Loading the recipe (the configure request), so that registration can say why:
+  kNoEntryPoint = 6,     // no chiron_recipe_v1 entry point (or a null or incomplete record)
+  kRecipeAbi = 7,        // built for another recipe ABI, libtorch or C++ string ABI
+  kNotLoadable = 8,      // dlopen refused the object (not a shared object for this machine, a
+                         // library the worker does not have)
 };
+inline constexpr WorkerFailure kLastWorkerFailure = WorkerFailure::kNotLoadable;
+
+// A fixed text per WorkerFailure (the runtime puts it after its own words: "configure refused:
+// ..."). Unknown values have none (the frame validator refuses them first).
+constexpr std::string_view WorkerFailureMessage(WorkerFailure reason) {
+  switch (reason) {
+    case WorkerFailure::kRecipeError: return "the recipe threw or broke its contract";
+    case WorkerFailure::kOutOfMemory: return "an allocation failed";
+    case WorkerFailure::kBadRequest: return "the worker did not understand the request";
+    case WorkerFailure::kUnsupported: return "the recipe refused the dataset's schema";
+    case WorkerFailure::kNumericalError: return "a loss or gradient was NaN or infinite";
+    case WorkerFailure::kNoEntryPoint:
+      return "the shared object exports no chiron_recipe_v1 entry point (build it with "
+             "CHIRON_RECIPE(ClassName))";
+    case WorkerFailure::kRecipeAbi:
+      return "the recipe was built for another recipe ABI, libtorch or C++ ABI (rebuild it "
+             "against this Chiron's include/chiron/recipe.h)";
+    case WorkerFailure::kNotLoadable:
+      return "the shared object cannot be loaded (not built for this machine, or it needs a "
+             "library the worker does not have)";
+  }
+  return "unknown failure";
+}
 
 struct WorkerFrame {
   WorkerFrameType type = WorkerFrameType::kHello;

@@ -59,8 +59,16 @@ std::string_view RefusalText(Refusal refusal) {
       return "another node already joined with this node's rank";
     case chiron::internal::REFUSAL_GROUP_CLOSED: return "its group is broken or closing";
     case chiron::internal::REFUSAL_BAD_HELLO: return "the hello was malformed";
+    case chiron::internal::REFUSAL_WRONG_KEY:
+      return "this node's TLS key is not the one its group lists for this rank";
     default: return "an unknown reason";
   }
+}
+
+// True iff the caller's TLS client certificate holds `spki_der`.
+bool KeyMatches(const grpc::ServerContext& context, const Bytes& spki_der) {
+  Result<Bytes> key = ratls::PeerSpki(context);
+  return key.ok() && *key == spki_der;
 }
 
 std::string Millis(std::chrono::milliseconds duration) {
@@ -166,6 +174,13 @@ void GroupCore::Dial(Link& link) {
     }
     channel->WaitForStateChange(state, std::chrono::system_clock::now() + kDialPoll);
   }
+  if (!options_.peer_keys.empty()) {
+    const auto verified = record->last_verified();
+    if (!verified || verified->server_spki_der != options_.peer_keys[link.rank]) {
+      return fail(UnauthenticatedError(
+          "its TLS key is not the one the job lists for that rank (peer_keys)"));
+    }
+  }
   auto owned = std::make_unique<ClientFrameStream>(channel);
   ClientFrameStream* stream = owned.get();
   {
@@ -222,6 +237,9 @@ void GroupCore::ServeIncoming(grpc::ServerContext* context,
       refusal = chiron::internal::REFUSAL_WRONG_RANK;
     } else if (links_[hello.sender()].connected || links_[hello.sender()].stream) {
       refusal = chiron::internal::REFUSAL_DUPLICATE_RANK;
+    } else if (!options_.peer_keys.empty() &&
+               !KeyMatches(*context, options_.peer_keys[hello.sender()])) {
+      refusal = chiron::internal::REFUSAL_WRONG_KEY;
     } else {
       link = &links_[hello.sender()];
       link->incoming = true;

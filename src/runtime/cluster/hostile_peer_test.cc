@@ -338,6 +338,59 @@ TEST(NodeAttestationTest, ListenerRefusesADiallerWithAnotherMeasurement) {
   EXPECT_TRUE(Contains(other_status.message(), "rank 0")) << other_status.ToString();
 }
 
+TEST(NodeAttestationTest, RanksAreBoundToTheKeysTheJobLists) {
+  SimNodes nodes;
+  const auto id0 = nodes.Identity(), id1 = nodes.Identity(), stranger = nodes.Identity();
+  auto listener0 = nodes.StartListener(id0);
+  auto listener1 = nodes.StartListener(id1);
+  const std::vector<std::string> addresses = {Local(listener0->port()), Local(listener1->port())};
+  struct Outcome {
+    Status status[2];
+    std::unique_ptr<PeerGroup> group[2];
+  };
+  // Joins both ranks, each with its own list of keys.
+  auto join = [&](const std::string& job, std::vector<Bytes> keys0, std::vector<Bytes> keys1) {
+    Outcome outcome;
+    std::thread threads[2];
+    for (uint32_t r = 0; r < 2; ++r) {
+      threads[r] = std::thread([&, r] {
+        PeerGroupOptions options = BaseOptions(nodes, r, 2, addresses);
+        options.job_id = job;
+        options.identity = r == 0 ? id0 : id1;
+        options.peer_keys = r == 0 ? keys0 : keys1;
+        options.connect_timeout = std::chrono::seconds(3);
+        auto group = PeerGroup::Join(r == 0 ? *listener0 : *listener1, options);
+        outcome.status[r] = group.status();
+        if (group.ok()) outcome.group[r] = std::move(*group);
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    return outcome;
+  };
+  const std::vector<Bytes> right = {id0->spki_der, id1->spki_der};
+
+  Outcome good = join("keys-good", right, right);
+  ASSERT_TRUE(good.status[0].ok()) << good.status[0].ToString();
+  ASSERT_TRUE(good.status[1].ok()) << good.status[1].ToString();
+
+  // Rank 0 lists another key for rank 1: rank 1's hello is refused.
+  Outcome refused = join("keys-dialler", {id0->spki_der, stranger->spki_der}, right);
+  EXPECT_EQ(refused.status[1].code(), StatusCode::kFailedPrecondition)
+      << refused.status[1].ToString();
+  EXPECT_TRUE(Contains(refused.status[1].message(), "rank 0")) << refused.status[1].ToString();
+  EXPECT_TRUE(Contains(refused.status[1].message(), "key")) << refused.status[1].ToString();
+  EXPECT_FALSE(refused.status[0].ok());
+
+  // Rank 1 lists another key for rank 0: it does not accept rank 0's listener.
+  Outcome refusing = join("keys-listener", right, {stranger->spki_der, id1->spki_der});
+  EXPECT_EQ(refusing.status[1].code(), StatusCode::kUnauthenticated)
+      << refusing.status[1].ToString();
+  EXPECT_TRUE(Contains(refusing.status[1].message(), "rank 0")) << refusing.status[1].ToString();
+  EXPECT_TRUE(Contains(refusing.status[1].message(), "peer_keys"))
+      << refusing.status[1].ToString();
+  EXPECT_FALSE(refusing.status[0].ok());
+}
+
 TEST(NodeAttestationTest, ClientWithoutEvidenceIsRefusedOnTheNodePort) {
   SimNodes nodes;
   auto listener = nodes.StartListener();

@@ -38,6 +38,14 @@ Status CheckOptions(const PeerGroupOptions& options) {
   if (options.connect_timeout.count() <= 0 || options.exchange_timeout.count() <= 0) {
     return InvalidArgumentError("PeerGroupOptions: timeouts must be positive");
   }
+  if (!options.peer_keys.empty()) {
+    if (options.peer_keys.size() != options.size) {
+      return InvalidArgumentError("PeerGroupOptions::peer_keys needs one key per rank, or none");
+    }
+    for (const Bytes& key : options.peer_keys) {
+      if (key.empty()) return InvalidArgumentError("PeerGroupOptions::peer_keys: an empty key");
+    }
+  }
   if (!std::isfinite(options.max_abs_value) || options.max_abs_value <= 0) {
     return InvalidArgumentError("PeerGroupOptions::max_abs_value must be finite and positive");
   }

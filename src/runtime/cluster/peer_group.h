@@ -48,6 +48,11 @@ struct PeerGroupOptions {
   std::chrono::milliseconds connect_timeout{30000};
   std::chrono::milliseconds exchange_timeout{120000};
   float max_abs_value = 1e30f;         // values beyond it (and NaN/Inf) are refused
+  // Optional: `size` entries, rank j's TLS key (SubjectPublicKeyInfo DER, TlsIdentity::spki_der),
+  // as the job's coordinator distributed them. Set, a peer must hold exactly its rank's key (its
+  // listener's certificate when dialled, its client certificate when it dials); empty, any node
+  // whose evidence passes peer_verifier may take any rank not yet connected.
+  std::vector<Bytes> peer_keys;
 };
 
 inline constexpr uint32_t kMaxGroupSize = 64;
@@ -59,9 +64,11 @@ class PeerGroup {
   // is connected. Errors name the peer rank and what failed:
   //  - InvalidArgument: bad options (the message names the field);
   //  - AlreadyExists: the listener already has a group for this job;
-  //  - Unauthenticated: the peer's evidence does not verify (the verifier's reason);
+  //  - Unauthenticated: the peer's evidence does not verify (the verifier's reason), or its key
+  //    is not the one peer_keys lists for its rank;
   //  - FailedPrecondition: the peer refused the hello (unknown job, other size, wrong rank,
-  //    rank already connected) or answered with another job, rank or size;
+  //    rank already connected, this node's key not the one it lists) or answered with another
+  //    job, rank or size;
   //  - Unavailable: the connection closed during the hello (e.g. the peer refused this node's
   //    evidence: a TLS 1.3 server checks the client's certificate after the client is done);
   //  - DeadlineExceeded: a peer not connected within connect_timeout;

@@ -155,6 +155,8 @@ TEST(PeerGroupTest, BadOptionsAreRefused) {
       {[](PeerGroupOptions& o) { o.exchange_timeout = std::chrono::milliseconds(0); }, "timeouts"},
       {[](PeerGroupOptions& o) { o.max_abs_value = std::numeric_limits<float>::infinity(); },
        "max_abs_value"},
+      {[](PeerGroupOptions& o) { o.peer_keys = {Bytes{1}}; }, "peer_keys"},
+      {[](PeerGroupOptions& o) { o.peer_keys = {Bytes{1}, Bytes{}}; }, "peer_keys"},
   };
   for (const Case& c : cases) {
     PeerGroupOptions options = good;

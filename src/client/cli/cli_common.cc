@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 
 #include "client/evidence_file.h"
@@ -66,6 +69,9 @@ Result<Session> OpenSession(const GlobalOptions& global) {
   std::string server = !global.server.empty() ? global.server : profile.settings().server;
   std::string policy = !global.policy.empty() ? global.policy : profile.settings().policy_path;
   if (server.empty()) server = "127.0.0.1:7443";
+  CHIRON_RETURN_IF_ERROR(CheckServerAddress(
+      server, !global.server.empty() ? "--server" : "the profile's server (" +
+                                                        global.ProfileDir() + "/profile.json)"));
   if (policy.empty()) {
     return InvalidArgumentError(
         "no attestation policy: pass --policy FILE, or save one in the profile with `" +
@@ -86,13 +92,166 @@ Result<std::unique_ptr<Connection>> ConnectSession(const Session& session,
   options.identity = std::move(identity);
   options.timeout = timeout;
   CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Connection::Connect(options));
-  if (connection->server_insecure()) {
-    std::fprintf(stderr,
-                 "%s: WARNING: %s runs on the sim platform, a software simulation with no "
-                 "hardware protection. Do not send real data to it.\n",
-                 ProgramName(), session.server.c_str());
-  }
+  if (connection->server_insecure()) WarnSimulatedServer(session.server);
   return connection;
+}
+
+void WarnSimulatedServer(const std::string& server) {
+  static std::atomic<bool> warned{false};
+  if (warned.exchange(true)) return;
+  std::fprintf(stderr,
+               "%s: WARNING: %s runs on the sim platform, a software simulation with no "
+               "hardware protection. Do not send real data to it.\n",
+               ProgramName(), server.c_str());
+}
+
+Status CheckServerAddress(const std::string& address, const std::string& source) {
+  // The port follows the last ':', or the ':' right after an IPv6 literal's ']'.
+  size_t colon = address.rfind(':');
+  if (!address.empty() && address.front() == '[') {
+    size_t close = address.find(']');
+    colon = close != std::string::npos && close + 1 < address.size() && address[close + 1] == ':'
+                ? close + 1
+                : std::string::npos;
+  }
+  std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+  bool digits = !port.empty() && port.size() <= 5 &&
+                port.find_first_not_of("0123456789") == std::string::npos;
+  if (colon != std::string::npos && colon > 0 && digits && std::stoul(port) <= 65535) {
+    return Status::Ok();
+  }
+  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  if (host.empty()) host = "127.0.0.1";
+  return InvalidArgumentError(source + " '" + address +
+                              "' has no port: give HOST:PORT, e.g. " + host +
+                              ":7443 (chirond listens on port 7443 unless its --listen says "
+                              "otherwise)");
+}
+
+namespace {
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The candidate closest to `word` if it is close enough to be a typo (or `word` is a prefix of
+// it), else "".
+std::string Closest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = SIZE_MAX;
+  for (const auto& candidate : candidates) {
+    size_t distance = candidate.rfind(word, 0) == 0 && word.size() >= 2
+                          ? 1
+                          : EditDistance(word, candidate);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best_distance <= std::max<size_t>(2, word.size() / 3) ? best : "";
+}
+
+const CLI::App* FindSubcommand(const CLI::App& app, const std::string& name) {
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (sub->get_name() == name) return sub;
+  }
+  return nullptr;
+}
+
+// The option `name` ("--server", "-v") of `app` or of a command above it (global options may
+// follow the subcommand).
+const CLI::Option* FindOption(const CLI::App* app, const std::string& name) {
+  for (; app != nullptr; app = app->get_parent()) {
+    if (const CLI::Option* option = app->get_option_no_throw(name)) return option;
+  }
+  return nullptr;
+}
+
+std::string CommandPath(const GlobalOptions& global, const std::vector<std::string>& path) {
+  std::string text = global.program;
+  for (const auto& word : path) text += " " + word;
+  return text;
+}
+
+std::string WrongTool(const GlobalOptions& global, const std::vector<std::string>& path) {
+  std::string command;
+  for (const auto& word : path) command += (command.empty() ? "" : " ") + word;
+  if (global.operator_mode) {
+    return "'" + command + "' is a data owner's command: run it with chiron and your owner "
+           "profile (`chiron --profile DIR " + command + " ...`; default $CHIRON_HOME or "
+           "~/.config/chiron). chiron-operator is the provider's tool";
+  }
+  return "'" + command + "' is a provider's command: run it with chiron-operator and your "
+         "provider profile (`chiron-operator --profile DIR " + command + " ...`; default "
+         "$CHIRON_OPERATOR_HOME or ~/.config/chiron-operator). chiron is the data owner's tool";
+}
+
+}  // namespace
+
+std::string ExplainUsageError(const CLI::App& app, const CLI::App& other_role_app,
+                              const GlobalOptions& global, const std::vector<std::string>& args) {
+  const CLI::App* current = &app;
+  const CLI::App* other = &other_role_app;  // the same command in the other tool, if any
+  std::vector<std::string> path;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg.size() > 1 && arg[0] == '-') {
+      std::string name = arg.substr(0, arg.find('='));
+      if (const CLI::Option* option = FindOption(current, name)) {
+        if (option->get_items_expected_max() > 0 && name.size() == arg.size()) ++i;  // its value
+        continue;
+      }
+      if (name.rfind("--", 0) != 0) return "";  // short options: CLI11 says it well enough
+      std::vector<std::string> known;
+      for (const CLI::App* app_up = current; app_up != nullptr; app_up = app_up->get_parent()) {
+        for (const CLI::Option* option : app_up->get_options()) {
+          for (const auto& long_name : option->get_lnames()) known.push_back("--" + long_name);
+        }
+      }
+      std::string guess = Closest(name, known);
+      std::string where = CommandPath(global, path);
+      return "unknown option '" + name + "' for `" + where + "`" +
+             (guess.empty() ? "" : " (did you mean '" + guess + "'?)") + "; see `" + where +
+             " --help`";
+    }
+    auto subcommands = current->get_subcommands([](const CLI::App*) { return true; });
+    if (subcommands.empty() || !current->get_options([](const CLI::Option* o) {
+                                          return o->get_positional();
+                                        }).empty()) {
+      continue;  // a positional argument
+    }
+    if (const CLI::App* sub = FindSubcommand(*current, arg)) {
+      current = sub;
+      other = other != nullptr ? FindSubcommand(*other, arg) : nullptr;
+      path.push_back(arg);
+      continue;
+    }
+    path.push_back(arg);
+    if (other != nullptr && FindSubcommand(*other, arg) != nullptr) {
+      return WrongTool(global, path);
+    }
+    path.pop_back();
+    std::vector<std::string> names;
+    for (const CLI::App* sub : subcommands) names.push_back(sub->get_name());
+    std::string guess = Closest(arg, names);
+    std::string where = CommandPath(global, path);
+    return "'" + arg + "' is not a command of `" + where + "`" +
+           (guess.empty() ? "" : " (did you mean '" + guess + "'?)") + "; see `" + where +
+           " --help`";
+  }
+  return "";
 }
 
 std::string FormatBytes(uint64_t bytes) {

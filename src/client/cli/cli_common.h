@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "client/connection.h"
 #include "client/profile.h"
@@ -73,6 +74,22 @@ Result<std::unique_ptr<Connection>> ConnectSession(const Session& session,
 
 // Maps a connect failure to its exit code (attestation failure: 2).
 int FailConnect(const Status& status);
+
+// Prints, at most once per process, the warning that `server` runs on the sim platform (every
+// command that connects calls it; a command that connects twice warns once).
+void WarnSimulatedServer(const std::string& server);
+
+// OK when `address` is HOST:PORT (`[v6]:PORT` too). InvalidArgument naming `source` ("--server"
+// or the profile) and the fix otherwise: a host without a port would reach port 443.
+Status CheckServerAddress(const std::string& address, const std::string& source);
+
+// After CLI11 refused `args` (argv without the program): a message naming the mistake and its
+// fix, or "" when CLI11's own message says it better. An unknown command or option gets the
+// closest known one ("did you mean"); a command that exists only in `other_role_app` (the
+// command tree of the other tool: chiron-operator's for chiron, and the reverse) names the tool
+// and profile to use. `app` and `other_role_app` are only read.
+std::string ExplainUsageError(const CLI::App& app, const CLI::App& other_role_app,
+                              const GlobalOptions& global, const std::vector<std::string>& args);
 
 // "1.5 MB", "47.0 MB" (decimal units).
 std::string FormatBytes(uint64_t bytes);

@@ -118,19 +118,24 @@ TEST(CliUsageTest, UnknownCommandsAndOptionsGetTheClosestOne) {
     std::string expected;
   };
   const std::vector<Case> cases = {
-      {"chiron", {"datset", "list"},
+      {"chiron",
+       {"datset", "list"},
        "chiron: 'datset' is not a command of `chiron` (did you mean 'dataset'?); see `chiron "
        "--help`"},
-      {"chiron", {"dataset", "lst"},
+      {"chiron",
+       {"dataset", "lst"},
        "'lst' is not a command of `chiron dataset` (did you mean 'list'?); see `chiron dataset "
        "--help`"},
       {"chiron", {"modl", "list"}, "(did you mean 'model'?)"},
-      {"chiron", {"dataset", "list", "--sever", "127.0.0.1:7443"},
+      {"chiron",
+       {"dataset", "list", "--sever", "127.0.0.1:7443"},
        "unknown option '--sever' for `chiron dataset list` (did you mean '--server'?); see "
        "`chiron dataset list --help`"},
-      {"chiron", {"--profile", "/nonexistent", "predict", "--model", "m", "--tpo-k", "3", "x"},
+      {"chiron",
+       {"--profile", "/nonexistent", "predict", "--model", "m", "--tpo-k", "3", "x"},
        "unknown option '--tpo-k' for `chiron predict` (did you mean '--top-k'?)"},
-      {"chiron-operator", {"recipe", "regster", "x.so"},
+      {"chiron-operator",
+       {"recipe", "regster", "x.so"},
        "chiron-operator: 'regster' is not a command of `chiron-operator recipe` (did you mean "
        "'register'?)"},
       {"chiron", {"xyzzyq"}, "chiron: 'xyzzyq' is not a command of `chiron`; see `chiron --help`"},
@@ -141,7 +146,8 @@ TEST(CliUsageTest, UnknownCommandsAndOptionsGetTheClosestOne) {
     CommandResult result = RunCommand(argv);
     EXPECT_EQ(result.exit_code, 1) << result.err;
     EXPECT_NE(result.err.find(c.expected), std::string::npos)
-        << "missing \"" << c.expected << "\" in:\n" << result.err;
+        << "missing \"" << c.expected << "\" in:\n"
+        << result.err;
     EXPECT_EQ(result.err.find("A subcommand is required"), std::string::npos) << result.err;
   }
   // A nonsense word far from every command gets no guess.

@@ -281,7 +281,8 @@ TEST_F(PredictCliTest, IdxPngCsvInputsBatchesLimitsAndGrants) {
                                     "--image-style", "none"});
   EXPECT_NE(label_text.out.find("labels only"), std::string::npos) << label_text.out;
   // IDX images without --labels: no true class shown, and the labels file beside them named.
-  EXPECT_NE(label_text.err.find("chiron: " + t10k + " carries no labels, so no true class or "
+  EXPECT_NE(label_text.err.find("chiron: " + t10k +
+                                " carries no labels, so no true class or "
                                 "accuracy is shown: pass --labels LABELS-FILE (here: --labels " +
                                 t10k_labels + ")"),
             std::string::npos)

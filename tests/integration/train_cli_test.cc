@@ -222,6 +222,7 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
   EXPECT_NE(train.out.find("epoch 1/2"), std::string::npos) << train.out;
   EXPECT_NE(train.out.find("epoch 2/2"), std::string::npos) << train.out;
   EXPECT_NE(train.out.find("validation accuracy:"), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find(", 2 epochs)"), std::string::npos) << train.out;
   EXPECT_NE(train.out.find("per-class accuracy"), std::string::npos) << train.out;
   EXPECT_NE(train.out.find("Trouser"), std::string::npos) << "class names: " << train.out;
   EXPECT_NE(train.out.find("confusion matrix"), std::string::npos) << train.out;
@@ -429,6 +430,7 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
   auto leaky = Owner("alice", {"train", "--dataset", "fm-train", "--recipe", "leaky", "--model",
                                "leaky-model", "--epochs", "1"});
   EXPECT_EQ(leaky.exit_code, 6) << leaky.out << leaky.err;
+  EXPECT_NE(leaky.out.find(", 1 epoch, "), std::string::npos) << "one epoch, not 1 epochs";
   EXPECT_NE(leaky.err.find("sandbox-violation"), std::string::npos) << leaky.err;
   EXPECT_NE(leaky.err.find("forbidden system call"), std::string::npos) << leaky.err;
   auto jobs_after = ParseJson(Owner("alice", {"job", "list", "--json"}));

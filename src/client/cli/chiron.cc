@@ -86,8 +86,8 @@ int main(int argc, char** argv) {
       other_global.program = other_global.operator_mode ? "chiron-operator" : "chiron";
       CommandAction unused;
       std::unique_ptr<CLI::App> other = MakeApp(other_global, unused);
-      std::string hint = ExplainUsageError(*app, *other, global,
-                                           std::vector<std::string>(argv + 1, argv + argc));
+      std::string hint =
+          ExplainUsageError(*app, *other, global, std::vector<std::string>(argv + 1, argv + argc));
       if (!hint.empty()) {
         std::fprintf(stderr, "%s: %s\n", global.program.c_str(), hint.c_str());
         return kExitUsage;

@@ -70,8 +70,9 @@ Result<Session> OpenSession(const GlobalOptions& global) {
   std::string policy = !global.policy.empty() ? global.policy : profile.settings().policy_path;
   if (server.empty()) server = "127.0.0.1:7443";
   CHIRON_RETURN_IF_ERROR(CheckServerAddress(
-      server, !global.server.empty() ? "--server" : "the profile's server (" +
-                                                        global.ProfileDir() + "/profile.json)"));
+      server, !global.server.empty()
+                  ? "--server"
+                  : "the profile's server (" + global.ProfileDir() + "/profile.json)"));
   if (policy.empty()) {
     return InvalidArgumentError(
         "no attestation policy: pass --policy FILE, or save one in the profile with `" +
@@ -122,8 +123,8 @@ Status CheckServerAddress(const std::string& address, const std::string& source)
   }
   std::string host = colon == std::string::npos ? address : address.substr(0, colon);
   if (host.empty()) host = "127.0.0.1";
-  return InvalidArgumentError(source + " '" + address +
-                              "' has no port: give HOST:PORT, e.g. " + host +
+  return InvalidArgumentError(source + " '" + address + "' has no port: give HOST:PORT, e.g. " +
+                              host +
                               ":7443 (chirond listens on port 7443 unless its --listen says "
                               "otherwise)");
 }
@@ -151,9 +152,8 @@ std::string Closest(const std::string& word, const std::vector<std::string>& can
   std::string best;
   size_t best_distance = SIZE_MAX;
   for (const auto& candidate : candidates) {
-    size_t distance = candidate.rfind(word, 0) == 0 && word.size() >= 2
-                          ? 1
-                          : EditDistance(word, candidate);
+    size_t distance =
+        candidate.rfind(word, 0) == 0 && word.size() >= 2 ? 1 : EditDistance(word, candidate);
     if (distance < best_distance) {
       best = candidate;
       best_distance = distance;
@@ -187,14 +187,18 @@ std::string CommandPath(const GlobalOptions& global, const std::vector<std::stri
 std::string WrongTool(const GlobalOptions& global, const std::vector<std::string>& path) {
   std::string command;
   for (const auto& word : path) command += (command.empty() ? "" : " ") + word;
-  if (global.operator_mode) {
-    return "'" + command + "' is a data owner's command: run it with chiron and your owner "
-           "profile (`chiron --profile DIR " + command + " ...`; default $CHIRON_HOME or "
-           "~/.config/chiron). chiron-operator is the provider's tool";
-  }
-  return "'" + command + "' is a provider's command: run it with chiron-operator and your "
-         "provider profile (`chiron-operator --profile DIR " + command + " ...`; default "
-         "$CHIRON_OPERATOR_HOME or ~/.config/chiron-operator). chiron is the data owner's tool";
+  // The tool the command belongs to: the other one.
+  const bool owners = global.operator_mode;
+  const std::string tool = owners ? "chiron" : "chiron-operator";
+  const std::string whose = owners ? "a data owner's" : "a provider's";
+  const std::string profile = owners ? "owner profile" : "provider profile";
+  const std::string home = owners ? "$CHIRON_HOME or ~/.config/chiron"
+                                  : "$CHIRON_OPERATOR_HOME or ~/.config/chiron-operator";
+  const std::string this_tool =
+      owners ? "chiron-operator is the provider's tool" : "chiron is the data owner's tool";
+  return "'" + command + "' is " + whose + " command: run it with " + tool + " and your " +
+         profile + " (`" + tool + " --profile DIR " + command + " ...`; default " + home + "). " +
+         this_tool;
 }
 
 }  // namespace
@@ -227,9 +231,8 @@ std::string ExplainUsageError(const CLI::App& app, const CLI::App& other_role_ap
              " --help`";
     }
     auto subcommands = current->get_subcommands([](const CLI::App*) { return true; });
-    if (subcommands.empty() || !current->get_options([](const CLI::Option* o) {
-                                          return o->get_positional();
-                                        }).empty()) {
+    if (subcommands.empty() ||
+        !current->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty()) {
       continue;  // a positional argument
     }
     if (const CLI::App* sub = FindSubcommand(*current, arg)) {

@@ -523,9 +523,9 @@ int ReportFinishedJob(Connection& connection, const v1::OwnerJobView& view, bool
               Clock(view.elapsed_seconds()).c_str(), view.model_name().c_str());
   if (!view.history().empty()) {
     const v1::EpochMetrics& last = view.history(view.history_size() - 1);
-    std::printf("validation accuracy: %.4f (validation loss %.4f, train loss %.4f, %u epochs)\n",
+    std::printf("validation accuracy: %.4f (validation loss %.4f, train loss %.4f, %u epoch%s)\n",
                 last.validation_accuracy(), last.validation_loss(), last.train_loss(),
-                view.epochs_done());
+                view.epochs_done(), view.epochs_done() == 1 ? "" : "s");
   }
   PrintClassMetrics(class_names,
                     std::vector<double>(view.per_class_accuracy().begin(),

@@ -516,10 +516,11 @@ Result<v1::ModelInfo> FindOwnOrSaySharedModel(Connection& connection, const std:
   if (!owners.ok() || owners->empty()) return model;
   std::string message = "you have no model named '" + name + "', but ";
   if (owners->size() == 1) {
-    message += "principal " + owners->front() + " shared one with you: add --owner " +
-               owners->front();
+    message +=
+        "principal " + owners->front() + " shared one with you: add --owner " + owners->front();
   } else {
-    message += std::to_string(owners->size()) + " owners shared one with you: add --owner with "
+    message += std::to_string(owners->size()) +
+               " owners shared one with you: add --owner with "
                "one of";
     for (const std::string& owner : *owners) message += " " + owner;
   }
@@ -559,7 +560,8 @@ std::string TopKCapNote(const PredictArgs& args, const v1::ModelInfo& model) {
 // For IDX images read without --labels: the labels file to pass, named when it lies beside the
 // images under the usual name (train-images-idx3-ubyte.gz: train-labels-idx1-ubyte.gz).
 std::string MissingLabelsNote(const std::string& images_path) {
-  std::string note = images_path + " carries no labels, so no true class or accuracy is shown: "
+  std::string note = images_path +
+                     " carries no labels, so no true class or accuracy is shown: "
                      "pass --labels LABELS-FILE";
   std::string labels_path = images_path;
   size_t at = labels_path.rfind("images-idx3");
@@ -783,10 +785,9 @@ int RunPredict(const GlobalOptions& global, const PredictArgs& given) {
   if (!session.ok()) return Fail(session.status());
   auto connection = ConnectSession(*session, std::chrono::seconds(120));
   if (!connection.ok()) return FailConnect(connection.status());
-  auto model =
-      args.owner.empty()
-          ? FindOwnOrSaySharedModel(**connection, args.model, global.program)
-          : FindSharedModel(**connection, args.owner, args.model, global.program);
+  auto model = args.owner.empty()
+                   ? FindOwnOrSaySharedModel(**connection, args.model, global.program)
+                   : FindSharedModel(**connection, args.owner, args.model, global.program);
   if (!model.ok()) return Fail(model.status());
   auto samples = ReadSamples(args, files, *model);
   if (!samples.ok()) return Fail(samples.status());

@@ -57,8 +57,9 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
   }
   if (!args.json) {
     uint32_t epochs = started.epochs_total() > 0 ? started.epochs_total() : args.epochs;
-    std::string epoch_text =
-        epochs > 0 ? std::to_string(epochs) + " epochs" : "the recipe's default epochs";
+    std::string epoch_text = epochs > 0
+                                 ? std::to_string(epochs) + (epochs == 1 ? " epoch" : " epochs")
+                                 : "the recipe's default epochs";
     std::printf("started job %s: model '%s' from dataset '%s' with recipe %s, %s, "
                 "%.0f%% held out for validation\n",
                 started.job_id().c_str(), args.model.c_str(), args.dataset.c_str(),

@@ -396,14 +396,16 @@ std::string ClassTables(const ReportData& data, const std::vector<double>& per_c
   if (cm.empty()) {
     html += "<p class=\"note\">No confusion matrix.</p>";
   } else if (cm.size() != n * n) {
-    html += "<p class=\"note\" id=\"" + id_prefix + "confusion-invalid\">The confusion matrix has " +
-            std::to_string(cm.size()) + " cells, which is not " + std::to_string(n) + " × " +
-            std::to_string(n) + "; it is not shown.</p>";
+    html += "<p class=\"note\" id=\"" + id_prefix +
+            "confusion-invalid\">The confusion matrix has " + std::to_string(cm.size()) +
+            " cells, which is not " + std::to_string(n) + " × " + std::to_string(n) +
+            "; it is not shown.</p>";
   } else {
     html += "<h3>Confusion matrix</h3><p class=\"note\">Rows: true class; columns: predicted "
             "class. Shading: share of the row (the true class's samples).</p>";
-    html += "<table id=\"" + id_prefix + "confusion\" class=\"confusion\"><thead><tr><th class=\"corner\">true "
-            "\\ predicted</th>";
+    html += "<table id=\"" + id_prefix +
+            "confusion\" class=\"confusion\"><thead><tr><th class=\"corner\">true \\ "
+            "predicted</th>";
     for (size_t j = 0; j < n; ++j) {
       html += "<th scope=\"col\">" + EscapeHtml(ClassLabel(data, j)) + "</th>";
     }

@@ -1,11 +1,15 @@
-// `chiron recipe list` (owners and providers: the public cards) and `chiron-operator recipe
-// register FILE.so` (providers: upload a recipe built against include/chiron/recipe.h).
+// `chiron recipe list` (owners and providers: the public cards), `chiron-operator recipe
+// register FILE.so` (providers: upload a recipe built against include/chiron/recipe.h) and
+// `chiron-operator recipe check FILE.so` (providers: the door's check on their own machine,
+// recipe_check.cc).
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "chiron/v1/recipes.grpc.pb.h"
 #include "client/cli/cli_common.h"
+#include "client/cli/recipe_card.h"
+#include "runtime/jobs/recipe_probe.h"
 #include "shared/base/file_system.h"
 
 namespace chiron::client {
@@ -18,46 +22,8 @@ struct RegisterArgs {
   std::string name;
   std::string version;
   std::string description;
+  SchemaArgs schema;  // optional: the schema the recipe is for
 };
-
-std::string Shape(const v1::RecipeCard& card) {
-  std::string out;
-  for (uint32_t dimension : card.input_shape()) {
-    out += (out.empty() ? "" : "x") + std::to_string(dimension);
-  }
-  return out.empty() ? "any" : out;
-}
-
-nlohmann::json CardJson(const v1::RecipeCard& card) {
-  return {{"recipe_id", card.recipe_id()},
-          {"name", card.name()},
-          {"version", card.version()},
-          {"input_shape",
-           std::vector<uint32_t>(card.input_shape().begin(), card.input_shape().end())},
-          {"input_type", card.input_type()},
-          {"output_size", card.output_size()},
-          {"memory_budget_bytes", card.memory_budget_bytes()},
-          {"time_budget_minutes", card.time_budget_minutes()},
-          {"built_in", card.built_in()},
-          {"description", card.description()}};
-}
-
-void PrintCard(const v1::RecipeCard& card) {
-  std::printf("recipe %s %s%s\n  id:          %s\n", card.name().c_str(), card.version().c_str(),
-              card.built_in() ? " (built in)" : "", card.recipe_id().c_str());
-  if (!card.description().empty()) std::printf("  description: %s\n", card.description().c_str());
-  if (card.input_shape().empty() && card.input_type().empty()) {
-    std::printf("  input:       any shape and type (the recipe checks the dataset at start)\n");
-  } else {
-    std::printf("  input:       %s %s\n", Shape(card).c_str(),
-                card.input_type().empty() ? "any type" : card.input_type().c_str());
-  }
-  if (card.output_size() > 0) std::printf("  outputs:     %u\n", card.output_size());
-  if (card.memory_budget_bytes() > 0 || card.time_budget_minutes() > 0) {
-    std::printf("  budget:      %s memory, %u minutes\n",
-                FormatBytes(card.memory_budget_bytes()).c_str(), card.time_budget_minutes());
-  }
-}
 
 int RunList(const GlobalOptions& global, bool json) {
   auto session = OpenSession(global);
@@ -109,6 +75,16 @@ int RunRegister(const GlobalOptions& global, const RegisterArgs& args) {
   auto connection = ConnectSession(*session, std::chrono::seconds(120));
   if (!connection.ok()) return FailConnect(connection.status());
   v1::RegisterRecipeRequest request;
+  if (!args.schema.shape.empty()) {
+    auto schema = args.schema.ToSchema();
+    if (!schema.ok()) return Fail(schema.status());
+    v1::RecipeSchema* wanted = request.add_schemas();
+    for (uint32_t d : schema->shape) wanted->add_input_shape(d);
+    wanted->set_input_type(args.schema.type);
+    wanted->set_class_count(static_cast<uint32_t>(schema->class_count()));
+  } else if (args.schema.classes != 0 || args.schema.type != "u8") {
+    return Fail(InvalidArgumentError("--classes and --type go with --shape"));
+  }
   request.set_name(args.name);
   request.set_version(args.version);
   request.set_description(args.description);
@@ -177,9 +153,16 @@ void AddRecipeCommands(CLI::App& app, GlobalOptions& global, CommandAction& acti
   register_cmd->add_option("--version", args->version, "recipe version, e.g. 1.0")->required();
   register_cmd->add_option("--description", args->description,
                            "one-line summary for owners (printable, at most 200 characters)");
+  register_cmd->add_option("--shape", args->schema.shape,
+                           "the schema the recipe is for, e.g. 1x28x28 (default: the probe set "
+                           "of docs/recipes.md)");
+  register_cmd->add_option("--classes", args->schema.classes, "classes of that schema");
+  register_cmd->add_option("--type", args->schema.type, "element type of that schema: u8 or f32")
+      ->check(CLI::IsMember({"u8", "f32"}));
   register_cmd->callback([&global, &action, args] {
     action = [&global, args] { return RunRegister(global, *args); };
   });
+  AddRecipeCheckCommand(*recipe_cmd, global, action);
 }
 
 }  // namespace chiron::client

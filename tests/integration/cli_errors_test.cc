@@ -139,6 +139,12 @@ TEST(CliUsageTest, UnknownCommandsAndOptionsGetTheClosestOne) {
        "chiron-operator: 'regster' is not a command of `chiron-operator recipe` (did you mean "
        "'register'?)"},
       {"chiron", {"xyzzyq"}, "chiron: 'xyzzyq' is not a command of `chiron`; see `chiron --help`"},
+      // A command that groups others, given alone, names them.
+      {"chiron", {"dataset"}, "chiron: `chiron dataset` needs one of its commands: "},
+      {"chiron-operator", {"--profile", "/nonexistent", "job"},
+       "chiron-operator: `chiron-operator job` needs one of its commands: facts (see "
+       "`chiron-operator job --help`)"},
+      {"chiron", {}, "chiron: `chiron` needs one of its commands: init, "},
   };
   for (const Case& c : cases) {
     std::vector<std::string> argv = {BinaryPath(c.program)};

@@ -254,6 +254,17 @@ std::string ExplainUsageError(const CLI::App& app, const CLI::App& other_role_ap
            (guess.empty() ? "" : " (did you mean '" + guess + "'?)") + "; see `" + where +
            " --help`";
   }
+  // The words ran out on a command that only groups others (`chiron dataset`): name them.
+  auto subcommands = current->get_subcommands([](const CLI::App*) { return true; });
+  if (!subcommands.empty()) {
+    std::string names;
+    for (const CLI::App* sub : subcommands) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    std::string where = CommandPath(global, path);
+    return "`" + where + "` needs one of its commands: " + names + " (see `" + where +
+           " --help`)";
+  }
   return "";
 }
 

@@ -185,6 +185,8 @@ int RunReport(const GlobalOptions& global, const ReportArgs& args) {
   if (*card) {
     data.recipe_name = (*card)->name();
     data.recipe_version = (*card)->version();
+    data.recipe_time_budget_minutes = (*card)->time_budget_minutes();
+    data.recipe_memory_budget_bytes = (*card)->memory_budget_bytes();
   }
   data.test_evaluation = std::move(test);
   data.test_evaluation_error = test_error;

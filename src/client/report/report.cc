@@ -309,6 +309,19 @@ std::string JobSection(const ReportData& data) {
   std::snprintf(elapsed, sizeof elapsed, "%u:%02u", data.elapsed_seconds / 60,
                 data.elapsed_seconds % 60);
   html += Row("elapsed", elapsed);
+  if (data.recipe_time_budget_minutes > 0 || data.recipe_memory_budget_bytes > 0) {
+    std::string limits;
+    if (data.recipe_time_budget_minutes > 0) {
+      limits += std::to_string(data.recipe_time_budget_minutes) + " min";
+    }
+    if (data.recipe_memory_budget_bytes > 0) {
+      limits += std::string(limits.empty() ? "" : ", ") +
+                Number(static_cast<double>(data.recipe_memory_budget_bytes) / 1e9, "%.1f") +
+                " GB of memory";
+    }
+    html += Row("limits", "<span id=\"job-limits\">" + limits +
+                              "</span> (the recipe's declared budget, within the server's)");
+  }
   if (!data.history.empty()) {
     const EpochPoint& last = data.history.back();
     html += Row("final validation accuracy", Percent(last.validation_accuracy));

@@ -98,6 +98,9 @@ struct ReportData {
   // From the recipe's public card (Recipes.List); empty if the card is gone.
   std::string recipe_name;
   std::string recipe_version;
+  // The budget the recipe declares (its card; 0: unknown): the job's limits within chirond's.
+  uint32_t recipe_time_budget_minutes = 0;
+  uint64_t recipe_memory_budget_bytes = 0;
   uint32_t epochs_done = 0;
   uint32_t epochs_total = 0;
   uint32_t elapsed_seconds = 0;

@@ -253,6 +253,8 @@ TEST(RenderHtmlReportTest, RecipeTestSetOutputPolicyLimitsAndGrants) {
   data.recipe_id = "c0ffee00112233445566778899";
   data.recipe_name = "acme-lenet";
   data.recipe_version = "1.0";
+  data.recipe_time_budget_minutes = 30;
+  data.recipe_memory_budget_bytes = 2'000'000'000;
   data.test_evaluation =
       TestEvaluation{"fm-test", 10000, 0.52, 0.8123, {0.81, 0.97, 0.66}, {81, 2, 17, 1, 97, 2,
                                                                           20, 14, 66}};
@@ -269,6 +271,9 @@ TEST(RenderHtmlReportTest, RecipeTestSetOutputPolicyLimitsAndGrants) {
   EXPECT_NE(html.find("recipe acme-lenet 1.0. Generated"), std::string::npos);
   EXPECT_NE(html.find("<span id=\"recipe-name\">acme-lenet 1.0</span> <code>c0ffee0011223344"
                       "</code>"),
+            std::string::npos);
+  // The job's limits: the recipe's declared budget.
+  EXPECT_NE(html.find("<span id=\"job-limits\">30 min, 2.0 GB of memory</span>"),
             std::string::npos);
   // The test set: its figures, its own per-class table and confusion matrix, and its accuracy
   // as a reference line on the accuracy chart.

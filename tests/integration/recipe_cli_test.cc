@@ -159,6 +159,18 @@ TEST(RecipeRegisterCliTest, RefusedAtTheDoorAndHonestCards) {
       << card;
   EXPECT_TRUE(Has(card, "    3x32x32 u8, 10 classes\n")) << card;
   EXPECT_FALSE(Has(card, "20 f32")) << "lenet refuses a table: " << card;
+
+  // `recipe show` prints that one card; an unknown recipe says how to list them.
+  auto show = run("chiron", "alice", {"recipe", "show", "acme-lenet"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_TRUE(Has(show.out, "recipe acme-lenet 1\n")) << show.out;
+  EXPECT_FALSE(Has(show.out, "recipe lenet builtin")) << show.out;
+  EXPECT_TRUE(Has(show.out, "      training: sgd lr 0.01 momentum 0.9, batch 64, 5 epochs")) << show.out;
+  auto unknown = run("chiron", "alice", {"recipe", "show", "nope"});
+  EXPECT_EQ(unknown.exit_code, 4);
+  EXPECT_TRUE(Has(unknown.err, "no recipe 'nope': list the registered ones with `chiron recipe "
+                               "list`"))
+      << unknown.err;
   server.reset();
   std::filesystem::remove_all(dir);
 }

@@ -25,7 +25,9 @@ struct RegisterArgs {
   SchemaArgs schema;  // optional: the schema the recipe is for
 };
 
-int RunList(const GlobalOptions& global, bool json) {
+// `recipe list` (which empty) or `recipe show WHICH` (the card with that id, or every card of
+// that name: each registration is its own recipe).
+int RunList(const GlobalOptions& global, bool json, const std::string& which = "") {
   auto session = OpenSession(global);
   if (!session.ok()) return Fail(session.status());
   auto connection = ConnectSession(*session);
@@ -36,6 +38,17 @@ int RunList(const GlobalOptions& global, bool json) {
                                ->List(context.get(), v1::ListRecipesRequest(), &response),
                            "Recipes.List");
   if (!status.ok()) return Fail(status);
+  if (!which.empty()) {
+    v1::ListRecipesResponse chosen;
+    for (const v1::RecipeCard& card : response.recipes()) {
+      if (card.recipe_id() == which || card.name() == which) *chosen.add_recipes() = card;
+    }
+    if (chosen.recipes().empty()) {
+      return Fail(NotFoundError("no recipe '" + which + "': list the registered ones with `" +
+                                global.program + " recipe list`"));
+    }
+    response = std::move(chosen);
+  }
   if (json) {
     nlohmann::json list = nlohmann::json::array();
     for (const v1::RecipeCard& card : response.recipes()) list.push_back(CardJson(card));
@@ -136,6 +149,19 @@ void AddRecipeCommands(CLI::App& app, GlobalOptions& global, CommandAction& acti
   list_cmd->add_flag("--json", *json, "print as JSON");
   list_cmd->callback([&global, &action, json] {
     action = [&global, json] { return RunList(global, *json); };
+  });
+
+  auto which = std::make_shared<std::string>();
+  auto show_json = std::make_shared<bool>(false);
+  auto* show_cmd = recipe_cmd->add_subcommand(
+      "show", "Show one recipe's card: the schemas it accepts, hyper-parameters, policy, budget");
+  show_cmd->footer("NAME shows every registration of that name; an id shows exactly one.\n\n"
+                   "Example:\n  " +
+                   global.program + " recipe show lenet");
+  show_cmd->add_option("RECIPE", *which, "the recipe's name or id")->required();
+  show_cmd->add_flag("--json", *show_json, "print as JSON (a list of cards)");
+  show_cmd->callback([&global, &action, which, show_json] {
+    action = [&global, which, show_json] { return RunList(global, *show_json, *which); };
   });
 
   if (!global.operator_mode) return;

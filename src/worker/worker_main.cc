@@ -235,16 +235,16 @@ int Serve(Engine& engine, const WorkerJobConfig& config) {
 int ExplainLoad(int argc, char** argv) {
   if (argc != 6) return 2;
   DatasetSchema schema;
-  std::string shape = argv[2];
+  std::string shape = argv[3];
   for (size_t at = 0; at <= shape.size();) {
     size_t end = shape.find('x', at);
     if (end == std::string::npos) end = shape.size();
     schema.input_shape.push_back(std::atoll(shape.substr(at, end - at).c_str()));
     at = end + 1;
   }
-  schema.class_count = std::atoll(argv[3]);
-  schema.element_type = std::string(argv[4]) == "f32" ? ElementType::kF32 : ElementType::kU8;
-  Result<std::unique_ptr<Engine>> engine = Engine::Load(argv[1], schema, EngineOptions{});
+  schema.class_count = std::atoll(argv[4]);
+  schema.element_type = std::string(argv[5]) == "f32" ? ElementType::kF32 : ElementType::kU8;
+  Result<std::unique_ptr<Engine>> engine = Engine::Load(argv[2], schema, EngineOptions{});
   if (!engine.ok()) {
     std::printf("%s\n", engine.status().message().c_str());
     return 1;

@@ -279,6 +279,23 @@ TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
   EXPECT_NE(evaluate_text.out.find("accuracy: 0."), std::string::npos) << evaluate_text.out;
   EXPECT_NE(evaluate_text.out.find("Sneaker"), std::string::npos) << evaluate_text.out;
 
+  // The owner's report of the job with the model scored on the test set: the recipe's card (name
+  // and version), the test accuracy Evaluate gives, what a prediction returns, no grants yet.
+  const std::string report_path = dir_ + "/fm-mlp-report.html";
+  auto written = Owner("alice", {"report", job_id, "--html", report_path, "--test-set", "fm-test"});
+  ASSERT_EQ(written.exit_code, 0) << written.err;
+  const std::string html = ReadText(report_path);
+  EXPECT_NE(html.find("<span id=\"recipe-name\">mlp builtin</span>"), std::string::npos);
+  char test_accuracy[32];
+  std::snprintf(test_accuracy, sizeof test_accuracy, "%.1f%%",
+                report["accuracy"].get<double>() * 100);
+  EXPECT_NE(html.find(std::string("<strong id=\"test-accuracy\">") + test_accuracy + "</strong>"),
+            std::string::npos)
+      << test_accuracy;
+  EXPECT_NE(html.find("<td>fm-test</td>"), std::string::npos);
+  EXPECT_NE(html.find("id=\"effective-policy\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"grants-none\""), std::string::npos);
+
   // Predict 8 test images: each drawn (14 lines of 28 columns between bars) beside its classes.
   auto predict = Owner("alice", {"predict", "fm-mlp", "--idx", test_images, "--labels",
                                  LabelsPath(test_images), "--count", "8", "--top-k", "3",

@@ -147,9 +147,13 @@ CommandResult BackgroundCommand::Wait() {
 ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::string>& extra_args,
                                const std::string& worker) {
   std::string worker_path = worker;
+  std::vector<std::string> recipes;
   if (worker_path.empty()) {
     worker_path = dir + "/chiron-worker";
     std::ofstream(worker_path) << "worker under test";
+    // No built-in recipes: registration checks each in a worker, and a placeholder is none.
+    std::filesystem::create_directories(dir + "/no-recipes");
+    recipes = {"--recipes-dir", dir + "/no-recipes"};
   }
   // chirond refuses a policy file that differs from its compiled-in policy: write the real one
   // with the build's generator.
@@ -167,6 +171,7 @@ ChirondProcess::ChirondProcess(const std::string& dir, const std::vector<std::st
                                    "--sandbox-policy", sandbox_policy,
                                    "--port-file", port_file,
                                    "--write-sim-policy", policy_path_};
+  argv.insert(argv.end(), recipes.begin(), recipes.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   Start(argv, port_file);
 }

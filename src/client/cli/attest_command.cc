@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "chiron/v1/attestation.grpc.pb.h"
 #include "client/cli/claims_output.h"
 #include "client/cli/cli_common.h"
 #include "client/evidence_file.h"
@@ -11,6 +12,8 @@
 #include "shared/attest/tdx/tdx_verify.h"
 #include "shared/base/file_system.h"
 #include "shared/crypto/keys.h"
+#include "shared/crypto/x509.h"
+#include "shared/ratls/ratls.h"
 
 namespace chiron::client {
 namespace {
@@ -35,6 +38,36 @@ void PrintClaims(const attest::Claims& claims, bool json) {
                  "%s: WARNING: this server runs on the sim platform, a software simulation "
                  "with no hardware protection. Do not send real data to it.\n",
                  ProgramName());
+  }
+}
+
+// The other nodes of the server's cluster (Attestation.ListNodes), each certificate verified
+// here under the owner's own policy: every node that could receive the owner's data in a
+// distributed job. Nothing for a server alone or one that predates ListNodes.
+void PrintClusterNodes(Connection& connection, const attest::Verifier& verifier) {
+  v1::ListNodesResponse nodes;
+  auto context = connection.NewContext();
+  grpc::Status status = v1::Attestation::NewStub(connection.channel())
+                            ->ListNodes(context.get(), v1::ListNodesRequest(), &nodes);
+  if (!status.ok() || nodes.node_address().empty()) return;
+  std::cout << "\ncluster: this server's peer listener is " << nodes.node_address() << "; "
+            << nodes.peers_size() << " other node(s), each checked under YOUR policy:\n";
+  for (const v1::ClusterNode& node : nodes.peers()) {
+    std::string verdict;
+    if (!node.verified()) {
+      verdict = "NOT USABLE: " + node.problem();
+    } else if (auto cert = crypto::Certificate::FromPem(node.certificate_pem()); !cert.ok()) {
+      verdict = "REFUSED: its certificate does not parse: " + cert.status().ToString();
+    } else if (auto claims = ratls::VerifyAttestedCertificate(*cert, verifier); !claims.ok()) {
+      verdict = "REFUSED by your policy: " + std::string(claims.status().message());
+    } else {
+      auto key = cert->public_key();
+      auto spki = key.ok() ? key->ToSpkiDer() : Result<Bytes>(key.status());
+      verdict = "verified: " + claims->platform + (claims->simulated ? " (INSECURE sim)" : "") +
+                ", measurement " + HexEncode(claims->measurement).substr(0, 16) + "…, key " +
+                (spki.ok() ? ratls::PrincipalId(*spki).substr(0, 16) + "…" : "?");
+    }
+    std::cout << "  " << node.address() << "  " << verdict << "\n";
   }
 }
 
@@ -87,6 +120,7 @@ int RunAttest(const GlobalOptions& global, const AttestArgs& args) {
     if (!saved.ok()) return Fail(saved);
   }
   PrintClaims(*claims, args.json);
+  if (!args.json) PrintClusterNodes(**connection, **verifier);
   return kExitOk;
 }
 

@@ -19,6 +19,12 @@ class NodeExchangeService final : public chiron::internal::NodeExchange::Service
   NodeExchangeService(std::shared_ptr<JobRegistry> registry, NodeListenerOptions options)
       : registry_(std::move(registry)), options_(options) {}
 
+  grpc::Status Ping(grpc::ServerContext* /*context*/,
+                    const chiron::internal::PingRequest* /*request*/,
+                    chiron::internal::PingReply* /*reply*/) override {
+    return grpc::Status::OK;  // the handshake already checked the caller's evidence
+  }
+
   grpc::Status Stream(grpc::ServerContext* context,
                       grpc::ServerReaderWriter<Frame, Frame>* stream) override {
     Frame hello;
@@ -117,7 +123,8 @@ Result<std::unique_ptr<NodeListener>> NodeListener::Start(
   std::unique_ptr<NodeListener> listener(new NodeListener());
   listener->identity_ = identity;
   listener->registry_ = std::make_shared<internal::JobRegistry>();
-  listener->service_ = std::make_unique<internal::NodeExchangeService>(listener->registry_, options);
+  listener->service_ =
+      std::make_unique<internal::NodeExchangeService>(listener->registry_, options);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, ratls::AttestedServerCredentials(*identity, peer_verifier),
                            &listener->port_);

@@ -181,7 +181,47 @@ void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
                  "are sealed under the dataset key; docs/formats/data-plane.md); 'auto' = the "
                  "--listen host and its port + 1, 'off' = uploads only through the API port")
       ->capture_default_str();
+  app.add_option("--node-listen", s.node_listen,
+                 "host:port of this node's peer listener for distributed training (mutual "
+                 "RA-TLS with the other nodes; docs/distributed.md); off unless given");
+  app.add_option("--peers", s.peers,
+                 "the other nodes' peer listeners, host:port[,host:port...] (needs "
+                 "--node-listen and --cluster-policy)");
+  app.add_option("--cluster-policy", s.cluster_policy,
+                 "the policy file every peer node's evidence must verify under (the format of "
+                 "owners' policies, docs/formats/policy.md)");
   app.add_flag("-v,--verbose", s.verbose, "log debug events");
+}
+
+Result<std::vector<std::string>> ResolvePeers(const ChirondSettings& s) {
+  std::vector<std::string> peers;
+  if (s.node_listen.empty()) {
+    if (!s.peers.empty() || !s.cluster_policy.empty()) {
+      return InvalidArgumentError(
+          "--peers and --cluster-policy need --node-listen HOST:PORT (this node's peer "
+          "listener): give it, or drop them to run alone");
+    }
+    return peers;
+  }
+  CHIRON_RETURN_IF_ERROR(SplitHostPort(s.node_listen, "--node-listen").status());
+  if (s.cluster_policy.empty()) {
+    return InvalidArgumentError(
+        "--node-listen needs --cluster-policy FILE: the policy every peer node's evidence must "
+        "verify under (docs/distributed.md)");
+  }
+  size_t at = 0;
+  while (at < s.peers.size()) {
+    size_t comma = s.peers.find(',', at);
+    if (comma == std::string::npos) comma = s.peers.size();
+    std::string peer = s.peers.substr(at, comma - at);
+    if (peer.empty()) {
+      return InvalidArgumentError("--peers: an empty entry; give host:port[,host:port...]");
+    }
+    CHIRON_RETURN_IF_ERROR(SplitHostPort(peer, "--peers").status());
+    peers.push_back(std::move(peer));
+    at = comma + 1;
+  }
+  return peers;
 }
 
 Result<std::string> ResolveDataListen(const ChirondSettings& s) {
@@ -268,6 +308,9 @@ std::string FormatSettings(const ChirondSettings& s) {
   out += ConfigLine("max-datasets", std::to_string(s.max_datasets));
   out += OptionalLine("metrics-listen", s.metrics_listen, "not set: no metrics endpoint");
   out += ConfigLine("data-listen", s.data_listen);
+  out += OptionalLine("node-listen", s.node_listen, "not set: not in a cluster");
+  out += OptionalLine("peers", s.peers, "not set");
+  out += OptionalLine("cluster-policy", s.cluster_policy, "not set");
   out += ConfigLine("verbose", s.verbose ? "true" : "false");
   return out;
 }

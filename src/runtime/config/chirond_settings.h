@@ -46,6 +46,12 @@ struct ChirondSettings {
   bool verbose = false;
   std::string quota = "16G";  // ParseByteSize
   uint64_t max_datasets = 64;
+  // Distributed training (docs/distributed.md): this node's peer listener (empty: not in a
+  // cluster), the other nodes' listeners (comma-separated host:port) and the cluster policy file
+  // every peer's evidence must verify under.
+  std::string node_listen;
+  std::string peers;
+  std::string cluster_policy;
 };
 
 // Adds every chirond option to `app`, bound to the fields of `settings` (which must outlive the
@@ -70,6 +76,11 @@ std::string FormatSettings(const ChirondSettings& settings);
 // The data plane's host:port for `settings` ("auto" resolved against --listen), or "" for
 // "off". InvalidArgument naming the option for an address that is not host:port.
 Result<std::string> ResolveDataListen(const ChirondSettings& settings);
+
+// The cluster settings checked together: --peers and --cluster-policy need --node-listen and
+// each other; every address is host:port. The peers' addresses, or InvalidArgument naming the
+// option and what to do.
+Result<std::vector<std::string>> ResolvePeers(const ChirondSettings& settings);
 
 // "16G", "512M", "1048576": bytes with an optional K/M/G/T (or KiB...) suffix, powers of 1024.
 // False for anything else, zero, or an overflow.

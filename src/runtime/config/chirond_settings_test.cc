@@ -166,5 +166,38 @@ TEST(ChirondSettingsTest, ShippedExampleParses) {
   EXPECT_GE(entries->size(), 10u);
 }
 
+TEST(ChirondSettingsTest, ClusterSettingsGoTogetherAndSayWhatIsMissing) {
+  Parsed alone({}, "");
+  ASSERT_TRUE(alone.status.ok());
+  auto none = ResolvePeers(alone.settings);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+
+  Parsed cluster({}, "node-listen = 0.0.0.0:7600\npeers = 10.0.0.2:7600,10.0.0.3:7600\n"
+                     "cluster-policy = /etc/chiron/cluster.json\n");
+  ASSERT_TRUE(cluster.status.ok()) << cluster.status.ToString();
+  auto peers = ResolvePeers(cluster.settings);
+  ASSERT_TRUE(peers.ok()) << peers.status().ToString();
+  EXPECT_EQ(*peers, (std::vector<std::string>{"10.0.0.2:7600", "10.0.0.3:7600"}));
+
+  Parsed no_listener({"--peers", "10.0.0.2:7600"}, "");
+  auto refused = ResolvePeers(no_listener.settings);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("need --node-listen"), std::string::npos)
+      << refused.status().ToString();
+
+  Parsed no_policy({"--node-listen", "127.0.0.1:7600"}, "");
+  refused = ResolvePeers(no_policy.settings);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--cluster-policy"), std::string::npos);
+
+  Parsed bad_peer({"--node-listen", "127.0.0.1:7600", "--cluster-policy", "p.json", "--peers",
+                   "10.0.0.2:7600,,10.0.0.3"},
+                  "");
+  refused = ResolvePeers(bad_peer.settings);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--peers"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace chiron::runtime

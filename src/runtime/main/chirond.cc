@@ -117,6 +117,11 @@ int main(int argc, char** argv) {
                  "config file (--config FILE); see chirond --help\n");
     return 1;
   }
+  auto peers = runtime::ResolvePeers(settings);
+  if (!peers.ok()) {
+    std::fprintf(stderr, "chirond: %s\n", peers.status().message().c_str());
+    return 1;
+  }
   if (settings.verbose) SetMinLogLevel(LogLevel::kDebug);
   const std::string& worker = settings.worker;
   const std::string& sandbox_policy = settings.sandbox_policy;
@@ -166,6 +171,10 @@ int main(int argc, char** argv) {
   }
   jobs.prediction_isolation = *isolation;
   options.jobs = jobs;
+  if (!settings.node_listen.empty()) {
+    options.cluster = runtime::ServerOptions::Cluster{settings.node_listen, *peers,
+                                                      settings.cluster_policy};
+  }
   options.platform.name = settings.platform;
   options.platform.state_dir = state_dir;
   options.platform.tsm_root = settings.tsm_root;

@@ -44,4 +44,22 @@ grpc::Status AttestationService::GetServerInfo(grpc::ServerContext* /*context*/,
   return grpc::Status::OK;
 }
 
+grpc::Status AttestationService::ListNodes(grpc::ServerContext* /*context*/,
+                                           const v1::ListNodesRequest* /*request*/,
+                                           v1::ListNodesResponse* response) {
+  response->set_node_address(node_address_);
+  if (peers_ == nullptr) return grpc::Status::OK;
+  for (const cluster::PeerView& view : peers_->Probe(kProbeTimeout)) {
+    v1::ClusterNode* node = response->add_peers();
+    node->set_address(view.address);
+    node->set_verified(view.verified);
+    node->set_certificate_pem(view.certificate_pem);
+    node->set_problem(view.problem);
+    if (!view.verified) {
+      LogWarning("cluster.peer_not_verified", {{"peer", view.address}, {"problem", view.problem}});
+    }
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace chiron::runtime

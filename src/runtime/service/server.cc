@@ -10,6 +10,8 @@
 #include "runtime/service/pending_services.h"
 #include "runtime/service/principals_service.h"
 #include "runtime/service/training_services.h"
+#include "shared/attest/policy.h"
+#include "shared/attest/verifier.h"
 #include "shared/base/file_system.h"
 #include "shared/base/log.h"
 #include "shared/ratls/grpc_credentials.h"
@@ -97,8 +99,30 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
       implemented.push_back(name);
     }
   }
+  // Distributed training: this node's peer listener and its directory of the other nodes, both
+  // under the cluster policy.
+  std::shared_ptr<const cluster::PeerDirectory> peers;
+  std::string node_address;
+  if (options.cluster) {
+    auto policy = attest::Policy::LoadFile(options.cluster->policy_path);
+    if (!policy.ok()) return policy.status().WithContext("cluster policy");
+    auto verifier = attest::Verifier::Create(*policy);
+    if (!verifier.ok()) return verifier.status().WithContext("cluster policy");
+    auto cluster_verifier = std::make_shared<const attest::Verifier>(std::move(*verifier));
+    auto listener = cluster::NodeListener::Start(options.cluster->node_listen, server->identity_,
+                                                 cluster_verifier);
+    if (!listener.ok()) return listener.status().WithContext("peer listener (--node-listen)");
+    server->node_listener_ = std::move(*listener);
+    node_address = options.cluster->node_listen.substr(0, options.cluster->node_listen.rfind(':')) +
+                   ":" + std::to_string(server->node_listener_->port());
+    peers = std::make_shared<const cluster::PeerDirectory>(options.cluster->peers, server->identity_,
+                                                           cluster_verifier);
+    LogInfo("cluster.listening",
+            {{"address", node_address}, {"peers", std::to_string(options.cluster->peers.size())}});
+  }
   server->services_.push_back(std::make_unique<AttestationService>(
-      server->platform_.get(), server->identity_.spki_der, std::move(implemented)));
+      server->platform_.get(), server->identity_->spki_der, std::move(implemented), peers,
+      node_address));
   for (auto& service : MakePendingServices(/*include_data_path=*/server->store_ == nullptr,
                                            /*include_training=*/server->jobs_ == nullptr)) {
     server->services_.push_back(std::move(service));
@@ -115,7 +139,7 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
   builder.AddListeningPort(options.listen_address,
-                           ratls::AttestedServerCredentials(server->identity_, nullptr),
+                           ratls::AttestedServerCredentials(*server->identity_, nullptr),
                            &server->port_);
   builder.SetMaxReceiveMessageSize(80 * 1024 * 1024);
   for (auto& service : server->services_) builder.RegisterService(service.get());
@@ -133,7 +157,7 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
   }
   LogInfo("server.listening",
           {{"address", options.listen_address}, {"port", std::to_string(server->port_)},
-           {"tls_key", ratls::PrincipalId(server->identity_.spki_der)},
+           {"tls_key", ratls::PrincipalId(server->identity_->spki_der)},
            {"data_plane_port", std::to_string(server->data_plane_port())}});
   return server;
 }
@@ -163,6 +187,7 @@ void RuntimeServer::Shutdown(std::chrono::milliseconds grace) {
   watchdog.join();
   // Ends data-plane uploads at once; chunks they had accepted are still stored.
   if (data_plane_) data_plane_->Stop();
+  if (node_listener_) node_listener_->Shutdown();
   if (jobs_) jobs_->Stop();
 }
 

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/cluster/node_listener.h"
+#include "runtime/cluster/peer_directory.h"
 #include "runtime/service/authz.h"
 #include "runtime/service/data_plane_server.h"
 #include "runtime/service/metrics.h"
@@ -45,6 +47,13 @@ struct ServerOptions {
   std::string data_plane_listen_address;
   // Its ticket lifetime and connection timeouts (tests shorten them).
   DataPlaneLimits data_plane_limits;
+  // Distributed training (docs/distributed.md). Unset: this node is alone.
+  struct Cluster {
+    std::string node_listen;         // host:port of this node's peer listener (port 0: any)
+    std::vector<std::string> peers;  // the other nodes' peer listeners
+    std::string policy_path;         // the cluster policy every peer must verify under
+  };
+  std::optional<Cluster> cluster;
 };
 
 class RuntimeServer {
@@ -57,6 +66,8 @@ class RuntimeServer {
   int port() const { return port_; }
   // The metrics endpoint's port; 0 when it is off.
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
+  // The peer listener's port; 0 when this node is not in a cluster.
+  int node_port() const { return node_listener_ ? node_listener_->port() : 0; }
   // The data plane's port; 0 when it is off.
   int data_plane_port() const { return data_plane_ ? data_plane_->port() : 0; }
   // Closes the data-plane port while BeginUpload keeps naming it: what a client behind a firewall
@@ -66,7 +77,7 @@ class RuntimeServer {
   }
   ServiceMetrics& metrics() { return *metrics_; }
   tee::Platform& platform() { return *platform_; }
-  const ratls::TlsIdentity& identity() const { return identity_; }
+  const ratls::TlsIdentity& identity() const { return *identity_; }
   // The sealed store; null on a platform that cannot derive a sealing key (the data-path
   // services then answer UNIMPLEMENTED).
   store::Store* store() { return store_.get(); }
@@ -77,10 +88,11 @@ class RuntimeServer {
 
  private:
   RuntimeServer(std::unique_ptr<tee::Platform> platform, ratls::TlsIdentity identity)
-      : platform_(std::move(platform)), identity_(std::move(identity)) {}
+      : platform_(std::move(platform)),
+        identity_(std::make_shared<const ratls::TlsIdentity>(std::move(identity))) {}
 
   std::unique_ptr<tee::Platform> platform_;
-  ratls::TlsIdentity identity_;
+  std::shared_ptr<const ratls::TlsIdentity> identity_;  // shared with the peer listener
   std::unique_ptr<ServiceMetrics> metrics_;  // outlives the gRPC server and the endpoint
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Authorizer> authorizer_;
@@ -90,6 +102,7 @@ class RuntimeServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // destroyed first
+  std::unique_ptr<cluster::NodeListener> node_listener_;
 };
 
 }  // namespace chiron::runtime

@@ -1,0 +1,62 @@
+#include "runtime/cluster/peer_directory.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <future>
+
+#include "chiron/internal/node.grpc.pb.h"
+#include "shared/ratls/grpc_credentials.h"
+
+namespace chiron::cluster {
+
+PeerView PeerDirectory::ProbeOne(const std::string& address,
+                                 std::chrono::milliseconds timeout) const {
+  PeerView view;
+  view.address = address;
+  auto record = std::make_shared<ratls::ServerAttestationRecord>();
+  auto channel = grpc::CreateCustomChannel(
+      address, ratls::AttestedChannelCredentials(*identity_, verifier_, record),
+      ratls::AttestedChannelArguments());
+  // Ping: answered only once both ends accepted each other's evidence (a TLS 1.3 server checks
+  // the client's certificate after the client has checked the server's).
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  context.set_wait_for_ready(true);
+  chiron::internal::PingRequest request;
+  chiron::internal::PingReply reply;
+  grpc::Status status =
+      chiron::internal::NodeExchange::NewStub(channel)->Ping(&context, request, &reply);
+  if (status.ok()) {
+    if (auto verified = record->last_verified()) {
+      view.verified = true;
+      view.certificate_pem = verified->server_cert_pem;
+      return view;
+    }
+    view.problem = "answered without a verified certificate";
+    return view;
+  }
+  const std::string refused = record->last_failure();
+  if (!refused.empty()) {
+    view.problem = "its evidence does not verify under the cluster policy: " + refused;
+  } else if (record->last_verified()) {
+    view.problem = "it refused this node (its cluster policy does not accept this node's "
+                   "evidence, or it is not a Chiron node): " + status.error_message();
+  } else {
+    view.problem = "unreachable within " + std::to_string(timeout.count()) +
+                   " ms: " + status.error_message();
+  }
+  return view;
+}
+
+std::vector<PeerView> PeerDirectory::Probe(std::chrono::milliseconds timeout) const {
+  std::vector<std::future<PeerView>> probes;
+  for (const std::string& address : peers_) {
+    probes.push_back(std::async(std::launch::async,
+                                [this, address, timeout] { return ProbeOne(address, timeout); }));
+  }
+  std::vector<PeerView> views;
+  for (auto& probe : probes) views.push_back(probe.get());
+  return views;
+}
+
+}  // namespace chiron::cluster

@@ -1,0 +1,52 @@
+// PeerDirectory: the other nodes of this chirond's cluster (chirond --peers), as this node finds
+// them when asked: each dialled over mutual RA-TLS, its certificate's evidence verified under the
+// cluster policy, and its listener asked to answer (so a peer that refuses this node's own
+// evidence shows as refusing, not as fine). What owners see through Attestation.ListNodes before
+// any data moves (docs/distributed.md, "Nodes"); they verify each certificate again under their
+// own policy.
+//
+// Thread safety: immutable after construction; Probe may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shared/attest/verifier.h"
+#include "shared/ratls/ratls.h"
+
+namespace chiron::cluster {
+
+struct PeerView {
+  std::string address;          // host:port of its NodeListener
+  bool verified = false;        // its evidence verified under the cluster policy and it answered
+  std::string certificate_pem;  // the certificate it presented (empty if none was verified)
+  std::string problem;          // when not verified: what failed, for the operator and the owner
+};
+
+class PeerDirectory {
+ public:
+  // `peers`: host:port of each peer's NodeListener. `identity`: this node's attested identity
+  // (peers check it under their own cluster policy). `cluster_verifier`: the cluster policy.
+  PeerDirectory(std::vector<std::string> peers, std::shared_ptr<const ratls::TlsIdentity> identity,
+                std::shared_ptr<const attest::Verifier> cluster_verifier)
+      : peers_(std::move(peers)),
+        identity_(std::move(identity)),
+        verifier_(std::move(cluster_verifier)) {}
+
+  const std::vector<std::string>& peers() const { return peers_; }
+
+  // Dials every peer now, all at once, each bounded by `timeout`; one view per peer, in the
+  // order of peers().
+  std::vector<PeerView> Probe(std::chrono::milliseconds timeout) const;
+
+ private:
+  PeerView ProbeOne(const std::string& address, std::chrono::milliseconds timeout) const;
+
+  std::vector<std::string> peers_;
+  std::shared_ptr<const ratls::TlsIdentity> identity_;
+  std::shared_ptr<const attest::Verifier> verifier_;
+};
+
+}  // namespace chiron::cluster

@@ -4,8 +4,9 @@
 #
 #   owner: init, attest, upload Fashion-MNIST (train + test) encrypted; provider: registers its
 #   CNN (the built-in "lenet" code); owner: trains it in the sandbox with live progress, gets the
-#   validation and test accuracy and predictions drawn beside their labels; provider: the same
-#   job as facts only; both: audit chains verified; then a real Intel TDX quote verified offline.
+#   validation and test accuracy and predictions drawn beside their labels, and writes the job's
+#   HTML report; provider: the same job as facts only; both: audit chains verified; then a real
+#   Intel TDX quote verified offline.
 #
 # DEMO_EPOCHS (default 1) sets the training epochs; DEMO_RECIPE (lenet, mlp or resnet; default
 # lenet) the built-in code the provider registers.
@@ -87,6 +88,10 @@ owner model evaluate fmnist-$recipe --dataset fmnist-test | tee "$state/evaluate
 step "Owner: predictions for 6 test images (black box: classes and rounded probabilities)"
 owner predict fmnist-$recipe --idx "$fashion/t10k-images-idx3-ubyte.gz" \
   --labels "$fashion/t10k-labels-idx1-ubyte.gz" --offset 100 --count 6 --top-k 3
+
+job=$(grep -m1 -o 'job-[0-9a-f]*' "$state/train.out")
+step "Owner: the job's report, a self-contained HTML page (claims, curves, test set, policy, audit)"
+owner report "$job" --html "$state/report.html" --test-set fmnist-test
 
 step "Provider: the same job as the provider sees it (facts only: no data, no metric; it shows running, with no outcome, until its time budget has run out, however early it ended)"
 provider job facts

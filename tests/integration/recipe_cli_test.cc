@@ -34,13 +34,13 @@ TEST(RecipeCheckCliTest, LenetPassesWithItsParameterCountAndCard) {
   EXPECT_TRUE(Has(check.out, "  forward/backward: a random batch of 8, loss ")) << check.out;
   EXPECT_TRUE(Has(check.out, "every gradient finite")) << check.out;
   EXPECT_TRUE(Has(check.out, "  prediction:       10 outputs per sample")) << check.out;
-  EXPECT_TRUE(Has(check.out, "    1x28x28 u8, 10 classes\n"
-                             "      training: sgd lr 0.01 momentum 0.9, batch 64, 5 epochs, "
-                             "constant schedule\n"
-                             "      output:   scores, every class, 4 decimals\n"))
+  EXPECT_TRUE(Has(check.out,
+                  "    1x28x28 u8, 10 classes\n"
+                  "      training: sgd lr 0.01 momentum 0.9, batch 64, 5 epochs, "
+                  "constant schedule\n"
+                  "      output:   scores, every class, 4 decimals\n"))
       << check.out;
-  EXPECT_TRUE(Has(check.out, "passed: registration would accept it for this schema"))
-      << check.out;
+  EXPECT_TRUE(Has(check.out, "passed: registration would accept it for this schema")) << check.out;
 }
 
 TEST(RecipeCheckCliTest, BrokenRecipeShowsBuildModelsError) {
@@ -55,8 +55,8 @@ TEST(RecipeCheckCliTest, BrokenRecipeShowsBuildModelsError) {
   EXPECT_TRUE(Has(check.out, "FAILED: the runtime would refuse this recipe for this schema"))
       << check.out;
 
-  auto lenet_table = Check({CHIRON_RECIPE_LENET_PATH, "--shape", "20", "--classes", "2",
-                            "--type", "f32"});
+  auto lenet_table =
+      Check({CHIRON_RECIPE_LENET_PATH, "--shape", "20", "--classes", "2", "--type", "f32"});
   EXPECT_EQ(lenet_table.exit_code, 4);
   EXPECT_TRUE(Has(lenet_table.out, "lenet needs images shaped C×H×W or H×W")) << lenet_table.out;
 }
@@ -65,8 +65,7 @@ TEST(RecipeCheckCliTest, NoEntryPointAndCrashAreNamed) {
   auto none = Check({CHIRON_TEST_RECIPE_NO_ENTRY, "--shape", "1x28x28", "--classes", "10"});
   EXPECT_EQ(none.exit_code, 4);
   EXPECT_TRUE(Has(none.out, "  refused: it exports no chiron_recipe_v1 entry point")) << none.out;
-  auto crash =
-      Check({CHIRON_TEST_RECIPE_CRASH_DESCRIBE, "--shape", "1x28x28", "--classes", "10"});
+  auto crash = Check({CHIRON_TEST_RECIPE_CRASH_DESCRIBE, "--shape", "1x28x28", "--classes", "10"});
   EXPECT_EQ(crash.exit_code, 4);
   EXPECT_TRUE(Has(crash.out, "  refused: it crashed or threw while loading or describing itself"))
       << crash.out;
@@ -85,8 +84,9 @@ TEST(RecipeCheckCliTest, UsageErrorsSayTheExpectedForm) {
   auto worker = Check({CHIRON_RECIPE_LENET_PATH, "--shape", "1x28x28", "--classes", "10",
                        "--worker", "/nonexistent/chiron-worker"});
   EXPECT_EQ(worker.exit_code, 4);
-  EXPECT_TRUE(Has(worker.err, "no chiron-worker at /nonexistent/chiron-worker: install it next "
-                              "to chiron-operator or pass --worker PATH"))
+  EXPECT_TRUE(Has(worker.err,
+                  "no chiron-worker at /nonexistent/chiron-worker: install it next "
+                  "to chiron-operator or pass --worker PATH"))
       << worker.err;
   // Owners have no `recipe check`.
   EXPECT_EQ(RunCommand({BinaryPath("chiron"), "recipe", "check", CHIRON_RECIPE_LENET_PATH,
@@ -107,39 +107,45 @@ TEST(RecipeRegisterCliTest, RefusedAtTheDoorAndHonestCards) {
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   };
-  auto init = run("chiron-operator", "acme",
-                  {"init", "--name", "acme", "--policy", server->policy_path()});
+  auto init =
+      run("chiron-operator", "acme", {"init", "--name", "acme", "--policy", server->policy_path()});
   ASSERT_EQ(init.exit_code, 0) << init.err;
-  auto owner = run("chiron", "alice", {"init", "--name", "alice", "--policy",
-                                       server->policy_path()});
+  auto owner =
+      run("chiron", "alice", {"init", "--name", "alice", "--policy", server->policy_path()});
   ASSERT_EQ(owner.exit_code, 0) << owner.err;
 
-  auto none = run("chiron-operator", "acme", {"recipe", "register", CHIRON_TEST_RECIPE_NO_ENTRY,
-                                              "--name", "broken", "--version", "1"});
+  auto none = run(
+      "chiron-operator", "acme",
+      {"recipe", "register", CHIRON_TEST_RECIPE_NO_ENTRY, "--name", "broken", "--version", "1"});
   EXPECT_NE(none.exit_code, 0);
-  EXPECT_TRUE(Has(none.err, "recipe refused at registration: it exports no chiron_recipe_v1 "
-                            "entry point: end the recipe's source with CHIRON_RECIPE(ClassName)"))
+  EXPECT_TRUE(Has(none.err,
+                  "recipe refused at registration: it exports no chiron_recipe_v1 "
+                  "entry point: end the recipe's source with CHIRON_RECIPE(ClassName)"))
       << none.err;
   auto crash = run("chiron-operator", "acme",
                    {"recipe", "register", CHIRON_TEST_RECIPE_CRASH_DESCRIBE, "--name", "crashy",
                     "--version", "1"});
   EXPECT_NE(crash.exit_code, 0);
-  EXPECT_TRUE(Has(crash.err, "recipe refused at registration: it crashed or threw while loading "
-                             "or describing itself"))
+  EXPECT_TRUE(Has(crash.err,
+                  "recipe refused at registration: it crashed or threw while loading "
+                  "or describing itself"))
       << crash.err;
   auto table = run("chiron-operator", "acme",
                    {"recipe", "register", CHIRON_RECIPE_LENET_PATH, "--name", "lenet-table",
                     "--version", "1", "--shape", "20", "--classes", "2", "--type", "f32"});
   EXPECT_NE(table.exit_code, 0);
-  EXPECT_TRUE(Has(table.err, "recipe refused at registration: it refused a schema it was "
-                             "registered for"))
+  EXPECT_TRUE(Has(table.err,
+                  "recipe refused at registration: it refused a schema it was "
+                  "registered for"))
       << table.err;
   auto good = run("chiron-operator", "acme",
                   {"recipe", "register", CHIRON_RECIPE_LENET_PATH, "--name", "acme-lenet",
                    "--version", "1", "--shape", "1x28x28", "--classes", "10"});
   ASSERT_EQ(good.exit_code, 0) << good.err;
-  EXPECT_TRUE(Has(good.out, "  accepts:     the schemas it was registered for\n"
-                            "    1x28x28 u8, 10 classes\n")) << good.out;
+  EXPECT_TRUE(Has(good.out,
+                  "  accepts:     the schemas it was registered for\n"
+                  "    1x28x28 u8, 10 classes\n"))
+      << good.out;
 
   auto list = run("chiron", "alice", {"recipe", "list"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
@@ -151,11 +157,12 @@ TEST(RecipeRegisterCliTest, RefusedAtTheDoorAndHonestCards) {
   ASSERT_NE(lenet, std::string::npos) << list.out;
   const std::string card = list.out.substr(lenet, list.out.find("\n\n", lenet) - lenet);
   EXPECT_TRUE(Has(card, "  accepts:     these schemas of the probe set")) << card;
-  EXPECT_TRUE(Has(card, "    1x28x28 u8, 10 classes\n"
-                        "      training: sgd lr 0.01 momentum 0.9, batch 64, 5 epochs, "
-                        "constant schedule\n"
-                        "      output:   scores, every class, 4 decimals\n"
-                        "      budget:   2.15 GB memory, 3600 s\n"))
+  EXPECT_TRUE(Has(card,
+                  "    1x28x28 u8, 10 classes\n"
+                  "      training: sgd lr 0.01 momentum 0.9, batch 64, 5 epochs, "
+                  "constant schedule\n"
+                  "      output:   scores, every class, 4 decimals\n"
+                  "      budget:   2.15 GB memory, 3600 s\n"))
       << card;
   EXPECT_TRUE(Has(card, "    3x32x32 u8, 10 classes\n")) << card;
   EXPECT_FALSE(Has(card, "20 f32")) << "lenet refuses a table: " << card;
@@ -165,11 +172,13 @@ TEST(RecipeRegisterCliTest, RefusedAtTheDoorAndHonestCards) {
   ASSERT_EQ(show.exit_code, 0) << show.err;
   EXPECT_TRUE(Has(show.out, "recipe acme-lenet 1\n")) << show.out;
   EXPECT_FALSE(Has(show.out, "recipe lenet builtin")) << show.out;
-  EXPECT_TRUE(Has(show.out, "      training: sgd lr 0.01 momentum 0.9, batch 64, 5 epochs")) << show.out;
+  EXPECT_TRUE(Has(show.out, "      training: sgd lr 0.01 momentum 0.9, batch 64, 5 epochs"))
+      << show.out;
   auto unknown = run("chiron", "alice", {"recipe", "show", "nope"});
   EXPECT_EQ(unknown.exit_code, 4);
-  EXPECT_TRUE(Has(unknown.err, "no recipe 'nope': list the registered ones with `chiron recipe "
-                               "list`"))
+  EXPECT_TRUE(Has(unknown.err,
+                  "no recipe 'nope': list the registered ones with `chiron recipe "
+                  "list`"))
       << unknown.err;
   server.reset();
   std::filesystem::remove_all(dir);

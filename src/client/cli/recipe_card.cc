@@ -33,11 +33,10 @@ std::string PolicyText(const v1::RecipeOutputPolicy& p) {
 }
 
 std::string BudgetText(const v1::RecipeAcceptance& a) {
-  std::string memory = a.memory_budget_bytes() == 0 ? "runtime default"
-                                                    : FormatBytes(a.memory_budget_bytes());
-  std::string time = a.time_budget_seconds() == 0
-                         ? "runtime default time"
-                         : std::to_string(a.time_budget_seconds()) + " s";
+  std::string memory =
+      a.memory_budget_bytes() == 0 ? "runtime default" : FormatBytes(a.memory_budget_bytes());
+  std::string time = a.time_budget_seconds() == 0 ? "runtime default time"
+                                                  : std::to_string(a.time_budget_seconds()) + " s";
   return memory + " memory, " + time;
 }
 
@@ -54,23 +53,26 @@ nlohmann::json CardJson(const v1::RecipeCard& card) {
   nlohmann::json accepts = nlohmann::json::array();
   for (const v1::RecipeAcceptance& a : card.accepts()) {
     const v1::RecipeHyperParameters& t = a.training();
-    accepts.push_back(
-        {{"input_shape", std::vector<uint32_t>(a.schema().input_shape().begin(),
-                                               a.schema().input_shape().end())},
-         {"input_type", a.schema().input_type()},
-         {"class_count", a.schema().class_count()},
-         {"training",
-          {{"optimizer", t.optimizer()}, {"learning_rate", t.learning_rate()},
-           {"momentum", t.momentum()}, {"nesterov", t.nesterov()},
-           {"weight_decay", t.weight_decay()}, {"batch_size", t.batch_size()},
-           {"epochs", t.epochs()}, {"schedule", t.schedule()},
-           {"warmup_steps", t.warmup_steps()}}},
-         {"output_policy",
-          {{"label_only", a.output_policy().label_only()},
-           {"max_top_k", a.output_policy().max_top_k()},
-           {"decimals", a.output_policy().decimals()}}},
-         {"memory_budget_bytes", a.memory_budget_bytes()},
-         {"time_budget_seconds", a.time_budget_seconds()}});
+    accepts.push_back({{"input_shape", std::vector<uint32_t>(a.schema().input_shape().begin(),
+                                                             a.schema().input_shape().end())},
+                       {"input_type", a.schema().input_type()},
+                       {"class_count", a.schema().class_count()},
+                       {"training",
+                        {{"optimizer", t.optimizer()},
+                         {"learning_rate", t.learning_rate()},
+                         {"momentum", t.momentum()},
+                         {"nesterov", t.nesterov()},
+                         {"weight_decay", t.weight_decay()},
+                         {"batch_size", t.batch_size()},
+                         {"epochs", t.epochs()},
+                         {"schedule", t.schedule()},
+                         {"warmup_steps", t.warmup_steps()}}},
+                       {"output_policy",
+                        {{"label_only", a.output_policy().label_only()},
+                         {"max_top_k", a.output_policy().max_top_k()},
+                         {"decimals", a.output_policy().decimals()}}},
+                       {"memory_budget_bytes", a.memory_budget_bytes()},
+                       {"time_budget_seconds", a.time_budget_seconds()}});
   }
   return {{"recipe_id", card.recipe_id()},
           {"name", card.name()},

@@ -22,7 +22,7 @@ nlohmann::json CardJson(const v1::RecipeCard& card);
 void PrintCard(const v1::RecipeCard& card);
 
 struct SchemaArgs {
-  std::string shape;        // "1x28x28"
+  std::string shape;  // "1x28x28"
   uint32_t classes = 0;
   std::string type = "u8";  // "u8" or "f32"
   // InvalidArgument saying which option is wrong and its expected form.

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -118,8 +118,8 @@ Status RandomStep(const Bytes& code, const dataset::DatasetSchema& schema,
   const uint64_t output_size = worker->output_size();
   const train::OutputPolicy policy =
       train::EffectiveOutputPolicy(accepted.output, train::OutputLimits{}, 0, output_size);
-  const auto scores = train::ApplyOutputPolicy(
-      std::span<const float>(outputs.data(), output_size), policy);
+  const auto scores =
+      train::ApplyOutputPolicy(std::span<const float>(outputs.data(), output_size), policy);
   std::string shown;
   for (const train::ClassScore& s : scores) {
     char item[48];
@@ -131,9 +131,10 @@ Status RandomStep(const Bytes& code, const dataset::DatasetSchema& schema,
     }
     shown += item;
   }
-  std::printf("  prediction:       %llu outputs per sample; an owner would see (default top-k): "
-              "%s\n",
-              static_cast<unsigned long long>(output_size), shown.c_str());
+  std::printf(
+      "  prediction:       %llu outputs per sample; an owner would see (default top-k): "
+      "%s\n",
+      static_cast<unsigned long long>(output_size), shown.c_str());
   worker->Shutdown();
   return Status::Ok();
 }
@@ -154,17 +155,16 @@ int RunCheck(const CheckArgs& args) {
   train::WorkerSettings settings;
   settings.worker_path = std::filesystem::absolute(worker).string();
   settings.threads = 1;
-  std::printf("checking %s for %s %s, %u classes in a local sandboxed chiron-worker (random "
-              "data only)\n",
-              args.path.c_str(), args.schema.shape.c_str(), args.schema.type.c_str(),
-              args.schema.classes);
+  std::printf(
+      "checking %s for %s %s, %u classes in a local sandboxed chiron-worker (random "
+      "data only)\n",
+      args.path.c_str(), args.schema.shape.c_str(), args.schema.type.c_str(), args.schema.classes);
   jobs::RecipeRefusal refusal = jobs::RecipeRefusal::kInternal;
   auto probe = jobs::ProbeRecipe(*code, {*schema}, settings, &refusal);
   if (!probe.ok()) {
-    std::printf("  refused: %s\n",
-                refusal == jobs::RecipeRefusal::kSchemaRefused
-                    ? "BuildModel returned null for this schema"
-                    : std::string(jobs::RecipeRefusalMessage(refusal)).c_str());
+    std::printf("  refused: %s\n", refusal == jobs::RecipeRefusal::kSchemaRefused
+                                       ? "BuildModel returned null for this schema"
+                                       : std::string(jobs::RecipeRefusalMessage(refusal)).c_str());
     if (refusal != jobs::RecipeRefusal::kInternal) {
       const std::string said = ExplainLoad(worker, args);
       if (!said.empty() && said != "loaded") std::printf("  the loader said: %s\n", said.c_str());
@@ -206,8 +206,7 @@ void AddRecipeCheckCommand(CLI::App& recipe_cmd, GlobalOptions& global, CommandA
       "card as it would be published.\n\nExample:\n  chiron-operator recipe check "
       "build/my_cnn.so --shape 1x28x28 --classes 10");
   check->add_option("FILE", args->path, "the recipe's .so")->required();
-  check->add_option("--shape", args->schema.shape, "sample shape, e.g. 1x28x28 or 20")
-      ->required();
+  check->add_option("--shape", args->schema.shape, "sample shape, e.g. 1x28x28 or 20")->required();
   check->add_option("--classes", args->schema.classes, "number of classes")->required();
   check->add_option("--type", args->schema.type, "element type: u8 (default) or f32")
       ->check(CLI::IsMember({"u8", "f32"}));

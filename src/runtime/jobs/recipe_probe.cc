@@ -34,10 +34,10 @@ constexpr std::array<RefusalText, 13> kRefusals{{
     {RecipeRefusal::kSandboxViolation,
      "it made a system call the sandbox forbids while loading (files, sockets, processes): see "
      "docs/sandbox.md"},
-    {RecipeRefusal::kOutOfMemory,
-     "it ran out of memory while loading or building its model"},
-    {RecipeRefusal::kTimeLimit, "loading or describing it took longer than the worker's start "
-                                "timeout"},
+    {RecipeRefusal::kOutOfMemory, "it ran out of memory while loading or building its model"},
+    {RecipeRefusal::kTimeLimit,
+     "loading or describing it took longer than the worker's start "
+     "timeout"},
     {RecipeRefusal::kInvalidOutput, "the worker broke the protocol while describing it"},
     {RecipeRefusal::kDeclarations,
      "its declared hyper-parameters or output policy break the runtime's limits "
@@ -145,8 +145,8 @@ std::string_view RecipeRefusalMessage(RecipeRefusal refusal) {
 }
 
 Status RefuseRecipe(RecipeRefusal refusal) {
-  std::string message = "recipe refused at registration: " +
-                        std::string(RecipeRefusalMessage(refusal));
+  std::string message =
+      "recipe refused at registration: " + std::string(RecipeRefusalMessage(refusal));
   if (refusal == RecipeRefusal::kInternal) return InternalError(message);
   return InvalidArgumentError(message);
 }
@@ -227,8 +227,7 @@ Result<RecipeProbeResult> ProbeRecipe(ByteSpan recipe,
   for (size_t first = 0; first < checked.size(); first += 2) {
     std::vector<std::thread> threads;
     for (size_t i = first; i < std::min(first + 2, checked.size()); ++i) {
-      threads.emplace_back(
-          [&, i] { outcomes[i] = Describe(recipe, checked[i], settings); });
+      threads.emplace_back([&, i] { outcomes[i] = Describe(recipe, checked[i], settings); });
     }
     for (std::thread& t : threads) t.join();
   }
@@ -301,8 +300,9 @@ Result<std::vector<AcceptedSchema>> DecodeAcceptedSchemas(std::string_view json_
     for (const json& j : list) {
       AcceptedSchema a;
       std::vector<uint32_t> shape = j.at("shape").get<std::vector<uint32_t>>();
-      auto schema = MakeProbeSchema(shape, static_cast<dataset::ElementType>(j.at("type").get<int>()),
-                                    j.at("classes").get<uint32_t>());
+      auto schema =
+          MakeProbeSchema(shape, static_cast<dataset::ElementType>(j.at("type").get<int>()),
+                          j.at("classes").get<uint32_t>());
       if (!schema.ok()) return schema.status().WithContext("a recipe record's schema");
       a.schema = *schema;
       a.schema.sample_count = 0;

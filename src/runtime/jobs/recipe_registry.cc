@@ -33,11 +33,10 @@ Status RecipeRegistry::RegisterBuiltins() {
       continue;
     }
     std::string name = file.substr(kPrefix.size(), file.size() - kPrefix.size() - kSuffix.size());
-    CHIRON_ASSIGN_OR_RETURN(Bytes bytes, FileSystem::Default()->ReadFile(
-                                             JoinPath(options_.recipes_dir, file),
-                                             options_.max_recipe_size));
-    auto record = Register(kBuiltinPrincipal, name, "builtin", "Chiron built-in " + name,
-                                 bytes);
+    CHIRON_ASSIGN_OR_RETURN(Bytes bytes,
+                            FileSystem::Default()->ReadFile(JoinPath(options_.recipes_dir, file),
+                                                            options_.max_recipe_size));
+    auto record = Register(kBuiltinPrincipal, name, "builtin", "Chiron built-in " + name, bytes);
     if (!record.ok()) return record.status().WithContext("built-in recipe " + file);
     LogInfo("recipes.builtin", {{"name", name}, {"id", record->id}});
   }
@@ -45,11 +44,10 @@ Status RecipeRegistry::RegisterBuiltins() {
 }
 
 Result<RecipeRecord> RecipeRegistry::Register(const std::string& provider_id,
-                                                const std::string& name,
-                                                const std::string& version,
-                                                const std::string& description,
-                                                ByteSpan shared_object,
-                                                const std::vector<dataset::DatasetSchema>& schemas) {
+                                              const std::string& name, const std::string& version,
+                                              const std::string& description,
+                                              ByteSpan shared_object,
+                                              const std::vector<dataset::DatasetSchema>& schemas) {
   CHIRON_RETURN_IF_ERROR(ValidateName("recipe name", name));
   CHIRON_RETURN_IF_ERROR(ValidateName("recipe version", version));
   if (description.size() > 200) {
@@ -104,9 +102,9 @@ Result<RecipeRecord> RecipeRegistry::Register(const std::string& provider_id,
     settings.threads = 1;  // no data: nothing to compute in parallel
     auto probe = ProbeRecipe(shared_object, schemas, settings, &refusal);
     if (!probe.ok()) {
-      LogInfo("recipes.refused",
-              {{"provider", provider_id}, {"name", name}, {"reason", std::string(
-                  RecipeRefusalMessage(refusal))}});
+      LogInfo("recipes.refused", {{"provider", provider_id},
+                                  {"name", name},
+                                  {"reason", std::string(RecipeRefusalMessage(refusal))}});
       return probe.status();
     }
     record.accepted_schemas = EncodeAcceptedSchemas(probe->accepted);
@@ -122,8 +120,7 @@ Result<RecipeRecord> RecipeRegistry::Register(const std::string& provider_id,
 }
 
 Result<std::vector<RecipeRecord>> RecipeRegistry::List() {
-  CHIRON_ASSIGN_OR_RETURN(std::vector<store::BlobInfo> blobs,
-                          store_->ListBlobs(BlobKind::kRecipe));
+  CHIRON_ASSIGN_OR_RETURN(std::vector<store::BlobInfo> blobs, store_->ListBlobs(BlobKind::kRecipe));
   std::vector<RecipeRecord> out;
   for (const store::BlobInfo& info : blobs) {
     CHIRON_ASSIGN_OR_RETURN(RecipeRecord record, DecodeRecipeRecord(info.metadata));

@@ -111,8 +111,7 @@ TEST_F(RecipeRegistryTest, GoodRecipeKeepsItsDeclarationsForTheSchemasItAccepts)
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->size(), 1u);
   v1::RecipeCard card;
-  FillAcceptances(*DecodeAcceptedSchemas(listed->front().accepted_schemas),
-                  card.mutable_accepts());
+  FillAcceptances(*DecodeAcceptedSchemas(listed->front().accepted_schemas), card.mutable_accepts());
   ASSERT_EQ(card.accepts_size(), 3);
   EXPECT_EQ(card.accepts(0).schema().input_type(), "u8");
   EXPECT_EQ(card.accepts(0).schema().class_count(), 10u);

@@ -18,7 +18,9 @@ class Failing : public chiron::Recipe {
     return nullptr;
   }
 #ifdef CHIRON_TEST_CRASH_IN_DESCRIBE
-  chiron::TrainingConfig Training(const chiron::DatasetSchema&) const override { std::abort(); }
+  chiron::TrainingConfig Training(const chiron::DatasetSchema&) const override {
+    std::abort();
+  }
 #endif
 };
 

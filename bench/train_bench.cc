@@ -58,8 +58,8 @@
 #include "runtime/train/shuffler.h"
 #include "runtime/train/trained_model.h"
 #include "runtime/train/training_session.h"
-#include "worker/engine.h"
 #include "shared/testing/fashion_mnist.h"
+#include "worker/engine.h"
 
 namespace chiron {
 namespace {
@@ -72,9 +72,9 @@ struct Flags {
   int threads = 2;
   size_t train_limit = 60000;
   uint64_t seed = 1;
-  int worker_threads = 0;               // 0: --threads
-  int hogs = 0;                         // busy loops running beside the bench
-  bool prediction = true;               // --no-prediction: training figures only
+  int worker_threads = 0;  // 0: --threads
+  int hogs = 0;            // busy loops running beside the bench
+  bool prediction = true;  // --no-prediction: training figures only
   std::string python = "/usr/bin/python3";
   std::vector<std::string> worker_env;  // extra NAME=VALUE for the sandboxed workers
 };
@@ -229,8 +229,8 @@ class PythonBaseline {
     }
     const std::string threads = std::to_string(flags.threads);
     const std::string limit = std::to_string(flags.train_limit);
-    std::vector<std::string> args = {flags.python, CHIRON_TORCH_BASELINE, "serve",   "--threads",
-                                     threads,      "--train-limit",       limit,     "--batches",
+    std::vector<std::string> args = {flags.python, CHIRON_TORCH_BASELINE, "serve", "--threads",
+                                     threads,      "--train-limit",       limit,   "--batches",
                                      batch_file};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -450,9 +450,9 @@ train::WorkerSettings SandboxSettings(int threads, const std::vector<std::string
   // What WorkerSpinPolicy::kAuto does inside the session, done here so that it can be printed.
   settings.spin = train::MachineHasIdleCpusNow(threads) ? train::WorkerSpinPolicy::kSpin
                                                         : train::WorkerSpinPolicy::kPassive;
-  const bool overridden =
-      std::any_of(extra.begin(), extra.end(),
-                  [](const std::string& e) { return e.starts_with("GOMP_SPINCOUNT="); });
+  const bool overridden = std::any_of(extra.begin(), extra.end(), [](const std::string& e) {
+    return e.starts_with("GOMP_SPINCOUNT=");
+  });
   std::printf("worker: WorkerSpinPolicy::kAuto chose %s (GOMP_SPINCOUNT=%s)%s\n",
               settings.spin == train::WorkerSpinPolicy::kSpin ? "spinning" : "passive",
               settings.spin == train::WorkerSpinPolicy::kSpin ? "300000" : "0",

@@ -95,8 +95,7 @@ TEST(WorkerEnvironmentTest, SpinPolicyChoosesGompSpinCount) {
   settings.spin = WorkerSpinPolicy::kAuto;
   const auto chosen = EntriesNamed(WorkerEnvironment(settings), "GOMP_SPINCOUNT");
   ASSERT_EQ(chosen.size(), 1u);
-  EXPECT_TRUE(chosen[0] == "GOMP_SPINCOUNT=300000" || chosen[0] == "GOMP_SPINCOUNT=0")
-      << chosen[0];
+  EXPECT_TRUE(chosen[0] == "GOMP_SPINCOUNT=300000" || chosen[0] == "GOMP_SPINCOUNT=0") << chosen[0];
 }
 
 // getenv returns the first entry of a name: an extra setting appended after a fixed one of the
@@ -116,8 +115,8 @@ TEST(WorkerEnvironmentTest, ExtraEntriesReplaceFixedOnesOfTheSameName) {
 }
 
 TEST(MachineHasIdleCpusTest, CountsRunnableTasksOtherThanTheReader) {
-  const std::string idle = "0.10 0.20 0.30 1/400 999";      // only the reader runs
-  const std::string one_hog = "1.00 1.00 1.00 2/400 999";   // the reader and one busy task
+  const std::string idle = "0.10 0.20 0.30 1/400 999";     // only the reader runs
+  const std::string one_hog = "1.00 1.00 1.00 2/400 999";  // the reader and one busy task
   const std::string two_hogs = "2.00 2.00 2.00 3/400 999";
   EXPECT_TRUE(MachineHasIdleCpus({idle, idle}, 2, 2));
   EXPECT_FALSE(MachineHasIdleCpus({one_hog, one_hog}, 2, 2));

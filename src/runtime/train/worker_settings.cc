@@ -67,9 +67,9 @@ bool MachineHasIdleCpusNow(int threads) {
 }
 
 std::vector<std::string> WorkerEnvironment(const WorkerSettings& settings) {
-  const bool spin = settings.spin == WorkerSpinPolicy::kSpin ||
-                    (settings.spin == WorkerSpinPolicy::kAuto &&
-                     MachineHasIdleCpusNow(settings.threads));
+  const bool spin =
+      settings.spin == WorkerSpinPolicy::kSpin ||
+      (settings.spin == WorkerSpinPolicy::kAuto && MachineHasIdleCpusNow(settings.threads));
   // glibc returns large freed blocks to the kernel and faults them back in on the next training
   // step (~2,500 page faults per step for LeNet; docs/training.md, Performance): keep them.
   std::vector<std::string> environment = {

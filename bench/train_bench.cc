@@ -30,6 +30,7 @@
 // the whole run: the loaded-machine figures.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
@@ -326,13 +327,17 @@ void WriteParameterFile(const std::string& path, const worker::ParameterLayout& 
   if (!out) Die(path, InternalError("cannot write"));
 }
 
-// N busy loops, each in a session (hence an autogroup) of its own, killed on destruction.
+// N busy loops, each in a session (hence an autogroup) of its own, killed on destruction or when
+// the bench exits.
 class Hogs {
  public:
   explicit Hogs(int count) {
     for (int i = 0; i < count; ++i) {
       const pid_t pid = fork();
       if (pid == 0) {
+        // Dies with the bench, also when it exits through Die() (no destructor runs then).
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1) _exit(0);
         setsid();
         volatile uint64_t spins = 0;
         for (;;) spins = spins + 1;

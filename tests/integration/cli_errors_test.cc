@@ -212,7 +212,7 @@ TEST_F(CliErrorsTest, ServerWithoutAPortSaysSoAndTheSimWarningComesOnce) {
   // Each command that talks to a sim server warns once, however many connections it opens.
   for (std::vector<std::string> command :
        {std::vector<std::string>{"dataset", "list"}, std::vector<std::string>{"whoami"},
-        std::vector<std::string>{"audit", "--verify"}}) {
+        std::vector<std::string>{"audit", "--verify"}, std::vector<std::string>{"attest"}}) {
     auto result = Run("chiron", "alice", command);
     ASSERT_EQ(result.exit_code, 0) << result.err;
     size_t count = 0;

@@ -18,7 +18,9 @@
 namespace chiron::client {
 namespace {
 
-void PrintClaims(const attest::Claims& claims, bool json) {
+// `server`: the live server attested (its sim warning is the one every connecting command prints,
+// once per process), or empty for saved evidence.
+void PrintClaims(const attest::Claims& claims, bool json, const std::string& server = {}) {
   if (json) {
     std::cout << ClaimsToJson(claims, true) << "\n";
   } else {
@@ -34,10 +36,14 @@ void PrintClaims(const attest::Claims& claims, bool json) {
                  ProgramName());
   }
   if (claims.simulated) {
-    std::fprintf(stderr,
-                 "%s: WARNING: this server runs on the sim platform, a software simulation "
-                 "with no hardware protection. Do not send real data to it.\n",
-                 ProgramName());
+    if (!server.empty()) {
+      WarnSimulatedServer(server);
+    } else {
+      std::fprintf(stderr,
+                   "%s: WARNING: this evidence comes from the sim platform, a software simulation "
+                   "with no hardware protection. Do not send real data to its runtime.\n",
+                   ProgramName());
+    }
   }
 }
 
@@ -119,7 +125,7 @@ int RunAttest(const GlobalOptions& global, const AttestArgs& args) {
         FileSystem::Default()->WriteFileAtomic(args.save, AsBytes(transcript.ToJson()), 0644);
     if (!saved.ok()) return Fail(saved);
   }
-  PrintClaims(*claims, args.json);
+  PrintClaims(*claims, args.json, server);
   if (!args.json) PrintClusterNodes(**connection, **verifier);
   return kExitOk;
 }

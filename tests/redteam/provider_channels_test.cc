@@ -108,6 +108,7 @@ TEST_F(ProviderChannelsTest, NoWorkerChosenValueReachesAnyTextEitherSideOrTheLog
   char secret_hex[17];
   std::snprintf(secret_hex, sizeof(secret_hex), "%016" PRIX64, kSecret);
   std::vector<std::string> job_ids;
+  size_t refused_at_door = 0;
   for (const char* place : kPlaces) {
     std::string path = dir_ + "/" + place + ".so";
     std::ofstream(path, std::ios::binary)
@@ -116,7 +117,15 @@ TEST_F(ProviderChannelsTest, NoWorkerChosenValueReachesAnyTextEitherSideOrTheLog
     auto registered = Run("chiron-operator", "acme",
                           {"recipe", "register", path, "--name", std::string("s-") + place,
                            "--version", "1"});
-    ASSERT_EQ(registered.exit_code, 0) << place << ": " << registered.err;
+    if (registered.exit_code != 0) {
+      // Checked at the door: a recipe whose worker breaks the protocol while loading or
+      // describing itself is refused before any data reaches it, with a fixed reason (its error
+      // is scanned for the secret below like every other text).
+      EXPECT_NE(registered.err.find("recipe refused at registration: "), std::string::npos)
+          << place << ": " << registered.err;
+      ++refused_at_door;
+      continue;
+    }
     auto train = Run("chiron", "alice",
                      {"train", "--dataset", "digits", "--recipe", std::string("s-") + place,
                       "--model", std::string("m-") + place, "--epochs", "1"});
@@ -133,7 +142,7 @@ TEST_F(ProviderChannelsTest, NoWorkerChosenValueReachesAnyTextEitherSideOrTheLog
        at = facts.out.find("\"failed\"", at + 1)) {
     ++failed;
   }
-  EXPECT_GE(failed, 8u) << facts.out;
+  EXPECT_GE(failed + refused_at_door, 8u) << facts.out;
   EXPECT_EQ(facts.out.find("\"running\""), std::string::npos) << facts.out;
   Run("chiron-operator", "acme", {"job", "facts"});
   Run("chiron-operator", "acme", {"recipe", "list", "--json"});
@@ -149,7 +158,7 @@ TEST_F(ProviderChannelsTest, NoWorkerChosenValueReachesAnyTextEitherSideOrTheLog
        at = log.find("job.finished", at + 1)) {
     ++finished;
   }
-  EXPECT_EQ(finished, std::size(kPlaces)) << log;
+  EXPECT_EQ(finished + refused_at_door, std::size(kPlaces)) << log;
   texts_.push_back("chirond log: " + log);
 
   std::vector<std::string> encodings = Encodings();

@@ -37,7 +37,15 @@ Status RecipeRegistry::RegisterBuiltins() {
                             FileSystem::Default()->ReadFile(JoinPath(options_.recipes_dir, file),
                                                             options_.max_recipe_size));
     auto record = Register(kBuiltinPrincipal, name, "builtin", "Chiron built-in " + name, bytes);
-    if (!record.ok()) return record.status().WithContext("built-in recipe " + file);
+    if (!record.ok()) {
+      // A built-in the configured worker cannot load (another worker binary, a broken file) is
+      // left out, loudly: chirond still serves the other recipes. Store errors stop the start.
+      if (record.status().code() != StatusCode::kInvalidArgument) {
+        return record.status().WithContext("built-in recipe " + file);
+      }
+      LogWarning("recipes.builtin_refused", {{"file", file}, {"error", record.status().message()}});
+      continue;
+    }
     LogInfo("recipes.builtin", {{"name", name}, {"id", record->id}});
   }
   return Status::Ok();

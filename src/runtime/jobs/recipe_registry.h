@@ -44,7 +44,9 @@ class RecipeRegistry {
       : store_(store), options_(std::move(options)) {}
 
   // Registers kBuiltinPrincipal and every built-in recipe of options.recipes_dir (a missing
-  // directory is logged and skipped). Errors: the store's, or a built-in the registry refuses.
+  // directory is logged and skipped; so is a built-in the door refuses, e.g. one the configured
+  // worker cannot load: a warning "recipes.builtin_refused" with its fixed reason). Errors: the
+  // store's, or a worker that could not be started at all (Internal).
   Status RegisterBuiltins();
 
   // InvalidArgument for a bad name, version or description, or bytes that are not an ELF object

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -135,6 +136,24 @@ TEST_F(RecipeRegistryTest, ProviderSchemasReplaceTheProbeSet) {
   EXPECT_EQ((*accepted)[0].schema.shape, std::vector<uint32_t>{20});
   EXPECT_EQ((*accepted)[0].schema.element_type, dataset::ElementType::kFloat32);
   EXPECT_EQ((*accepted)[0].schema.class_count(), 3u);
+}
+
+TEST_F(RecipeRegistryTest, BuiltInTheDoorRefusesIsLeftOutAndTheOthersServed) {
+  const std::string dir = dir_.path() + "/recipes";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(CHIRON_TEST_RECIPE_NO_ENTRY, dir + "/chiron_recipe_broken.so");
+  std::filesystem::copy_file(CHIRON_RECIPE_LENET, dir + "/chiron_recipe_lenet.so");
+  RecipeRegistryOptions options;
+  options.recipes_dir = dir;
+  options.worker.worker_path = CHIRON_WORKER_PATH;
+  RecipeRegistry registry(store_.get(), options);
+  ASSERT_TRUE(registry.RegisterBuiltins().ok());
+  auto listed = registry.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().name, "lenet");
+  EXPECT_TRUE(listed->front().built_in);
+  EXPECT_FALSE(listed->front().accepted_schemas.empty());
 }
 
 TEST(RecipeProbeTest, ShapeText) {

@@ -320,7 +320,11 @@ TEST_F(DatasetCliTest, ProviderAndOtherOwnersAreRefused) {
   // chiron-operator has no dataset commands at all.
   auto operator_cmd = Chiron("acme", {"dataset", "list"}, "chiron-operator");
   EXPECT_NE(operator_cmd.exit_code, 0);
-  EXPECT_NE(operator_cmd.err.find("subcommand"), std::string::npos) << operator_cmd.err;
+  // It says whose command this is and which tool runs it.
+  EXPECT_NE(operator_cmd.err.find("'dataset' is a data owner's command"), std::string::npos)
+      << operator_cmd.err;
+  EXPECT_NE(operator_cmd.err.find("chiron --profile DIR dataset"), std::string::npos)
+      << operator_cmd.err;
   auto whoami = Chiron("acme", {"whoami", "--json"}, "chiron-operator");
   ASSERT_EQ(whoami.exit_code, 0) << whoami.err;
   EXPECT_EQ(nlohmann::json::parse(whoami.out)["role"], "provider");

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch DDP over Gloo, as a user runs it: the baseline of bench/distributed_bench.
 
-The same LeNet as Chiron's recipe (src/worker/recipes/lenet.cc: conv 20@5, pool, conv 50@5,
-pool, fc 500, fc classes; inputs u8 / 255), SGD lr 0.01 momentum 0.9, the same global batch
+The same LeNet as Chiron's recipe (src/worker/recipes/lenet.cc; bench/torch_baseline.py's model,
+data reader and transform, u8 / 255), SGD lr 0.01 momentum 0.9, the same global batch
 split over the ranks, Fashion-MNIST's training set split into one contiguous shard per rank
 (as Chiron's nodes each hold their shard), each rank shuffling its own shard (DistributedSampler
 would need every rank to hold the whole set). PyTorch's defaults otherwise (no OMP_WAIT_POLICY),
@@ -14,48 +14,19 @@ Prints one line of JSON: img/s over the training loop (the slowest rank's wall t
 accuracy on t10k, steps.
 """
 import argparse
-import gzip
 import json
 import os
-import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
-DATA = "/usr/share/datasets/fashion-mnist"
-
-
-def read_idx(split):
-    with gzip.open(f"{DATA}/{split}-images-idx3-ubyte.gz") as f:
-        magic, count, rows, cols = struct.unpack(">IIII", f.read(16))
-        assert magic == 0x803
-        images = np.frombuffer(f.read(), dtype=np.uint8).reshape(count, 1, rows, cols)
-    with gzip.open(f"{DATA}/{split}-labels-idx1-ubyte.gz") as f:
-        magic, count = struct.unpack(">II", f.read(8))
-        assert magic == 0x801
-        labels = np.frombuffer(f.read(), dtype=np.uint8).astype(np.int64)
-    return images, labels
-
-
-class LeNet(nn.Module):
-    def __init__(self, classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 20, 5)
-        self.conv2 = nn.Conv2d(20, 50, 5)
-        self.fc1 = nn.Linear(50 * 4 * 4, 500)
-        self.fc2 = nn.Linear(500, classes)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.fc1(x.flatten(1)))
-        return self.fc2(x)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_baseline import LeNet, accuracy, fashion_mnist, transform  # noqa: E402
 
 
 def run(rank, args, port, results):
@@ -65,13 +36,11 @@ def run(rank, args, port, results):
         os.environ["MASTER_ADDR"] = "127.0.0.1"
         os.environ["MASTER_PORT"] = str(port)
         dist.init_process_group("gloo", rank=rank, world_size=args.nodes)
-    images, labels = read_idx("train")
-    if args.train_limit:
-        images, labels = images[: args.train_limit], labels[: args.train_limit]
+    images, labels = fashion_mnist("train", args.train_limit or None)
     lo = len(images) * rank // args.nodes
     hi = len(images) * (rank + 1) // args.nodes
-    x = torch.from_numpy(images[lo:hi].astype(np.float32) / 255.0)
-    y = torch.from_numpy(labels[lo:hi])
+    x = transform(images[lo:hi])
+    y = labels[lo:hi]
     model = LeNet()
     if args.nodes > 1:
         model = nn.parallel.DistributedDataParallel(model)
@@ -98,15 +67,11 @@ def run(rank, args, port, results):
         dist.barrier()
     seconds = time.perf_counter() - start
     if rank == 0:
-        test_images, test_labels = read_idx("t10k")
+        test_images, test_labels = fashion_mnist("t10k")
         net = model.module if args.nodes > 1 else model
-        net.eval()
-        with torch.no_grad():
-            logits = net(torch.from_numpy(test_images.astype(np.float32) / 255.0))
-        accuracy = float((logits.argmax(1) == torch.from_numpy(test_labels)).float().mean())
         results.put({"images_per_second": steps * args.batch * args.epochs / seconds,
                      "seconds": seconds, "steps": steps * args.epochs,
-                     "test_accuracy": accuracy})
+                     "test_accuracy": accuracy(net, test_images, test_labels)})
     if args.nodes > 1:
         dist.destroy_process_group()
 

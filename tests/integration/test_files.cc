@@ -42,4 +42,28 @@ std::string ReadGzipRecords(const std::string& path, size_t header_size, size_t 
   return data.substr(header_size);
 }
 
+std::string WriteFashionSubset(const std::string& dir, const std::string& source,
+                               const std::string& stem, uint32_t count) {
+  std::string pixels = ReadGzipRecords(std::string("/usr/share/datasets/fashion-mnist") + "/" + source +
+                                           "-images-idx3-ubyte.gz",
+                                       16, size_t{28 * 28}, count);
+  std::string labels = ReadGzipRecords(std::string("/usr/share/datasets/fashion-mnist") + "/" + source +
+                                           "-labels-idx1-ubyte.gz",
+                                       8, 1, count);
+  if (pixels.empty() || labels.empty()) return {};
+  std::string images_file, labels_file;
+  AppendU32Be(images_file, 0x00000803);
+  AppendU32Be(images_file, count);
+  AppendU32Be(images_file, 28);
+  AppendU32Be(images_file, 28);
+  images_file += pixels;
+  AppendU32Be(labels_file, 0x00000801);
+  AppendU32Be(labels_file, count);
+  labels_file += labels;
+  std::string images_path = dir + "/fashion-" + stem + "-images-idx3-ubyte";
+  std::ofstream(images_path, std::ios::binary) << images_file;
+  std::ofstream(dir + "/fashion-" + stem + "-labels-idx1-ubyte", std::ios::binary) << labels_file;
+  return images_path;
+}
+
 }  // namespace chiron::testing

@@ -21,4 +21,11 @@ std::string WriteGeneratedIdx(const std::string& dir, const std::string& stem, u
 std::string ReadGzipRecords(const std::string& path, size_t header_size, size_t item_size,
                             uint32_t count);
 
+// Writes "<dir>/fashion-<stem>-images-idx3-ubyte" and its labels file (plain IDX) with the first
+// `count` samples of Debian's Fashion-MNIST `source` ("train" or "t10k"). "fashion" in the name
+// makes the importer name the classes (T-shirt/top, Trouser, ...). Returns the images path, or
+// empty if the dataset is not installed.
+std::string WriteFashionSubset(const std::string& dir, const std::string& source,
+                               const std::string& stem, uint32_t count);
+
 }  // namespace chiron::testing

@@ -35,35 +35,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kFashionDir[] = "/usr/share/datasets/fashion-mnist";
 constexpr size_t kImageSize = 28 * 28;
-
-// Writes "<dir>/fashion-<stem>-images-idx3-ubyte" and its labels file (plain IDX) with the first
-// `count` samples of Debian's Fashion-MNIST `source` ("train" or "t10k"). "fashion" in the name
-// makes the importer name the classes (T-shirt/top, Trouser, ...). Returns the images path.
-std::string WriteFashionSubset(const std::string& dir, const std::string& source,
-                               const std::string& stem, uint32_t count) {
-  std::string pixels = ReadGzipRecords(std::string(kFashionDir) + "/" + source +
-                                           "-images-idx3-ubyte.gz",
-                                       16, kImageSize, count);
-  std::string labels = ReadGzipRecords(std::string(kFashionDir) + "/" + source +
-                                           "-labels-idx1-ubyte.gz",
-                                       8, 1, count);
-  if (pixels.empty() || labels.empty()) return {};
-  std::string images_file, labels_file;
-  AppendU32Be(images_file, 0x00000803);
-  AppendU32Be(images_file, count);
-  AppendU32Be(images_file, 28);
-  AppendU32Be(images_file, 28);
-  images_file += pixels;
-  AppendU32Be(labels_file, 0x00000801);
-  AppendU32Be(labels_file, count);
-  labels_file += labels;
-  std::string images_path = dir + "/fashion-" + stem + "-images-idx3-ubyte";
-  std::ofstream(images_path, std::ios::binary) << images_file;
-  std::ofstream(dir + "/fashion-" + stem + "-labels-idx1-ubyte", std::ios::binary) << labels_file;
-  return images_path;
-}
 
 std::string LabelsPath(const std::string& images_path) {
   std::string path = images_path;
@@ -177,7 +149,7 @@ TEST_F(TrainCliTest, EveryCommandHasHelpWithAnExample) {
 }
 
 TEST_F(TrainCliTest, TrainEvaluatePredictWithRolesFactsSandboxAndAudit) {
-  ASSERT_TRUE(fs::exists(std::string(kFashionDir) + "/train-images-idx3-ubyte.gz"))
+  ASSERT_TRUE(fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
       << "install Debian's dataset-fashion-mnist";
   std::string train_images = WriteFashionSubset(dir_, "train", "train", 3000);
   std::string test_images = WriteFashionSubset(dir_, "t10k", "test", 1000);

@@ -137,4 +137,23 @@ Status DataParallel::Step(uint64_t step, double learning_rate, std::span<const f
   return AllGather(step, kPhaseParameters, model);
 }
 
+Result<bool> AgreeOnResume(Collective& group, uint64_t my_checkpoint_step) {
+  Bytes mine;
+  AppendU64Le(mine, my_checkpoint_step);
+  std::vector<Bytes> all;
+  CHIRON_RETURN_IF_ERROR(group.ExchangeBytes(0, kPhaseResume, mine, all));
+  if (all.size() != group.size()) return InternalError("data-parallel resume: ranks missing");
+  bool agreed = my_checkpoint_step != 0;
+  for (uint32_t j = 0; j < group.size(); ++j) {
+    ByteReader reader(all[j]);
+    CHIRON_ASSIGN_OR_RETURN(uint64_t step, reader.U64Le("checkpoint step"));
+    if (reader.remaining() != 0) {
+      return DataLossError("data-parallel resume: node " + std::to_string(j) +
+                           " sent an invalid checkpoint position");
+    }
+    if (step != my_checkpoint_step) agreed = false;
+  }
+  return agreed;
+}
+
 }  // namespace chiron::train

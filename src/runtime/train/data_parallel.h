@@ -79,4 +79,10 @@ class DataParallel {
   uint64_t values_sent_ = 0;
 };
 
+// Before a data-parallel session starts (tag (0, kPhaseResume)): every rank says the step of the
+// checkpoint it could restore (0: none) and learns the others'. True iff every rank holds one at
+// the same step, so either every rank restores or none does (a node that crashed between two
+// checkpoints holds an older one than the rest: the job then starts afresh on every rank).
+Result<bool> AgreeOnResume(Collective& group, uint64_t my_checkpoint_step);
+
 }  // namespace chiron::train

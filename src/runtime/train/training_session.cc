@@ -595,4 +595,16 @@ Result<std::unique_ptr<TrainingSession>> TrainingSession::Create(const TrainingD
   return session;
 }
 
+Result<uint64_t> CheckpointStep(ByteSpan checkpoint) {
+  ByteReader reader(checkpoint);
+  CHIRON_ASSIGN_OR_RETURN(ByteSpan magic, reader.Take(8, "checkpoint magic"));
+  if (std::memcmp(magic.data(), kCheckpointMagic, 8) != 0) {
+    return InvalidArgumentError("checkpoint: bad magic (not a Chiron training checkpoint)");
+  }
+  CHIRON_RETURN_IF_ERROR(reader.U64Le("fingerprint").status());
+  CHIRON_RETURN_IF_ERROR(reader.U32Le("epoch").status());
+  CHIRON_RETURN_IF_ERROR(reader.U64Le("batch").status());
+  return reader.U64Le("step");
+}
+
 }  // namespace chiron::train

@@ -175,4 +175,8 @@ class TrainingSession {
   virtual uint64_t batches_per_epoch() const = 0;  // training batches (the last may be short)
 };
 
+// The optimizer step a checkpoint was taken at, read from its header only (Restore checks the
+// rest). InvalidArgument if the bytes are not a training checkpoint.
+Result<uint64_t> CheckpointStep(ByteSpan checkpoint);
+
 }  // namespace chiron::train

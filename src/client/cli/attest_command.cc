@@ -7,6 +7,7 @@
 #include "chiron/v1/attestation.grpc.pb.h"
 #include "client/cli/claims_output.h"
 #include "client/cli/cli_common.h"
+#include "client/cli/cluster_nodes.h"
 #include "client/evidence_file.h"
 #include "shared/attest/policy.h"
 #include "shared/attest/tdx/tdx_verify.h"
@@ -51,29 +52,12 @@ void PrintClaims(const attest::Claims& claims, bool json, const std::string& ser
 // here under the owner's own policy: every node that could receive the owner's data in a
 // distributed job. Nothing for a server alone or one that predates ListNodes.
 void PrintClusterNodes(Connection& connection, const attest::Verifier& verifier) {
-  v1::ListNodesResponse nodes;
-  auto context = connection.NewContext();
-  grpc::Status status = v1::Attestation::NewStub(connection.channel())
-                            ->ListNodes(context.get(), v1::ListNodesRequest(), &nodes);
-  if (!status.ok() || nodes.node_address().empty()) return;
-  std::cout << "\ncluster: this server's peer listener is " << nodes.node_address() << "; "
-            << nodes.peers_size() << " other node(s), each checked under YOUR policy:\n";
-  for (const v1::ClusterNode& node : nodes.peers()) {
-    std::string verdict;
-    if (!node.verified()) {
-      verdict = "NOT USABLE: " + node.problem();
-    } else if (auto cert = crypto::Certificate::FromPem(node.certificate_pem()); !cert.ok()) {
-      verdict = "REFUSED: its certificate does not parse: " + cert.status().ToString();
-    } else if (auto claims = ratls::VerifyAttestedCertificate(*cert, verifier); !claims.ok()) {
-      verdict = "REFUSED by your policy: " + std::string(claims.status().message());
-    } else {
-      auto key = cert->public_key();
-      auto spki = key.ok() ? key->ToSpkiDer() : Result<Bytes>(key.status());
-      verdict = "verified: " + claims->platform + (claims->simulated ? " (INSECURE sim)" : "") +
-                ", measurement " + HexEncode(claims->measurement).substr(0, 16) + "…, key " +
-                (spki.ok() ? ratls::PrincipalId(*spki).substr(0, 16) + "…" : "?");
-    }
-    std::cout << "  " << node.address() << "  " << verdict << "\n";
+  auto cluster = CheckClusterNodes(connection, verifier);
+  if (!cluster.ok() || cluster->node_address.empty()) return;
+  std::cout << "\ncluster: this server's peer listener is " << cluster->node_address << "; "
+            << cluster->nodes.size() << " other node(s), each checked under YOUR policy:\n";
+  for (const CheckedNode& node : cluster->nodes) {
+    std::cout << "  " << node.address << "  " << node.verdict << "\n";
   }
 }
 

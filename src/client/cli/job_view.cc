@@ -382,6 +382,12 @@ nlohmann::json OwnerJobViewJson(const v1::OwnerJobView& view,
       {"provider_view",
        view.provider_view() == v1::PROVIDER_VIEW_DONE_ONLY ? "done-only" : "coarse"},
   };
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const v1::JobNode& node : view.nodes()) {
+    nodes.push_back({{"rank", node.rank()}, {"address", node.address()},
+                     {"key_id", node.key_id()}, {"records", node.records()}});
+  }
+  j["nodes"] = nodes;
   if (!view.history().empty()) {
     j["validation_accuracy"] = view.history(view.history_size() - 1).validation_accuracy();
   }
@@ -521,6 +527,15 @@ int ReportFinishedJob(Connection& connection, const v1::OwnerJobView& view, bool
   }
   std::printf("job %s succeeded in %s: model '%s' is ready\n", view.job_id().c_str(),
               Clock(view.elapsed_seconds()).c_str(), view.model_name().c_str());
+  if (view.nodes_size() > 1) {
+    std::printf("trained on %d nodes, each holding only its shard of the dataset:\n",
+                view.nodes_size());
+    for (const v1::JobNode& node : view.nodes()) {
+      std::printf("  rank %u  %s  key %.16s…  %llu records\n", node.rank(),
+                  node.address().c_str(), node.key_id().c_str(),
+                  static_cast<unsigned long long>(node.records()));
+    }
+  }
   if (!view.history().empty()) {
     const v1::EpochMetrics& last = view.history(view.history_size() - 1);
     std::printf("validation accuracy: %.4f (validation loss %.4f, train loss %.4f, %u epoch%s)\n",

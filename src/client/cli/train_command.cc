@@ -4,7 +4,9 @@
 
 #include "chiron/v1/jobs.grpc.pb.h"
 #include "client/cli/cli_common.h"
+#include "client/cli/cluster_nodes.h"
 #include "client/cli/job_view.h"
+#include "shared/base/file_system.h"
 
 namespace chiron::client {
 namespace {
@@ -17,6 +19,7 @@ struct TrainArgs {
   double validation = 0.1;
   uint64_t seed = 0;
   std::string provider_view = "coarse";
+  uint32_t nodes = 1;
   bool detach = false;
   bool json = false;
 };
@@ -37,6 +40,41 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
   request.set_seed(args.seed);
   request.set_provider_view(args.provider_view == "done-only" ? v1::PROVIDER_VIEW_DONE_ONLY
                                                               : v1::PROVIDER_VIEW_COARSE);
+  if (args.nodes > 1) {
+    // Only nodes whose certificates verify under YOUR policy may receive a shard of your data:
+    // the server's cluster is checked here, and their keys go with the request.
+    auto verifier = LoadVerifier(session->policy_path);
+    if (!verifier.ok()) return Fail(verifier.status());
+    auto cluster = CheckClusterNodes(**connection, **verifier);
+    if (!cluster.ok()) return Fail(cluster.status());
+    if (cluster->node_address.empty()) {
+      return Fail(FailedPreconditionError(
+          "--nodes " + std::to_string(args.nodes) + ": " + session->server +
+          " is not in a cluster, so it trains on one node; drop --nodes"));
+    }
+    uint32_t approved = 0;
+    for (const CheckedNode& node : cluster->nodes) {
+      if (node.approved) ++approved;
+      if (!args.json) {
+        std::fprintf(stderr, "%s: node %s  %s\n", global.program.c_str(), node.address.c_str(),
+                     node.verdict.c_str());
+      }
+    }
+    if (approved + 1 < args.nodes) {
+      return Fail(FailedPreconditionError(
+          "--nodes " + std::to_string(args.nodes) + " needs " + std::to_string(args.nodes - 1) +
+          " other nodes that pass your policy, and " + std::to_string(approved) + " of the " +
+          std::to_string(cluster->nodes.size()) +
+          " in the cluster do (listed above; `" + global.program +
+          " attest` shows them): lower --nodes, or trust the nodes in your policy"));
+    }
+    // The server checks every node again under your policy at each dispatch (a node that
+    // restarts has a new key, the same evidence).
+    auto policy_text = FileSystem::Default()->ReadFile(session->policy_path, size_t{1} << 20);
+    if (!policy_text.ok()) return Fail(policy_text.status());
+    request.set_node_policy(std::string(policy_text->begin(), policy_text->end()));
+    request.set_nodes(args.nodes);
+  }
   v1::OwnerJobView started;
   auto context = (*connection)->NewContext();
   Status status = FromGrpc(v1::Jobs::NewStub((*connection)->channel())
@@ -61,10 +99,11 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
                                  ? std::to_string(epochs) + (epochs == 1 ? " epoch" : " epochs")
                                  : "the recipe's default epochs";
     std::printf("started job %s: model '%s' from dataset '%s' with recipe %s, %s, "
-                "%.0f%% held out for validation\n",
+                "%.0f%% held out for validation%s\n",
                 started.job_id().c_str(), args.model.c_str(), args.dataset.c_str(),
                 started.recipe_id().substr(0, 16).c_str(), epoch_text.c_str(),
-                args.validation * 100);
+                args.validation * 100,
+                args.nodes > 1 ? (", on " + std::to_string(args.nodes) + " nodes").c_str() : "");
     std::fflush(stdout);
   }
   if (args.detach) {
@@ -122,6 +161,11 @@ void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
                         "coarse memory bucket) or 'done-only' (that it ended, nothing else)")
       ->check(CLI::IsMember({"coarse", "done-only"}))
       ->capture_default_str();
+  train_cmd->add_option("--nodes", args->nodes,
+                        "train on this many nodes of the server's cluster (default 1: the server "
+                        "alone); each node must pass YOUR policy and receives one shard of the "
+                        "dataset (docs/distributed.md)")
+      ->check(CLI::Range(1u, 64u));
   train_cmd->add_flag("--detach", args->detach, "start the job and return at once");
   train_cmd->add_flag("--json", args->json, "print the finished job as JSON (no progress lines)");
   train_cmd->callback([&global, &action, args] {

@@ -4,6 +4,7 @@
 
 #include "chiron/internal/node.grpc.pb.h"
 #include "runtime/cluster/group_core.h"
+#include "shared/dataset/schema.h"
 #include "shared/ratls/grpc_credentials.h"
 
 namespace chiron::cluster {
@@ -23,6 +24,81 @@ class NodeExchangeService final : public chiron::internal::NodeExchange::Service
                     const chiron::internal::PingRequest* /*request*/,
                     chiron::internal::PingReply* /*reply*/) override {
     return grpc::Status::OK;  // the handshake already checked the caller's evidence
+  }
+
+  void SetOfferHandler(OfferHandler handler) {
+    std::lock_guard<std::mutex> lock(offer_mu_);
+    offer_handler_ = std::move(handler);
+  }
+
+  // Reads an offer's parts into a ReceivedOffer, checking every size before it allocates, and
+  // hands it to the offer handler.
+  grpc::Status Offer(grpc::ServerContext* context,
+                     grpc::ServerReader<chiron::internal::OfferPart>* reader,
+                     chiron::internal::OfferReply* /*reply*/) override {
+    OfferHandler handler;
+    {
+      std::lock_guard<std::mutex> lock(offer_mu_);
+      handler = offer_handler_;
+    }
+    if (!handler) {
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this node takes no training jobs");
+    }
+    auto refuse = [](const std::string& why) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "job offer refused: " + why);
+    };
+    chiron::internal::OfferPart part;
+    if (!reader->Read(&part) || !part.has_offer()) return refuse("its first part has no offer");
+    const chiron::internal::JobOffer offer = part.offer();
+    ByteReader schema_reader(AsBytes(offer.schema()));
+    auto schema = dataset::ParseSchema(schema_reader);
+    if (!schema.ok() || schema_reader.remaining() != 0) return refuse("its schema does not parse");
+    const uint64_t record_size = schema->record_size();
+    if (offer.recipe_size() == 0 || offer.recipe_size() > kMaxOfferRecipeSize) {
+      return refuse("its recipe size is out of range");
+    }
+    if (offer.record_count() == 0 || record_size == 0 ||
+        offer.record_count() > kMaxOfferRecordsSize / record_size) {
+      return refuse("its record count is out of range");
+    }
+    ReceivedOffer received;
+    auto caller = ratls::PeerSpki(*context);
+    if (!caller.ok()) return refuse("the caller presented no TLS key");
+    received.caller_spki = std::move(*caller);
+    received.offer = &offer;
+    received.recipe.reserve(offer.recipe_size());
+    received.records = SecretBytes(offer.record_count() * record_size);
+    uint64_t records_at = 0;
+    auto take = [&](chiron::internal::OfferPart& p) -> bool {
+      if (p.has_offer()) return false;
+      if (!p.recipe().empty()) {
+        if (records_at != 0 || p.recipe().size() > offer.recipe_size() - received.recipe.size()) {
+          return false;
+        }
+        received.recipe.insert(received.recipe.end(), p.recipe().begin(), p.recipe().end());
+      }
+      if (!p.records().empty()) {
+        if (received.recipe.size() != offer.recipe_size() ||
+            p.records().size() > received.records.size() - records_at) {
+          return false;
+        }
+        std::memcpy(received.records.data() + records_at, p.records().data(), p.records().size());
+        records_at += p.records().size();
+        SecureZero(p.mutable_records()->data(), p.records().size());
+      }
+      return true;
+    };
+    bool parts_ok = part.recipe().empty() && part.records().empty();  // the offer part
+    while (parts_ok && reader->Read(&part)) parts_ok = take(part);
+    if (!parts_ok) return refuse("its parts do not add up to the sizes it declares");
+    if (received.recipe.size() != offer.recipe_size() || records_at != received.records.size()) {
+      return refuse("it ended before every part arrived");
+    }
+    Status decided = handler(std::move(received));
+    if (!decided.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(decided.code()), decided.message());
+    }
+    return grpc::Status::OK;
   }
 
   grpc::Status Stream(grpc::ServerContext* context,
@@ -61,6 +137,8 @@ class NodeExchangeService final : public chiron::internal::NodeExchange::Service
 
   std::shared_ptr<JobRegistry> registry_;
   const NodeListenerOptions options_;
+  std::mutex offer_mu_;
+  OfferHandler offer_handler_;
 };
 
 Status JobRegistry::Register(const std::string& job_id, std::shared_ptr<GroupCore> group) {
@@ -140,6 +218,10 @@ Result<std::unique_ptr<NodeListener>> NodeListener::Start(
 }
 
 NodeListener::~NodeListener() { Shutdown(); }
+
+void NodeListener::SetOfferHandler(OfferHandler handler) {
+  service_->SetOfferHandler(std::move(handler));
+}
 
 void NodeListener::Shutdown() {
   std::call_once(shut_down_, [this] {

@@ -15,16 +15,23 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "shared/attest/verifier.h"
+#include "shared/base/bytes.h"
+#include "shared/base/secret.h"
 #include "shared/base/status.h"
 #include "shared/ratls/ratls.h"
 
 namespace grpc {
 class Server;
+}
+
+namespace chiron::internal {
+class JobOffer;
 }
 
 namespace chiron::cluster {
@@ -33,6 +40,21 @@ namespace internal {
 class JobRegistry;
 class NodeExchangeService;
 }  // namespace internal
+
+// A job offer as a node received it (NodeExchange.Offer, docs/distributed.md "Jobs on several
+// nodes"): the caller's TLS key, the offer's settings (sizes already checked against the parts
+// received), the recipe and the records of this node's shard.
+struct ReceivedOffer {
+  Bytes caller_spki;
+  const ::chiron::internal::JobOffer* offer = nullptr;  // valid during the handler only
+  Bytes recipe;
+  SecretBytes records;
+};
+// Decides on an offer; an error status goes back to the leader as the refusal.
+using OfferHandler = std::function<Status(ReceivedOffer offer)>;
+
+inline constexpr uint64_t kMaxOfferRecipeSize = uint64_t{64} << 20;  // as RegisterRecipe's
+inline constexpr uint64_t kMaxOfferRecordsSize = uint64_t{16} << 30;
 
 struct NodeListenerOptions {
   // How long a stream naming an unknown job waits for its group to register (peers may join a
@@ -56,6 +78,10 @@ class NodeListener {
 
   // The bound port.
   int port() const { return port_; }
+
+  // Who takes job offers on this node (PeerJobs); without one, offers are refused as
+  // UNIMPLEMENTED. Set once, before peers may send offers.
+  void SetOfferHandler(OfferHandler handler);
 
   // Stops accepting streams and aborts every group joined through this listener (their blocked
   // calls return Aborted). Idempotent.

@@ -30,6 +30,7 @@ PeerView PeerDirectory::ProbeOne(const std::string& address,
     if (auto verified = record->last_verified()) {
       view.verified = true;
       view.certificate_pem = verified->server_cert_pem;
+      view.spki_der = verified->server_spki_der;
       return view;
     }
     view.problem = "answered without a verified certificate";

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "shared/attest/verifier.h"
+#include "shared/base/bytes.h"
 #include "shared/ratls/ratls.h"
 
 namespace chiron::cluster {
@@ -22,6 +23,7 @@ struct PeerView {
   std::string address;          // host:port of its NodeListener
   bool verified = false;        // its evidence verified under the cluster policy and it answered
   std::string certificate_pem;  // the certificate it presented (empty if none was verified)
+  Bytes spki_der;               // its certificate's key (empty if none was verified)
   std::string problem;          // when not verified: what failed, for the operator and the owner
 };
 
@@ -36,6 +38,8 @@ class PeerDirectory {
         verifier_(std::move(cluster_verifier)) {}
 
   const std::vector<std::string>& peers() const { return peers_; }
+  const std::shared_ptr<const ratls::TlsIdentity>& identity() const { return identity_; }
+  const std::shared_ptr<const attest::Verifier>& verifier() const { return verifier_; }
 
   // Dials every peer now, all at once, each bounded by `timeout`; one view per peer, in the
   // order of peers().

@@ -142,6 +142,12 @@ void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
                  "threads); queued jobs take free slots fairly across owners")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_option("--checkpoint-every", s.checkpoint_every,
+                 "optimizer steps between a training job's sealed checkpoints (a job resumes "
+                 "from its last one after a restart; on several nodes, from the last one every "
+                 "node holds)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}))
+      ->capture_default_str();
   app.add_option("--max-job-seconds", s.max_job_seconds,
                  "wall-clock limit of one training job over all its runs; a recipe's declared "
                  "budget may lower it, never raise it")
@@ -296,6 +302,7 @@ std::string FormatSettings(const ChirondSettings& s) {
   out += ConfigLine("query-budget", std::to_string(s.query_budget));
   out += ConfigLine("worker-threads", std::to_string(s.worker_threads));
   out += ConfigLine("training-slots", std::to_string(s.training_slots));
+  out += ConfigLine("checkpoint-every", std::to_string(s.checkpoint_every));
   out += ConfigLine("max-job-seconds", std::to_string(s.max_job_seconds));
   out += ConfigLine("max-job-memory", s.max_job_memory);
   out += ConfigLine("prediction-isolation", s.prediction_isolation);

@@ -30,6 +30,7 @@ struct ChirondSettings {
   int worker_threads = 2;
   // Training jobs at once and the operator's limits on each (docs/operations.md).
   uint32_t training_slots = 2;
+  uint64_t checkpoint_every = 200;  // optimizer steps between a job's sealed checkpoints
   uint64_t max_job_seconds = 6 * 3600;
   std::string max_job_memory = "8G";  // ParseByteSize
   // Prediction workers: "principal" (one per model and querying principal) or "request".

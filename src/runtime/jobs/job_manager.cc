@@ -13,6 +13,7 @@ TrainingQueueOptions TrainingOptionsFrom(const JobManagerOptions& o) {
   out.slots = o.training_slots;
   out.max_job_seconds = o.max_job_seconds;
   out.max_job_memory_size = o.max_job_memory_size;
+  out.dispatcher = o.dispatcher;
   return out;
 }
 

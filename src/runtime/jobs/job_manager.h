@@ -43,6 +43,8 @@ struct JobManagerOptions {
   // Request isolation of predictions (PredictionWorkers).
   PredictionIsolation prediction_isolation = PredictionIsolation::kPerPrincipal;
   uint32_t max_prediction_workers = 4;
+  // Jobs on several nodes (TrainingQueueOptions::dispatcher); null: this node alone.
+  std::shared_ptr<NodeDispatcher> dispatcher;
 };
 
 class JobManager {

@@ -69,6 +69,11 @@ Result<RecipeRecord> DecodeRecipeRecord(ByteSpan bytes) {
 }
 
 Bytes EncodeJobRecord(const JobRecord& r) {
+  json node_list = json::array();
+  for (const JobNodeRecord& n : r.node_list) {
+    node_list.push_back({{"rank", n.rank}, {"address", n.address}, {"key_id", n.key_id},
+                         {"records", n.records}});
+  }
   json history = json::array();
   for (const EpochRecord& e : r.history) {
     history.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
@@ -107,7 +112,10 @@ Bytes EncodeJobRecord(const JobRecord& r) {
                {"started_unix", r.started_unix},
                {"budget_seconds", r.budget_seconds},
                {"budget_memory_size", r.budget_memory_size},
-               {"provider_view", static_cast<int>(r.provider_view)}});
+               {"provider_view", static_cast<int>(r.provider_view)},
+               {"nodes", r.nodes},
+               {"node_policy", r.node_policy},
+               {"node_list", node_list}});
 }
 
 Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
@@ -153,6 +161,16 @@ Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
     r.budget_seconds = j.value("budget_seconds", uint64_t{0});
     r.budget_memory_size = j.value("budget_memory_size", uint64_t{0});
     r.provider_view = static_cast<ProviderView>(j.value("provider_view", 0));
+    r.nodes = j.value("nodes", uint32_t{1});
+    r.node_policy = j.value("node_policy", std::string());
+    for (const json& n : j.value("node_list", json::array())) {
+      JobNodeRecord node;
+      n.at("rank").get_to(node.rank);
+      n.at("address").get_to(node.address);
+      n.at("key_id").get_to(node.key_id);
+      n.at("records").get_to(node.records);
+      r.node_list.push_back(std::move(node));
+    }
   });
   if (result.ok()) {
     int state = static_cast<int>(result->state);

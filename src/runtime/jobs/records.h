@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chiron/recipe_types.h"
+#include "runtime/jobs/node_dispatch.h"
 #include "runtime/train/prediction_session.h"
 #include "shared/base/bytes.h"
 #include "shared/base/status.h"
@@ -95,6 +96,12 @@ struct JobRecord {
                                       // at most the operator's); 0 until the first run reads it
   uint64_t budget_memory_size = 0;    // resident bytes its worker may use, likewise
   ProviderView provider_view = ProviderView::kCoarse;
+  // Distributed training (records written before: one node). `nodes` ranks in all; only peers
+  // whose evidence verifies under node_policy (the owner's policy, JSON) receive a shard;
+  // node_list: who trains it (set at every dispatch, rank 0 first).
+  uint32_t nodes = 1;
+  std::string node_policy;
+  std::vector<JobNodeRecord> node_list;
 };
 
 struct ModelRecord {

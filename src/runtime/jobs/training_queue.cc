@@ -67,6 +67,12 @@ bool TrainingQueue::Stopping() {
   return stopping_;
 }
 
+void TrainingQueue::WaitUnlessInterrupted(const std::string& job_id,
+                                          std::chrono::milliseconds delay) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait_for(lock, delay, [&] { return stopping_ || cancelled_.count(job_id) != 0; });
+}
+
 bool TrainingQueue::CancelRequested(const std::string& job_id) {
   std::lock_guard<std::mutex> lock(mutex_);
   return cancelled_.count(job_id) != 0;
@@ -145,6 +151,28 @@ Result<JobRecord> TrainingQueue::StartTraining(const std::string& owner_id,
       args.provider_view != ProviderView::kDoneOnly) {
     return InvalidArgumentError("unknown provider view: use coarse or done-only");
   }
+  if (args.nodes > 1) {
+    if (!options_.dispatcher) {
+      return FailedPreconditionError(
+          "this chirond is not in a cluster, so it trains on one node: drop --nodes, or ask the "
+          "operator to start it with --node-listen, --peers and --cluster-policy");
+    }
+    if (args.nodes - 1 > options_.dispatcher->peer_count()) {
+      return InvalidArgumentError(
+          "--nodes " + std::to_string(args.nodes) + " needs " + std::to_string(args.nodes - 1) +
+          " other nodes, and this chirond's cluster has " +
+          std::to_string(options_.dispatcher->peer_count()) + " (`chiron attest` lists them)");
+    }
+    if (args.node_policy.empty()) {
+      return InvalidArgumentError(
+          "a job on several nodes needs your attestation policy (node_policy): only nodes that "
+          "pass it receive a shard of your data");
+    }
+    CHIRON_RETURN_IF_ERROR(options_.dispatcher->CheckNodePolicy(args.node_policy));
+  }
+  if (args.nodes > kMaxJobNodes) {
+    return InvalidArgumentError("at most " + std::to_string(kMaxJobNodes) + " nodes");
+  }
   CHIRON_ASSIGN_OR_RETURN(store::DatasetRecord dataset,
                           store_->FindDataset(owner_id, args.dataset_name));
   if (!dataset.complete) {
@@ -166,6 +194,8 @@ Result<JobRecord> TrainingQueue::StartTraining(const std::string& owner_id,
   record.validation_fraction = args.validation_fraction;
   record.epochs_requested = args.epochs;
   record.provider_view = args.provider_view;
+  record.nodes = std::max<uint32_t>(1, args.nodes);
+  if (record.nodes > 1) record.node_policy = args.node_policy;
   record.created_unix = NowUnix();
 
   // The model name is reserved from here on: checked and taken under one lock, so two requests

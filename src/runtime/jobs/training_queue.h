@@ -43,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/jobs/node_dispatch.h"
 #include "runtime/jobs/recipe_registry.h"
 #include "runtime/jobs/records.h"
 #include "runtime/store/store.h"
@@ -63,6 +64,15 @@ struct TrainingQueueOptions {
   // The operator's limits on one job; a recipe's declared budget may only lower them.
   uint64_t max_job_seconds = 6 * 3600;           // wall-clock over all of the job's runs
   uint64_t max_job_memory_size = uint64_t{8} << 30;  // resident bytes of the job's worker
+  // How jobs on several nodes reach this node's cluster peers; null: this chirond is not in a
+  // cluster and refuses jobs for more than one node.
+  std::shared_ptr<NodeDispatcher> dispatcher;
+  // A job on several nodes whose group breaks (a node lost, a peer's worker failed) or that finds
+  // too few nodes is dispatched again from the ranks' common checkpoint, at most this many runs
+  // in all; the waits between runs start at `redispatch_delay` and double up to 30 s (about four
+  // minutes in all with the defaults: a node that restarts within them lets the job go on).
+  uint32_t max_dispatch_attempts = 8;
+  std::chrono::milliseconds redispatch_delay{2000};
 };
 
 struct StartTrainingArgs {
@@ -73,6 +83,8 @@ struct StartTrainingArgs {
   uint32_t epochs = 0;  // 0: the recipe's
   uint64_t seed = 0;
   ProviderView provider_view = ProviderView::kCoarse;
+  uint32_t nodes = 1;                        // ranks, this node included (docs/distributed.md)
+  std::string node_policy;  // the owner's policy (JSON) every other node must pass
 };
 
 class TrainingQueue {
@@ -145,6 +157,8 @@ class TrainingQueue {
   std::shared_ptr<train::WorkerStopper> StopperOf(const std::string& job_id);
   bool CancelRequested(const std::string& job_id);
   bool Stopping();
+  // Sleeps up to `delay`, less if the job is cancelled or chirond stops.
+  void WaitUnlessInterrupted(const std::string& job_id, std::chrono::milliseconds delay);
   void PublishProgress(const std::string& job_id, const LiveProgress& progress);
 
   store::Store* store_;

@@ -4,6 +4,7 @@
 
 #include "runtime/jobs/dataset_loader.h"
 #include "runtime/jobs/training_queue.h"
+#include "runtime/train/data_parallel.h"
 #include "runtime/train/trained_model.h"
 #include "runtime/train/training_session.h"
 #include "shared/base/log.h"
@@ -175,27 +176,6 @@ void TrainingQueue::RunJob(const std::string& job_id) {
   training.worker.stopper = stopper;
   training.max_resident_size = record.budget_memory_size;
   training.deadline = started + std::chrono::seconds(record.budget_seconds - elapsed_before);
-  auto session = train::TrainingSession::Create(
-      train::TrainingData{data->schema, data->records.span()}, recipe->span(), training, &failure);
-  if (!session.ok()) {
-    if (!interrupted()) finish(JobState::kFailed, failure, session.status());
-    return;
-  }
-
-  auto checkpoint = store_->GetBlob(BlobKind::kCheckpoint, record.id);
-  if (checkpoint.ok()) {
-    Status restored = (*session)->Restore(checkpoint->span());
-    if (!restored.ok()) {
-      LogWarning("job.checkpoint_unusable", {{"job", record.id}, {"error", restored.ToString()}});
-    } else {
-      LogInfo("job.restored", {{"job", record.id}});
-    }
-  }
-  record.epochs_total = (*session)->config().epochs;
-  record.samples_total = (*session)->training_sample_count() * record.epochs_total;
-  record.batches_per_epoch = (*session)->batches_per_epoch();
-  record.batches_total = record.batches_per_epoch * record.epochs_total;
-  SaveJob(record).IgnoreError();
 
   auto update_from = [&](const train::EpochMetrics& m) {
     record.epochs_done = m.epoch;
@@ -240,10 +220,124 @@ void TrainingQueue::RunJob(const std::string& job_id) {
     return SaveJob(record);
   };
 
-  auto result = (*session)->Run(progress, save_checkpoint, batch_progress);
-  peak_resident_size = std::max(peak_resident_size, (*session)->peak_resident_size());
+  // One run of the session: alone, or rank 0 of the job's nodes (docs/distributed.md, "Jobs on
+  // several nodes"). A job on several nodes whose group breaks is dispatched again, from the
+  // checkpoint every rank holds, up to max_dispatch_attempts runs.
+  Result<train::TrainingResult> result = InternalError("the job did not run");
+  for (uint32_t attempt = 1;; ++attempt) {
+    std::unique_ptr<DistributedRun> distributed;
+    train::TrainingData local{data->schema, data->records.span()};
+    auto checkpoint = store_->GetBlob(BlobKind::kCheckpoint, record.id);
+    if (record.nodes > 1) {
+      auto config = train::SanitizeTrainingConfig(training.config);
+      if (!config.ok()) {
+        finish(JobState::kFailed, train::FailureCategory::kRecipeRejected, config.status());
+        return;
+      }
+      DispatchRequest request;
+      request.job_id = record.id;
+      request.owner_id = record.owner_id;
+      request.nodes = record.nodes;
+      request.node_policy = record.node_policy;
+      request.recipe = recipe->span();
+      request.schema = &data->schema;
+      request.records = data->records.span();
+      request.config = *config;
+      request.validation_fraction = record.validation_fraction;
+      request.seed = record.seed;
+      request.checkpoint_every_steps = options_.checkpoint_every_steps;
+      request.seconds_left = record.budget_seconds - std::min(record.budget_seconds, elapsed());
+      request.max_resident_size = record.budget_memory_size;
+      request.attempt = attempt;
+      auto dispatched = options_.dispatcher ? options_.dispatcher->Dispatch(request)
+                                            : Result<std::unique_ptr<DistributedRun>>(
+                                                  FailedPreconditionError(
+                                                      "this chirond is no longer in a cluster"));
+      if (!dispatched.ok()) {
+        result = dispatched.status();
+      } else {
+        distributed = std::move(*dispatched);
+        // The owner's audit chain names every node that received a shard of the dataset, at
+        // every dispatch (each sends the shard again).
+        record.node_list = distributed->nodes();
+        for (const JobNodeRecord& node : record.node_list) {
+          if (node.rank == 0) continue;
+          SaveJob(record, store::AuditEvent{record.owner_id, "dataset.shard_sent",
+                                            record.dataset_name + " job=" + record.id +
+                                                " rank=" + std::to_string(node.rank) +
+                                                " node=" + node.address + " key=" + node.key_id +
+                                                " records=" + std::to_string(node.records)})
+              .IgnoreError();
+        }
+        local.schema.sample_count = distributed->local_record_count();
+        local.records = distributed->local_records();
+        training.collective = &distributed->collective();
+      }
+    }
+    // Alone: restore the checkpoint if any. On several nodes: only if every rank holds one at
+    // the same step (AgreeOnResume, before the session's own exchanges), so all restore or none.
+    bool restore = checkpoint.ok();
+    if (distributed) {
+      uint64_t step = 0;
+      if (checkpoint.ok()) {
+        auto at = train::CheckpointStep(checkpoint->span());
+        if (at.ok()) step = *at;
+      }
+      auto agreed = train::AgreeOnResume(distributed->collective(), step);
+      restore = agreed.ok() && *agreed;
+      if (!agreed.ok()) {
+        result = agreed.status();
+        distributed.reset();
+      }
+    }
+    if (record.nodes <= 1 || distributed) {
+      auto session = train::TrainingSession::Create(local, recipe->span(), training, &failure);
+      if (!session.ok()) {
+        result = session.status();
+      } else {
+        if (restore) {
+          Status restored = (*session)->Restore(checkpoint->span());
+          if (!restored.ok()) {
+            LogWarning("job.checkpoint_unusable",
+                       {{"job", record.id}, {"error", restored.ToString()}});
+          } else {
+            LogInfo("job.restored", {{"job", record.id}});
+          }
+        }
+        record.epochs_total = (*session)->config().epochs;
+        record.samples_total = (*session)->training_sample_count() * record.epochs_total;
+        record.batches_per_epoch = (*session)->batches_per_epoch();
+        record.batches_total = record.batches_per_epoch * record.epochs_total;
+        SaveJob(record).IgnoreError();
+        result = (*session)->Run(progress, save_checkpoint, batch_progress);
+        peak_resident_size = std::max(peak_resident_size, (*session)->peak_resident_size());
+        failure = (*session)->failure();
+      }
+    }
+    if (result.ok() || record.nodes <= 1) break;
+    if (interrupted()) return;
+    // Several nodes: a failure of this node's own worker ends the job, as does a request a node
+    // refuses as malformed or unauthorised (trying again would not change it); a broken group
+    // (another node lost or failing) or a dispatch that found too few nodes is tried again.
+    const StatusCode code = result.status().code();
+    const bool group_problem = (failure == train::FailureCategory::kInternal ||
+                                failure == train::FailureCategory::kNone) &&
+                               code != StatusCode::kInvalidArgument &&
+                               code != StatusCode::kPermissionDenied;
+    if (!group_problem || attempt >= options_.max_dispatch_attempts) break;
+    LogWarning("job.redispatch", {{"job", record.id},
+                                  {"attempt", std::to_string(attempt)},
+                                  {"error", result.status().ToString()}});
+    WaitUnlessInterrupted(record.id,
+                          std::min<std::chrono::milliseconds>(
+                              options_.redispatch_delay * (1u << std::min(attempt - 1, 10u)),
+                              std::chrono::seconds(30)));
+    if (interrupted()) return;
+    failure = train::FailureCategory::kNone;
+  }
   if (!result.ok()) {
-    if (!interrupted()) finish(JobState::kFailed, (*session)->failure(), result.status());
+    if (failure == train::FailureCategory::kNone) failure = train::FailureCategory::kInternal;
+    if (!interrupted()) finish(JobState::kFailed, failure, result.status());
     return;
   }
 

@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
   jobs.recipes_dir = settings.recipes_dir;
   jobs.query_budget = settings.query_budget;
   jobs.training_slots = settings.training_slots;
+  jobs.checkpoint_every_steps = settings.checkpoint_every;
   jobs.max_job_seconds = settings.max_job_seconds;
   if (!runtime::ParseByteSize(settings.max_job_memory, jobs.max_job_memory_size)) {
     std::fprintf(stderr, "chirond: --max-job-memory: '%s' is not a size (e.g. 8G)\n",

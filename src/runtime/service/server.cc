@@ -43,6 +43,28 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
 
   std::vector<std::string> implemented = {"chiron.v1.Attestation"};
 
+  // Distributed training: this node's peer listener and its directory of the other nodes, both
+  // under the cluster policy.
+  std::shared_ptr<const cluster::PeerDirectory> peers;
+  std::shared_ptr<const attest::Verifier> cluster_verifier;
+  std::string node_address;
+  if (options.cluster) {
+    auto policy = attest::Policy::LoadFile(options.cluster->policy_path);
+    if (!policy.ok()) return policy.status().WithContext("cluster policy");
+    auto verifier = attest::Verifier::Create(*policy);
+    if (!verifier.ok()) return verifier.status().WithContext("cluster policy");
+    cluster_verifier = std::make_shared<const attest::Verifier>(std::move(*verifier));
+    auto listener = cluster::NodeListener::Start(options.cluster->node_listen, server->identity_,
+                                                 cluster_verifier);
+    if (!listener.ok()) return listener.status().WithContext("peer listener (--node-listen)");
+    server->node_listener_ = std::move(*listener);
+    node_address = options.cluster->node_listen.substr(0, options.cluster->node_listen.rfind(':')) +
+                   ":" + std::to_string(server->node_listener_->port());
+    peers = std::make_shared<const cluster::PeerDirectory>(options.cluster->peers, server->identity_,
+                                                           cluster_verifier);
+    LogInfo("cluster.listening",
+            {{"address", node_address}, {"peers", std::to_string(options.cluster->peers.size())}});
+  }
   // The sealed store, under a key only this measured runtime on this platform can derive.
   auto sealing_key = raw_platform->DeriveSealingKey("store");
   if (sealing_key.ok()) {
@@ -64,7 +86,22 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
       server->data_plane_ = std::move(*data_plane);
     }
     if (options.jobs) {
-      server->jobs_ = std::make_unique<jobs::JobManager>(server->store_.get(), *options.jobs);
+      jobs::JobManagerOptions jobs_options = *options.jobs;
+      if (peers) {
+        // Jobs on several nodes: this node leads them (ClusterDispatcher) and trains other
+        // leaders' ranks (PeerJobs).
+        jobs_options.dispatcher = std::make_shared<cluster::ClusterDispatcher>(
+            server->node_listener_.get(), peers, cluster::ClusterDispatcherOptions{node_address});
+        cluster::PeerJobsOptions peer_options;
+        peer_options.worker = options.jobs->worker;
+        server->peer_jobs_ = std::make_unique<cluster::PeerJobs>(
+            server->store_.get(), server->node_listener_.get(), server->identity_,
+            cluster_verifier, peer_options);
+        cluster::PeerJobs* peer_jobs = server->peer_jobs_.get();
+        server->node_listener_->SetOfferHandler(
+            [peer_jobs](cluster::ReceivedOffer offer) { return peer_jobs->HandleOffer(std::move(offer)); });
+      }
+      server->jobs_ = std::make_unique<jobs::JobManager>(server->store_.get(), jobs_options);
     }
     server->services_.push_back(std::make_unique<DatasetsService>(
         server->store_.get(), server->authorizer_.get(), server->data_plane_.get(),
@@ -98,27 +135,6 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
     for (const char* name : {"chiron.v1.Recipes", "chiron.v1.Jobs", "chiron.v1.Models"}) {
       implemented.push_back(name);
     }
-  }
-  // Distributed training: this node's peer listener and its directory of the other nodes, both
-  // under the cluster policy.
-  std::shared_ptr<const cluster::PeerDirectory> peers;
-  std::string node_address;
-  if (options.cluster) {
-    auto policy = attest::Policy::LoadFile(options.cluster->policy_path);
-    if (!policy.ok()) return policy.status().WithContext("cluster policy");
-    auto verifier = attest::Verifier::Create(*policy);
-    if (!verifier.ok()) return verifier.status().WithContext("cluster policy");
-    auto cluster_verifier = std::make_shared<const attest::Verifier>(std::move(*verifier));
-    auto listener = cluster::NodeListener::Start(options.cluster->node_listen, server->identity_,
-                                                 cluster_verifier);
-    if (!listener.ok()) return listener.status().WithContext("peer listener (--node-listen)");
-    server->node_listener_ = std::move(*listener);
-    node_address = options.cluster->node_listen.substr(0, options.cluster->node_listen.rfind(':')) +
-                   ":" + std::to_string(server->node_listener_->port());
-    peers = std::make_shared<const cluster::PeerDirectory>(options.cluster->peers, server->identity_,
-                                                           cluster_verifier);
-    LogInfo("cluster.listening",
-            {{"address", node_address}, {"peers", std::to_string(options.cluster->peers.size())}});
   }
   server->services_.push_back(std::make_unique<AttestationService>(
       server->platform_.get(), server->identity_->spki_der, std::move(implemented), peers,
@@ -188,6 +204,7 @@ void RuntimeServer::Shutdown(std::chrono::milliseconds grace) {
   // Ends data-plane uploads at once; chunks they had accepted are still stored.
   if (data_plane_) data_plane_->Stop();
   if (node_listener_) node_listener_->Shutdown();
+  if (peer_jobs_) peer_jobs_->Stop();
   if (jobs_) jobs_->Stop();
 }
 

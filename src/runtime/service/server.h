@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/cluster/job_dispatch.h"
 #include "runtime/cluster/node_listener.h"
 #include "runtime/cluster/peer_directory.h"
 #include "runtime/service/authz.h"
@@ -103,6 +104,7 @@ class RuntimeServer {
   int port_ = 0;
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // destroyed first
   std::unique_ptr<cluster::NodeListener> node_listener_;
+  std::unique_ptr<cluster::PeerJobs> peer_jobs_;  // destroyed before the listener and store
 };
 
 }  // namespace chiron::runtime

@@ -132,6 +132,13 @@ void ToOwnerJobView(const jobs::JobRecord& r, v1::OwnerJobView* view) {
   view->set_budget_seconds(r.budget_seconds);
   view->set_budget_memory_bytes(r.budget_memory_size);
   view->set_provider_view(static_cast<v1::ProviderView>(r.provider_view));
+  for (const jobs::JobNodeRecord& n : r.node_list) {
+    v1::JobNode* node = view->add_nodes();
+    node->set_rank(n.rank);
+    node->set_address(n.address);
+    node->set_key_id(n.key_id);
+    node->set_records(n.records);
+  }
 }
 
 void ToJobFacts(const jobs::JobRecord& r, int64_t now_unix, v1::JobFacts* facts) {
@@ -188,6 +195,11 @@ grpc::Status JobsService::StartTraining(grpc::ServerContext* context,
       request->validation_fraction() == 0 ? 0.1 : request->validation_fraction();
   args.epochs = request->epochs();
   args.seed = request->seed();
+  args.nodes = request->nodes();
+  if (request->node_policy().size() > (size_t{1} << 20)) {
+    return ToGrpc(InvalidArgumentError("node_policy: at most 1 MiB"));
+  }
+  args.node_policy = request->node_policy();
   switch (request->provider_view()) {
     case v1::PROVIDER_VIEW_COARSE: args.provider_view = jobs::ProviderView::kCoarse; break;
     case v1::PROVIDER_VIEW_DONE_ONLY: args.provider_view = jobs::ProviderView::kDoneOnly; break;

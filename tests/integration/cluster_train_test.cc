@@ -244,6 +244,7 @@ TEST_F(ClusterTrainTest, APeerKilledMidJobRejoinsAndTheJobEndsWithAModel) {
   }
   ASSERT_EQ(::kill(b_->pid(), SIGKILL), 0);
   b_.reset();
+  fs::remove(dir_ + "/b/port");  // the restart writes its own
   b_ = StartNode("b", b_node_, {a_node_});
 
   auto watched = Owner("alice", {"job", "watch", job_id, "--json"});

@@ -30,6 +30,33 @@ class NodeExchangeService final : public chiron::internal::NodeExchange::Service
     std::lock_guard<std::mutex> lock(offer_mu_);
     offer_handler_ = std::move(handler);
   }
+  void SetStoreKeyHandler(StoreKeyHandler handler) {
+    std::lock_guard<std::mutex> lock(offer_mu_);
+    store_key_handler_ = std::move(handler);
+  }
+
+  // The handshake verified the caller's evidence under the cluster policy: only such a node
+  // gets the key.
+  grpc::Status StoreKey(grpc::ServerContext* /*context*/,
+                        const chiron::internal::StoreKeyRequest* /*request*/,
+                        chiron::internal::StoreKeyReply* reply) override {
+    StoreKeyHandler handler;
+    {
+      std::lock_guard<std::mutex> lock(offer_mu_);
+      handler = store_key_handler_;
+    }
+    if (!handler) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "this node holds no cluster store key (it seals with its platform's)");
+    }
+    Result<SecretBytes> key = handler();
+    if (!key.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(key.status().code()),
+                          key.status().message());
+    }
+    reply->set_key(reinterpret_cast<const char*>(key->data()), key->size());
+    return grpc::Status::OK;
+  }
 
   // Reads an offer's parts into a ReceivedOffer, checking every size before it allocates, and
   // hands it to the offer handler.
@@ -139,6 +166,7 @@ class NodeExchangeService final : public chiron::internal::NodeExchange::Service
   const NodeListenerOptions options_;
   std::mutex offer_mu_;
   OfferHandler offer_handler_;
+  StoreKeyHandler store_key_handler_;
 };
 
 Status JobRegistry::Register(const std::string& job_id, std::shared_ptr<GroupCore> group) {
@@ -221,6 +249,10 @@ NodeListener::~NodeListener() { Shutdown(); }
 
 void NodeListener::SetOfferHandler(OfferHandler handler) {
   service_->SetOfferHandler(std::move(handler));
+}
+
+void NodeListener::SetStoreKeyHandler(StoreKeyHandler handler) {
+  service_->SetStoreKeyHandler(std::move(handler));
 }
 
 void NodeListener::Shutdown() {

@@ -52,6 +52,8 @@ struct ReceivedOffer {
 };
 // Decides on an offer; an error status goes back to the leader as the refusal.
 using OfferHandler = std::function<Status(ReceivedOffer offer)>;
+// The cluster store key this node holds and may release to attested peers (NotFound: none).
+using StoreKeyHandler = std::function<Result<SecretBytes>()>;
 
 inline constexpr uint64_t kMaxOfferRecipeSize = uint64_t{64} << 20;  // as RegisterRecipe's
 inline constexpr uint64_t kMaxOfferRecordsSize = uint64_t{16} << 30;
@@ -82,6 +84,8 @@ class NodeListener {
   // Who takes job offers on this node (PeerJobs); without one, offers are refused as
   // UNIMPLEMENTED. Set once, before peers may send offers.
   void SetOfferHandler(OfferHandler handler);
+  // Who answers NodeExchange.StoreKey; without one the call answers NOT_FOUND.
+  void SetStoreKeyHandler(StoreKeyHandler handler);
 
   // Stops accepting streams and aborts every group joined through this listener (their blocked
   // calls return Aborted). Idempotent.

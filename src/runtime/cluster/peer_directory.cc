@@ -60,4 +60,39 @@ std::vector<PeerView> PeerDirectory::Probe(std::chrono::milliseconds timeout) co
   return views;
 }
 
+Result<SecretBytes> PeerDirectory::FetchStoreKey(std::chrono::milliseconds timeout) const {
+  std::string problems;
+  for (const std::string& address : peers_) {
+    auto record = std::make_shared<ratls::ServerAttestationRecord>();
+    auto channel = grpc::CreateCustomChannel(
+        address, ratls::AttestedChannelCredentials(*identity_, verifier_, record),
+        ratls::AttestedChannelArguments());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + timeout);
+    context.set_wait_for_ready(true);
+    chiron::internal::StoreKeyRequest request;
+    chiron::internal::StoreKeyReply reply;
+    grpc::Status status =
+        chiron::internal::NodeExchange::NewStub(channel)->StoreKey(&context, request, &reply);
+    if (status.ok()) {
+      SecretBytes key(AsBytes(reply.key()));
+      SecureZero(reply.mutable_key()->data(), reply.key().size());
+      if (key.size() != 32) {
+        return DataLossError("node " + address + " released a store key of the wrong size");
+      }
+      return key;
+    }
+    const std::string refused = record->last_failure();
+    problems += "; " + address + ": " +
+                (!refused.empty() ? "its evidence does not verify under the cluster policy: " +
+                                        refused
+                 : status.error_code() == grpc::StatusCode::NOT_FOUND ? "holds no store key"
+                 : status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                     ? "unreachable within " + std::to_string(timeout.count()) + " ms"
+                     : status.error_message());
+  }
+  return NotFoundError("no peer released the cluster store key" +
+                       (problems.empty() ? std::string(" (no peers)") : problems));
+}
+
 }  // namespace chiron::cluster

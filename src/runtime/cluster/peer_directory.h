@@ -15,6 +15,8 @@
 
 #include "shared/attest/verifier.h"
 #include "shared/base/bytes.h"
+#include "shared/base/secret.h"
+#include "shared/base/status.h"
 #include "shared/ratls/ratls.h"
 
 namespace chiron::cluster {
@@ -44,6 +46,12 @@ class PeerDirectory {
   // Dials every peer now, all at once, each bounded by `timeout`; one view per peer, in the
   // order of peers().
   std::vector<PeerView> Probe(std::chrono::milliseconds timeout) const;
+
+  // The cluster store key from the first peer (in peers() order) that holds one, each dialled
+  // over mutual RA-TLS under the cluster policy and bounded by `timeout`. NotFound, naming every
+  // peer and why it gave none, when no peer released one; DataLoss if a peer's key is not 32
+  // bytes.
+  Result<SecretBytes> FetchStoreKey(std::chrono::milliseconds timeout) const;
 
  private:
   PeerView ProbeOne(const std::string& address, std::chrono::milliseconds timeout) const;

@@ -196,6 +196,15 @@ void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
   app.add_option("--cluster-policy", s.cluster_policy,
                  "the policy file every peer node's evidence must verify under (the format of "
                  "owners' policies, docs/formats/policy.md)");
+  app.add_option("--cluster-store-key", s.cluster_store_key,
+                 "on a platform without sealing (tsm): take the store key from a peer that "
+                 "holds it ('peers'), or from a peer and else a fresh one, for the cluster's "
+                 "first node ('new')")
+      ->check(CLI::IsMember({"peers", "new"}))
+      ->capture_default_str();
+  app.add_flag("--sim-no-sealing", s.sim_no_sealing,
+               "sim only, for tests: no sealing key, as on tsm (the store key must come from "
+               "the cluster)");
   app.add_flag("-v,--verbose", s.verbose, "log debug events");
 }
 
@@ -311,6 +320,7 @@ std::string FormatSettings(const ChirondSettings& s) {
   out += OptionalLine("write-sim-policy", s.write_sim_policy, "not set");
   out += ConfigLine("sim-debug", s.sim_debug ? "true" : "false");
   out += ConfigLine("sim-svn", std::to_string(s.sim_svn));
+  out += ConfigLine("sim-no-sealing", s.sim_no_sealing ? "true" : "false");
   out += ConfigLine("quota", s.quota);
   out += ConfigLine("max-datasets", std::to_string(s.max_datasets));
   out += OptionalLine("metrics-listen", s.metrics_listen, "not set: no metrics endpoint");
@@ -318,6 +328,7 @@ std::string FormatSettings(const ChirondSettings& s) {
   out += OptionalLine("node-listen", s.node_listen, "not set: not in a cluster");
   out += OptionalLine("peers", s.peers, "not set");
   out += OptionalLine("cluster-policy", s.cluster_policy, "not set");
+  out += ConfigLine("cluster-store-key", s.cluster_store_key);
   out += ConfigLine("verbose", s.verbose ? "true" : "false");
   return out;
 }

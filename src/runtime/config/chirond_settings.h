@@ -53,6 +53,11 @@ struct ChirondSettings {
   std::string node_listen;
   std::string peers;
   std::string cluster_policy;
+  // A platform without sealing (tsm): where the store key comes from. "peers": from a peer that
+  // holds it (start fails if none does); "new": from a peer, or a fresh key if none holds one
+  // (the cluster's first node). docs/distributed.md, "Store keys without sealing".
+  std::string cluster_store_key = "peers";
+  bool sim_no_sealing = false;  // sim only, tests: no sealing key, as on tsm
 };
 
 // Adds every chirond option to `app`, bound to the fields of `settings` (which must outlive the

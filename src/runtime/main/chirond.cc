@@ -173,14 +173,16 @@ int main(int argc, char** argv) {
   jobs.prediction_isolation = *isolation;
   options.jobs = jobs;
   if (!settings.node_listen.empty()) {
-    options.cluster = runtime::ServerOptions::Cluster{settings.node_listen, *peers,
-                                                      settings.cluster_policy};
+    options.cluster = runtime::ServerOptions::Cluster{
+        settings.node_listen, *peers, settings.cluster_policy,
+        settings.cluster_store_key == "new"};
   }
   options.platform.name = settings.platform;
   options.platform.state_dir = state_dir;
   options.platform.tsm_root = settings.tsm_root;
   options.platform.sim_debug = settings.sim_debug;
   options.platform.sim_svn = settings.sim_svn;
+  options.platform.sim_no_sealing = settings.sim_no_sealing;
   options.platform.measured_components = {
       {"chirond", "/proc/self/exe"},
       {"chiron-worker", worker},

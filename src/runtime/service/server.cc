@@ -14,6 +14,7 @@
 #include "shared/attest/verifier.h"
 #include "shared/base/file_system.h"
 #include "shared/base/log.h"
+#include "shared/crypto/random.h"
 #include "shared/ratls/grpc_credentials.h"
 
 namespace chiron::runtime {
@@ -65,8 +66,34 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
     LogInfo("cluster.listening",
             {{"address", node_address}, {"peers", std::to_string(options.cluster->peers.size())}});
   }
-  // The sealed store, under a key only this measured runtime on this platform can derive.
+  // The sealed store, under a key only this measured runtime on this platform can derive; on a
+  // platform without sealing (tsm), in a cluster, the cluster's store key from an attested peer.
   auto sealing_key = raw_platform->DeriveSealingKey("store");
+  if (!sealing_key.ok() && sealing_key.status().code() == StatusCode::kUnimplemented && peers) {
+    auto fetched = peers->FetchStoreKey(std::chrono::seconds(10));
+    if (fetched.ok()) {
+      LogInfo("cluster.store_key", {{"source", "peer"}});
+    } else if (options.cluster->new_store_key_if_alone &&
+               fetched.status().code() == StatusCode::kNotFound) {
+      fetched = crypto::RandomSecret(32);
+      LogWarning("cluster.store_key",
+                 {{"source", "new"},
+                  {"message", "no peer holds the cluster store key: a fresh one, kept only in "
+                              "this cluster's memory (if every node stops, the stores cannot "
+                              "be opened again)"}});
+    }
+    if (!fetched.ok()) {
+      return FailedPreconditionError(
+          "this platform gives no sealing key, and " + std::string(fetched.status().message()) +
+          ": start a node that holds the cluster's store key first, or start the cluster's "
+          "first node with --cluster-store-key new");
+    }
+    server->cluster_store_key_ = fetched->Clone();
+    RuntimeServer* raw_server = server.get();
+    server->node_listener_->SetStoreKeyHandler(
+        [raw_server]() -> Result<SecretBytes> { return raw_server->cluster_store_key_.Clone(); });
+    sealing_key = std::move(fetched);
+  }
   if (sealing_key.ok()) {
     std::string store_dir = JoinPath(options.platform.state_dir, "store");
     store::StoreLimits limits = options.store_limits;

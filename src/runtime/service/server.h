@@ -53,6 +53,8 @@ struct ServerOptions {
     std::string node_listen;         // host:port of this node's peer listener (port 0: any)
     std::vector<std::string> peers;  // the other nodes' peer listeners
     std::string policy_path;         // the cluster policy every peer must verify under
+    // A platform without sealing: a fresh store key when no peer holds one (else start fails).
+    bool new_store_key_if_alone = false;
   };
   std::optional<Cluster> cluster;
 };
@@ -105,6 +107,8 @@ class RuntimeServer {
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // destroyed first
   std::unique_ptr<cluster::NodeListener> node_listener_;
   std::unique_ptr<cluster::PeerJobs> peer_jobs_;  // destroyed before the listener and store
+  // On a platform without sealing: the cluster's store key, released to attested peers.
+  SecretBytes cluster_store_key_;
 };
 
 }  // namespace chiron::runtime

@@ -80,6 +80,9 @@ struct PlatformOptions {
   // sim only: the debug flag and security version written into its evidence.
   bool sim_debug = false;
   uint32_t sim_svn = 0;
+  // sim only, for tests of what a platform without sealing (tsm) does: DeriveSealingKey then
+  // answers Unimplemented as tsm does, so the store key must come from the cluster.
+  bool sim_no_sealing = false;
   // File system for the state directory and measured files; nullptr means the real one.
   FileSystem* fs = nullptr;
 };

@@ -66,8 +66,9 @@ Result<SecretBytes> LoadOrCreateSealingSecret(FileSystem& fs, const std::string&
 class SimPlatform final : public Platform {
  public:
   SimPlatform(crypto::PrivateKey root, Bytes root_public, SecretBytes sealing_secret,
-              Bytes measurement, bool debug, uint32_t svn)
-      : root_(std::move(root)),
+              Bytes measurement, bool debug, uint32_t svn, bool no_sealing)
+      : no_sealing_(no_sealing),
+        root_(std::move(root)),
         root_public_(std::move(root_public)),
         sealing_secret_(std::move(sealing_secret)),
         measurement_(std::move(measurement)),
@@ -88,6 +89,11 @@ class SimPlatform final : public Platform {
   Bytes measurement() const override { return measurement_; }
 
   Result<SecretBytes> DeriveSealingKey(std::string_view purpose) override {
+    if (no_sealing_) {
+      return UnimplementedError(
+          "sim platform started with --sim-no-sealing: no sealing key (as on tsm); the store key "
+          "must come from the cluster (--cluster-store-key)");
+    }
     if (purpose.empty()) return InvalidArgumentError("sealing key purpose must not be empty");
     // info = "sim" 0x00 | measurement size u32 | measurement | purpose size u32 | purpose:
     // length-prefixed so no (measurement, purpose) pair can collide with another.
@@ -111,6 +117,7 @@ class SimPlatform final : public Platform {
   }
 
  private:
+  const bool no_sealing_;
   const crypto::PrivateKey root_;
   const Bytes root_public_;
   const SecretBytes sealing_secret_;
@@ -139,7 +146,8 @@ Result<std::unique_ptr<Platform>> CreateSimPlatform(const PlatformOptions& optio
       LoadOrCreateSealingSecret(*fs, JoinPath(options.state_dir, kSimSealingSecretFile)));
   auto platform =
       std::make_unique<SimPlatform>(std::move(root), root_public, std::move(sealing_secret),
-                                    measurement, options.sim_debug, options.sim_svn);
+                                    measurement, options.sim_debug, options.sim_svn,
+                                    options.sim_no_sealing);
   // Loud on purpose: nobody should run the sim platform by accident.
   const std::string line =
       "*** INSECURE: TEE platform 'sim' in use. Evidence is signed by a software key in " +

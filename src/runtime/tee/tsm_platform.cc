@@ -136,8 +136,8 @@ class TsmPlatform final : public Platform {
     return UnimplementedError(
         "tsm platform: sealing keys are not available through configfs-tsm (TDX gives guests "
         "no sealing key; SEV-SNP derives one with MSG_KEY_REQ via /dev/sev-guest, which Chiron "
-        "does not use yet). Provision the store key through attested key release instead; see "
-        "docs/attestation.md");
+        "does not use yet). In a cluster the store key comes from an attested peer "
+        "(--cluster-store-key); see docs/distributed.md");
   }
 
   bool insecure() const override { return false; }

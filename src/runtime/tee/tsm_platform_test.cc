@@ -199,7 +199,7 @@ TEST_F(TsmPlatformTest, ErrorsAndUnimplementedSealing) {
   EXPECT_EQ(platform->GetEvidence(Bytes(65, 0)).status().code(), StatusCode::kInvalidArgument);
   Result<SecretBytes> key = platform->DeriveSealingKey("store");
   EXPECT_EQ(key.status().code(), StatusCode::kUnimplemented);
-  EXPECT_TRUE(Has(key.status().message(), "docs/attestation.md"));
+  EXPECT_TRUE(Has(key.status().message(), "docs/distributed.md"));
 
   kernel_.fail_mkdir = true;
   EXPECT_EQ(platform->GetEvidence(report_data_).status().code(), StatusCode::kPermissionDenied);

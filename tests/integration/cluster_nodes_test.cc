@@ -5,9 +5,7 @@
 // whose root the cluster policy does not trust, a node that does not accept the asking node, an
 // address where nothing listens.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -16,35 +14,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/cluster_support.h"
 #include "tests/integration/process.h"
 
 namespace chiron::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-nlohmann::json ReadJson(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-// A loopback port nothing listens on right now (bound, read, closed).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(address);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
-std::string Local(int port) { return "127.0.0.1:" + std::to_string(port); }
 
 class ClusterNodesTest : public ::testing::Test {
  protected:
@@ -54,36 +30,14 @@ class ClusterNodesTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // Starts a node once alone so that its state (and its sim root) exists; returns the policy it
-  // wrote, which trusts exactly it.
-  nlohmann::json Initialise(const std::string& name) {
-    fs::create_directories(dir_ + "/" + name);
-    ChirondProcess first(dir_ + "/" + name);
-    EXPECT_EQ(first.Terminate(), 0);
-    fs::remove(dir_ + "/" + name + "/port");  // the restart writes its own
-    return ReadJson(first.policy_path());
-  }
-
-  // A policy trusting the sim roots of `nodes` (all built alike: one measurement).
-  std::string PolicyTrusting(const std::string& file, const std::vector<nlohmann::json>& nodes) {
-    nlohmann::json policy = nodes.front();
-    policy["trusted_sim_roots"] = nlohmann::json::array();
-    for (const auto& node : nodes) {
-      for (const auto& root : node["trusted_sim_roots"]) policy["trusted_sim_roots"].push_back(root);
-    }
-    const std::string path = dir_ + "/" + file;
-    std::ofstream(path) << policy.dump(2);
-    return path;
-  }
-
   std::unique_ptr<ChirondProcess> StartNode(const std::string& name, int node_port,
                                             const std::string& cluster_policy,
                                             const std::vector<int>& peers = {}) {
-    std::vector<std::string> args = {"--node-listen", Local(node_port), "--cluster-policy",
+    std::vector<std::string> args = {"--node-listen", Loopback(node_port), "--cluster-policy",
                                      cluster_policy};
     if (!peers.empty()) {
       std::string list;
-      for (int p : peers) list += (list.empty() ? "" : ",") + Local(p);
+      for (int p : peers) list += (list.empty() ? "" : ",") + Loopback(p);
       args.push_back("--peers");
       args.push_back(list);
     }
@@ -97,7 +51,7 @@ class ClusterNodesTest : public ::testing::Test {
 
   // The line of `out` that names `address`.
   static std::string LineOf(const std::string& out, int port) {
-    const std::string needle = "  " + Local(port) + "  ";
+    const std::string needle = "  " + Loopback(port) + "  ";
     const size_t at = out.find(needle);
     if (at == std::string::npos) return "";
     return out.substr(at, out.find('\n', at) - at);
@@ -107,14 +61,14 @@ class ClusterNodesTest : public ::testing::Test {
 };
 
 TEST_F(ClusterNodesTest, TheOwnerSeesEveryNodeVerifiedUnderItsOwnPolicy) {
-  const nlohmann::json a = Initialise("a"), b = Initialise("b"), c = Initialise("c"),
-                       d = Initialise("d");
+  const nlohmann::json a = InitialiseNode(dir_, "a"), b = InitialiseNode(dir_, "b"), c = InitialiseNode(dir_, "c"),
+                       d = InitialiseNode(dir_, "d");
   // The operator's cluster: a, b and d; d's own policy trusts only itself and b, not a. c is not
   // trusted.
-  const std::string cluster = PolicyTrusting("cluster.json", {a, b, d});
-  const std::string d_policy = PolicyTrusting("d-cluster.json", {b, d});
-  const int a_port = FreePort(), b_port = FreePort(), c_port = FreePort(), d_port = FreePort(),
-            nothing = FreePort();
+  const std::string cluster = WritePolicyTrusting(dir_, "cluster.json", {a, b, d});
+  const std::string d_policy = WritePolicyTrusting(dir_, "d-cluster.json", {b, d});
+  const int a_port = FreeLoopbackPort(), b_port = FreeLoopbackPort(), c_port = FreeLoopbackPort(), d_port = FreeLoopbackPort(),
+            nothing = FreeLoopbackPort();
   ASSERT_TRUE(a_port && b_port && c_port && d_port && nothing);
   auto node_b = StartNode("b", b_port, cluster);
   auto node_c = StartNode("c", c_port, cluster);
@@ -122,10 +76,10 @@ TEST_F(ClusterNodesTest, TheOwnerSeesEveryNodeVerifiedUnderItsOwnPolicy) {
   auto node_a = StartNode("a", a_port, cluster, {b_port, c_port, d_port, nothing});
 
   // An owner who trusts a and b.
-  const std::string owner_ab = PolicyTrusting("owner-ab.json", {a, b});
+  const std::string owner_ab = WritePolicyTrusting(dir_, "owner-ab.json", {a, b});
   CommandResult attest = Attest(*node_a, owner_ab);
   ASSERT_EQ(attest.exit_code, 0) << attest.err;
-  EXPECT_NE(attest.out.find("cluster: this server's peer listener is " + Local(a_port)),
+  EXPECT_NE(attest.out.find("cluster: this server's peer listener is " + Loopback(a_port)),
             std::string::npos)
       << attest.out;
   EXPECT_NE(attest.out.find("4 other node(s)"), std::string::npos) << attest.out;
@@ -143,7 +97,7 @@ TEST_F(ClusterNodesTest, TheOwnerSeesEveryNodeVerifiedUnderItsOwnPolicy) {
   EXPECT_NE(line_nothing.find("NOT USABLE: unreachable"), std::string::npos) << attest.out;
 
   // An owner who trusts only a: b passes the operator's cluster policy but not the owner's.
-  const std::string owner_a = PolicyTrusting("owner-a.json", {a});
+  const std::string owner_a = WritePolicyTrusting(dir_, "owner-a.json", {a});
   attest = Attest(*node_a, owner_a);
   ASSERT_EQ(attest.exit_code, 0) << attest.err;
   EXPECT_NE(LineOf(attest.out, b_port).find("REFUSED by your policy"), std::string::npos)

@@ -7,19 +7,17 @@
 // and keeps a store that survives its SIGKILL and restart, a node alone and an untrusted node get
 // no key and say why, and a cluster whose every node stopped cannot open its stores again.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/integration/cluster_support.h"
 #include "tests/integration/process.h"
 #include "tests/integration/test_files.h"
 
@@ -27,30 +25,6 @@ namespace chiron::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(address);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-std::string Local(int port) { return "127.0.0.1:" + std::to_string(port); }
 
 class ClusterStoreKeyTest : public ::testing::Test {
  protected:
@@ -60,30 +34,8 @@ class ClusterStoreKeyTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // First start alone (no store: no sealing), so that the node's sim root exists.
-  nlohmann::json Initialise(const std::string& name) {
-    fs::create_directories(dir_ + "/" + name);
-    ChirondProcess first(dir_ + "/" + name, {"--sim-no-sealing"});
-    EXPECT_EQ(first.Terminate(), 0);
-    fs::remove(dir_ + "/" + name + "/port");
-    EXPECT_NE(ReadText(first.log_path()).find("store.unavailable"), std::string::npos);
-    std::ifstream in(first.policy_path());
-    return nlohmann::json::parse(in);
-  }
-
-  std::string PolicyTrusting(const std::string& file, const std::vector<nlohmann::json>& nodes) {
-    nlohmann::json policy = nodes.front();
-    policy["trusted_sim_roots"] = nlohmann::json::array();
-    for (const auto& node : nodes) {
-      for (const auto& root : node["trusted_sim_roots"]) policy["trusted_sim_roots"].push_back(root);
-    }
-    const std::string path = dir_ + "/" + file;
-    std::ofstream(path) << policy.dump(2);
-    return path;
-  }
-
   std::vector<std::string> ClusterArgs(int node_port, int peer_port, const std::string& mode) {
-    return {"--sim-no-sealing", "--node-listen", Local(node_port), "--peers", Local(peer_port),
+    return {"--sim-no-sealing", "--node-listen", Loopback(node_port), "--peers", Loopback(peer_port),
             "--cluster-policy", cluster_policy_, "--cluster-store-key", mode};
   }
 
@@ -111,10 +63,14 @@ class ClusterStoreKeyTest : public ::testing::Test {
 };
 
 TEST_F(ClusterStoreKeyTest, TheClusterKeepsTheStoreKeyForNodesWithoutSealing) {
-  const nlohmann::json a = Initialise("a"), b = Initialise("b"), c = Initialise("c");
-  cluster_policy_ = PolicyTrusting("cluster.json", {a, b});  // c is not trusted
-  const std::string owner_policy = PolicyTrusting("owner.json", {b});
-  const int a_port = FreePort(), b_port = FreePort(), c_port = FreePort();
+  // First starts alone: no sealing, so no store yet.
+  const nlohmann::json a = InitialiseNode(dir_, "a", {"--sim-no-sealing"}),
+                       b = InitialiseNode(dir_, "b", {"--sim-no-sealing"}),
+                       c = InitialiseNode(dir_, "c", {"--sim-no-sealing"});
+  EXPECT_NE(ReadText(dir_ + "/a/chirond.log").find("store.unavailable"), std::string::npos);
+  cluster_policy_ = WritePolicyTrusting(dir_, "cluster.json", {a, b});  // c is not trusted
+  const std::string owner_policy = WritePolicyTrusting(dir_, "owner.json", {b});
+  const int a_port = FreeLoopbackPort(), b_port = FreeLoopbackPort(), c_port = FreeLoopbackPort();
   ASSERT_TRUE(a_port && b_port && c_port);
 
   // b first, with 'peers' and nobody holding a key: it refuses to start, and says what to do.
@@ -148,9 +104,9 @@ TEST_F(ClusterStoreKeyTest, TheClusterKeepsTheStoreKeyForNodesWithoutSealing) {
   EXPECT_NE(list.out.find("\"kept\""), std::string::npos) << list.out;
 
   // c's root is not in the cluster policy: a refuses it the handshake, so it gets no key.
-  const std::string c_policy = PolicyTrusting("c-cluster.json", {a, c});
+  const std::string c_policy = WritePolicyTrusting(dir_, "c-cluster.json", {a, c});
   CommandResult untrusted = StartRefused(
-      "c", {"--sim-no-sealing", "--node-listen", Local(c_port), "--peers", Local(a_port),
+      "c", {"--sim-no-sealing", "--node-listen", Loopback(c_port), "--peers", Loopback(a_port),
             "--cluster-policy", c_policy});
   EXPECT_EQ(untrusted.exit_code, 1);
   EXPECT_NE(untrusted.err.find("no peer released the cluster store key"), std::string::npos)

@@ -7,21 +7,19 @@
 // does not trust the peer (nothing leaves the node), and the peer SIGKILLed mid-job (the job is
 // dispatched again when it returns and ends with a model).
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "tests/integration/cluster_support.h"
 #include "tests/integration/process.h"
 #include "tests/integration/test_files.h"
 
@@ -29,30 +27,6 @@ namespace chiron::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(address);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-std::string Local(int port) { return "127.0.0.1:" + std::to_string(port); }
 
 class ClusterTrainTest : public ::testing::Test {
  protected:
@@ -73,34 +47,12 @@ class ClusterTrainTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  // Starts a node once alone so that its state and sim root exist; returns the policy it wrote
-  // (trusting exactly it).
-  nlohmann::json Initialise(const std::string& name) {
-    fs::create_directories(dir_ + "/" + name);
-    ChirondProcess first(dir_ + "/" + name, {}, BinaryPath("chiron-worker"));
-    EXPECT_EQ(first.Terminate(), 0);
-    fs::remove(dir_ + "/" + name + "/port");
-    std::ifstream in(first.policy_path());
-    return nlohmann::json::parse(in);
-  }
-
-  std::string PolicyTrusting(const std::string& file, const std::vector<nlohmann::json>& nodes) {
-    nlohmann::json policy = nodes.front();
-    policy["trusted_sim_roots"] = nlohmann::json::array();
-    for (const auto& node : nodes) {
-      for (const auto& root : node["trusted_sim_roots"]) policy["trusted_sim_roots"].push_back(root);
-    }
-    const std::string path = dir_ + "/" + file;
-    std::ofstream(path) << policy.dump(2);
-    return path;
-  }
-
   std::unique_ptr<ChirondProcess> StartNode(const std::string& name, int node_port,
                                             const std::vector<int>& peers) {
-    std::vector<std::string> args = {"--node-listen", Local(node_port), "--cluster-policy",
+    std::vector<std::string> args = {"--node-listen", Loopback(node_port), "--cluster-policy",
                                      cluster_policy_, "--checkpoint-every", "20"};
     std::string list;
-    for (int p : peers) list += (list.empty() ? "" : ",") + Local(p);
+    for (int p : peers) list += (list.empty() ? "" : ",") + Loopback(p);
     if (!list.empty()) {
       args.push_back("--peers");
       args.push_back(list);
@@ -110,12 +62,13 @@ class ClusterTrainTest : public ::testing::Test {
 
   // Both nodes, a leading (the owner's server) with b as its peer; b lists a too.
   void StartCluster() {
-    const nlohmann::json a = Initialise("a"), b = Initialise("b");
-    a_policy_ = PolicyTrusting("owner-a.json", {a});
-    ab_policy_ = PolicyTrusting("owner-ab.json", {a, b});
-    cluster_policy_ = PolicyTrusting("cluster.json", {a, b});
-    a_node_ = FreePort();
-    b_node_ = FreePort();
+    const nlohmann::json a = InitialiseNode(dir_, "a", {}, BinaryPath("chiron-worker")),
+                         b = InitialiseNode(dir_, "b", {}, BinaryPath("chiron-worker"));
+    a_policy_ = WritePolicyTrusting(dir_, "owner-a.json", {a});
+    ab_policy_ = WritePolicyTrusting(dir_, "owner-ab.json", {a, b});
+    cluster_policy_ = WritePolicyTrusting(dir_, "cluster.json", {a, b});
+    a_node_ = FreeLoopbackPort();
+    b_node_ = FreeLoopbackPort();
     ASSERT_TRUE(a_node_ && b_node_);
     b_ = StartNode("b", b_node_, {a_node_});
     a_ = StartNode("a", a_node_, {b_node_});
@@ -181,7 +134,7 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
   ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
   EXPECT_NE(train.out.find("on 2 nodes"), std::string::npos) << train.out;
   EXPECT_NE(train.out.find("trained on 2 nodes"), std::string::npos) << train.out;
-  EXPECT_NE(train.out.find("rank 1  " + Local(b_node_)), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find("rank 1  " + Loopback(b_node_)), std::string::npos) << train.out;
   EXPECT_NE(train.out.find("validation accuracy:"), std::string::npos) << train.out;
 
   auto jobs = Owner("alice", {"job", "list", "--json"});
@@ -189,8 +142,8 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
   const nlohmann::json job = nlohmann::json::parse(jobs.out).at(0);
   EXPECT_EQ(job["state"], "succeeded");
   ASSERT_EQ(job["nodes"].size(), 2u) << jobs.out;
-  EXPECT_EQ(job["nodes"][0]["address"], Local(a_node_));
-  EXPECT_EQ(job["nodes"][1]["address"], Local(b_node_));
+  EXPECT_EQ(job["nodes"][0]["address"], Loopback(a_node_));
+  EXPECT_EQ(job["nodes"][1]["address"], Loopback(b_node_));
   // Each node received its shard, together the whole dataset, once.
   EXPECT_EQ(job["nodes"][0]["records"].get<uint64_t>() + job["nodes"][1]["records"].get<uint64_t>(),
             2000u);
@@ -202,7 +155,7 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
   auto audit = Owner("alice", {"audit", "--json"});
   ASSERT_EQ(audit.exit_code, 0) << audit.err;
   EXPECT_NE(audit.out.find("dataset.shard_sent"), std::string::npos) << audit.out;
-  EXPECT_NE(audit.out.find("node=" + Local(b_node_)), std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find("node=" + Loopback(b_node_)), std::string::npos) << audit.out;
   EXPECT_NE(audit.out.find("key=" + job["nodes"][1]["key_id"].get<std::string>()),
             std::string::npos)
       << audit.out;

@@ -9,6 +9,7 @@
 
 #include "client/evidence_file.h"
 #include "shared/attest/policy.h"
+#include "shared/base/edit_distance.h"
 
 namespace chiron::client {
 
@@ -130,21 +131,6 @@ Status CheckServerAddress(const std::string& address, const std::string& source)
 }
 
 namespace {
-
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
 
 // The candidate closest to `word` if it is close enough to be a typo (or `word` is a prefix of
 // it), else "".

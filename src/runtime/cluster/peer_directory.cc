@@ -9,14 +9,26 @@
 
 namespace chiron::cluster {
 
+namespace {
+
+// A peer's NodeExchange over mutual RA-TLS under the cluster policy; `record` learns what the
+// handshake verified or refused.
+std::unique_ptr<chiron::internal::NodeExchange::Stub> Dial(
+    const std::string& address, const ratls::TlsIdentity& identity,
+    std::shared_ptr<const attest::Verifier> verifier,
+    std::shared_ptr<ratls::ServerAttestationRecord> record) {
+  return chiron::internal::NodeExchange::NewStub(grpc::CreateCustomChannel(
+      address, ratls::AttestedChannelCredentials(identity, std::move(verifier), std::move(record)),
+      ratls::AttestedChannelArguments()));
+}
+
+}  // namespace
+
 PeerView PeerDirectory::ProbeOne(const std::string& address,
                                  std::chrono::milliseconds timeout) const {
   PeerView view;
   view.address = address;
   auto record = std::make_shared<ratls::ServerAttestationRecord>();
-  auto channel = grpc::CreateCustomChannel(
-      address, ratls::AttestedChannelCredentials(*identity_, verifier_, record),
-      ratls::AttestedChannelArguments());
   // Ping: answered only once both ends accepted each other's evidence (a TLS 1.3 server checks
   // the client's certificate after the client has checked the server's).
   grpc::ClientContext context;
@@ -24,8 +36,7 @@ PeerView PeerDirectory::ProbeOne(const std::string& address,
   context.set_wait_for_ready(true);
   chiron::internal::PingRequest request;
   chiron::internal::PingReply reply;
-  grpc::Status status =
-      chiron::internal::NodeExchange::NewStub(channel)->Ping(&context, request, &reply);
+  grpc::Status status = Dial(address, *identity_, verifier_, record)->Ping(&context, request, &reply);
   if (status.ok()) {
     if (auto verified = record->last_verified()) {
       view.verified = true;
@@ -64,16 +75,12 @@ Result<SecretBytes> PeerDirectory::FetchStoreKey(std::chrono::milliseconds timeo
   std::string problems;
   for (const std::string& address : peers_) {
     auto record = std::make_shared<ratls::ServerAttestationRecord>();
-    auto channel = grpc::CreateCustomChannel(
-        address, ratls::AttestedChannelCredentials(*identity_, verifier_, record),
-        ratls::AttestedChannelArguments());
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     context.set_wait_for_ready(true);
     chiron::internal::StoreKeyRequest request;
     chiron::internal::StoreKeyReply reply;
-    grpc::Status status =
-        chiron::internal::NodeExchange::NewStub(channel)->StoreKey(&context, request, &reply);
+    grpc::Status status = Dial(address, *identity_, verifier_, record)->StoreKey(&context, request, &reply);
     if (status.ok()) {
       SecretBytes key(AsBytes(reply.key()));
       SecureZero(reply.mutable_key()->data(), reply.key().size());

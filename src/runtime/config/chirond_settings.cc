@@ -1,5 +1,6 @@
 #include "runtime/config/chirond_settings.h"
 
+#include "shared/base/edit_distance.h"
 #include "shared/base/net.h"
 
 #include <algorithm>
@@ -13,21 +14,6 @@ const std::set<std::string, std::less<>>& CommandLineOnly() {
   static const std::set<std::string, std::less<>> keys = {"config", "print-config", "help",
                                                           "help-all", "version"};
   return keys;
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
 }
 
 // " (did you mean 'state'?)" for a near miss, else "".

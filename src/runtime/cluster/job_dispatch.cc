@@ -23,7 +23,7 @@ namespace {
 
 constexpr size_t kOfferPartSize = size_t{1} << 20;
 
-bool SameBytes(const std::string& a, const Bytes& b) {
+bool SameBytes(const std::string& a, ByteSpan b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
                                             [](char x, uint8_t y) {
                                               return static_cast<uint8_t>(x) == y;
@@ -268,9 +268,8 @@ uint32_t PeerJobs::running_count() {
   return n;
 }
 
-Status PeerJobs::HandleOffer(ReceivedOffer received) {
-  const chiron::internal::JobOffer& offer = *received.offer;
-  // Who may offer: the node the offer names as rank 0, to the node it names for this rank.
+Result<CheckedOffer> CheckOffer(const chiron::internal::JobOffer& offer, ByteSpan caller_spki,
+                                ByteSpan own_spki) {
   // Job ids name checkpoints in the store: letters, digits and '-' only (the leader's are
   // "job-" and 24 hex digits).
   const std::string& job_id = offer.job_id();
@@ -280,52 +279,72 @@ Status PeerJobs::HandleOffer(ReceivedOffer received) {
     return InvalidArgumentError("job offer: invalid job id");
   }
   if (offer.size() < 2 || offer.size() > kMaxGroupSize || offer.rank() == 0 ||
-      offer.rank() >= offer.size() || static_cast<uint32_t>(offer.addresses_size()) != offer.size() ||
+      offer.rank() >= offer.size() ||
+      static_cast<uint32_t>(offer.addresses_size()) != offer.size() ||
       static_cast<uint32_t>(offer.peer_keys_size()) != offer.size()) {
     return InvalidArgumentError("job offer: its ranks, addresses and keys do not agree");
   }
-  if (!SameBytes(offer.peer_keys(0), received.caller_spki)) {
+  // Who may offer: the node the offer names as rank 0, to the node it names for this rank.
+  if (!SameBytes(offer.peer_keys(0), caller_spki)) {
     return PermissionDeniedError(
         "job offer: it did not come from the node it names as the job's leader (rank 0)");
   }
-  if (!SameBytes(offer.peer_keys(static_cast<int>(offer.rank())), identity_->spki_der)) {
+  if (!SameBytes(offer.peer_keys(static_cast<int>(offer.rank())), own_spki)) {
     return FailedPreconditionError(
         "job offer: the key it lists for this node's rank is not this node's");
   }
-  if (offer.declarations_size() != static_cast<int>(kDescriptionPages * kDescriptionValuesPerPage)) {
+  if (offer.declarations_size() !=
+      static_cast<int>(kDescriptionPages * kDescriptionValuesPerPage)) {
     return InvalidArgumentError("job offer: its training settings are incomplete");
   }
+  CheckedOffer checked;
   RecipeDeclarationValues values{};
   std::copy(offer.declarations().begin(), offer.declarations().end(), values.begin());
-  train::TrainingOptions training;
   ResourceBudget unused;
-  if (!UnpackRecipeDeclarations(values, training.config, unused).ok()) {
+  if (!UnpackRecipeDeclarations(values, checked.training.config, unused).ok()) {
     return InvalidArgumentError("job offer: its training settings do not decode");
   }
   if (!(offer.validation_fraction() >= 0.0 && offer.validation_fraction() <= 0.5) ||
-      offer.seconds_left() == 0) {
+      offer.seconds_left() == 0 || offer.seconds_left() > uint64_t{366} * 24 * 3600) {
     return InvalidArgumentError("job offer: validation fraction or time budget out of range");
   }
   ByteReader schema_reader(AsBytes(offer.schema()));
-  CHIRON_ASSIGN_OR_RETURN(dataset::DatasetSchema schema, dataset::ParseSchema(schema_reader));
-  if (schema.sample_count != offer.record_count()) {
+  auto schema = dataset::ParseSchema(schema_reader);
+  if (!schema.ok() || schema_reader.remaining() != 0) {
+    return InvalidArgumentError("job offer: its schema does not parse");
+  }
+  if (schema->sample_count != offer.record_count()) {
     return InvalidArgumentError("job offer: its schema and record count disagree");
   }
-  training.validation_fraction = offer.validation_fraction();
-  training.seed = offer.seed();
-  training.checkpoint_every_steps = offer.checkpoint_every_steps();
-  training.max_resident_size = offer.max_resident_size();
-  training.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(offer.seconds_left());
+  checked.schema = std::move(*schema);
+  checked.job_id = job_id;
+  checked.owner_id = offer.owner_id();
+  checked.training.validation_fraction = offer.validation_fraction();
+  checked.training.seed = offer.seed();
+  checked.training.checkpoint_every_steps = offer.checkpoint_every_steps();
+  checked.training.max_resident_size = offer.max_resident_size();
+  checked.training.deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(offer.seconds_left());
+  checked.group.job_id = job_id;
+  checked.group.rank = offer.rank();
+  checked.group.size = offer.size();
+  checked.group.addresses.assign(offer.addresses().begin(), offer.addresses().end());
+  for (const std::string& key : offer.peer_keys()) {
+    checked.group.peer_keys.emplace_back(key.begin(), key.end());
+  }
+  return checked;
+}
 
-  PeerGroupOptions group;
-  group.job_id = offer.job_id();
-  group.rank = offer.rank();
-  group.size = offer.size();
-  group.addresses.assign(offer.addresses().begin(), offer.addresses().end());
-  for (const std::string& key : offer.peer_keys()) group.peer_keys.emplace_back(key.begin(), key.end());
+Status PeerJobs::HandleOffer(ReceivedOffer received) {
+  const chiron::internal::JobOffer& offer = *received.offer;
+  CHIRON_ASSIGN_OR_RETURN(CheckedOffer checked,
+                          CheckOffer(offer, received.caller_spki, identity_->spki_der));
+  PeerGroupOptions group = std::move(checked.group);
   group.identity = identity_;
   group.peer_verifier = verifier_;
   group.connect_timeout = options_.connect_timeout;
+  train::TrainingOptions training = std::move(checked.training);
+  dataset::DatasetSchema schema = std::move(checked.schema);
 
   std::lock_guard<std::mutex> lock(mutex_);
   ReapLocked();

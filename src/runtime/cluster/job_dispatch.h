@@ -58,6 +58,24 @@ class ClusterDispatcher final : public jobs::NodeDispatcher {
   ClusterDispatcherOptions options_;
 };
 
+// A job offer whose every check passed: what a rank needs besides its recipe and records.
+struct CheckedOffer {
+  std::string job_id;
+  std::string owner_id;
+  PeerGroupOptions group;           // job id, rank, size, addresses and keys (not the identity,
+                                    // verifier or timeouts: the receiving node's own)
+  train::TrainingOptions training;  // the leader's hyper-parameters, seed, checkpoints, budget
+  dataset::DatasetSchema schema;    // of the shard
+};
+
+// The checks a node applies to an offer (fuzzed: fuzz/fuzz_job_offer.cc): a job id of letters,
+// digits and '-'; ranks, addresses and keys that agree; `caller_spki` listed as rank 0 (else
+// PermissionDenied) and `own_spki` as the offered rank (else FailedPrecondition); complete
+// training settings; a parseable schema whose count is the record count. Each refusal is a fixed
+// text naming the check.
+Result<CheckedOffer> CheckOffer(const ::chiron::internal::JobOffer& offer, ByteSpan caller_spki,
+                                ByteSpan own_spki);
+
 struct PeerJobsOptions {
   train::WorkerSettings worker;  // this node's worker (its own sandbox and limits)
   uint32_t max_jobs = 2;         // ranks of other nodes' jobs trained here at once

@@ -21,6 +21,7 @@
 
 #include "tests/integration/cluster_support.h"
 #include "tests/integration/process.h"
+#include "tests/integration/tcp_relay.h"
 #include "tests/integration/test_files.h"
 
 namespace chiron::testing {
@@ -61,7 +62,9 @@ class ClusterTrainTest : public ::testing::Test {
   }
 
   // Both nodes, a leading (the owner's server) with b as its peer; b lists a too.
-  void StartCluster() {
+  // With `relay`, a reaches b through a recording TCP relay (b's address in a's --peers is the
+  // relay's): everything a sends b, the shard included, can be searched for plaintext.
+  void StartCluster(bool relay = false) {
     const nlohmann::json a = InitialiseNode(dir_, "a", {}, BinaryPath("chiron-worker")),
                          b = InitialiseNode(dir_, "b", {}, BinaryPath("chiron-worker"));
     a_policy_ = WritePolicyTrusting(dir_, "owner-a.json", {a});
@@ -71,7 +74,13 @@ class ClusterTrainTest : public ::testing::Test {
     b_node_ = FreeLoopbackPort();
     ASSERT_TRUE(a_node_ && b_node_);
     b_ = StartNode("b", b_node_, {a_node_});
-    a_ = StartNode("a", a_node_, {b_node_});
+    int b_seen_by_a = b_node_;
+    if (relay) {
+      relay_ = std::make_unique<TcpRelay>(b_node_, UINT64_MAX, /*record=*/true);
+      b_seen_by_a = relay_->port();
+    }
+    b_address_ = Loopback(b_seen_by_a);
+    a_ = StartNode("a", a_node_, {b_seen_by_a});
   }
 
   CommandResult Owner(const std::string& profile, std::vector<std::string> args) {
@@ -103,11 +112,13 @@ class ClusterTrainTest : public ::testing::Test {
   std::string dir_;
   std::string cluster_policy_, a_policy_, ab_policy_;
   int a_node_ = 0, b_node_ = 0;
+  std::string b_address_;  // b's peer listener as a dials it
+  std::unique_ptr<TcpRelay> relay_;
   std::unique_ptr<ChirondProcess> a_, b_;
 };
 
 TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  ASSERT_NO_FATAL_FAILURE(StartCluster(/*relay=*/true));
   const std::string images = WriteFashionSubset(dir_, "train", "train", 2000);
   ASSERT_FALSE(images.empty());
 
@@ -134,7 +145,7 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
   ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
   EXPECT_NE(train.out.find("on 2 nodes"), std::string::npos) << train.out;
   EXPECT_NE(train.out.find("trained on 2 nodes"), std::string::npos) << train.out;
-  EXPECT_NE(train.out.find("rank 1  " + Loopback(b_node_)), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find("rank 1  " + b_address_), std::string::npos) << train.out;
   EXPECT_NE(train.out.find("validation accuracy:"), std::string::npos) << train.out;
 
   auto jobs = Owner("alice", {"job", "list", "--json"});
@@ -143,7 +154,7 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
   EXPECT_EQ(job["state"], "succeeded");
   ASSERT_EQ(job["nodes"].size(), 2u) << jobs.out;
   EXPECT_EQ(job["nodes"][0]["address"], Loopback(a_node_));
-  EXPECT_EQ(job["nodes"][1]["address"], Loopback(b_node_));
+  EXPECT_EQ(job["nodes"][1]["address"], b_address_);
   // Each node received its shard, together the whole dataset, once.
   EXPECT_EQ(job["nodes"][0]["records"].get<uint64_t>() + job["nodes"][1]["records"].get<uint64_t>(),
             2000u);
@@ -155,7 +166,7 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
   auto audit = Owner("alice", {"audit", "--json"});
   ASSERT_EQ(audit.exit_code, 0) << audit.err;
   EXPECT_NE(audit.out.find("dataset.shard_sent"), std::string::npos) << audit.out;
-  EXPECT_NE(audit.out.find("node=" + Loopback(b_node_)), std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find("node=" + b_address_), std::string::npos) << audit.out;
   EXPECT_NE(audit.out.find("key=" + job["nodes"][1]["key_id"].get<std::string>()),
             std::string::npos)
       << audit.out;
@@ -170,9 +181,17 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
   const std::string b_log = ReadText(b_->log_path());
   EXPECT_NE(b_log.find("failure=none detail=\"\""), std::string::npos) << b_log;
   const std::string pixels = ReadText(images).substr(16);
+  // Nor did any of it cross the wire in clear: what a sent b (the offer with the shard, about
+  // 785 KB) is TLS records from the first byte, and holds no 64-byte run of the shard.
+  const std::string wire = relay_->recorded();
+  EXPECT_GT(wire.size(), 1000u * 785u);
+  ASSERT_GE(wire.size(), 2u);
+  EXPECT_EQ(static_cast<uint8_t>(wire[0]), 0x16) << "a TLS handshake record first";
+  EXPECT_EQ(static_cast<uint8_t>(wire[1]), 0x03);
   for (uint32_t sample : {1000u, 1500u, 1999u}) {
     const std::string window = pixels.substr(sample * 784 + 300, 64);
     EXPECT_FALSE(AnyFileContains(dir_ + "/b", window)) << "sample " << sample;
+    EXPECT_EQ(wire.find(window), std::string::npos) << "sample " << sample << " on the wire";
   }
 }
 

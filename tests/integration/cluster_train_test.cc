@@ -152,6 +152,7 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
   ASSERT_EQ(jobs.exit_code, 0) << jobs.err;
   const nlohmann::json job = nlohmann::json::parse(jobs.out).at(0);
   EXPECT_EQ(job["state"], "succeeded");
+  EXPECT_EQ(job["dispatches"], 1);
   ASSERT_EQ(job["nodes"].size(), 2u) << jobs.out;
   EXPECT_EQ(job["nodes"][0]["address"], Loopback(a_node_));
   EXPECT_EQ(job["nodes"][1]["address"], b_address_);
@@ -224,6 +225,8 @@ TEST_F(ClusterTrainTest, APeerKilledMidJobRejoinsAndTheJobEndsWithAModel) {
   const nlohmann::json job = nlohmann::json::parse(watched.out);
   EXPECT_EQ(job["state"], "succeeded") << watched.out;
   EXPECT_EQ(job["epochs_done"], 6);
+  // The owner sees that the job was handed to its nodes more than once.
+  EXPECT_GE(job["dispatches"].get<int>(), 2) << watched.out;
   const std::string a_log = ReadText(a_->log_path());
   EXPECT_NE(a_log.find("job.redispatch"), std::string::npos);
   // Whether the ranks resumed from a common checkpoint depends on how far the job was when b

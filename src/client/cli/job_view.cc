@@ -388,6 +388,7 @@ nlohmann::json OwnerJobViewJson(const v1::OwnerJobView& view,
                      {"key_id", node.key_id()}, {"records", node.records()}});
   }
   j["nodes"] = nodes;
+  j["dispatches"] = view.dispatches();
   if (!view.history().empty()) {
     j["validation_accuracy"] = view.history(view.history_size() - 1).validation_accuracy();
   }
@@ -433,7 +434,15 @@ Result<v1::OwnerJobView> WatchJob(Connection& connection, const v1::OwnerJobView
   v1::OwnerJobView last = start;
   int printed_epochs = 0;
   v1::JobState printed_state = v1::JOB_STATE_UNSPECIFIED;
+  uint32_t printed_dispatches = start.dispatches();
   auto show = [&](const v1::OwnerJobView& view) {
+    if (options.print_epochs && view.dispatches() > printed_dispatches &&
+        printed_dispatches > 0) {
+      progress.PrintLine("job " + view.job_id() + ": a node was lost; handed to its nodes again "
+                         "(dispatch " + std::to_string(view.dispatches()) +
+                         "), going on from the nodes' common checkpoint");
+    }
+    printed_dispatches = std::max(printed_dispatches, view.dispatches());
     if (options.print_epochs) {
       if (view.state() != printed_state && !IsFinished(view.state())) {
         progress.PrintLine("job " + view.job_id() + ": " + JobStateName(view.state()));
@@ -528,8 +537,13 @@ int ReportFinishedJob(Connection& connection, const v1::OwnerJobView& view, bool
   std::printf("job %s succeeded in %s: model '%s' is ready\n", view.job_id().c_str(),
               Clock(view.elapsed_seconds()).c_str(), view.model_name().c_str());
   if (view.nodes_size() > 1) {
-    std::printf("trained on %d nodes, each holding only its shard of the dataset:\n",
-                view.nodes_size());
+    std::printf("trained on %d nodes, each holding only its shard of the dataset%s:\n",
+                view.nodes_size(),
+                view.dispatches() > 1
+                    ? (" (handed to them " + std::to_string(view.dispatches()) +
+                       " times: a node was lost and the job went on)")
+                          .c_str()
+                    : "");
     for (const v1::JobNode& node : view.nodes()) {
       std::printf("  rank %u  %s  key %.16s…  %llu records\n", node.rank(),
                   node.address().c_str(), node.key_id().c_str(),

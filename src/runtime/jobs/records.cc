@@ -115,7 +115,8 @@ Bytes EncodeJobRecord(const JobRecord& r) {
                {"provider_view", static_cast<int>(r.provider_view)},
                {"nodes", r.nodes},
                {"node_policy", r.node_policy},
-               {"node_list", node_list}});
+               {"node_list", node_list},
+               {"dispatches", r.dispatches}});
 }
 
 Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
@@ -163,6 +164,7 @@ Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
     r.provider_view = static_cast<ProviderView>(j.value("provider_view", 0));
     r.nodes = j.value("nodes", uint32_t{1});
     r.node_policy = j.value("node_policy", std::string());
+    r.dispatches = j.value("dispatches", uint32_t{0});
     for (const json& n : j.value("node_list", json::array())) {
       JobNodeRecord node;
       n.at("rank").get_to(node.rank);

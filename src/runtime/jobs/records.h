@@ -102,6 +102,7 @@ struct JobRecord {
   uint32_t nodes = 1;
   std::string node_policy;
   std::vector<JobNodeRecord> node_list;
+  uint32_t dispatches = 0;  // times the job was handed to its nodes (successful dispatches)
 };
 
 struct ModelRecord {

@@ -260,6 +260,7 @@ void TrainingQueue::RunJob(const std::string& job_id) {
         // The owner's audit chain names every node that received a shard of the dataset, at
         // every dispatch (each sends the shard again).
         record.node_list = distributed->nodes();
+        ++record.dispatches;
         for (const JobNodeRecord& node : record.node_list) {
           if (node.rank == 0) continue;
           SaveJob(record, store::AuditEvent{record.owner_id, "dataset.shard_sent",

@@ -132,6 +132,7 @@ void ToOwnerJobView(const jobs::JobRecord& r, v1::OwnerJobView* view) {
   view->set_budget_seconds(r.budget_seconds);
   view->set_budget_memory_bytes(r.budget_memory_size);
   view->set_provider_view(static_cast<v1::ProviderView>(r.provider_view));
+  view->set_dispatches(r.dispatches);
   for (const jobs::JobNodeRecord& n : r.node_list) {
     v1::JobNode* node = view->add_nodes();
     node->set_rank(n.rank);

@@ -226,6 +226,7 @@ void TrainingQueue::RunJob(const std::string& job_id) {
   Result<train::TrainingResult> result = InternalError("the job did not run");
   for (uint32_t attempt = 1;; ++attempt) {
     std::unique_ptr<DistributedRun> distributed;
+    training.collective = nullptr;  // a previous try's group is gone
     train::TrainingData local{data->schema, data->records.span()};
     auto checkpoint = store_->GetBlob(BlobKind::kCheckpoint, record.id);
     if (record.nodes > 1) {

@@ -310,6 +310,28 @@ TEST(DataParallelTrainingTest, AsynchronousNodesEndWithTheSameModelLearnAndRepea
   EXPECT_NE(models[0], models[2]) << "staleness 2 ran staleness 1's schedule";
 }
 
+// The pipeline's machinery (gradient slots, parameter snapshots, the exchange on its own thread)
+// does the synchronous arithmetic: with a drain after every step no gradient is ever stale, and
+// the asynchronous run is the synchronous one, bit for bit.
+TEST(DataParallelTrainingTest, AsynchronousWithADrainEveryStepIsTheSynchronousRunBitForBit) {
+  testing::SimNodes nodes;
+  const Records all = Learnable(512, 21);
+  const std::vector<Records> shards = {Shard(all, 0, 256), Shard(all, 256, 512)};
+  const std::string recipe = ScriptedRecipe({});
+  train::TrainingOptions synchronous = Options(2, 32);
+  synchronous.checkpoint_every_steps = 1;
+  train::TrainingOptions asynchronous = synchronous;
+  asynchronous.staleness = 1;
+  auto sync = TrainTogether(nodes, shards, synchronous, {recipe});
+  auto async = TrainTogether(nodes, shards, asynchronous, {recipe});
+  for (uint32_t r = 0; r < 2; ++r) {
+    ASSERT_TRUE(sync[r].status.ok()) << sync[r].status.ToString();
+    ASSERT_TRUE(async[r].status.ok()) << async[r].status.ToString();
+    EXPECT_EQ(async[r].result.model, sync[r].result.model) << "rank " << r;
+    EXPECT_EQ(async[r].checkpoints.size(), sync[r].checkpoints.size());
+  }
+}
+
 // Asynchronous checkpoints are taken where the pipeline is drained (every checkpoint_every_steps
 // steps, and at each epoch's end); nodes restarted from one, mid-epoch or at an epoch's end, end
 // with the model of the run that never stopped. A synchronous checkpoint does not restore into

@@ -105,7 +105,9 @@ struct TrainingOptions {
   // steps when that is set, with or without a checkpoint callback). Every rank still ends every
   // step with the same parameters, runs are deterministic for a seed, and checkpoints are taken
   // only at drain points, so a restored run ends as one that never stopped (with the same
-  // checkpoint_every_steps). Costs (S + 1) × 2 copies of the state vector in memory.
+  // checkpoint_every_steps). Costs (S + 1) × 2 copies of the state vector in memory. Live
+  // progress (BatchProgress) counts the steps whose gradients are computed, up to S ahead of the
+  // optimizer between drain points.
   uint32_t staleness = 0;
   // Bounds on what the worker hands back; beyond them is a numerical error.
   float max_abs_gradient = 1e6f;

@@ -1,13 +1,20 @@
 // StepPipeline on one rank: the states handed to the worker are exactly the ones the staleness
 // schedule names, the exchange thread's tags increase strictly, and a failed exchange reaches the
-// session's next call. (Several ranks over real PeerGroups: src/runtime/cluster's
-// data_parallel_training_test.)
+// session's next call; then whole asynchronous TrainingSessions of one rank with the torch-free
+// scripted worker, so that the session's and the pipeline's threads run under ThreadSanitizer
+// too. (Several ranks over real PeerGroups: src/runtime/cluster's data_parallel_training_test.)
 #include "runtime/train/step_pipeline.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
+#include <random>
+#include <thread>
+
+#include "runtime/train/training_session.h"
+#include "tests/workers/scripted_recipe.h"
 
 namespace chiron::train {
 namespace {
@@ -157,6 +164,92 @@ TEST(StepPipelineTest, AFailedExchangeReachesTheSessionAndStopsThePipeline) {
   }  // the destructor joins the exchange thread
   // Steps 0-2 exchanged (2 tags each) and step 3's reduce-scatter failed.
   EXPECT_EQ(collective.calls(), 3u * 2 + 1);
+}
+
+// Records (label byte, then 8×8 u8) of a learnable 4-class set: class c lights quadrant c.
+TrainingData Learnable(uint64_t count, Bytes& bytes) {
+  dataset::DatasetSchema schema;
+  schema.element_type = dataset::ElementType::kUint8;
+  schema.shape = {1, 8, 8};
+  schema.label_type = dataset::LabelType::kUint8;
+  schema.class_names = {"a", "b", "c", "d"};
+  schema.sample_count = count;
+  std::mt19937 random(17);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint32_t label = random() % 4;
+    bytes.push_back(static_cast<uint8_t>(label));
+    for (uint32_t y = 0; y < 8; ++y) {
+      for (uint32_t x = 0; x < 8; ++x) {
+        const uint32_t base = (y / 4) * 2 + x / 4 == label ? 150 : 40;
+        bytes.push_back(static_cast<uint8_t>(base + random() % 100));
+      }
+    }
+  }
+  return {schema, bytes};
+}
+
+TrainingOptions SessionOptions(Collective& collective, uint32_t staleness) {
+  TrainingOptions options;
+  options.config.epochs = 2;
+  options.config.batch_size = 16;
+  options.config.optimizer.learning_rate = 0.1;
+  options.config.optimizer.momentum = 0.9;
+  options.seed = 5;
+  options.worker.worker_path = CHIRON_SCRIPTED_WORKER;
+  options.worker.threads = 1;
+  options.worker.request_timeout = std::chrono::seconds(300);
+  options.worker.limits.address_space_size = 2ull << 30;
+  options.collective = &collective;
+  options.staleness = staleness;
+  return options;
+}
+
+Result<TrainingResult> TrainAlone(const TrainingData& data, const TrainingOptions& options) {
+  CHIRON_ASSIGN_OR_RETURN(
+      std::unique_ptr<TrainingSession> session,
+      TrainingSession::Create(data, ToBytes(testing::ScriptedRecipe({})), options));
+  return session->Run();
+}
+
+TEST(AsynchronousSessionTest, OneRankLearnsRepeatsAndIsSynchronousWhenDrainedEveryStep) {
+  Bytes bytes;
+  const TrainingData data = Learnable(512, bytes);
+  SoloCollective c1, c2, c3, c4;
+  auto async = TrainAlone(data, SessionOptions(c1, 1));
+  auto again = TrainAlone(data, SessionOptions(c2, 1));
+  ASSERT_TRUE(async.ok()) << async.status().ToString();
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(async->model, again->model);
+  EXPECT_GT(async->epochs.back().validation.accuracy, 0.9) << "4 classes: chance is 0.25";
+  TrainingOptions drained = SessionOptions(c3, 1);
+  drained.checkpoint_every_steps = 1;
+  TrainingOptions synchronous = SessionOptions(c4, 0);
+  synchronous.checkpoint_every_steps = 1;
+  auto drained_run = TrainAlone(data, drained);
+  auto sync_run = TrainAlone(data, synchronous);
+  ASSERT_TRUE(drained_run.ok()) << drained_run.status().ToString();
+  ASSERT_TRUE(sync_run.ok()) << sync_run.status().ToString();
+  EXPECT_EQ(drained_run->model, sync_run->model);
+  EXPECT_NE(async->model, sync_run->model);
+}
+
+TEST(AsynchronousSessionTest, AbortFromAnotherThreadStopsAnAsynchronousRun) {
+  Bytes bytes;
+  const TrainingData data = Learnable(512, bytes);
+  SoloCollective collective;
+  auto session =
+      TrainingSession::Create(data, ToBytes(testing::ScriptedRecipe({"sleep_per_step_ms 20"})),
+                              SessionOptions(collective, 2));
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    (*session)->Abort();
+  });
+  Result<TrainingResult> result = (*session)->Run();  // 2 epochs × 29 steps × 20 ms otherwise
+  stopper.join();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAborted) << result.status().ToString();
+  EXPECT_EQ((*session)->failure(), FailureCategory::kStopped);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // Synchronous data-parallel training across nodes against one node and against PyTorch DDP over
-// Gloo, in one run on this machine (docs/distributed.md, "Measured"):
+// Gloo, and the asynchronous mode (bounded staleness) against both, in one run on this machine
+// (docs/distributed.md, "Measured" and "Asynchronous mode"):
 //
 //   build/bin/distributed_bench [--nodes N] [--threads T] [--epochs E] [--train-limit N]
-//                               [--no-pytorch]
+//                               [--staleness S] [--no-pytorch]
 //
 // Chiron, N nodes: N processes (forked from this one), each a node: a sim-platform attested TLS
 // identity, a NodeListener on 127.0.0.1, a PeerGroup joined over mutual RA-TLS, and a
@@ -12,6 +13,8 @@
 // parameter server). Chiron, 1 node: the same job in one TrainingSession. PyTorch: the same LeNet
 // with DDP over Gloo (bench/ddp_baseline.py, /usr/bin/python3, PyTorch's defaults, clear text),
 // N processes and 1. No validation split (as the DDP script); test accuracy on t10k.
+// Chiron, N nodes, asynchronous: the same N-node job with TrainingOptions::staleness S (default
+// 1; 0 skips it), the exchange of earlier steps overlapping the worker's next gradients.
 //
 // Printed ratios and goals: N nodes / 1 node img/s (>= 1.5 at N = 2), N nodes / DDP (>= 0.9),
 // bytes per node per step / 2·P·4·(N−1)/N (<= 1.1; the gRPC messages and the TCP payload, i.e.
@@ -63,6 +66,7 @@ struct Flags {
   int threads = 1;
   uint32_t epochs = 1;
   size_t train_limit = 60000;
+  uint32_t staleness = 1;  // the asynchronous run's; 0: no asynchronous run
   bool pytorch = true;
 };
 
@@ -81,12 +85,15 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--threads") f.threads = std::stoi(next());
     else if (a == "--epochs") f.epochs = static_cast<uint32_t>(std::stoul(next()));
     else if (a == "--train-limit") f.train_limit = std::stoul(next());
+    else if (a == "--staleness") f.staleness = static_cast<uint32_t>(std::stoul(next()));
     else if (a == "--no-pytorch") f.pytorch = false;
     else {
-      std::fprintf(stderr,
+      std::fprintf(a == "--help" ? stdout : stderr,
                    "usage: distributed_bench [--nodes N] [--threads T] [--epochs E] "
-                   "[--train-limit N] [--no-pytorch]\n");
-      std::exit(2);
+                   "[--train-limit N] [--staleness S] [--no-pytorch]\n"
+                   "  --staleness S  the asynchronous run's staleness (default 1; 0: no "
+                   "asynchronous run)\n");
+      std::exit(a == "--help" ? 0 : 2);
     }
   }
   if (f.nodes < 2 || f.nodes > 16) {
@@ -191,8 +198,8 @@ std::unique_ptr<tee::Platform> Platform(const Cluster& cluster) {
 
 // One node: rank `rank` of `size`. Writes its report and, for rank 0, the model to `out`.
 [[noreturn]] void RunNode(const Flags& flags, const Cluster& cluster, uint32_t rank,
-                          const LabelledImages& train_set, const Bytes& recipe, int port_out,
-                          int ports_in, int out) {
+                          uint32_t staleness, const LabelledImages& train_set, const Bytes& recipe,
+                          int port_out, int ports_in, int out) {
   NodeReport report;
   auto fail = [&](const std::string& what, const Status& status) {
     std::snprintf(report.error, sizeof(report.error), "node %u: %s: %s", rank, what.c_str(),
@@ -215,7 +222,7 @@ std::unique_ptr<tee::Platform> Platform(const Cluster& cluster) {
     fail("ports", InternalError("the parent sent no port list"));
   }
   cluster::PeerGroupOptions group_options;
-  group_options.job_id = "distributed-bench";
+  group_options.job_id = "distributed-bench-" + std::to_string(staleness);
   group_options.rank = rank;
   group_options.size = flags.nodes;
   for (int p : ports) group_options.addresses.push_back("127.0.0.1:" + std::to_string(p));
@@ -230,6 +237,7 @@ std::unique_ptr<tee::Platform> Platform(const Cluster& cluster) {
   const Bytes records = Records(train_set, begin, end);
   train::TrainingOptions options = Options(flags);
   options.collective = &collective;
+  options.staleness = staleness;
   auto session = train::TrainingSession::Create({Schema(end - begin), records}, recipe, options);
   if (!session.ok()) fail("session", session.status());
   // Per-step figures count Run() only (not the start's shard sizes and initial all-gather).
@@ -277,7 +285,7 @@ struct ClusterRun {
   train::TrainedModel model;
 };
 
-ClusterRun TrainOnNodes(const Flags& flags, const Cluster& cluster,
+ClusterRun TrainOnNodes(const Flags& flags, const Cluster& cluster, uint32_t staleness,
                         const LabelledImages& train_set, const Bytes& recipe) {
   const uint32_t n = flags.nodes;
   std::vector<std::array<int, 2>> port_pipes(n), list_pipes(n), out_pipes(n);
@@ -289,7 +297,7 @@ ClusterRun TrainOnNodes(const Flags& flags, const Cluster& cluster,
     }
     pid_t pid = ::fork();
     if (pid == 0) {
-      RunNode(flags, cluster, r, train_set, recipe, port_pipes[r][1], list_pipes[r][0],
+      RunNode(flags, cluster, r, staleness, train_set, recipe, port_pipes[r][1], list_pipes[r][0],
               out_pipes[r][1]);
     }
     children.push_back(pid);
@@ -407,13 +415,24 @@ int Main(int argc, char** argv) {
               train_set->count, flags.epochs, flags.threads, flags.nodes,
               ::sysconf(_SC_NPROCESSORS_ONLN));
 
-  // Chiron, N nodes.
-  ClusterRun multi = TrainOnNodes(flags, cluster, *train_set, recipe);
-  double slowest = 0;
-  for (const NodeReport& r : multi.nodes) slowest = std::max(slowest, r.seconds);
+  // Chiron, N nodes: img/s over the slowest node's training loop.
+  auto rate_of = [](const ClusterRun& run) {
+    double slowest = 0;
+    for (const NodeReport& r : run.nodes) slowest = std::max(slowest, r.seconds);
+    return static_cast<double>(run.nodes[0].steps * 64) / slowest;
+  };
+  ClusterRun multi = TrainOnNodes(flags, cluster, 0, *train_set, recipe);
   const uint64_t steps = multi.nodes[0].steps;
-  const double multi_rate = static_cast<double>(steps * 64) / slowest;
+  const double multi_rate = rate_of(multi);
   const double multi_accuracy = TestAccuracy(flags, recipe, multi.model, *test_set);
+
+  // Chiron, N nodes, asynchronous.
+  double async_rate = 0, async_accuracy = 0;
+  if (flags.staleness != 0) {
+    ClusterRun async = TrainOnNodes(flags, cluster, flags.staleness, *train_set, recipe);
+    async_rate = rate_of(async);
+    async_accuracy = TestAccuracy(flags, recipe, async.model, *test_set);
+  }
 
   // Chiron, 1 node.
   const Bytes all = Records(*train_set, 0, train_set->count);
@@ -436,6 +455,11 @@ int Main(int argc, char** argv) {
   char label[64];
   std::snprintf(label, sizeof label, "Chiron, %u nodes (sync, sharded PS)", flags.nodes);
   std::printf("%-34s %10.0f %10.4f\n", label, multi_rate, multi_accuracy);
+  if (flags.staleness != 0) {
+    std::snprintf(label, sizeof label, "Chiron, %u nodes (async, S = %u)", flags.nodes,
+                  flags.staleness);
+    std::printf("%-34s %10.0f %10.4f\n", label, async_rate, async_accuracy);
+  }
   Baseline ddp, ddp_single;
   if (flags.pytorch) {
     ddp = RunDdp(flags, flags.nodes);
@@ -472,6 +496,13 @@ int Main(int argc, char** argv) {
               static_cast<double>(multi.nodes[0].tcp_bytes) / steps / ideal);
   std::printf("  test accuracy, %u nodes - 1 node:  %+.2f points (within 0.5)\n", flags.nodes,
               100 * (multi_accuracy - single_accuracy));
+  if (flags.staleness != 0) {
+    std::printf(
+        "  async S = %u: %u nodes / 1 node img/s %.2f, / %u nodes sync %.2f; test "
+        "accuracy async - sync %+.2f points (%u epoch(s))\n",
+        flags.staleness, flags.nodes, async_rate / single_rate, flags.nodes,
+        async_rate / multi_rate, 100 * (async_accuracy - multi_accuracy), flags.epochs);
+  }
   std::filesystem::remove_all(dir);
   return 0;
 }

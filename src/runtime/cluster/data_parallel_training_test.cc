@@ -1,7 +1,8 @@
-// Synchronous data-parallel training end to end below the job manager: N real TrainingSessions,
-// each driving its own sandboxed worker (the torch-free scripted worker: a real logistic
-// regression, tests/workers/scripted_recipe.h) on its own shard, exchanging gradients and
-// parameters through real PeerGroups over mutually attested TLS (sim platform) on loopback.
+// Data-parallel training (synchronous, and asynchronous with bounded staleness) end to end below
+// the job manager: N real TrainingSessions, each driving its own sandboxed worker (the torch-free
+// scripted worker: a real logistic regression, tests/workers/scripted_recipe.h) on its own shard,
+// exchanging gradients and parameters through real PeerGroups over mutually attested TLS (sim
+// platform) on loopback.
 #include <gtest/gtest.h>
 
 #include <future>
@@ -271,6 +272,151 @@ TEST(DataParallelTrainingTest, AllNodesRestartedResumeFromTheirCheckpointsExactl
   EXPECT_TRUE(swapped[0].status.message().find("checkpoint") != std::string::npos ||
               swapped[1].status.message().find("checkpoint") != std::string::npos)
       << swapped[0].status.ToString() << " / " << swapped[1].status.ToString();
+}
+
+// Asynchronous mode (staleness S): the worker computes the next gradients while the previous
+// steps' exchange runs on another thread. Every rank still ends with the same model, it learns,
+// its schedule is fixed by S (so two runs agree bit for bit), and it is not the synchronous run.
+TEST(DataParallelTrainingTest, AsynchronousNodesEndWithTheSameModelLearnAndRepeatExactly) {
+  testing::SimNodes nodes;
+  const Records all = Learnable(1024, 5);
+  const std::vector<Records> shards = {Shard(all, 0, 512), Shard(all, 512, 1024)};
+  const std::string recipe = ScriptedRecipe({});
+  train::TrainingOptions synchronous = Options(3, 32);
+  auto sync = TrainTogether(nodes, shards, synchronous, {recipe});
+  ASSERT_TRUE(sync[0].status.ok()) << sync[0].status.ToString();
+  std::vector<train::TrainedModel> models;
+  for (uint32_t staleness : {1u, 1u, 2u}) {
+    train::TrainingOptions options = synchronous;
+    options.staleness = staleness;
+    auto outcomes = TrainTogether(nodes, shards, options, {recipe});
+    ASSERT_EQ(outcomes.size(), 2u);
+    for (const RankOutcome& o : outcomes) ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+    EXPECT_EQ(outcomes[0].result.model, outcomes[1].result.model) << "staleness " << staleness;
+    ASSERT_EQ(outcomes[0].result.epochs.size(), 3u);
+    const train::EpochMetrics& last = outcomes[0].result.epochs.back();
+    EXPECT_EQ(last.step, 3u * ((512 - 51 + 15) / 16));
+    EXPECT_EQ(last.samples_seen, last.step * 32);
+    ASSERT_TRUE(last.has_validation);
+    EXPECT_EQ(last.validation.confusion, outcomes[1].result.epochs.back().validation.confusion);
+    std::printf("staleness %u: validation accuracy %.4f (synchronous %.4f)\n", staleness,
+                last.validation.accuracy, sync[0].result.epochs.back().validation.accuracy);
+    EXPECT_GT(last.validation.accuracy, 0.9) << "4 classes: chance is 0.25";
+    // Stale gradients change the updates: not the synchronous model.
+    EXPECT_NE(outcomes[0].result.model, sync[0].result.model) << "staleness " << staleness;
+    models.push_back(outcomes[0].result.model);
+  }
+  EXPECT_EQ(models[0], models[1]) << "two runs with the same seed and staleness differ";
+  EXPECT_NE(models[0], models[2]) << "staleness 2 ran staleness 1's schedule";
+}
+
+// The pipeline's machinery (gradient slots, parameter snapshots, the exchange on its own thread)
+// does the synchronous arithmetic: with a drain after every step no gradient is ever stale, and
+// the asynchronous run is the synchronous one, bit for bit.
+TEST(DataParallelTrainingTest, AsynchronousWithADrainEveryStepIsTheSynchronousRunBitForBit) {
+  testing::SimNodes nodes;
+  const Records all = Learnable(512, 21);
+  const std::vector<Records> shards = {Shard(all, 0, 256), Shard(all, 256, 512)};
+  const std::string recipe = ScriptedRecipe({});
+  train::TrainingOptions synchronous = Options(2, 32);
+  synchronous.checkpoint_every_steps = 1;
+  train::TrainingOptions asynchronous = synchronous;
+  asynchronous.staleness = 1;
+  auto sync = TrainTogether(nodes, shards, synchronous, {recipe});
+  auto async = TrainTogether(nodes, shards, asynchronous, {recipe});
+  for (uint32_t r = 0; r < 2; ++r) {
+    ASSERT_TRUE(sync[r].status.ok()) << sync[r].status.ToString();
+    ASSERT_TRUE(async[r].status.ok()) << async[r].status.ToString();
+    EXPECT_EQ(async[r].result.model, sync[r].result.model) << "rank " << r;
+    EXPECT_EQ(async[r].checkpoints.size(), sync[r].checkpoints.size());
+  }
+}
+
+// Asynchronous checkpoints are taken where the pipeline is drained (every checkpoint_every_steps
+// steps, and at each epoch's end); nodes restarted from one, mid-epoch or at an epoch's end, end
+// with the model of the run that never stopped. A synchronous checkpoint does not restore into
+// an asynchronous job.
+TEST(DataParallelTrainingTest, AsynchronousNodesResumeFromTheirCheckpointsExactly) {
+  testing::SimNodes nodes;
+  const Records all = Learnable(512, 13);
+  const std::vector<Records> shards = {Shard(all, 0, 256), Shard(all, 256, 512)};
+  const std::string recipe = ScriptedRecipe({});
+  train::TrainingOptions options = Options(3, 32);
+  options.staleness = 1;
+  options.checkpoint_every_steps = 5;
+  auto whole = TrainTogether(nodes, shards, options, {recipe});
+  ASSERT_TRUE(whole[0].status.ok() && whole[1].status.ok()) << whole[0].status.ToString();
+  ASSERT_EQ(whole[0].result.model, whole[1].result.model);
+  // 15 steps per epoch (231 training samples per node, 16 per step): checkpoints at steps 5, 10,
+  // 15 (the epoch's end), 20, 25, 30, 35, 40, 45.
+  ASSERT_EQ(whole[0].checkpoints.size(), 9u);
+  for (size_t at : {size_t{3}, size_t{2}}) {  // step 20 (mid-epoch), step 15 (an epoch's end)
+    auto step = train::CheckpointStep(whole[0].checkpoints[at]);
+    ASSERT_TRUE(step.ok()) << step.status().ToString();
+    EXPECT_EQ(*step, 5u * (at + 1));
+    auto resumed = TrainTogether(nodes, shards, options, {recipe},
+                                 {whole[0].checkpoints[at], whole[1].checkpoints[at]});
+    ASSERT_TRUE(resumed[0].status.ok()) << resumed[0].status.ToString();
+    ASSERT_TRUE(resumed[1].status.ok()) << resumed[1].status.ToString();
+    EXPECT_EQ(resumed[0].result.model, whole[0].result.model) << "from step " << *step;
+    EXPECT_EQ(resumed[1].result.model, whole[1].result.model) << "from step " << *step;
+  }
+  // A synchronous run's checkpoint holds another schedule's history: refused.
+  train::TrainingOptions synchronous = options;
+  synchronous.staleness = 0;
+  auto sync = TrainTogether(nodes, shards, synchronous, {recipe});
+  ASSERT_TRUE(sync[0].status.ok()) << sync[0].status.ToString();
+  auto mixed = TrainTogether(nodes, shards, options, {recipe},
+                             {sync[0].checkpoints[3], sync[1].checkpoints[3]});
+  EXPECT_FALSE(mixed[0].status.ok());
+  EXPECT_FALSE(mixed[1].status.ok());
+  EXPECT_TRUE(mixed[0].status.message().find("checkpoint") != std::string::npos ||
+              mixed[1].status.message().find("checkpoint") != std::string::npos)
+      << mixed[0].status.ToString() << " / " << mixed[1].status.ToString();
+}
+
+TEST(DataParallelTrainingTest, AnAsynchronousNodeWhoseWorkerCrashesStopsEveryNodePromptly) {
+  testing::SimNodes nodes;
+  const Records all = Learnable(1024, 5);
+  train::TrainingOptions options = Options(3, 32);
+  options.staleness = 1;
+  auto start = std::chrono::steady_clock::now();
+  auto outcomes = TrainTogether(nodes, {Shard(all, 0, 512), Shard(all, 512, 1024)}, options,
+                                {ScriptedRecipe({}), ScriptedRecipe({"fail_at_step 5 crash"})});
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_FALSE(outcomes[1].status.ok());
+  EXPECT_EQ(outcomes[1].failure, train::FailureCategory::kCrashed);
+  EXPECT_FALSE(outcomes[0].status.ok()) << "the healthy node trained on alone";
+  EXPECT_EQ(outcomes[0].failure, train::FailureCategory::kInternal)
+      << "the healthy node's own worker did not fail: the runtime's group did";
+  EXPECT_LT(seconds, 60) << "liveness: the healthy node waited for its timeout";
+  std::printf("healthy node: %s (after %.1f s)\n", outcomes[0].status.ToString().c_str(), seconds);
+}
+
+TEST(DataParallelTrainingTest, InvalidStalenessIsRefusedWithTheReason) {
+  const Records all = Learnable(64, 5);
+  train::TrainingOptions alone = Options(1, 8);
+  alone.staleness = 1;
+  auto session = train::TrainingSession::Create(all.data(), ToBytes(ScriptedRecipe({})), alone);
+  ASSERT_FALSE(session.ok());
+  EXPECT_EQ(session.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(session.status().message().find("on one node set staleness to 0"), std::string::npos)
+      << session.status().ToString();
+
+  testing::SimNodes nodes;
+  train::TrainingOptions too_stale = Options(1, 8);
+  too_stale.staleness = train::kMaxStaleness + 1;
+  auto outcomes = TrainTogether(nodes, {Shard(all, 0, 32), Shard(all, 32, 64)}, too_stale,
+                                {ScriptedRecipe({})});
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (const RankOutcome& o : outcomes) {
+    ASSERT_FALSE(o.status.ok());
+    EXPECT_EQ(o.status.code(), StatusCode::kInvalidArgument) << o.status.ToString();
+    EXPECT_NE(o.status.message().find("above the maximum of 4"), std::string::npos)
+        << o.status.ToString();
+  }
 }
 
 }  // namespace

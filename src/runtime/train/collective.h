@@ -9,7 +9,9 @@
 // group is then broken (every later call fails). Values received are from attested runtimes, yet
 // checked like the worker's: finite and bounded.
 //
-// Thread safety: one thread calls Exchange/ExchangeBytes; Abort() may be called from any thread.
+// Thread safety: one thread at a time calls Exchange/ExchangeBytes (the asynchronous mode hands
+// the calls from the session's thread to its exchange thread and back, never concurrently);
+// Abort() may be called from any thread.
 #pragma once
 
 #include <cstdint>

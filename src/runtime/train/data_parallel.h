@@ -14,7 +14,8 @@
 //
 // The state vector V is the parameters followed by the buffers; shard j is [V·j/N, V·(j+1)/N).
 //
-// Thread safety: one thread (the training session's).
+// Thread safety: one thread at a time (the training session's; in the asynchronous mode its
+// StepPipeline's while steps are in flight, handed over under the pipeline's mutex).
 #pragma once
 
 #include <cstdint>

@@ -9,6 +9,7 @@
 #include "runtime/train/optimizer.h"
 #include "runtime/train/schedule.h"
 #include "runtime/train/shuffler.h"
+#include "runtime/train/step_pipeline.h"
 #include "runtime/train/worker_client.h"
 #include "shared/base/secret.h"
 
@@ -192,13 +193,35 @@ class TrainingSessionImpl final : public TrainingSession {
       }
       batch_progress(p);
     };
+    // Asynchronous: the exchange thread, for this Run only (stopped on every return; if steps
+    // are still in flight then, it breaks the group).
+    std::unique_ptr<StepPipeline> pipeline;
+    if (options_.staleness != 0) {
+      pipeline = std::make_unique<StepPipeline>(*options_.collective, *data_parallel_, model_,
+                                                options_.staleness, config_.batch_size, step_);
+    }
+    pipeline_ = pipeline.get();
+    struct ClearPipeline {
+      StepPipeline*& pointer;
+      ~ClearPipeline() { pointer = nullptr; }
+    } clear_pipeline{pipeline_};
     for (; epoch_ < config_.epochs; ++epoch_) {
       const std::vector<std::vector<uint32_t>> batches = EpochBatches(epoch_);
+      if (pipeline_ != nullptr) CHIRON_RETURN_IF_ERROR(RestartPipeline());
       for (; batch_ < batches.size(); ++batch_) {
-        CHIRON_RETURN_IF_ERROR(Step(batches[batch_]));
+        CHIRON_RETURN_IF_ERROR(pipeline_ != nullptr ? StepAsync(batches[batch_])
+                                                    : Step(batches[batch_]));
         report();
-        if (options_.checkpoint_every_steps != 0 && checkpoint &&
-            step_ % options_.checkpoint_every_steps == 0 && batch_ + 1 < batches.size()) {
+        const bool at_checkpoint = options_.checkpoint_every_steps != 0 &&
+                                   step_ % options_.checkpoint_every_steps == 0 &&
+                                   batch_ + 1 < batches.size();
+        // Asynchronous: the pipeline drains at every checkpoint position, with or without a
+        // callback, so the schedule (hence the model) does not depend on who listens.
+        if (at_checkpoint && pipeline_ != nullptr) {
+          CHIRON_RETURN_IF_ERROR(pipeline_->Drain());
+          CHIRON_RETURN_IF_ERROR(RestartPipeline());
+        }
+        if (at_checkpoint && checkpoint) {
           EpochMetrics partial = Current();
           ++batch_;  // the checkpoint resumes after this batch
           Bytes bytes = Checkpoint();
@@ -206,6 +229,7 @@ class TrainingSessionImpl final : public TrainingSession {
           CHIRON_RETURN_IF_ERROR(checkpoint(bytes, partial));
         }
       }
+      if (pipeline_ != nullptr) CHIRON_RETURN_IF_ERROR(pipeline_->Drain());
       EpochMetrics metrics = Current();
       metrics.epoch = epoch_ + 1;
       if (options_.collective != nullptr) {
@@ -260,14 +284,7 @@ class TrainingSessionImpl final : public TrainingSession {
   Status Step(const std::vector<uint32_t>& batch) {
     if (!arena_current_) WriteState();
     const uint64_t n = batch.size();
-    std::span<uint8_t> in = worker_->inputs();
-    const uint64_t label_offset = InputLabelOffset(n, sample_size_);
-    for (uint64_t i = 0; i < n; ++i) {
-      std::memcpy(in.data() + i * sample_size_, train_.samples.data() + batch[i] * sample_size_,
-                  sample_size_);
-      std::memcpy(in.data() + label_offset + i * sizeof(uint16_t), &train_.labels[batch[i]],
-                  sizeof(uint16_t));
-    }
+    WriteBatch(batch);
     double loss = 0;
     arena_current_ = false;  // until the update below has rewritten it
     CHIRON_RETURN_IF_ERROR(worker_->ComputeGradients(n, grads_, step_buffers_, &loss,
@@ -297,6 +314,49 @@ class TrainingSessionImpl final : public TrainingSession {
     epoch_loss_sum_ += loss * static_cast<double>(n);
     epoch_loss_samples_ += n;
     return Status::Ok();
+  }
+
+  // Asynchronous (staleness S >= 1): the worker computes step t's gradients on the parameters
+  // after step max(segment start, t - S), copied into its arena between two requests, while the
+  // pipeline's thread exchanges and applies the steps before t.
+  Status StepAsync(const std::vector<uint32_t>& batch) {
+    const uint64_t t = step_;
+    const uint64_t stale = options_.staleness;
+    const uint64_t basis = t >= segment_start_ + stale ? t - stale : segment_start_;
+    arena_current_ = false;  // the arena holds a stale state from here on
+    CHIRON_RETURN_IF_ERROR(pipeline_->CopyState(basis, worker_->state()));
+    const uint64_t n = batch.size();
+    WriteBatch(batch);
+    double loss = 0;
+    StepPipeline::Slot& slot = pipeline_->SlotFor(t);
+    CHIRON_RETURN_IF_ERROR(worker_->ComputeGradients(n, slot.gradients, slot.buffers, &loss,
+                                                     options_.max_abs_gradient,
+                                                     options_.max_abs_buffer));
+    CHIRON_RETURN_IF_ERROR(pipeline_->Push(t, schedule_->LearningRate(t), n));
+    ++step_;
+    samples_seen_ += config_.batch_size;  // the global batch
+    epoch_loss_sum_ += loss * static_cast<double>(n);
+    epoch_loss_samples_ += n;
+    return Status::Ok();
+  }
+
+  // Drained: a new segment of the asynchronous schedule starts at the model's current step.
+  Status RestartPipeline() {
+    segment_start_ = step_;
+    return pipeline_->Restart(step_);
+  }
+
+  // The batch's samples and labels into the worker's input arena (no request outstanding).
+  void WriteBatch(const std::vector<uint32_t>& batch) {
+    const uint64_t n = batch.size();
+    std::span<uint8_t> in = worker_->inputs();
+    const uint64_t label_offset = InputLabelOffset(n, sample_size_);
+    for (uint64_t i = 0; i < n; ++i) {
+      std::memcpy(in.data() + i * sample_size_, train_.samples.data() + batch[i] * sample_size_,
+                  sample_size_);
+      std::memcpy(in.data() + label_offset + i * sizeof(uint16_t), &train_.labels[batch[i]],
+                  sizeof(uint16_t));
+    }
   }
 
   void WriteState() {
@@ -463,6 +523,8 @@ class TrainingSessionImpl final : public TrainingSession {
   std::unique_ptr<LearningRateSchedule> schedule_;
   std::unique_ptr<Optimizer> optimizer_;             // alone: the whole model's
   std::unique_ptr<DataParallel> data_parallel_;      // data-parallel: the step and its optimizer
+  StepPipeline* pipeline_ = nullptr;                 // asynchronous: Run's exchange thread
+  uint64_t segment_start_ = 0;                       // asynchronous: the last drain point
   uint32_t local_batch_ = 0;                         // this rank's share of the batch
   uint64_t batches_per_epoch_ = 0;                   // steps per epoch, the same on every rank
   uint64_t global_validation_ = 0;                   // validation samples over every rank
@@ -505,6 +567,17 @@ Result<std::unique_ptr<TrainingSession>> CreateSession(const TrainingData& data,
   }
   if (options.prediction_batch < 1 || options.prediction_batch > 65536) {
     return InvalidArgumentError("prediction batch must be in [1, 65536]");
+  }
+  if (options.staleness != 0 && options.collective == nullptr) {
+    return InvalidArgumentError(
+        "staleness " + std::to_string(options.staleness) +
+        " needs data-parallel training: the asynchronous mode overlaps a node's gradients with "
+        "the exchange between nodes; on one node set staleness to 0");
+  }
+  if (options.staleness > kMaxStaleness) {
+    return InvalidArgumentError("staleness " + std::to_string(options.staleness) +
+                                " is above the maximum of " + std::to_string(kMaxStaleness) +
+                                ": use 0 (synchronous) to " + std::to_string(kMaxStaleness));
   }
   CHIRON_ASSIGN_OR_RETURN(TrainingConfig config, SanitizeTrainingConfig(options.config));
   const uint64_t validation_count =
@@ -549,6 +622,10 @@ Result<std::unique_ptr<TrainingSession>> CreateSession(const TrainingData& data,
     fingerprint = Fnv1aU64(fingerprint, options.collective->rank());
     fingerprint = Fnv1aU64(fingerprint, options.collective->size());
   }
+  // Asynchronous checkpoints restore only into the same schedule (synchronous ones are
+  // unchanged, so their fingerprint is too).
+  if (options.staleness != 0)
+    fingerprint = Fnv1aU64(fingerprint, 0x5354414cULL + options.staleness);
   for (uint64_t v : PackRecipeDeclarations(config, ResourceBudget{})) {
     fingerprint = Fnv1aU64(fingerprint, v);
   }

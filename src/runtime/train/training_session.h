@@ -36,7 +36,8 @@
 // within milliseconds with Aborted and failure() == kStopped. Create() cannot be aborted (no
 // session exists yet); it is bounded by worker.start_timeout and the deadline.
 //
-// Thread safety: a session is used from one thread; Run() blocks. Abort() and
+// Thread safety: a session is used from one thread; Run() blocks (with staleness >= 1 it runs the
+// exchange on one more thread of its own, joined before it returns). Abort() and
 // peak_resident_size() may be called from any thread while it runs (not concurrently with the
 // destructor). Start sessions from a long-lived thread (see SandboxedProcess: the worker dies with
 // the thread that started it).
@@ -66,6 +67,9 @@ struct TrainingData {
   ByteSpan records;
 };
 
+// The largest TrainingOptions::staleness accepted.
+inline constexpr uint32_t kMaxStaleness = 4;
+
 struct TrainingOptions {
   // Hyper-parameters: normally the recipe's declarations (DescribeRecipe), always passed through
   // SanitizeTrainingConfig by Create().
@@ -93,6 +97,18 @@ struct TrainingOptions {
   // a smaller shard wraps around its own permutation), every step ends with the same model on
   // every rank, and the epoch metrics cover every rank's data. samples_seen counts global batches.
   Collective* collective = nullptr;
+  // Asynchronous data-parallel training with bounded staleness S (docs/distributed.md,
+  // "Asynchronous mode"); 0: synchronous, as above. Needs a collective; at most kMaxStaleness.
+  // With S >= 1 the exchange and the optimizer run on a second thread while the worker computes
+  // the next gradients: the gradient of step t is computed on the parameters after step
+  // max(d, t - S), d the last drain point (each epoch's start, and every checkpoint_every_steps
+  // steps when that is set, with or without a checkpoint callback). Every rank still ends every
+  // step with the same parameters, runs are deterministic for a seed, and checkpoints are taken
+  // only at drain points, so a restored run ends as one that never stopped (with the same
+  // checkpoint_every_steps). Costs (S + 1) × 2 copies of the state vector in memory. Live
+  // progress (BatchProgress) counts the steps whose gradients are computed, up to S ahead of the
+  // optimizer between drain points.
+  uint32_t staleness = 0;
   // Bounds on what the worker hands back; beyond them is a numerical error.
   float max_abs_gradient = 1e6f;
   float max_abs_buffer = 1e9f;

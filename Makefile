@@ -43,9 +43,9 @@ asan: deps
 # ThreadSanitizer over the torch-free parts that run threads of their own against real
 # sandboxed workers: the training queue (runners, cancel, stop), model access (the prediction
 # worker pool), sessions stopped from another thread, the sandbox's memory monitor, and dataset
-# loads racing uploads and deletions.
+# loads racing uploads and deletions, and the asynchronous mode's step pipeline.
 TSAN_TESTS = training_queue_test jobs_model_access_test provider_facts_test rate_limiter_test \
-  session_limits_test sandbox_test dataset_loader_test
+  session_limits_test sandbox_test dataset_loader_test step_pipeline_test
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIRON_TSAN=ON \
 	  -DCHIRON_WITH_TORCH=OFF $(CMAKE_FLAGS)

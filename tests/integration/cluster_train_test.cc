@@ -202,8 +202,11 @@ TEST_F(ClusterTrainTest, APeerKilledMidJobRejoinsAndTheJobEndsWithAModel) {
   ASSERT_FALSE(images.empty());
   ASSERT_EQ(Owner("alice", {"init", "--name", "alice", "--policy", ab_policy_}).exit_code, 0);
   ASSERT_EQ(Owner("alice", {"dataset", "upload", images, "--name", "fm"}).exit_code, 0);
+  // Asynchronous (staleness 1): its drain points are where checkpoints are taken, so it resumes
+  // like the synchronous mode.
   auto started = Owner("alice", {"train", "--dataset", "fm", "--recipe", "mlp", "--model", "k",
-                                 "--epochs", "6", "--nodes", "2", "--detach", "--json"});
+                                 "--epochs", "6", "--nodes", "2", "--staleness", "1",
+                                 "--detach", "--json"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
   const std::string job_id = nlohmann::json::parse(started.out)["job_id"];
 
@@ -225,6 +228,7 @@ TEST_F(ClusterTrainTest, APeerKilledMidJobRejoinsAndTheJobEndsWithAModel) {
   const nlohmann::json job = nlohmann::json::parse(watched.out);
   EXPECT_EQ(job["state"], "succeeded") << watched.out;
   EXPECT_EQ(job["epochs_done"], 6);
+  EXPECT_EQ(job["staleness"], 1);
   // The owner sees that the job was handed to its nodes more than once.
   EXPECT_GE(job["dispatches"].get<int>(), 2) << watched.out;
   const std::string a_log = ReadText(a_->log_path());

@@ -389,6 +389,7 @@ nlohmann::json OwnerJobViewJson(const v1::OwnerJobView& view,
   }
   j["nodes"] = nodes;
   j["dispatches"] = view.dispatches();
+  j["staleness"] = view.staleness();
   if (!view.history().empty()) {
     j["validation_accuracy"] = view.history(view.history_size() - 1).validation_accuracy();
   }

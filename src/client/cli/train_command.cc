@@ -20,6 +20,7 @@ struct TrainArgs {
   uint64_t seed = 0;
   std::string provider_view = "coarse";
   uint32_t nodes = 1;
+  uint32_t staleness = 0;
   bool detach = false;
   bool json = false;
 };
@@ -40,6 +41,10 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
   request.set_seed(args.seed);
   request.set_provider_view(args.provider_view == "done-only" ? v1::PROVIDER_VIEW_DONE_ONLY
                                                               : v1::PROVIDER_VIEW_COARSE);
+  if (args.staleness > 0 && args.nodes <= 1) {
+    return Fail(InvalidArgumentError(
+        "--staleness applies to a job on several nodes: add --nodes N, or drop --staleness"));
+  }
   if (args.nodes > 1) {
     // Only nodes whose certificates verify under YOUR policy may receive a shard of your data:
     // the server's cluster is checked here, and their keys go with the request.
@@ -74,6 +79,7 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
     if (!policy_text.ok()) return Fail(policy_text.status());
     request.set_node_policy(std::string(policy_text->begin(), policy_text->end()));
     request.set_nodes(args.nodes);
+    request.set_staleness(args.staleness);
   }
   v1::OwnerJobView started;
   auto context = (*connection)->NewContext();
@@ -166,6 +172,11 @@ void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
                         "alone); each node must pass YOUR policy and receives one shard of the "
                         "dataset (docs/distributed.md)")
       ->check(CLI::Range(1u, 64u));
+  train_cmd->add_option("--staleness", args->staleness,
+                        "with --nodes: 0 synchronous (default); 1 to 4 asynchronous, each node "
+                        "computing its next gradients on parameters at most this many steps old "
+                        "while the exchange runs (docs/distributed.md)")
+      ->check(CLI::Range(0u, 4u));
   train_cmd->add_flag("--detach", args->detach, "start the job and return at once");
   train_cmd->add_flag("--json", args->json, "print the finished job as JSON (no progress lines)");
   train_cmd->callback([&global, &action, args] {

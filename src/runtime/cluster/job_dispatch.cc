@@ -200,6 +200,7 @@ Result<std::unique_ptr<jobs::DistributedRun>> ClusterDispatcher::Dispatch(
   offer.set_checkpoint_every_steps(request.checkpoint_every_steps);
   offer.set_seconds_left(request.seconds_left);
   offer.set_max_resident_size(request.max_resident_size);
+  offer.set_staleness(request.staleness);
   offer.set_attempt(request.attempt);
 
   std::vector<jobs::JobNodeRecord> nodes;
@@ -323,6 +324,10 @@ Result<CheckedOffer> CheckOffer(const chiron::internal::JobOffer& offer, ByteSpa
   checked.training.seed = offer.seed();
   checked.training.checkpoint_every_steps = offer.checkpoint_every_steps();
   checked.training.max_resident_size = offer.max_resident_size();
+  if (offer.staleness() > train::kMaxStaleness) {
+    return InvalidArgumentError("job offer: its staleness is out of range");
+  }
+  checked.training.staleness = offer.staleness();
   checked.training.deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(offer.seconds_left());
   checked.group.job_id = job_id;

@@ -44,6 +44,7 @@ struct DispatchRequest {
   uint64_t checkpoint_every_steps = 0;
   uint64_t seconds_left = 0;
   uint64_t max_resident_size = 0;
+  uint32_t staleness = 0;  // 0: synchronous
   uint32_t attempt = 1;
 };
 

@@ -116,7 +116,8 @@ Bytes EncodeJobRecord(const JobRecord& r) {
                {"nodes", r.nodes},
                {"node_policy", r.node_policy},
                {"node_list", node_list},
-               {"dispatches", r.dispatches}});
+               {"dispatches", r.dispatches},
+               {"staleness", r.staleness}});
 }
 
 Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
@@ -165,6 +166,7 @@ Result<JobRecord> DecodeJobRecord(ByteSpan bytes) {
     r.nodes = j.value("nodes", uint32_t{1});
     r.node_policy = j.value("node_policy", std::string());
     r.dispatches = j.value("dispatches", uint32_t{0});
+    r.staleness = j.value("staleness", uint32_t{0});
     for (const json& n : j.value("node_list", json::array())) {
       JobNodeRecord node;
       n.at("rank").get_to(node.rank);

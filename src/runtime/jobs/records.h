@@ -102,7 +102,8 @@ struct JobRecord {
   uint32_t nodes = 1;
   std::string node_policy;
   std::vector<JobNodeRecord> node_list;
-  uint32_t dispatches = 0;  // times the job was handed to its nodes (successful dispatches)
+  uint32_t dispatches = 0;
+  uint32_t staleness = 0;   // asynchronous mode's bound (0: synchronous); fixed for the job  // times the job was handed to its nodes (successful dispatches)
 };
 
 struct ModelRecord {

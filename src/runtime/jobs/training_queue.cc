@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "runtime/train/training_session.h"
 #include "shared/base/log.h"
 #include "shared/crypto/random.h"
 
@@ -170,6 +171,14 @@ Result<JobRecord> TrainingQueue::StartTraining(const std::string& owner_id,
     }
     CHIRON_RETURN_IF_ERROR(options_.dispatcher->CheckNodePolicy(args.node_policy));
   }
+  if (args.staleness > 0 && args.nodes <= 1) {
+    return InvalidArgumentError(
+        "--staleness applies to a job on several nodes: add --nodes N, or drop --staleness");
+  }
+  if (args.staleness > train::kMaxStaleness) {
+    return InvalidArgumentError("--staleness must be 0 (synchronous) to " +
+                                std::to_string(train::kMaxStaleness));
+  }
   if (args.nodes > kMaxJobNodes) {
     return InvalidArgumentError("at most " + std::to_string(kMaxJobNodes) + " nodes");
   }
@@ -195,7 +204,10 @@ Result<JobRecord> TrainingQueue::StartTraining(const std::string& owner_id,
   record.epochs_requested = args.epochs;
   record.provider_view = args.provider_view;
   record.nodes = std::max<uint32_t>(1, args.nodes);
-  if (record.nodes > 1) record.node_policy = args.node_policy;
+  if (record.nodes > 1) {
+    record.node_policy = args.node_policy;
+    record.staleness = args.staleness;
+  }
   record.created_unix = NowUnix();
 
   // The model name is reserved from here on: checked and taken under one lock, so two requests

@@ -249,6 +249,7 @@ void TrainingQueue::RunJob(const std::string& job_id) {
       request.checkpoint_every_steps = options_.checkpoint_every_steps;
       request.seconds_left = record.budget_seconds - std::min(record.budget_seconds, elapsed());
       request.max_resident_size = record.budget_memory_size;
+      request.staleness = record.staleness;
       request.attempt = attempt;
       auto dispatched = options_.dispatcher ? options_.dispatcher->Dispatch(request)
                                             : Result<std::unique_ptr<DistributedRun>>(
@@ -274,6 +275,7 @@ void TrainingQueue::RunJob(const std::string& job_id) {
         local.schema.sample_count = distributed->local_record_count();
         local.records = distributed->local_records();
         training.collective = &distributed->collective();
+        training.staleness = record.staleness;
       }
     }
     // Alone: restore the checkpoint if any. On several nodes: only if every rank holds one at

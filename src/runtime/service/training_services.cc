@@ -133,6 +133,7 @@ void ToOwnerJobView(const jobs::JobRecord& r, v1::OwnerJobView* view) {
   view->set_budget_memory_bytes(r.budget_memory_size);
   view->set_provider_view(static_cast<v1::ProviderView>(r.provider_view));
   view->set_dispatches(r.dispatches);
+  view->set_staleness(r.staleness);
   for (const jobs::JobNodeRecord& n : r.node_list) {
     v1::JobNode* node = view->add_nodes();
     node->set_rank(n.rank);
@@ -201,6 +202,7 @@ grpc::Status JobsService::StartTraining(grpc::ServerContext* context,
     return ToGrpc(InvalidArgumentError("node_policy: at most 1 MiB"));
   }
   args.node_policy = request->node_policy();
+  args.staleness = request->staleness();
   switch (request->provider_view()) {
     case v1::PROVIDER_VIEW_COARSE: args.provider_view = jobs::ProviderView::kCoarse; break;
     case v1::PROVIDER_VIEW_DONE_ONLY: args.provider_view = jobs::ProviderView::kDoneOnly; break;

@@ -132,6 +132,17 @@ std::vector<RankOutcome> TrainTogether(const testing::SimNodes& nodes,
   return outcomes;
 }
 
+// Two ranks started from checkpoints they must refuse: each fails; whichever refuses first
+// breaks the group, so the other may fail on that instead, but one names the checkpoint.
+void ExpectBothFailOneOnItsCheckpoint(const std::vector<RankOutcome>& outcomes) {
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_FALSE(outcomes[0].status.ok());
+  EXPECT_FALSE(outcomes[1].status.ok());
+  EXPECT_TRUE(outcomes[0].status.message().find("checkpoint") != std::string::npos ||
+              outcomes[1].status.message().find("checkpoint") != std::string::npos)
+      << outcomes[0].status.ToString() << " / " << outcomes[1].status.ToString();
+}
+
 TEST(DataParallelTrainingTest, TwoNodesEndWithTheSameModelAndLearnAsOneNodeDoes) {
   testing::SimNodes nodes;
   const Records all = Learnable(1024, 5);
@@ -265,13 +276,8 @@ TEST(DataParallelTrainingTest, AllNodesRestartedResumeFromTheirCheckpointsExactl
   // Checkpoints are per rank: rank 1's does not restore rank 0.
   auto swapped = TrainTogether(nodes, shards, Options(3, 32), {recipe},
                                {whole[1].checkpoints[0], whole[0].checkpoints[0]});
-  // Each refuses the other's checkpoint; whichever refuses first breaks the group, so the other
-  // may fail on that instead (still before training on).
-  EXPECT_FALSE(swapped[0].status.ok());
-  EXPECT_FALSE(swapped[1].status.ok());
-  EXPECT_TRUE(swapped[0].status.message().find("checkpoint") != std::string::npos ||
-              swapped[1].status.message().find("checkpoint") != std::string::npos)
-      << swapped[0].status.ToString() << " / " << swapped[1].status.ToString();
+  // Each refuses the other's checkpoint.
+  ExpectBothFailOneOnItsCheckpoint(swapped);
 }
 
 // Asynchronous mode (staleness S): the worker computes the next gradients while the previous
@@ -368,11 +374,7 @@ TEST(DataParallelTrainingTest, AsynchronousNodesResumeFromTheirCheckpointsExactl
   ASSERT_TRUE(sync[0].status.ok()) << sync[0].status.ToString();
   auto mixed = TrainTogether(nodes, shards, options, {recipe},
                              {sync[0].checkpoints[3], sync[1].checkpoints[3]});
-  EXPECT_FALSE(mixed[0].status.ok());
-  EXPECT_FALSE(mixed[1].status.ok());
-  EXPECT_TRUE(mixed[0].status.message().find("checkpoint") != std::string::npos ||
-              mixed[1].status.message().find("checkpoint") != std::string::npos)
-      << mixed[0].status.ToString() << " / " << mixed[1].status.ToString();
+  ExpectBothFailOneOnItsCheckpoint(mixed);
 }
 
 TEST(DataParallelTrainingTest, AnAsynchronousNodeWhoseWorkerCrashesStopsEveryNodePromptly) {

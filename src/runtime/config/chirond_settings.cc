@@ -182,6 +182,9 @@ void AddChirondOptions(CLI::App& app, ChirondSettings& s) {
   app.add_option("--cluster-policy", s.cluster_policy,
                  "the policy file every peer node's evidence must verify under (the format of "
                  "owners' policies, docs/formats/policy.md)");
+  app.add_option("--node-advertise", s.node_advertise,
+                 "host:port other nodes dial for this node's rank in a job (default: "
+                 "--node-listen's; required when that is a wildcard such as 0.0.0.0)");
   app.add_option("--cluster-store-key", s.cluster_store_key,
                  "on a platform without sealing (tsm): take the store key from a peer that "
                  "holds it ('peers'), or from a peer and else a fresh one, for the cluster's "
@@ -223,6 +226,32 @@ Result<std::vector<std::string>> ResolvePeers(const ChirondSettings& s) {
     at = comma + 1;
   }
   return peers;
+}
+
+Result<std::string> ResolveNodeAdvertise(const ChirondSettings& s) {
+  if (s.node_listen.empty()) {
+    if (!s.node_advertise.empty()) {
+      return InvalidArgumentError("--node-advertise needs --node-listen HOST:PORT (this node's "
+                                  "peer listener): give it, or drop --node-advertise");
+    }
+    return std::string();
+  }
+  if (!s.node_advertise.empty()) {
+    CHIRON_ASSIGN_OR_RETURN(HostPort advertised, SplitHostPort(s.node_advertise,
+                                                               "--node-advertise"));
+    if (advertised.port == 0) {
+      return InvalidArgumentError("--node-advertise needs the port other nodes dial, not 0");
+    }
+    return s.node_advertise;
+  }
+  CHIRON_ASSIGN_OR_RETURN(HostPort listen, SplitHostPort(s.node_listen, "--node-listen"));
+  if (!s.peers.empty() && (listen.host.empty() || listen.host == "0.0.0.0" || listen.host == "::")) {
+    return InvalidArgumentError(
+        "--node-listen " + s.node_listen +
+        " listens on every address, so other nodes cannot be told which one to dial: give "
+        "--node-advertise HOST:PORT, the address they reach this node at");
+  }
+  return std::string();
 }
 
 Result<std::string> ResolveDataListen(const ChirondSettings& s) {
@@ -314,6 +343,7 @@ std::string FormatSettings(const ChirondSettings& s) {
   out += OptionalLine("node-listen", s.node_listen, "not set: not in a cluster");
   out += OptionalLine("peers", s.peers, "not set");
   out += OptionalLine("cluster-policy", s.cluster_policy, "not set");
+  out += OptionalLine("node-advertise", s.node_advertise, "not set: --node-listen's address");
   out += ConfigLine("cluster-store-key", s.cluster_store_key);
   out += ConfigLine("verbose", s.verbose ? "true" : "false");
   return out;

@@ -53,6 +53,7 @@ struct ChirondSettings {
   std::string node_listen;
   std::string peers;
   std::string cluster_policy;
+  std::string node_advertise;  // the address other nodes dial for this node (default: node_listen)
   // A platform without sealing (tsm): where the store key comes from. "peers": from a peer that
   // holds it (start fails if none does); "new": from a peer, or a fresh key if none holds one
   // (the cluster's first node). docs/distributed.md, "Store keys without sealing".
@@ -87,6 +88,12 @@ Result<std::string> ResolveDataListen(const ChirondSettings& settings);
 // each other; every address is host:port. The peers' addresses, or InvalidArgument naming the
 // option and what to do.
 Result<std::vector<std::string>> ResolvePeers(const ChirondSettings& settings);
+
+// The address other nodes dial for this node's rank in a job: --node-advertise, or "" to take
+// --node-listen's host with the bound port. InvalidArgument when --node-listen's host is a
+// wildcard (0.0.0.0, ::) in a cluster with peers and no --node-advertise is given, or when
+// --node-advertise is malformed, has port 0, or comes without --node-listen.
+Result<std::string> ResolveNodeAdvertise(const ChirondSettings& settings);
 
 // "16G", "512M", "1048576": bytes with an optional K/M/G/T (or KiB...) suffix, powers of 1024.
 // False for anything else, zero, or an overflow.

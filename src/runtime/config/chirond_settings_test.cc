@@ -179,6 +179,23 @@ TEST(ChirondSettingsTest, ClusterSettingsGoTogetherAndSayWhatIsMissing) {
   auto peers = ResolvePeers(cluster.settings);
   ASSERT_TRUE(peers.ok()) << peers.status().ToString();
   EXPECT_EQ(*peers, (std::vector<std::string>{"10.0.0.2:7600", "10.0.0.3:7600"}));
+  // Listening on every address: the peers must be told which one to dial.
+  auto wildcard = ResolveNodeAdvertise(cluster.settings);
+  ASSERT_FALSE(wildcard.ok());
+  EXPECT_NE(wildcard.status().message().find("--node-advertise HOST:PORT"), std::string::npos)
+      << wildcard.status().ToString();
+  cluster.settings.node_advertise = "10.0.0.1:7600";
+  auto advertised = ResolveNodeAdvertise(cluster.settings);
+  ASSERT_TRUE(advertised.ok()) << advertised.status().ToString();
+  EXPECT_EQ(*advertised, "10.0.0.1:7600");
+  cluster.settings.node_advertise = "10.0.0.1:0";
+  EXPECT_FALSE(ResolveNodeAdvertise(cluster.settings).ok());
+  Parsed named({"--node-listen", "10.0.0.1:7600", "--peers", "10.0.0.2:7600",
+                "--cluster-policy", "p.json"},
+               "");
+  auto derived = ResolveNodeAdvertise(named.settings);
+  ASSERT_TRUE(derived.ok()) << derived.status().ToString();
+  EXPECT_EQ(*derived, "");  // --node-listen's own address
 
   Parsed no_listener({"--peers", "10.0.0.2:7600"}, "");
   auto refused = ResolvePeers(no_listener.settings);

@@ -122,6 +122,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "chirond: %s\n", peers.status().message().c_str());
     return 1;
   }
+  auto node_advertise = runtime::ResolveNodeAdvertise(settings);
+  if (!node_advertise.ok()) {
+    std::fprintf(stderr, "chirond: %s\n", node_advertise.status().message().c_str());
+    return 1;
+  }
   if (settings.verbose) SetMinLogLevel(LogLevel::kDebug);
   const std::string& worker = settings.worker;
   const std::string& sandbox_policy = settings.sandbox_policy;
@@ -175,7 +180,7 @@ int main(int argc, char** argv) {
   if (!settings.node_listen.empty()) {
     options.cluster = runtime::ServerOptions::Cluster{
         settings.node_listen, *peers, settings.cluster_policy,
-        settings.cluster_store_key == "new"};
+        settings.cluster_store_key == "new", *node_advertise};
   }
   options.platform.name = settings.platform;
   options.platform.state_dir = state_dir;

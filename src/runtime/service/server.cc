@@ -59,8 +59,11 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
                                                  cluster_verifier);
     if (!listener.ok()) return listener.status().WithContext("peer listener (--node-listen)");
     server->node_listener_ = std::move(*listener);
-    node_address = options.cluster->node_listen.substr(0, options.cluster->node_listen.rfind(':')) +
-                   ":" + std::to_string(server->node_listener_->port());
+    node_address = !options.cluster->advertise.empty()
+                       ? options.cluster->advertise
+                       : options.cluster->node_listen.substr(
+                             0, options.cluster->node_listen.rfind(':')) +
+                             ":" + std::to_string(server->node_listener_->port());
     peers = std::make_shared<const cluster::PeerDirectory>(options.cluster->peers, server->identity_,
                                                            cluster_verifier);
     LogInfo("cluster.listening",

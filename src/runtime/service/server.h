@@ -55,6 +55,7 @@ struct ServerOptions {
     std::string policy_path;         // the cluster policy every peer must verify under
     // A platform without sealing: a fresh store key when no peer holds one (else start fails).
     bool new_store_key_if_alone = false;
+    std::string advertise;  // the address peers dial for this node; "": node_listen's host and port
   };
   std::optional<Cluster> cluster;
 };

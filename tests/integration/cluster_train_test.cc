@@ -49,7 +49,8 @@ class ClusterTrainTest : public ::testing::Test {
   }
 
   std::unique_ptr<ChirondProcess> StartNode(const std::string& name, int node_port,
-                                            const std::vector<int>& peers) {
+                                            const std::vector<int>& peers,
+                                            const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {"--node-listen", Loopback(node_port), "--cluster-policy",
                                      cluster_policy_, "--checkpoint-every", "20"};
     std::string list;
@@ -58,13 +59,15 @@ class ClusterTrainTest : public ::testing::Test {
       args.push_back("--peers");
       args.push_back(list);
     }
+    args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<ChirondProcess>(dir_ + "/" + name, args, BinaryPath("chiron-worker"));
   }
 
   // Both nodes, a leading (the owner's server) with b as its peer; b lists a too.
   // With `relay`, a reaches b through a recording TCP relay (b's address in a's --peers is the
   // relay's): everything a sends b, the shard included, can be searched for plaintext.
-  void StartCluster(bool relay = false) {
+  // `b_extra`: more arguments for b.
+  void StartCluster(bool relay = false, const std::vector<std::string>& b_extra = {}) {
     const nlohmann::json a = InitialiseNode(dir_, "a", {}, BinaryPath("chiron-worker")),
                          b = InitialiseNode(dir_, "b", {}, BinaryPath("chiron-worker"));
     a_policy_ = WritePolicyTrusting(dir_, "owner-a.json", {a});
@@ -73,7 +76,7 @@ class ClusterTrainTest : public ::testing::Test {
     a_node_ = FreeLoopbackPort();
     b_node_ = FreeLoopbackPort();
     ASSERT_TRUE(a_node_ && b_node_);
-    b_ = StartNode("b", b_node_, {a_node_});
+    b_ = StartNode("b", b_node_, {a_node_}, b_extra);
     int b_seen_by_a = b_node_;
     if (relay) {
       relay_ = std::make_unique<TcpRelay>(b_node_, UINT64_MAX, /*record=*/true);
@@ -249,6 +252,29 @@ TEST_F(ClusterTrainTest, APeerKilledMidJobRejoinsAndTheJobEndsWithAModel) {
     ++sent;
   }
   EXPECT_GE(sent, 2u) << audit.out;
+}
+
+// b's operator allows jobs only 64 MiB, less than the worker needs: b's worker is killed for its
+// memory. b tells the leader, which ends the job with that category at once instead of
+// dispatching it again for minutes; the owner sees why.
+TEST_F(ClusterTrainTest, APeerWhoseWorkerFailsEndsTheJobWithItsFailure) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster(false, {"--max-job-memory", "64M"}));
+  const std::string images = WriteFashionSubset(dir_, "train", "train", 1000);
+  ASSERT_FALSE(images.empty());
+  ASSERT_EQ(Owner("alice", {"init", "--name", "alice", "--policy", ab_policy_}).exit_code, 0);
+  ASSERT_EQ(Owner("alice", {"dataset", "upload", images, "--name", "fm"}).exit_code, 0);
+  const auto started = std::chrono::steady_clock::now();
+  auto train = Owner("alice", {"train", "--dataset", "fm", "--recipe", "mlp", "--model", "m",
+                               "--epochs", "1", "--nodes", "2", "--json"});
+  EXPECT_EQ(train.exit_code, 6) << train.out << train.err;
+  const nlohmann::json job = nlohmann::json::parse(train.out);
+  EXPECT_EQ(job["state"], "failed");
+  EXPECT_EQ(job["failure"], "out-of-memory") << train.out;
+  EXPECT_EQ(job["dispatches"], 1) << "no second dispatch";
+  EXPECT_NE(ReadText(a_->log_path()).find("event=job.rank_failed"), std::string::npos);
+  // Well within the first retry wait plus the second (2 s + 4 s); without the report the
+  // leader would keep dispatching for about four minutes.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(120));
 }
 
 }  // namespace

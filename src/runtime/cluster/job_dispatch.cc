@@ -122,6 +122,35 @@ Result<attest::Verifier> OwnerVerifier(const std::string& node_policy) {
 
 }  // namespace
 
+Status PeerJobs::ReportRankFailure(const std::string& leader_address, const Bytes& leader_key,
+                                   const std::string& job_id, uint32_t rank,
+                                   train::FailureCategory failure) {
+  auto record = std::make_shared<ratls::ServerAttestationRecord>();
+  auto channel = grpc::CreateCustomChannel(
+      leader_address, ratls::AttestedChannelCredentials(*identity_, verifier_, record),
+      ratls::AttestedChannelArguments());
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
+    return UnavailableError("the job's leader is unreachable");
+  }
+  const auto verified = record->last_verified();
+  if (!verified || verified->server_spki_der != leader_key) {
+    return UnauthenticatedError("the node at the leader's address is not the job's leader");
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  chiron::internal::RankFailure report;
+  report.set_job_id(job_id);
+  report.set_rank(rank);
+  report.set_failure(static_cast<uint32_t>(failure));
+  chiron::internal::RankFailureReply reply;
+  grpc::Status status =
+      chiron::internal::NodeExchange::NewStub(channel)->RankFailed(&context, report, &reply);
+  if (!status.ok()) {
+    return Status(static_cast<StatusCode>(status.error_code()), status.error_message());
+  }
+  return Status::Ok();
+}
+
 Status ClusterDispatcher::CheckNodePolicy(const std::string& node_policy) const {
   return OwnerVerifier(node_policy).status();
 }
@@ -231,12 +260,51 @@ Result<std::unique_ptr<jobs::DistributedRun>> ClusterDispatcher::Dispatch(
                                {"node", peer.address},
                                {"records", std::to_string(end - begin)}});
   }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_keys_[request.job_id] = group.peer_keys;
+  }
   CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<PeerGroup> joined,
                           PeerGroup::Join(*listener_, std::move(group)));
   const uint64_t local_count = jobs::ShardBegin(count, 1, request.nodes);
   return std::unique_ptr<jobs::DistributedRun>(
       new Run(std::move(joined), request.records.subspan(0, local_count * record_size),
               local_count, std::move(nodes)));
+}
+
+std::optional<train::FailureCategory> ClusterDispatcher::TakeRankFailure(
+    const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = rank_failures_.find(job_id);
+  if (it == rank_failures_.end()) return std::nullopt;
+  const train::FailureCategory failure = it->second;
+  rank_failures_.erase(it);
+  return failure;
+}
+
+Status ClusterDispatcher::HearRankFailure(ByteSpan caller_spki, const std::string& job_id,
+                                          uint32_t rank, uint32_t failure) {
+  using train::FailureCategory;
+  const auto category = static_cast<FailureCategory>(failure);
+  const bool workers_own =
+      failure <= static_cast<uint32_t>(FailureCategory::kNumericalError) &&
+      category != FailureCategory::kNone;
+  if (!workers_own) return InvalidArgumentError("rank failure: not a worker's failure category");
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto keys = job_keys_.find(job_id);
+  if (keys == job_keys_.end() || rank == 0 || rank >= keys->second.size()) {
+    return NotFoundError("rank failure: this node leads no such job and rank");
+  }
+  const Bytes& expected = keys->second[rank];
+  if (expected.size() != caller_spki.size() ||
+      !std::equal(expected.begin(), expected.end(), caller_spki.begin())) {
+    return PermissionDeniedError("rank failure: the caller is not the node of that rank");
+  }
+  rank_failures_[job_id] = category;
+  LogWarning("job.rank_failed", {{"job", job_id},
+                                 {"rank", std::to_string(rank)},
+                                 {"failure", std::string(train::FailureCategoryName(category))}});
+  return Status::Ok();
 }
 
 PeerJobs::PeerJobs(store::Store* store, NodeListener* listener,
@@ -382,6 +450,8 @@ void PeerJobs::Train(std::string job_id, std::string owner_id, uint32_t rank,
                      std::shared_ptr<train::WorkerStopper> stopper) {
   (void)owner_id;  // the job's owner is the leader's principal; checkpoints here are the runtime's
   train::FailureCategory failure = train::FailureCategory::kNone;
+  const std::string leader_address = group_options.addresses.at(0);
+  const Bytes leader_key = group_options.peer_keys.at(0);
   Status outcome = [&]() -> Status {
     CHIRON_ASSIGN_OR_RETURN(std::unique_ptr<PeerGroup> group,
                             PeerGroup::Join(*listener_, std::move(group_options)));
@@ -425,6 +495,15 @@ void PeerJobs::Train(std::string job_id, std::string owner_id, uint32_t rank,
     if (!result.ok()) return result.status();
     return Status::Ok();
   }();
+  // This node's own worker failed: tell the leader, so that it ends the job with the category
+  // instead of dispatching it again (best effort; the leader retries without it).
+  if (!outcome.ok() && failure != train::FailureCategory::kNone &&
+      failure != train::FailureCategory::kInternal && failure != train::FailureCategory::kStopped) {
+    Status told = ReportRankFailure(leader_address, leader_key, job_id, rank, failure);
+    if (!told.ok()) {
+      LogWarning("peer_job.failure_not_reported", {{"job", job_id}, {"error", told.ToString()}});
+    }
+  }
   // Done, or this node's own worker failed: the checkpoint has no further use. A broken group
   // (the leader or another rank lost) keeps it for the leader's next dispatch.
   const bool keep_checkpoint = !outcome.ok() && (failure == train::FailureCategory::kInternal ||

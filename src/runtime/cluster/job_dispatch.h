@@ -49,6 +49,11 @@ class ClusterDispatcher final : public jobs::NodeDispatcher {
     return static_cast<uint32_t>(directory_->peers().size());
   }
   Status CheckNodePolicy(const std::string& node_policy) const override;
+  std::optional<train::FailureCategory> TakeRankFailure(const std::string& job_id) override;
+  // NodeExchange.RankFailed: kept only if `caller_spki` is the key the latest dispatch of the job
+  // gave `rank` and `failure` is a worker's own category; else an error naming the check.
+  Status HearRankFailure(ByteSpan caller_spki, const std::string& job_id, uint32_t rank,
+                         uint32_t failure);
   Result<std::unique_ptr<jobs::DistributedRun>> Dispatch(
       const jobs::DispatchRequest& request) override;
 
@@ -56,6 +61,9 @@ class ClusterDispatcher final : public jobs::NodeDispatcher {
   NodeListener* listener_;
   std::shared_ptr<const PeerDirectory> directory_;
   ClusterDispatcherOptions options_;
+  std::mutex mutex_;
+  std::map<std::string, std::vector<Bytes>> job_keys_;  // each job's ranks' keys, latest dispatch
+  std::map<std::string, train::FailureCategory> rank_failures_;
 };
 
 // A job offer whose every check passed: what a rank needs besides its recipe and records.
@@ -106,6 +114,11 @@ class PeerJobs {
              train::TrainingOptions training, dataset::DatasetSchema schema, Bytes recipe,
              SecretBytes records, std::shared_ptr<train::WorkerStopper> stopper);
   void ReapLocked();  // joins finished runs (mutex_ held)
+  // Tells the job's leader (dialled at its address, its key checked) that this rank's worker
+  // failed with `failure`.
+  Status ReportRankFailure(const std::string& leader_address, const Bytes& leader_key,
+                           const std::string& job_id, uint32_t rank,
+                           train::FailureCategory failure);
 
   store::Store* store_;
   NodeListener* listener_;

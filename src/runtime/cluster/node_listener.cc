@@ -35,6 +35,31 @@ class NodeExchangeService final : public chiron::internal::NodeExchange::Service
     store_key_handler_ = std::move(handler);
   }
 
+  void SetRankFailureHandler(RankFailureHandler handler) {
+    std::lock_guard<std::mutex> lock(offer_mu_);
+    rank_failure_handler_ = std::move(handler);
+  }
+
+  grpc::Status RankFailed(grpc::ServerContext* context,
+                          const chiron::internal::RankFailure* request,
+                          chiron::internal::RankFailureReply* /*reply*/) override {
+    RankFailureHandler handler;
+    {
+      std::lock_guard<std::mutex> lock(offer_mu_);
+      handler = rank_failure_handler_;
+    }
+    if (!handler) return grpc::Status(grpc::StatusCode::NOT_FOUND, "this node leads no jobs");
+    auto caller = ratls::PeerSpki(*context);
+    if (!caller.ok()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the caller presented no TLS key");
+    }
+    Status heard = handler(*caller, request->job_id(), request->rank(), request->failure());
+    if (!heard.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(heard.code()), heard.message());
+    }
+    return grpc::Status::OK;
+  }
+
   // The handshake verified the caller's evidence under the cluster policy: only such a node
   // gets the key.
   grpc::Status StoreKey(grpc::ServerContext* /*context*/,
@@ -167,6 +192,7 @@ class NodeExchangeService final : public chiron::internal::NodeExchange::Service
   std::mutex offer_mu_;
   OfferHandler offer_handler_;
   StoreKeyHandler store_key_handler_;
+  RankFailureHandler rank_failure_handler_;
 };
 
 Status JobRegistry::Register(const std::string& job_id, std::shared_ptr<GroupCore> group) {
@@ -253,6 +279,10 @@ void NodeListener::SetOfferHandler(OfferHandler handler) {
 
 void NodeListener::SetStoreKeyHandler(StoreKeyHandler handler) {
   service_->SetStoreKeyHandler(std::move(handler));
+}
+
+void NodeListener::SetRankFailureHandler(RankFailureHandler handler) {
+  service_->SetRankFailureHandler(std::move(handler));
 }
 
 void NodeListener::Shutdown() {

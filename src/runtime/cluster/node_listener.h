@@ -54,6 +54,9 @@ struct ReceivedOffer {
 using OfferHandler = std::function<Status(ReceivedOffer offer)>;
 // The cluster store key this node holds and may release to attested peers (NotFound: none).
 using StoreKeyHandler = std::function<Result<SecretBytes>()>;
+// A rank's report that its worker failed: the caller's TLS key, the job, the rank, the category.
+using RankFailureHandler = std::function<Status(ByteSpan caller_spki, const std::string& job_id,
+                                                uint32_t rank, uint32_t failure)>;
 
 inline constexpr uint64_t kMaxOfferRecipeSize = uint64_t{64} << 20;  // as RegisterRecipe's
 inline constexpr uint64_t kMaxOfferRecordsSize = uint64_t{16} << 30;
@@ -86,6 +89,9 @@ class NodeListener {
   void SetOfferHandler(OfferHandler handler);
   // Who answers NodeExchange.StoreKey; without one the call answers NOT_FOUND.
   void SetStoreKeyHandler(StoreKeyHandler handler);
+  // Who hears NodeExchange.RankFailed (the dispatcher of this node's jobs); without one the call
+  // answers NOT_FOUND.
+  void SetRankFailureHandler(RankFailureHandler handler);
 
   // Stops accepting streams and aborts every group joined through this listener (their blocked
   // calls return Aborted). Idempotent.

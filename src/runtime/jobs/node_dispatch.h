@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "runtime/train/worker_settings.h"
 #include "shared/base/bytes.h"
 #include "shared/base/status.h"
 #include "shared/dataset/schema.h"
@@ -71,6 +73,9 @@ class NodeDispatcher {
   // the key that verified), and joins the job's group as rank 0. FailedPrecondition naming each
   // unusable peer and why when too few qualify; the errors of PeerGroup::Join otherwise.
   virtual Result<std::unique_ptr<DistributedRun>> Dispatch(const DispatchRequest& request) = 0;
+  // The failure another rank of the job reported for its own worker since the last call (and
+  // forgets it); nullopt if none. A job whose rank's recipe failed ends with that category.
+  virtual std::optional<train::FailureCategory> TakeRankFailure(const std::string& job_id) = 0;
 };
 
 // The contiguous shard of rank r of n over `count` records: [count·r/n, count·(r+1)/n).

@@ -328,15 +328,27 @@ void TrainingQueue::RunJob(const std::string& job_id) {
                                 failure == train::FailureCategory::kNone) &&
                                code != StatusCode::kInvalidArgument &&
                                code != StatusCode::kPermissionDenied;
-    if (!group_problem || attempt >= options_.max_dispatch_attempts) break;
-    LogWarning("job.redispatch", {{"job", record.id},
-                                  {"attempt", std::to_string(attempt)},
-                                  {"error", result.status().ToString()}});
+    // Another rank's own worker failed (it says so, NodeExchange.RankFailed): the recipe failed
+    // on that node's shard, and trying again would not change it. Its report may come a moment
+    // after the group broke, so it is asked again after the wait.
+    auto rank_failed = [&] {
+      auto reported = options_.dispatcher ? options_.dispatcher->TakeRankFailure(record.id)
+                                          : std::nullopt;
+      if (!reported) return false;
+      failure = *reported;
+      result = FailedPreconditionError("another node's worker failed on its shard");
+      return true;
+    };
+    if (!group_problem || attempt >= options_.max_dispatch_attempts || rank_failed()) break;
     WaitUnlessInterrupted(record.id,
                           std::min<std::chrono::milliseconds>(
                               options_.redispatch_delay * (1u << std::min(attempt - 1, 10u)),
                               std::chrono::seconds(30)));
     if (interrupted()) return;
+    if (rank_failed()) break;
+    LogWarning("job.redispatch", {{"job", record.id},
+                                  {"attempt", std::to_string(attempt)},
+                                  {"error", result.status().ToString()}});
     failure = train::FailureCategory::kNone;
   }
   if (!result.ok()) {

@@ -672,10 +672,14 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxCo
     // How it ended, as a category only: its exit code and signal are the worker's choice.
     const std::string_view how =
         exit.ok() ? ExitCategoryName(exit->category) : "not reaped in time";
-    return Status(cause.code() == StatusCode::kInvalidArgument ? cause.code()
-                                                                : StatusCode::kUnavailable,
-                  "sandbox: worker did not complete its lockdown: " + cause.message() +
-                      " (worker " + std::string(how) + ")");
+    // Killed for its memory before it was locked down: the limit is below what the worker itself
+    // needs (ResourceExhausted, so the caller can say out of memory rather than internal).
+    const StatusCode code = exit.ok() && exit->category == ExitCategory::kOutOfMemory
+                                ? StatusCode::kResourceExhausted
+                            : cause.code() == StatusCode::kInvalidArgument ? cause.code()
+                                                                           : StatusCode::kUnavailable;
+    return Status(code, "sandbox: worker did not complete its lockdown: " + cause.message() +
+                            " (worker " + std::string(how) + ")");
   }
   process->set_landlock_abi(static_cast<int>(frame->fields[1]));
   return std::unique_ptr<SandboxedProcess>(std::move(process));

@@ -171,7 +171,8 @@ class SandboxLauncher {
   // Errors: InvalidArgument (config), FailedPrecondition (kernel refused a namespace, memfd,
   // seal...: the message names the step), Unavailable (the worker died or failed its lockdown
   // before saying hello; the message includes how it ended as an ExitCategoryName, never its
-  // exit code or signal), DeadlineExceeded (no hello in hello_timeout), InvalidArgument (a
+  // exit code or signal), ResourceExhausted (likewise, but killed for passing
+  // limits.max_resident_size), DeadlineExceeded (no hello in hello_timeout), InvalidArgument (a
   // malformed hello: a fixed WorkerRefusal text).
   static Result<std::unique_ptr<SandboxedProcess>> Start(const SandboxConfig& config);
 };

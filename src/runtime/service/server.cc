@@ -120,10 +120,21 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
       if (peers) {
         // Jobs on several nodes: this node leads them (ClusterDispatcher) and trains other
         // leaders' ranks (PeerJobs).
-        jobs_options.dispatcher = std::make_shared<cluster::ClusterDispatcher>(
+        auto dispatcher = std::make_shared<cluster::ClusterDispatcher>(
             server->node_listener_.get(), peers, cluster::ClusterDispatcherOptions{node_address});
+        jobs_options.dispatcher = dispatcher;
+        std::weak_ptr<cluster::ClusterDispatcher> weak = dispatcher;
+        server->node_listener_->SetRankFailureHandler(
+            [weak](ByteSpan caller, const std::string& job_id, uint32_t rank,
+                   uint32_t failure) -> Status {
+              auto alive = weak.lock();
+              if (!alive) return UnavailableError("this node is shutting down");
+              return alive->HearRankFailure(caller, job_id, rank, failure);
+            });
         cluster::PeerJobsOptions peer_options;
         peer_options.worker = options.jobs->worker;
+        // The operator's memory limit on a job applies to the ranks this node trains for others.
+        peer_options.worker.limits.max_resident_size = options.jobs->max_job_memory_size;
         server->peer_jobs_ = std::make_unique<cluster::PeerJobs>(
             server->store_.get(), server->node_listener_.get(), server->identity_,
             cluster_verifier, peer_options);

@@ -85,7 +85,8 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--threads") f.threads = std::stoi(next());
     else if (a == "--epochs") f.epochs = static_cast<uint32_t>(std::stoul(next()));
     else if (a == "--train-limit") f.train_limit = std::stoul(next());
-    else if (a == "--staleness") f.staleness = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--staleness")
+      f.staleness = static_cast<uint32_t>(std::stoul(next()));
     else if (a == "--no-pytorch") f.pytorch = false;
     else {
       std::fprintf(a == "--help" ? stdout : stderr,

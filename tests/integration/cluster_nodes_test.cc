@@ -61,14 +61,14 @@ class ClusterNodesTest : public ::testing::Test {
 };
 
 TEST_F(ClusterNodesTest, TheOwnerSeesEveryNodeVerifiedUnderItsOwnPolicy) {
-  const nlohmann::json a = InitialiseNode(dir_, "a"), b = InitialiseNode(dir_, "b"), c = InitialiseNode(dir_, "c"),
-                       d = InitialiseNode(dir_, "d");
+  const nlohmann::json a = InitialiseNode(dir_, "a"), b = InitialiseNode(dir_, "b"),
+                       c = InitialiseNode(dir_, "c"), d = InitialiseNode(dir_, "d");
   // The operator's cluster: a, b and d; d's own policy trusts only itself and b, not a. c is not
   // trusted.
   const std::string cluster = WritePolicyTrusting(dir_, "cluster.json", {a, b, d});
   const std::string d_policy = WritePolicyTrusting(dir_, "d-cluster.json", {b, d});
-  const int a_port = FreeLoopbackPort(), b_port = FreeLoopbackPort(), c_port = FreeLoopbackPort(), d_port = FreeLoopbackPort(),
-            nothing = FreeLoopbackPort();
+  const int a_port = FreeLoopbackPort(), b_port = FreeLoopbackPort(), c_port = FreeLoopbackPort(),
+            d_port = FreeLoopbackPort(), nothing = FreeLoopbackPort();
   ASSERT_TRUE(a_port && b_port && c_port && d_port && nothing);
   auto node_b = StartNode("b", b_port, cluster);
   auto node_c = StartNode("c", c_port, cluster);

@@ -35,25 +35,34 @@ class ClusterStoreKeyTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   std::vector<std::string> ClusterArgs(int node_port, int peer_port, const std::string& mode) {
-    return {"--sim-no-sealing", "--node-listen", Loopback(node_port), "--peers", Loopback(peer_port),
-            "--cluster-policy", cluster_policy_, "--cluster-store-key", mode};
+    return {"--sim-no-sealing", "--node-listen",       Loopback(node_port),
+            "--peers",          Loopback(peer_port),   "--cluster-policy",
+            cluster_policy_,    "--cluster-store-key", mode};
   }
 
   // chirond for `name` expected to refuse to start: its exit code and stderr.
   CommandResult StartRefused(const std::string& name, std::vector<std::string> extra) {
     const std::string dir = dir_ + "/" + name;
-    std::vector<std::string> argv = {BinaryPath("chirond"), "--platform", "sim", "--listen",
-                                     "127.0.0.1:0", "--state", dir + "/state", "--worker",
-                                     dir + "/chiron-worker", "--sandbox-policy",
-                                     dir + "/sandbox-policy.txt", "--recipes-dir",
+    std::vector<std::string> argv = {BinaryPath("chirond"),
+                                     "--platform",
+                                     "sim",
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--state",
+                                     dir + "/state",
+                                     "--worker",
+                                     dir + "/chiron-worker",
+                                     "--sandbox-policy",
+                                     dir + "/sandbox-policy.txt",
+                                     "--recipes-dir",
                                      dir + "/no-recipes"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return RunCommand(argv);
   }
 
   CommandResult Owner(const ChirondProcess& server, std::vector<std::string> args) {
-    std::vector<std::string> argv = {BinaryPath("chiron"), "--profile", dir_ + "/alice",
-                                     "--server", server.address()};
+    std::vector<std::string> argv = {BinaryPath("chiron"), "--profile", dir_ + "/alice", "--server",
+                                     server.address()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }
@@ -85,8 +94,7 @@ TEST_F(ClusterStoreKeyTest, TheClusterKeepsTheStoreKeyForNodesWithoutSealing) {
   EXPECT_NE(ReadText(node_a->log_path()).find("event=cluster.store_key source=new"),
             std::string::npos);
   // b takes it from a and keeps a store under it.
-  auto node_b =
-      std::make_unique<ChirondProcess>(dir_ + "/b", ClusterArgs(b_port, a_port, "peers"));
+  auto node_b = std::make_unique<ChirondProcess>(dir_ + "/b", ClusterArgs(b_port, a_port, "peers"));
   EXPECT_NE(ReadText(node_b->log_path()).find("event=cluster.store_key source=peer"),
             std::string::npos);
   ASSERT_EQ(Owner(*node_b, {"init", "--name", "alice", "--policy", owner_policy}).exit_code, 0);
@@ -105,9 +113,9 @@ TEST_F(ClusterStoreKeyTest, TheClusterKeepsTheStoreKeyForNodesWithoutSealing) {
 
   // c's root is not in the cluster policy: a refuses it the handshake, so it gets no key.
   const std::string c_policy = WritePolicyTrusting(dir_, "c-cluster.json", {a, c});
-  CommandResult untrusted = StartRefused(
-      "c", {"--sim-no-sealing", "--node-listen", Loopback(c_port), "--peers", Loopback(a_port),
-            "--cluster-policy", c_policy});
+  CommandResult untrusted =
+      StartRefused("c", {"--sim-no-sealing", "--node-listen", Loopback(c_port), "--peers",
+                         Loopback(a_port), "--cluster-policy", c_policy});
   EXPECT_EQ(untrusted.exit_code, 1);
   EXPECT_NE(untrusted.err.find("no peer released the cluster store key"), std::string::npos)
       << untrusted.err;

@@ -27,7 +27,9 @@ int FreeLoopbackPort() {
   return port;
 }
 
-std::string Loopback(int port) { return "127.0.0.1:" + std::to_string(port); }
+std::string Loopback(int port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
 
 nlohmann::json InitialiseNode(const std::string& dir, const std::string& name,
                               const std::vector<std::string>& extra_args,

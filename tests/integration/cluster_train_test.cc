@@ -40,7 +40,8 @@ class ClusterTrainTest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure()) {
       for (const char* name : {"a", "b"}) {
-        std::cout << "chirond " << name << "'s log:\n" << ReadText(dir_ + "/" + name + "/chirond.log");
+        std::cout << "chirond " << name << "'s log:\n"
+                  << ReadText(dir_ + "/" + name + "/chirond.log");
       }
     }
     a_.reset();
@@ -51,7 +52,7 @@ class ClusterTrainTest : public ::testing::Test {
   std::unique_ptr<ChirondProcess> StartNode(const std::string& name, int node_port,
                                             const std::vector<int>& peers,
                                             const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"--node-listen", Loopback(node_port), "--cluster-policy",
+    std::vector<std::string> args = {"--node-listen", Loopback(node_port),  "--cluster-policy",
                                      cluster_policy_, "--checkpoint-every", "20"};
     std::string list;
     for (int p : peers) list += (list.empty() ? "" : ",") + Loopback(p);
@@ -176,7 +177,8 @@ TEST_F(ClusterTrainTest, TwoNodesTrainOneModelAndOnlyApprovedNodesGetAShard) {
       << audit.out;
 
   // The model answers on the node the owner talks to.
-  auto predict = Owner("alice", {"predict", "--model", "fm2", "--idx", images, "--count", "5", "--json"});
+  auto predict =
+      Owner("alice", {"predict", "--model", "fm2", "--idx", images, "--count", "5", "--json"});
   EXPECT_EQ(predict.exit_code, 0) << predict.err;
 
   // b trained its rank and kept nothing of the plaintext: no 64-byte run of b's shard (records
@@ -207,9 +209,9 @@ TEST_F(ClusterTrainTest, APeerKilledMidJobRejoinsAndTheJobEndsWithAModel) {
   ASSERT_EQ(Owner("alice", {"dataset", "upload", images, "--name", "fm"}).exit_code, 0);
   // Asynchronous (staleness 1): its drain points are where checkpoints are taken, so it resumes
   // like the synchronous mode.
-  auto started = Owner("alice", {"train", "--dataset", "fm", "--recipe", "mlp", "--model", "k",
-                                 "--epochs", "6", "--nodes", "2", "--staleness", "1",
-                                 "--detach", "--json"});
+  auto started =
+      Owner("alice", {"train", "--dataset", "fm", "--recipe", "mlp", "--model", "k", "--epochs",
+                      "6", "--nodes", "2", "--staleness", "1", "--detach", "--json"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
   const std::string job_id = nlohmann::json::parse(started.out)["job_id"];
 
@@ -238,7 +240,7 @@ TEST_F(ClusterTrainTest, APeerKilledMidJobRejoinsAndTheJobEndsWithAModel) {
   EXPECT_NE(a_log.find("job.redispatch"), std::string::npos);
   // Whether the ranks resumed from a common checkpoint depends on how far the job was when b
   // died (checkpoints every 200 steps); either way the job ends with all its epochs.
-  std::cout << "after the kill the job " 
+  std::cout << "after the kill the job "
             << (a_log.find("event=job.restored") != std::string::npos
                     ? "resumed from its ranks' common checkpoint"
                     : "started afresh (no common checkpoint yet)")

@@ -44,12 +44,12 @@ std::string ReadGzipRecords(const std::string& path, size_t header_size, size_t 
 
 std::string WriteFashionSubset(const std::string& dir, const std::string& source,
                                const std::string& stem, uint32_t count) {
-  std::string pixels = ReadGzipRecords(std::string("/usr/share/datasets/fashion-mnist") + "/" + source +
-                                           "-images-idx3-ubyte.gz",
-                                       16, size_t{28 * 28}, count);
-  std::string labels = ReadGzipRecords(std::string("/usr/share/datasets/fashion-mnist") + "/" + source +
-                                           "-labels-idx1-ubyte.gz",
-                                       8, 1, count);
+  std::string pixels = ReadGzipRecords(
+      std::string("/usr/share/datasets/fashion-mnist") + "/" + source + "-images-idx3-ubyte.gz", 16,
+      size_t{28 * 28}, count);
+  std::string labels = ReadGzipRecords(
+      std::string("/usr/share/datasets/fashion-mnist") + "/" + source + "-labels-idx1-ubyte.gz", 8,
+      1, count);
   if (pixels.empty() || labels.empty()) return {};
   std::string images_file, labels_file;
   AppendU32Be(images_file, 0x00000803);

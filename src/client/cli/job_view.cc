@@ -384,8 +384,10 @@ nlohmann::json OwnerJobViewJson(const v1::OwnerJobView& view,
   };
   nlohmann::json nodes = nlohmann::json::array();
   for (const v1::JobNode& node : view.nodes()) {
-    nodes.push_back({{"rank", node.rank()}, {"address", node.address()},
-                     {"key_id", node.key_id()}, {"records", node.records()}});
+    nodes.push_back({{"rank", node.rank()},
+                     {"address", node.address()},
+                     {"key_id", node.key_id()},
+                     {"records", node.records()}});
   }
   j["nodes"] = nodes;
   j["dispatches"] = view.dispatches();
@@ -437,10 +439,11 @@ Result<v1::OwnerJobView> WatchJob(Connection& connection, const v1::OwnerJobView
   v1::JobState printed_state = v1::JOB_STATE_UNSPECIFIED;
   uint32_t printed_dispatches = start.dispatches();
   auto show = [&](const v1::OwnerJobView& view) {
-    if (options.print_epochs && view.dispatches() > printed_dispatches &&
-        printed_dispatches > 0) {
-      progress.PrintLine("job " + view.job_id() + ": a node was lost; handed to its nodes again "
-                         "(dispatch " + std::to_string(view.dispatches()) +
+    if (options.print_epochs && view.dispatches() > printed_dispatches && printed_dispatches > 0) {
+      progress.PrintLine("job " + view.job_id() +
+                         ": a node was lost; handed to its nodes again "
+                         "(dispatch " +
+                         std::to_string(view.dispatches()) +
                          "), going on from the nodes' common checkpoint");
     }
     printed_dispatches = std::max(printed_dispatches, view.dispatches());
@@ -540,15 +543,13 @@ int ReportFinishedJob(Connection& connection, const v1::OwnerJobView& view, bool
   if (view.nodes_size() > 1) {
     std::printf("trained on %d nodes, each holding only its shard of the dataset%s:\n",
                 view.nodes_size(),
-                view.dispatches() > 1
-                    ? (" (handed to them " + std::to_string(view.dispatches()) +
-                       " times: a node was lost and the job went on)")
-                          .c_str()
-                    : "");
+                view.dispatches() > 1 ? (" (handed to them " + std::to_string(view.dispatches()) +
+                                         " times: a node was lost and the job went on)")
+                                            .c_str()
+                                      : "");
     for (const v1::JobNode& node : view.nodes()) {
-      std::printf("  rank %u  %s  key %.16s…  %llu records\n", node.rank(),
-                  node.address().c_str(), node.key_id().c_str(),
-                  static_cast<unsigned long long>(node.records()));
+      std::printf("  rank %u  %s  key %.16s…  %llu records\n", node.rank(), node.address().c_str(),
+                  node.key_id().c_str(), static_cast<unsigned long long>(node.records()));
     }
   }
   if (!view.history().empty()) {

@@ -53,9 +53,9 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
     auto cluster = CheckClusterNodes(**connection, **verifier);
     if (!cluster.ok()) return Fail(cluster.status());
     if (cluster->node_address.empty()) {
-      return Fail(FailedPreconditionError(
-          "--nodes " + std::to_string(args.nodes) + ": " + session->server +
-          " is not in a cluster, so it trains on one node; drop --nodes"));
+      return Fail(
+          FailedPreconditionError("--nodes " + std::to_string(args.nodes) + ": " + session->server +
+                                  " is not in a cluster, so it trains on one node; drop --nodes"));
     }
     uint32_t approved = 0;
     for (const CheckedNode& node : cluster->nodes) {
@@ -69,8 +69,8 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
       return Fail(FailedPreconditionError(
           "--nodes " + std::to_string(args.nodes) + " needs " + std::to_string(args.nodes - 1) +
           " other nodes that pass your policy, and " + std::to_string(approved) + " of the " +
-          std::to_string(cluster->nodes.size()) +
-          " in the cluster do (listed above; `" + global.program +
+          std::to_string(cluster->nodes.size()) + " in the cluster do (listed above; `" +
+          global.program +
           " attest` shows them): lower --nodes, or trust the nodes in your policy"));
     }
     // The server checks every node again under your policy at each dispatch (a node that
@@ -104,12 +104,12 @@ int RunTrain(const GlobalOptions& global, const TrainArgs& args) {
     std::string epoch_text = epochs > 0
                                  ? std::to_string(epochs) + (epochs == 1 ? " epoch" : " epochs")
                                  : "the recipe's default epochs";
-    std::printf("started job %s: model '%s' from dataset '%s' with recipe %s, %s, "
-                "%.0f%% held out for validation%s\n",
-                started.job_id().c_str(), args.model.c_str(), args.dataset.c_str(),
-                started.recipe_id().substr(0, 16).c_str(), epoch_text.c_str(),
-                args.validation * 100,
-                args.nodes > 1 ? (", on " + std::to_string(args.nodes) + " nodes").c_str() : "");
+    std::printf(
+        "started job %s: model '%s' from dataset '%s' with recipe %s, %s, "
+        "%.0f%% held out for validation%s\n",
+        started.job_id().c_str(), args.model.c_str(), args.dataset.c_str(),
+        started.recipe_id().substr(0, 16).c_str(), epoch_text.c_str(), args.validation * 100,
+        args.nodes > 1 ? (", on " + std::to_string(args.nodes) + " nodes").c_str() : "");
     std::fflush(stdout);
   }
   if (args.detach) {
@@ -167,15 +167,17 @@ void AddTrainCommands(CLI::App& app, GlobalOptions& global, CommandAction& actio
                         "coarse memory bucket) or 'done-only' (that it ended, nothing else)")
       ->check(CLI::IsMember({"coarse", "done-only"}))
       ->capture_default_str();
-  train_cmd->add_option("--nodes", args->nodes,
-                        "train on this many nodes of the server's cluster (default 1: the server "
-                        "alone); each node must pass YOUR policy and receives one shard of the "
-                        "dataset (docs/distributed.md)")
+  train_cmd
+      ->add_option("--nodes", args->nodes,
+                   "train on this many nodes of the server's cluster (default 1: the server "
+                   "alone); each node must pass YOUR policy and receives one shard of the "
+                   "dataset (docs/distributed.md)")
       ->check(CLI::Range(1u, 64u));
-  train_cmd->add_option("--staleness", args->staleness,
-                        "with --nodes: 0 synchronous (default); 1 to 4 asynchronous, each node "
-                        "computing its next gradients on parameters at most this many steps old "
-                        "while the exchange runs (docs/distributed.md)")
+  train_cmd
+      ->add_option("--staleness", args->staleness,
+                   "with --nodes: 0 synchronous (default); 1 to 4 asynchronous, each node "
+                   "computing its next gradients on parameters at most this many steps old "
+                   "while the exchange runs (docs/distributed.md)")
       ->check(CLI::Range(0u, 4u));
   train_cmd->add_flag("--detach", args->detach, "start the job and return at once");
   train_cmd->add_flag("--json", args->json, "print the finished job as JSON (no progress lines)");

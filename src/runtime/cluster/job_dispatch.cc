@@ -24,14 +24,15 @@ namespace {
 constexpr size_t kOfferPartSize = size_t{1} << 20;
 
 bool SameBytes(const std::string& a, ByteSpan b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, uint8_t y) {
-                                              return static_cast<uint8_t>(x) == y;
-                                            });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, uint8_t y) {
+           return static_cast<uint8_t>(x) == y;
+         });
 }
 
 // The peer-side checkpoint of a job, sealed in the node's store, owned by the runtime itself.
-std::string PeerCheckpointId(const std::string& job_id) { return "peer-" + job_id; }
+std::string PeerCheckpointId(const std::string& job_id) {
+  return "peer-" + job_id;
+}
 
 class Run final : public jobs::DistributedRun {
  public:
@@ -176,13 +177,12 @@ Result<std::unique_ptr<jobs::DistributedRun>> ClusterDispatcher::Dispatch(
     std::string problem = view.problem;
     if (view.verified) {
       auto certificate = crypto::Certificate::FromPem(view.certificate_pem);
-      Status owner_check = certificate.ok()
-                               ? ratls::VerifyAttestedCertificate(*certificate, owner_verifier)
-                                     .status()
-                               : certificate.status();
+      Status owner_check =
+          certificate.ok() ? ratls::VerifyAttestedCertificate(*certificate, owner_verifier).status()
+                           : certificate.status();
       if (!owner_check.ok()) {
-        problem = "its evidence does not verify under your policy: " +
-                  std::string(owner_check.message());
+        problem =
+            "its evidence does not verify under your policy: " + std::string(owner_check.message());
       }
     }
     if (problem.empty()) {
@@ -193,8 +193,8 @@ Result<std::unique_ptr<jobs::DistributedRun>> ClusterDispatcher::Dispatch(
   }
   if (chosen.size() + 1 < request.nodes) {
     return FailedPreconditionError("--nodes " + std::to_string(request.nodes) + " needs " +
-                                   std::to_string(request.nodes - 1) +
-                                   " other nodes and only " + std::to_string(chosen.size()) +
+                                   std::to_string(request.nodes - 1) + " other nodes and only " +
+                                   std::to_string(chosen.size()) +
                                    " answered, verified and were approved" + problems);
   }
 
@@ -246,11 +246,10 @@ Result<std::unique_ptr<jobs::DistributedRun>> ClusterDispatcher::Dispatch(
     offer.set_rank(rank);
     offer.set_record_count(end - begin);
     const PeerView& peer = chosen[rank - 1];
-    Status sent = SendOffer(peer.address, peer.spki_der, *identity, verifier, offer,
-                            request.recipe,
-                            request.records.subspan(begin * record_size,
-                                                    (end - begin) * record_size),
-                            options_.connect_timeout);
+    Status sent =
+        SendOffer(peer.address, peer.spki_der, *identity, verifier, offer, request.recipe,
+                  request.records.subspan(begin * record_size, (end - begin) * record_size),
+                  options_.connect_timeout);
     if (!sent.ok()) {
       return sent.WithContext("node " + peer.address + " (rank " + std::to_string(rank) + ")");
     }
@@ -268,8 +267,8 @@ Result<std::unique_ptr<jobs::DistributedRun>> ClusterDispatcher::Dispatch(
                           PeerGroup::Join(*listener_, std::move(group)));
   const uint64_t local_count = jobs::ShardBegin(count, 1, request.nodes);
   return std::unique_ptr<jobs::DistributedRun>(
-      new Run(std::move(joined), request.records.subspan(0, local_count * record_size),
-              local_count, std::move(nodes)));
+      new Run(std::move(joined), request.records.subspan(0, local_count * record_size), local_count,
+              std::move(nodes)));
 }
 
 std::optional<train::FailureCategory> ClusterDispatcher::TakeRankFailure(
@@ -286,9 +285,8 @@ Status ClusterDispatcher::HearRankFailure(ByteSpan caller_spki, const std::strin
                                           uint32_t rank, uint32_t failure) {
   using train::FailureCategory;
   const auto category = static_cast<FailureCategory>(failure);
-  const bool workers_own =
-      failure <= static_cast<uint32_t>(FailureCategory::kNumericalError) &&
-      category != FailureCategory::kNone;
+  const bool workers_own = failure <= static_cast<uint32_t>(FailureCategory::kNumericalError) &&
+                           category != FailureCategory::kNone;
   if (!workers_own) return InvalidArgumentError("rank failure: not a worker's failure category");
   std::lock_guard<std::mutex> lock(mutex_);
   auto keys = job_keys_.find(job_id);
@@ -317,7 +315,9 @@ PeerJobs::PeerJobs(store::Store* store, NodeListener* listener,
       verifier_(std::move(cluster_verifier)),
       options_(std::move(options)) {}
 
-PeerJobs::~PeerJobs() { Stop(); }
+PeerJobs::~PeerJobs() {
+  Stop();
+}
 
 void PeerJobs::ReapLocked() {
   for (auto it = runs_.begin(); it != runs_.end();) {
@@ -343,8 +343,9 @@ Result<CheckedOffer> CheckOffer(const chiron::internal::JobOffer& offer, ByteSpa
   // "job-" and 24 hex digits).
   const std::string& job_id = offer.job_id();
   if (job_id.empty() || job_id.size() > 64 ||
-      !std::all_of(job_id.begin(), job_id.end(),
-                   [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; })) {
+      !std::all_of(job_id.begin(), job_id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+      })) {
     return InvalidArgumentError("job offer: invalid job id");
   }
   if (offer.size() < 2 || offer.size() > kMaxGroupSize || offer.rank() == 0 ||
@@ -460,10 +461,9 @@ void PeerJobs::Train(std::string job_id, std::string owner_id, uint32_t rank,
     training.worker = options_.worker;
     training.worker.stopper = stopper;
     const std::string checkpoint_id = PeerCheckpointId(job_id);
-    Result<SecretBytes> checkpoint = store_ != nullptr
-                                         ? store_->GetBlob(store::BlobKind::kCheckpoint,
-                                                           checkpoint_id)
-                                         : Result<SecretBytes>(NotFoundError("no store"));
+    Result<SecretBytes> checkpoint =
+        store_ != nullptr ? store_->GetBlob(store::BlobKind::kCheckpoint, checkpoint_id)
+                          : Result<SecretBytes>(NotFoundError("no store"));
     uint64_t step = 0;
     if (checkpoint.ok()) {
       auto at = train::CheckpointStep(checkpoint->span());
@@ -478,7 +478,8 @@ void PeerJobs::Train(std::string job_id, std::string owner_id, uint32_t rank,
     if (agreed) {
       Status restored = session->Restore(checkpoint->span());
       if (!restored.ok()) {
-        LogWarning("peer_job.checkpoint_unusable", {{"job", job_id}, {"error", restored.ToString()}});
+        LogWarning("peer_job.checkpoint_unusable",
+                   {{"job", job_id}, {"error", restored.ToString()}});
       }
     }
     auto save = [&](ByteSpan bytes, const train::EpochMetrics&) -> Status {
@@ -486,7 +487,8 @@ void PeerJobs::Train(std::string job_id, std::string owner_id, uint32_t rank,
       auto saved = store_->PutBlob(store::BlobKind::kCheckpoint, checkpoint_id,
                                    jobs::kBuiltinPrincipal, bytes, {});
       if (!saved.ok()) {
-        LogWarning("peer_job.checkpoint_not_saved", {{"job", job_id}, {"error", saved.status().ToString()}});
+        LogWarning("peer_job.checkpoint_not_saved",
+                   {{"job", job_id}, {"error", saved.status().ToString()}});
       }
       return Status::Ok();
     };

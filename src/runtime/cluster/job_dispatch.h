@@ -45,9 +45,7 @@ class ClusterDispatcher final : public jobs::NodeDispatcher {
                     ClusterDispatcherOptions options)
       : listener_(listener), directory_(std::move(directory)), options_(std::move(options)) {}
 
-  uint32_t peer_count() const override {
-    return static_cast<uint32_t>(directory_->peers().size());
-  }
+  uint32_t peer_count() const override { return static_cast<uint32_t>(directory_->peers().size()); }
   Status CheckNodePolicy(const std::string& node_policy) const override;
   std::optional<train::FailureCategory> TakeRankFailure(const std::string& job_id) override;
   // NodeExchange.RankFailed: kept only if `caller_spki` is the key the latest dispatch of the job

@@ -83,12 +83,12 @@ class JobOfferTest : public ::testing::Test {
   grpc::Status Send(const JobOffer& offer, const std::vector<std::string>& recipe_parts,
                     const std::vector<std::string>& record_parts,
                     std::shared_ptr<const ratls::TlsIdentity> identity = nullptr) {
-    auto channel = grpc::CreateCustomChannel(
-        Local(listener_->port()),
-        ratls::AttestedChannelCredentials(identity ? *identity : *leader_,
-                                          nodes_.lenient_verifier(),
-                                          std::make_shared<ratls::ServerAttestationRecord>()),
-        ratls::AttestedChannelArguments());
+    auto channel =
+        grpc::CreateCustomChannel(Local(listener_->port()),
+                                  ratls::AttestedChannelCredentials(
+                                      identity ? *identity : *leader_, nodes_.lenient_verifier(),
+                                      std::make_shared<ratls::ServerAttestationRecord>()),
+                                  ratls::AttestedChannelArguments());
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     chiron::internal::OfferReply reply;
@@ -128,31 +128,65 @@ TEST_F(JobOfferTest, OffersThatBreakACheckAreRefusedAndStartNothing) {
   };
   const std::string records = Records(10);
   const std::vector<Case> cases = {
-      {"more records than declared", nullptr, {"abc"}, {records, "x"},
+      {"more records than declared",
+       nullptr,
+       {"abc"},
+       {records, "x"},
        "do not add up to the sizes it declares"},
-      {"records before the recipe ends", nullptr, {"ab"}, {records},
+      {"records before the recipe ends",
+       nullptr,
+       {"ab"},
+       {records},
        "do not add up to the sizes it declares"},
-      {"fewer records than declared", nullptr, {"abc"}, {records.substr(1)},
+      {"fewer records than declared",
+       nullptr,
+       {"abc"},
+       {records.substr(1)},
        "ended before every part arrived"},
       {"an absurd record count",
-       [](JobOffer& o) { o.set_record_count(uint64_t{1} << 62); }, {"abc"}, {records},
+       [](JobOffer& o) { o.set_record_count(uint64_t{1} << 62); },
+       {"abc"},
+       {records},
        "record count is out of range"},
-      {"no recipe", [](JobOffer& o) { o.set_recipe_size(0); }, {}, {records},
+      {"no recipe",
+       [](JobOffer& o) { o.set_recipe_size(0); },
+       {},
+       {records},
        "recipe size is out of range"},
-      {"a garbled schema", [](JobOffer& o) { o.set_schema("garbage"); }, {"abc"}, {records},
+      {"a garbled schema",
+       [](JobOffer& o) { o.set_schema("garbage"); },
+       {"abc"},
+       {records},
        "schema does not parse"},
-      {"rank 0 offered", [](JobOffer& o) { o.set_rank(0); }, {"abc"}, {records},
+      {"rank 0 offered",
+       [](JobOffer& o) { o.set_rank(0); },
+       {"abc"},
+       {records},
        "ranks, addresses and keys do not agree"},
-      {"keys missing", [](JobOffer& o) { o.mutable_peer_keys()->RemoveLast(); }, {"abc"},
-       {records}, "ranks, addresses and keys do not agree"},
-      {"settings cut short", [](JobOffer& o) { o.mutable_declarations()->RemoveLast(); }, {"abc"},
-       {records}, "training settings are incomplete"},
-      {"a bad job id", [](JobOffer& o) { o.set_job_id("../../etc"); }, {"abc"}, {records},
+      {"keys missing",
+       [](JobOffer& o) { o.mutable_peer_keys()->RemoveLast(); },
+       {"abc"},
+       {records},
+       "ranks, addresses and keys do not agree"},
+      {"settings cut short",
+       [](JobOffer& o) { o.mutable_declarations()->RemoveLast(); },
+       {"abc"},
+       {records},
+       "training settings are incomplete"},
+      {"a bad job id",
+       [](JobOffer& o) { o.set_job_id("../../etc"); },
+       {"abc"},
+       {records},
        "invalid job id"},
-      {"no time left", [](JobOffer& o) { o.set_seconds_left(0); }, {"abc"}, {records},
+      {"no time left",
+       [](JobOffer& o) { o.set_seconds_left(0); },
+       {"abc"},
+       {records},
        "time budget out of range"},
       {"another node's key for this rank",
-       [](JobOffer& o) { o.set_peer_keys(1, o.peer_keys(0)); }, {"abc"}, {records},
+       [](JobOffer& o) { o.set_peer_keys(1, o.peer_keys(0)); },
+       {"abc"},
+       {records},
        "the key it lists for this node's rank is not this node's"},
   };
   for (const Case& c : cases) {
@@ -170,8 +204,9 @@ TEST_F(JobOfferTest, OnlyTheNamedLeaderMayOfferAndOnlyAttestedNodesReachThePort)
   // An attested node of the cluster that is not the leader the offer names.
   grpc::Status status = Send(Offer(), {"abc"}, {Records(10)}, nodes_.Identity());
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_TRUE(Contains(status.error_message(), "did not come from the node it names as the "
-                                               "job's leader"))
+  EXPECT_TRUE(Contains(status.error_message(),
+                       "did not come from the node it names as the "
+                       "job's leader"))
       << status.error_message();
   // Another measurement, and no evidence at all: the handshake refuses them.
   for (auto identity : {nodes_.OtherMeasurementIdentity(), SimNodes::UnattestedIdentity()}) {

@@ -36,7 +36,8 @@ PeerView PeerDirectory::ProbeOne(const std::string& address,
   context.set_wait_for_ready(true);
   chiron::internal::PingRequest request;
   chiron::internal::PingReply reply;
-  grpc::Status status = Dial(address, *identity_, verifier_, record)->Ping(&context, request, &reply);
+  grpc::Status status =
+      Dial(address, *identity_, verifier_, record)->Ping(&context, request, &reply);
   if (status.ok()) {
     if (auto verified = record->last_verified()) {
       view.verified = true;
@@ -80,7 +81,8 @@ Result<SecretBytes> PeerDirectory::FetchStoreKey(std::chrono::milliseconds timeo
     context.set_wait_for_ready(true);
     chiron::internal::StoreKeyRequest request;
     chiron::internal::StoreKeyReply reply;
-    grpc::Status status = Dial(address, *identity_, verifier_, record)->StoreKey(&context, request, &reply);
+    grpc::Status status =
+        Dial(address, *identity_, verifier_, record)->StoreKey(&context, request, &reply);
     if (status.ok()) {
       SecretBytes key(AsBytes(reply.key()));
       SecureZero(reply.mutable_key()->data(), reply.key().size());
@@ -90,13 +92,13 @@ Result<SecretBytes> PeerDirectory::FetchStoreKey(std::chrono::milliseconds timeo
       return key;
     }
     const std::string refused = record->last_failure();
-    problems += "; " + address + ": " +
-                (!refused.empty() ? "its evidence does not verify under the cluster policy: " +
-                                        refused
-                 : status.error_code() == grpc::StatusCode::NOT_FOUND ? "holds no store key"
-                 : status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                     ? "unreachable within " + std::to_string(timeout.count()) + " ms"
-                     : status.error_message());
+    problems +=
+        "; " + address + ": " +
+        (!refused.empty() ? "its evidence does not verify under the cluster policy: " + refused
+         : status.error_code() == grpc::StatusCode::NOT_FOUND ? "holds no store key"
+         : status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+             ? "unreachable within " + std::to_string(timeout.count()) + " ms"
+             : status.error_message());
   }
   return NotFoundError("no peer released the cluster store key" +
                        (problems.empty() ? std::string(" (no peers)") : problems));

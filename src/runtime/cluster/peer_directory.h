@@ -56,7 +56,6 @@ class PeerDirectory {
  private:
   PeerView ProbeOne(const std::string& address, std::chrono::milliseconds timeout) const;
 
-
   std::vector<std::string> peers_;
   std::shared_ptr<const ratls::TlsIdentity> identity_;
   std::shared_ptr<const attest::Verifier> verifier_;

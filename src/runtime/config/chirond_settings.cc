@@ -1,10 +1,10 @@
 #include "runtime/config/chirond_settings.h"
 
-#include "shared/base/edit_distance.h"
-#include "shared/base/net.h"
-
 #include <algorithm>
 #include <set>
+
+#include "shared/base/edit_distance.h"
+#include "shared/base/net.h"
 
 namespace chiron::runtime {
 namespace {
@@ -231,21 +231,23 @@ Result<std::vector<std::string>> ResolvePeers(const ChirondSettings& s) {
 Result<std::string> ResolveNodeAdvertise(const ChirondSettings& s) {
   if (s.node_listen.empty()) {
     if (!s.node_advertise.empty()) {
-      return InvalidArgumentError("--node-advertise needs --node-listen HOST:PORT (this node's "
-                                  "peer listener): give it, or drop --node-advertise");
+      return InvalidArgumentError(
+          "--node-advertise needs --node-listen HOST:PORT (this node's "
+          "peer listener): give it, or drop --node-advertise");
     }
     return std::string();
   }
   if (!s.node_advertise.empty()) {
-    CHIRON_ASSIGN_OR_RETURN(HostPort advertised, SplitHostPort(s.node_advertise,
-                                                               "--node-advertise"));
+    CHIRON_ASSIGN_OR_RETURN(HostPort advertised,
+                            SplitHostPort(s.node_advertise, "--node-advertise"));
     if (advertised.port == 0) {
       return InvalidArgumentError("--node-advertise needs the port other nodes dial, not 0");
     }
     return s.node_advertise;
   }
   CHIRON_ASSIGN_OR_RETURN(HostPort listen, SplitHostPort(s.node_listen, "--node-listen"));
-  if (!s.peers.empty() && (listen.host.empty() || listen.host == "0.0.0.0" || listen.host == "::")) {
+  if (!s.peers.empty() &&
+      (listen.host.empty() || listen.host == "0.0.0.0" || listen.host == "::")) {
     return InvalidArgumentError(
         "--node-listen " + s.node_listen +
         " listens on every address, so other nodes cannot be told which one to dial: give "

@@ -190,9 +190,9 @@ TEST(ChirondSettingsTest, ClusterSettingsGoTogetherAndSayWhatIsMissing) {
   EXPECT_EQ(*advertised, "10.0.0.1:7600");
   cluster.settings.node_advertise = "10.0.0.1:0";
   EXPECT_FALSE(ResolveNodeAdvertise(cluster.settings).ok());
-  Parsed named({"--node-listen", "10.0.0.1:7600", "--peers", "10.0.0.2:7600",
-                "--cluster-policy", "p.json"},
-               "");
+  Parsed named(
+      {"--node-listen", "10.0.0.1:7600", "--peers", "10.0.0.2:7600", "--cluster-policy", "p.json"},
+      "");
   auto derived = ResolveNodeAdvertise(named.settings);
   ASSERT_TRUE(derived.ok()) << derived.status().ToString();
   EXPECT_EQ(*derived, "");  // --node-listen's own address

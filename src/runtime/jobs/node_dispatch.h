@@ -27,20 +27,20 @@ inline constexpr uint32_t kMaxJobNodes = 64;  // cluster::kMaxGroupSize
 // One node of a job, as the owner's view and audit chain show it.
 struct JobNodeRecord {
   uint32_t rank = 0;
-  std::string address;  // its peer listener
-  std::string key_id;   // principal id of its attested TLS key
+  std::string address;   // its peer listener
+  std::string key_id;    // principal id of its attested TLS key
   uint64_t records = 0;  // records of the dataset it received (rank 0: its own shard)
 };
 
 struct DispatchRequest {
   std::string job_id;
   std::string owner_id;
-  uint32_t nodes = 2;                       // ranks in all, this node included
+  uint32_t nodes = 2;       // ranks in all, this node included
   std::string node_policy;  // the owner's attestation policy (JSON) every other node must pass
   ByteSpan recipe;
   const dataset::DatasetSchema* schema = nullptr;  // of the whole dataset
-  ByteSpan records;                         // the whole dataset, record after record
-  TrainingConfig config;                    // sanitized, epochs resolved: every rank trains alike
+  ByteSpan records;                                // the whole dataset, record after record
+  TrainingConfig config;  // sanitized, epochs resolved: every rank trains alike
   double validation_fraction = 0.1;
   uint64_t seed = 0;
   uint64_t checkpoint_every_steps = 0;

@@ -71,8 +71,8 @@ Result<RecipeRecord> DecodeRecipeRecord(ByteSpan bytes) {
 Bytes EncodeJobRecord(const JobRecord& r) {
   json node_list = json::array();
   for (const JobNodeRecord& n : r.node_list) {
-    node_list.push_back({{"rank", n.rank}, {"address", n.address}, {"key_id", n.key_id},
-                         {"records", n.records}});
+    node_list.push_back(
+        {{"rank", n.rank}, {"address", n.address}, {"key_id", n.key_id}, {"records", n.records}});
   }
   json history = json::array();
   for (const EpochRecord& e : r.history) {

@@ -103,7 +103,8 @@ struct JobRecord {
   std::string node_policy;
   std::vector<JobNodeRecord> node_list;
   uint32_t dispatches = 0;
-  uint32_t staleness = 0;   // asynchronous mode's bound (0: synchronous); fixed for the job  // times the job was handed to its nodes (successful dispatches)
+  uint32_t staleness = 0;  // asynchronous mode's bound (0: synchronous); fixed for the job  //
+                           // times the job was handed to its nodes (successful dispatches)
 };
 
 struct ModelRecord {

@@ -83,7 +83,7 @@ struct StartTrainingArgs {
   uint32_t epochs = 0;  // 0: the recipe's
   uint64_t seed = 0;
   ProviderView provider_view = ProviderView::kCoarse;
-  uint32_t nodes = 1;                        // ranks, this node included (docs/distributed.md)
+  uint32_t nodes = 1;       // ranks, this node included (docs/distributed.md)
   std::string node_policy;  // the owner's policy (JSON) every other node must pass
   uint32_t staleness = 0;   // with nodes > 1: 0 synchronous, 1..train::kMaxStaleness asynchronous
 };

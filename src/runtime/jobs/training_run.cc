@@ -251,10 +251,10 @@ void TrainingQueue::RunJob(const std::string& job_id) {
       request.max_resident_size = record.budget_memory_size;
       request.staleness = record.staleness;
       request.attempt = attempt;
-      auto dispatched = options_.dispatcher ? options_.dispatcher->Dispatch(request)
-                                            : Result<std::unique_ptr<DistributedRun>>(
-                                                  FailedPreconditionError(
-                                                      "this chirond is no longer in a cluster"));
+      auto dispatched = options_.dispatcher
+                            ? options_.dispatcher->Dispatch(request)
+                            : Result<std::unique_ptr<DistributedRun>>(FailedPreconditionError(
+                                  "this chirond is no longer in a cluster"));
       if (!dispatched.ok()) {
         result = dispatched.status();
       } else {
@@ -332,8 +332,8 @@ void TrainingQueue::RunJob(const std::string& job_id) {
     // on that node's shard, and trying again would not change it. Its report may come a moment
     // after the group broke, so it is asked again after the wait.
     auto rank_failed = [&] {
-      auto reported = options_.dispatcher ? options_.dispatcher->TakeRankFailure(record.id)
-                                          : std::nullopt;
+      auto reported =
+          options_.dispatcher ? options_.dispatcher->TakeRankFailure(record.id) : std::nullopt;
       if (!reported) return false;
       failure = *reported;
       result = FailedPreconditionError("another node's worker failed on its shard");

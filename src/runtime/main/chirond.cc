@@ -178,9 +178,9 @@ int main(int argc, char** argv) {
   jobs.prediction_isolation = *isolation;
   options.jobs = jobs;
   if (!settings.node_listen.empty()) {
-    options.cluster = runtime::ServerOptions::Cluster{
-        settings.node_listen, *peers, settings.cluster_policy,
-        settings.cluster_store_key == "new", *node_advertise};
+    options.cluster =
+        runtime::ServerOptions::Cluster{settings.node_listen, *peers, settings.cluster_policy,
+                                        settings.cluster_store_key == "new", *node_advertise};
   }
   options.platform.name = settings.platform;
   options.platform.state_dir = state_dir;

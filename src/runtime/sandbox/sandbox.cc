@@ -674,10 +674,10 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxLauncher::Start(const SandboxCo
         exit.ok() ? ExitCategoryName(exit->category) : "not reaped in time";
     // Killed for its memory before it was locked down: the limit is below what the worker itself
     // needs (ResourceExhausted, so the caller can say out of memory rather than internal).
-    const StatusCode code = exit.ok() && exit->category == ExitCategory::kOutOfMemory
-                                ? StatusCode::kResourceExhausted
-                            : cause.code() == StatusCode::kInvalidArgument ? cause.code()
-                                                                           : StatusCode::kUnavailable;
+    const StatusCode code =
+        exit.ok() && exit->category == ExitCategory::kOutOfMemory ? StatusCode::kResourceExhausted
+        : cause.code() == StatusCode::kInvalidArgument            ? cause.code()
+                                                                  : StatusCode::kUnavailable;
     return Status(code, "sandbox: worker did not complete its lockdown: " + cause.message() +
                             " (worker " + std::string(how) + ")");
   }

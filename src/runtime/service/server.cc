@@ -59,13 +59,13 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
                                                  cluster_verifier);
     if (!listener.ok()) return listener.status().WithContext("peer listener (--node-listen)");
     server->node_listener_ = std::move(*listener);
-    node_address = !options.cluster->advertise.empty()
-                       ? options.cluster->advertise
-                       : options.cluster->node_listen.substr(
-                             0, options.cluster->node_listen.rfind(':')) +
-                             ":" + std::to_string(server->node_listener_->port());
-    peers = std::make_shared<const cluster::PeerDirectory>(options.cluster->peers, server->identity_,
-                                                           cluster_verifier);
+    node_address =
+        !options.cluster->advertise.empty()
+            ? options.cluster->advertise
+            : options.cluster->node_listen.substr(0, options.cluster->node_listen.rfind(':')) +
+                  ":" + std::to_string(server->node_listener_->port());
+    peers = std::make_shared<const cluster::PeerDirectory>(options.cluster->peers,
+                                                           server->identity_, cluster_verifier);
     LogInfo("cluster.listening",
             {{"address", node_address}, {"peers", std::to_string(options.cluster->peers.size())}});
   }
@@ -81,9 +81,10 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
       fetched = crypto::RandomSecret(32);
       LogWarning("cluster.store_key",
                  {{"source", "new"},
-                  {"message", "no peer holds the cluster store key: a fresh one, kept only in "
-                              "this cluster's memory (if every node stops, the stores cannot "
-                              "be opened again)"}});
+                  {"message",
+                   "no peer holds the cluster store key: a fresh one, kept only in "
+                   "this cluster's memory (if every node stops, the stores cannot "
+                   "be opened again)"}});
     }
     if (!fetched.ok()) {
       return FailedPreconditionError(
@@ -135,12 +136,13 @@ Result<std::unique_ptr<RuntimeServer>> RuntimeServer::Start(const ServerOptions&
         peer_options.worker = options.jobs->worker;
         // The operator's memory limit on a job applies to the ranks this node trains for others.
         peer_options.worker.limits.max_resident_size = options.jobs->max_job_memory_size;
-        server->peer_jobs_ = std::make_unique<cluster::PeerJobs>(
-            server->store_.get(), server->node_listener_.get(), server->identity_,
-            cluster_verifier, peer_options);
+        server->peer_jobs_ =
+            std::make_unique<cluster::PeerJobs>(server->store_.get(), server->node_listener_.get(),
+                                                server->identity_, cluster_verifier, peer_options);
         cluster::PeerJobs* peer_jobs = server->peer_jobs_.get();
-        server->node_listener_->SetOfferHandler(
-            [peer_jobs](cluster::ReceivedOffer offer) { return peer_jobs->HandleOffer(std::move(offer)); });
+        server->node_listener_->SetOfferHandler([peer_jobs](cluster::ReceivedOffer offer) {
+          return peer_jobs->HandleOffer(std::move(offer));
+        });
       }
       server->jobs_ = std::make_unique<jobs::JobManager>(server->store_.get(), jobs_options);
     }

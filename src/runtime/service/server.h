@@ -17,6 +17,7 @@
 #include "runtime/cluster/job_dispatch.h"
 #include "runtime/cluster/node_listener.h"
 #include "runtime/cluster/peer_directory.h"
+#include "runtime/jobs/job_manager.h"
 #include "runtime/service/authz.h"
 #include "runtime/service/data_plane_server.h"
 #include "runtime/service/metrics.h"
@@ -24,7 +25,6 @@
 #include "runtime/store/store.h"
 #include "runtime/tee/platform.h"
 #include "shared/base/status.h"
-#include "runtime/jobs/job_manager.h"
 #include "shared/ratls/ratls.h"
 
 namespace chiron::runtime {

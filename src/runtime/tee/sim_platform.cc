@@ -144,10 +144,9 @@ Result<std::unique_ptr<Platform>> CreateSimPlatform(const PlatformOptions& optio
   CHIRON_ASSIGN_OR_RETURN(
       SecretBytes sealing_secret,
       LoadOrCreateSealingSecret(*fs, JoinPath(options.state_dir, kSimSealingSecretFile)));
-  auto platform =
-      std::make_unique<SimPlatform>(std::move(root), root_public, std::move(sealing_secret),
-                                    measurement, options.sim_debug, options.sim_svn,
-                                    options.sim_no_sealing);
+  auto platform = std::make_unique<SimPlatform>(
+      std::move(root), root_public, std::move(sealing_secret), measurement, options.sim_debug,
+      options.sim_svn, options.sim_no_sealing);
   // Loud on purpose: nobody should run the sim platform by accident.
   const std::string line =
       "*** INSECURE: TEE platform 'sim' in use. Evidence is signed by a software key in " +

@@ -46,12 +46,12 @@ class Collective {
 
 // The exchanges of one synchronous data-parallel job, in order, and their tags.
 enum CollectivePhase : uint32_t {
-  kPhaseResume = 0,          // step 0, before the session: each rank's checkpoint step
-  kPhaseShardSizes = 1,      // step 0: each rank's training and validation counts
-  kPhaseInitialState = 2,    // step 0: the initial parameters and buffers, all-gathered
-  kPhaseGradients = 3,       // each step: reduce-scatter of gradients and buffers
-  kPhaseParameters = 4,      // each step: all-gather of the updated shards
-  kPhaseEpochMetrics = 5,    // each epoch's end (tagged with its last step): loss, validation
+  kPhaseResume = 0,        // step 0, before the session: each rank's checkpoint step
+  kPhaseShardSizes = 1,    // step 0: each rank's training and validation counts
+  kPhaseInitialState = 2,  // step 0: the initial parameters and buffers, all-gathered
+  kPhaseGradients = 3,     // each step: reduce-scatter of gradients and buffers
+  kPhaseParameters = 4,    // each step: all-gather of the updated shards
+  kPhaseEpochMetrics = 5,  // each epoch's end (tagged with its last step): loss, validation
 };
 
 }  // namespace chiron::train

@@ -119,8 +119,7 @@ Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(ByteSpan recipe,
   if (!process.ok()) {
     if (failure != nullptr && Clock::now() >= options.deadline) {
       *failure = FailureCategory::kTimeLimit;
-    } else if (failure != nullptr &&
-               process.status().code() == StatusCode::kResourceExhausted) {
+    } else if (failure != nullptr && process.status().code() == StatusCode::kResourceExhausted) {
       *failure = FailureCategory::kOutOfMemory;  // killed for its memory while starting
     }
     return process.status();

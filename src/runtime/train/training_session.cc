@@ -1,6 +1,7 @@
 #include "runtime/train/training_session.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -259,16 +260,21 @@ class TrainingSessionImpl final : public TrainingSession {
   }
 
   void Abort() override {
+    // First: whatever fails from here on (the worker, the group, the asynchronous mode's waits)
+    // failed because the runtime stopped the job.
+    aborted_.store(true);
     worker_->Abort();
     if (options_.collective != nullptr) options_.collective->Abort();
   }
   uint64_t peak_resident_size() const override { return worker_->peak_resident_size(); }
   FailureCategory failure() const override {
+    const FailureCategory own = worker_->failure();
+    // Stopped on request while the worker was idle (the session waiting on the group or on the
+    // asynchronous mode's exchange thread): the worker never saw it, but the job was stopped.
+    if (own == FailureCategory::kNone && aborted_.load()) return FailureCategory::kStopped;
     // The group failing (another rank, the link) is the runtime's failure, not the recipe's.
-    if (worker_->failure() == FailureCategory::kNone && group_failed_) {
-      return FailureCategory::kInternal;
-    }
-    return worker_->failure();
+    if (own == FailureCategory::kNone && group_failed_) return FailureCategory::kInternal;
+    return own;
   }
   uint64_t parameter_count() const override { return worker_->parameter_count(); }
   uint64_t buffer_count() const override { return worker_->buffer_count(); }
@@ -529,6 +535,7 @@ class TrainingSessionImpl final : public TrainingSession {
   uint64_t batches_per_epoch_ = 0;                   // steps per epoch, the same on every rank
   uint64_t global_validation_ = 0;                   // validation samples over every rank
   bool group_failed_ = false;  // a data-parallel run failed outside the worker
+  std::atomic<bool> aborted_{false};  // Abort() was called (any thread)
   TrainedModel model_;
   uint32_t epoch_ = 0;
   uint64_t batch_ = 0;

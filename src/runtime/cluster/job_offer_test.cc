@@ -231,5 +231,25 @@ TEST_F(JobOfferTest, AnHonestOfferStartsOneRankThatGivesUpWithoutItsLeader) {
   EXPECT_EQ(jobs_->running_count(), 0u);
 }
 
+// A node's report that its worker failed (NodeExchange.RankFailed) can end another node's job, so
+// the leader hears it only for a job it leads and a worker's own category.
+TEST_F(JobOfferTest, ARankFailureForAJobThisNodeDoesNotLeadOrOfNoWorkerCategoryIsRefused) {
+  auto directory =
+      std::make_shared<const PeerDirectory>(std::vector<std::string>{}, me_, nodes_.verifier());
+  ClusterDispatcher dispatcher(listener_.get(), directory, {Local(listener_->port())});
+  const auto crashed = static_cast<uint32_t>(train::FailureCategory::kCrashed);
+  Status unknown = dispatcher.HearRankFailure(leader_->spki_der, "job-x", 1, crashed);
+  EXPECT_EQ(unknown.code(), StatusCode::kNotFound) << unknown.ToString();
+  for (auto category : {train::FailureCategory::kNone, train::FailureCategory::kInternal,
+                        train::FailureCategory::kStopped}) {
+    Status refused = dispatcher.HearRankFailure(leader_->spki_der, "job-x", 1,
+                                                static_cast<uint32_t>(category));
+    EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << refused.ToString();
+  }
+  Status huge = dispatcher.HearRankFailure(leader_->spki_der, "job-x", 1, 200);
+  EXPECT_EQ(huge.code(), StatusCode::kInvalidArgument) << huge.ToString();
+  EXPECT_FALSE(dispatcher.TakeRankFailure("job-x").has_value());
+}
+
 }  // namespace
 }  // namespace chiron::cluster
